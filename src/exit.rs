@@ -1,0 +1,61 @@
+//! Exit codes and the typed failures that choose them.
+//!
+//! Library code returns typed errors; commands wrap them with context
+//! (anyhow). `main` walks the whole chain and takes the first typed failure it
+//! finds, so context never hides what kind of failure it was.
+
+use crate::config::ConfigError;
+use crate::lake::LakeError;
+use crate::validate::DataError;
+
+/// The process exit codes, as documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Ok = 0,
+    /// Anything not classified below: a bug, an I/O failure, a backend outage.
+    Unexpected = 1,
+    /// Bad command line or configuration.
+    Usage = 2,
+    /// Input data missing or malformed.
+    DataInvalid = 3,
+    /// Another run changed what this run was about to change.
+    Superseded = 4,
+}
+
+/// This run lost a race on a conditional write: someone else moved first.
+#[derive(Debug, thiserror::Error)]
+#[error("superseded: {0}")]
+pub struct Superseded(pub String);
+
+/// Chooses the exit code for a failed run from the first typed error in its chain.
+pub fn code_for(err: &anyhow::Error) -> ExitCode {
+    for cause in err.chain() {
+        if cause.is::<ConfigError>() {
+            return ExitCode::Usage;
+        }
+        if cause.is::<DataError>() || matches!(cause.downcast_ref::<LakeError>(), Some(LakeError::Data(_))) {
+            return ExitCode::DataInvalid;
+        }
+        if cause.is::<Superseded>() {
+            return ExitCode::Superseded;
+        }
+    }
+    ExitCode::Unexpected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn context_does_not_hide_the_kind() {
+        let err = Err::<(), _>(DataError::file("x.csv", "empty"))
+            .context("reading the window")
+            .unwrap_err();
+        assert_eq!(code_for(&err), ExitCode::DataInvalid);
+        let err = anyhow::Error::new(Superseded("champion moved".into())).context("promoting");
+        assert_eq!(code_for(&err), ExitCode::Superseded);
+        assert_eq!(code_for(&anyhow::anyhow!("boom")), ExitCode::Unexpected);
+    }
+}

@@ -1,0 +1,255 @@
+//! Feature building with polars lazy frames: one function, [`build_features`],
+//! used by training, backtests and prediction alike.
+//!
+//! No leakage: every history feature for day D uses target values of days
+//! before D only. Lags and rolling windows count calendar days, not rows, so a
+//! gap in a series leaves its features empty rather than shifted. When the
+//! mapping names an open flag, sales of closed days are not history (a closed
+//! day's zero says nothing about demand).
+
+use polars::prelude::*;
+
+use crate::config::{AttributeTable, DataMapping, FeatureSettings};
+
+pub const DAY_OF_WEEK: &str = "day_of_week";
+pub const DAY_OF_MONTH: &str = "day_of_month";
+pub const MONTH: &str = "month";
+pub const WEEK_OF_YEAR: &str = "week_of_year";
+pub const SERIES_MEAN: &str = "series_mean";
+
+/// The target as history: null on closed days.
+const HISTORY: &str = "__history";
+
+pub fn lag_name(days: u32) -> String {
+    format!("lag_{days}")
+}
+
+pub fn rolling_mean_name(days: u32) -> String {
+    format!("rolling_mean_{days}")
+}
+
+/// The model inputs [`build_features`] produces, in order, and which are categories.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FeatureLayout {
+    pub numeric: Vec<String>,
+    pub categorical: Vec<String>,
+}
+
+impl FeatureLayout {
+    pub fn new(mapping: &DataMapping, settings: &FeatureSettings) -> Self {
+        let is_categorical = |c: &String| mapping.categorical.contains(c);
+        let mut numeric: Vec<String> = [DAY_OF_WEEK, DAY_OF_MONTH, MONTH, WEEK_OF_YEAR]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        numeric.extend(settings.lags.iter().map(|&d| lag_name(d)));
+        numeric.extend(settings.rolling_means.iter().map(|&d| rolling_mean_name(d)));
+        numeric.push(SERIES_MEAN.into());
+        let attribute_columns = mapping.attributes.iter().flat_map(|t| t.columns.iter());
+        let known: Vec<&String> = mapping.covariates.iter().chain(attribute_columns).collect();
+        numeric.extend(known.iter().filter(|c| !is_categorical(c)).map(|c| c.to_string()));
+        let mut categorical = mapping.series_keys.clone();
+        categorical.extend(known.iter().filter(|c| is_categorical(c)).map(|c| c.to_string()));
+        Self { numeric, categorical }
+    }
+}
+
+/// Builds the feature frame for every row of `sales` (a validated window):
+/// the date, series keys and target, then the columns of [`FeatureLayout`].
+/// `attributes` are the mapping's attribute tables, already read.
+pub fn build_features(
+    sales: &DataFrame,
+    attributes: &[(AttributeTable, DataFrame)],
+    mapping: &DataMapping,
+    settings: &FeatureSettings,
+) -> PolarsResult<DataFrame> {
+    let date = mapping.date_column.as_str();
+    let keys: Vec<Expr> = mapping.series_keys.iter().map(|k| col(k.as_str())).collect();
+    let mut order: Vec<PlSmallStr> = mapping.series_keys.iter().map(|k| k.as_str().into()).collect();
+    order.push(date.into());
+
+    let history = match &mapping.open_flag {
+        Some(open) => when(col(open.as_str()).eq(lit(0.0)))
+            .then(lit(NULL).cast(DataType::Float64))
+            .otherwise(col(mapping.target.as_str())),
+        None => col(mapping.target.as_str()),
+    };
+    let base = sales
+        .clone()
+        .lazy()
+        .with_column(history.alias(HISTORY))
+        .sort(order.clone(), SortMultipleOptions::default());
+
+    let mut frame = base.clone();
+    for &days in &settings.lags {
+        frame = join_lag(frame, base.clone(), mapping, days);
+    }
+    let mut history_features = Vec::with_capacity(settings.rolling_means.len() + 1);
+    for &days in &settings.rolling_means {
+        history_features.push(
+            rolling_mean(date, days)
+                .over(keys.clone())?
+                .alias(rolling_mean_name(days)),
+        );
+    }
+    history_features.push(expanding_mean().over(keys.clone())?.alias(SERIES_MEAN));
+    frame = frame
+        .sort(order, SortMultipleOptions::default())
+        .with_columns(history_features);
+
+    frame = frame.with_columns([
+        col(date)
+            .dt()
+            .weekday()
+            .cast(DataType::Float64)
+            .alias(DAY_OF_WEEK),
+        col(date).dt().day().cast(DataType::Float64).alias(DAY_OF_MONTH),
+        col(date).dt().month().cast(DataType::Float64).alias(MONTH),
+        col(date).dt().week().cast(DataType::Float64).alias(WEEK_OF_YEAR),
+    ]);
+    for (table, df) in attributes {
+        let mut wanted: Vec<Expr> = table.join_keys.iter().map(|k| col(k.as_str())).collect();
+        wanted.extend(table.columns.iter().map(|c| col(c.as_str())));
+        let on: Vec<Expr> = table.join_keys.iter().map(|k| col(k.as_str())).collect();
+        frame = frame.join(
+            df.clone().lazy().select(wanted),
+            on.clone(),
+            on,
+            JoinArgs::new(JoinType::Left),
+        );
+    }
+
+    let layout = FeatureLayout::new(mapping, settings);
+    let mut out: Vec<Expr> = vec![col(date)];
+    out.extend(keys.iter().cloned());
+    out.push(col(mapping.target.as_str()));
+    out.extend(
+        layout
+            .numeric
+            .iter()
+            .chain(&layout.categorical)
+            .filter(|c| !mapping.series_keys.contains(c))
+            .map(|c| col(c.as_str())),
+    );
+    let mut sort_out: Vec<PlSmallStr> = vec![date.into()];
+    sort_out.extend(mapping.series_keys.iter().map(|k| k.as_str().into()));
+    frame
+        .select(out)
+        .sort(sort_out, SortMultipleOptions::default())
+        .collect()
+}
+
+/// Left-joins the history value of `days` calendar days earlier onto each row.
+fn join_lag(frame: LazyFrame, base: LazyFrame, mapping: &DataMapping, days: u32) -> LazyFrame {
+    let date = mapping.date_column.as_str();
+    let shifted_day = (col(date).cast(DataType::Int32) + lit(days as i32))
+        .cast(DataType::Date)
+        .alias(date);
+    let mut lagged: Vec<Expr> = mapping.series_keys.iter().map(|k| col(k.as_str())).collect();
+    lagged.push(shifted_day);
+    lagged.push(col(HISTORY).alias(lag_name(days)));
+    let mut on: Vec<Expr> = mapping.series_keys.iter().map(|k| col(k.as_str())).collect();
+    on.push(col(date));
+    frame.join(base.select(lagged), on.clone(), on, JoinArgs::new(JoinType::Left))
+}
+
+/// Mean of the history over the `days` calendar days before each row's day
+/// (the row's own day excluded).
+fn rolling_mean(date: &str, days: u32) -> Expr {
+    let options = RollingOptionsDynamicWindow {
+        window_size: Duration::parse(&format!("{days}d")),
+        min_periods: 1,
+        closed_window: ClosedWindow::Left,
+        fn_params: None,
+    };
+    col(HISTORY).rolling_mean_by(col(date), options)
+}
+
+/// Mean of all earlier history values of the series in the window.
+fn expanding_mean() -> Expr {
+    let value = col(HISTORY).fill_null(lit(0.0));
+    let present = col(HISTORY).is_not_null().cast(DataType::Float64);
+    let earlier_sum = value.clone().cum_sum(false) - value;
+    let earlier_count = present.clone().cum_sum(false) - present;
+    when(earlier_count.clone().gt(lit(0.0)))
+        .then(earlier_sum / earlier_count)
+        .otherwise(lit(NULL).cast(DataType::Float64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: i32) -> i32 {
+        crate::ingest::days_from_date(chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap()) + d
+    }
+
+    fn mapping() -> DataMapping {
+        DataMapping {
+            series_keys: vec!["store".into()],
+            covariates: vec!["open".into()],
+            categorical: vec![],
+            open_flag: Some("open".into()),
+            attributes: vec![],
+            ..DataMapping::default()
+        }
+    }
+
+    fn frame(days: &[i32], sales: &[f64], open: &[f64]) -> DataFrame {
+        let dates = Column::new("date".into(), days.iter().map(|&d| day(d)).collect::<Vec<_>>())
+            .cast(&DataType::Date)
+            .unwrap();
+        let n = days.len();
+        DataFrame::new(
+            n,
+            vec![
+                dates,
+                Column::new("store".into(), vec!["s"; n]),
+                Column::new("sales".into(), sales.to_vec()),
+                Column::new("open".into(), open.to_vec()),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn values(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
+        df.column(name).unwrap().f64().unwrap().iter().collect()
+    }
+
+    #[test]
+    fn lags_and_windows_count_calendar_days_across_gaps() {
+        // Days 0,1,2 then a gap, then days 9,10.
+        let df = frame(&[0, 1, 2, 9, 10], &[10.0, 20.0, 30.0, 40.0, 50.0], &[1.0; 5]);
+        let settings = FeatureSettings {
+            lags: vec![1, 7],
+            rolling_means: vec![7],
+        };
+        let out = build_features(&df, &[], &mapping(), &settings).unwrap();
+        assert_eq!(
+            values(&out, "lag_1"),
+            [None, Some(10.0), Some(20.0), None, Some(40.0)]
+        );
+        assert_eq!(values(&out, "lag_7"), [None, None, None, Some(30.0), None]);
+        // Day 9 looks at days 2..8: only day 2 (30). Day 10 at 3..9: only day 9.
+        assert_eq!(
+            values(&out, "rolling_mean_7"),
+            [None, Some(10.0), Some(15.0), Some(30.0), Some(40.0)]
+        );
+        assert_eq!(
+            values(&out, "series_mean"),
+            [None, Some(10.0), Some(15.0), Some(20.0), Some(25.0)]
+        );
+    }
+
+    #[test]
+    fn closed_days_are_not_history() {
+        let df = frame(&[0, 1, 2], &[10.0, 0.0, 30.0], &[1.0, 0.0, 1.0]);
+        let settings = FeatureSettings {
+            lags: vec![1],
+            rolling_means: vec![7],
+        };
+        let out = build_features(&df, &[], &mapping(), &settings).unwrap();
+        assert_eq!(values(&out, "lag_1"), [None, Some(10.0), None]);
+        assert_eq!(values(&out, "rolling_mean_7"), [None, Some(10.0), Some(10.0)]);
+    }
+}

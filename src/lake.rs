@@ -1,0 +1,422 @@
+//! The data lake: its layout, writing daily partitions and attribute tables,
+//! and reading a validated training window.
+//!
+//! Layout (Hive partitions, readable as-is by pyarrow, DuckDB and Athena):
+//! - `sales/dt=YYYY-MM-DD/part-<hash>.parquet`: one day's rows; `<hash>` is the
+//!   first 16 hex digits of the file's SHA-256, so writing the same day twice
+//!   finds the same name and changes nothing.
+//! - `dims/<table>.parquet`: a static attribute table.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, DataMapping};
+use crate::ingest::{self, days_from_date};
+use crate::storage::{ObjectMeta, PutMode, Store, StoreError};
+use crate::validate::{self, DataError, Source};
+
+pub const SALES_PREFIX: &str = "sales/dt=";
+pub const DIMS_PREFIX: &str = "dims/";
+
+/// How many partition files are fetched and decoded at once.
+const READ_CONCURRENCY: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{key}: {source}")]
+    Polars {
+        key: String,
+        #[source]
+        source: PolarsError,
+    },
+}
+
+/// What writing an attribute table did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteOutcome {
+    Written,
+    Unchanged,
+    Replaced,
+}
+
+/// How many days or tables a write added, left alone, or replaced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WriteCounts {
+    pub written: usize,
+    pub unchanged: usize,
+    pub replaced: usize,
+}
+
+/// One day's rows encoded as the partition file that holds them.
+#[derive(Debug, Clone)]
+pub struct DayFile {
+    pub day: NaiveDate,
+    pub key: String,
+    pub bytes: Vec<u8>,
+}
+
+impl DayFile {
+    pub fn encode(day: NaiveDate, df: &mut DataFrame) -> Result<Self, LakeError> {
+        let prefix = partition_prefix(day);
+        let bytes = encode_parquet(df).map_err(|source| LakeError::Polars {
+            key: prefix.clone(),
+            source,
+        })?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let key = format!("{prefix}part-{}.parquet", &digest[..16]);
+        Ok(Self { day, key, bytes })
+    }
+}
+
+/// The folder (key prefix) of one day's partition.
+pub fn partition_prefix(day: NaiveDate) -> String {
+    format!("{SALES_PREFIX}{}/", day.format("%Y-%m-%d"))
+}
+
+pub fn attributes_key(table: &str) -> String {
+    format!("{DIMS_PREFIX}{table}.parquet")
+}
+
+/// Parses the day out of a partition file's key, if it is one.
+fn day_of_key(key: &str) -> Option<NaiveDate> {
+    let rest = key.strip_prefix(SALES_PREFIX)?;
+    let (day, file) = rest.split_once('/')?;
+    if !file.ends_with(".parquet") || file.contains('/') {
+        return None;
+    }
+    NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
+}
+
+/// Serializes a frame as Parquet (zstd), deterministically for equal frames.
+pub fn encode_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes)
+        .with_compression(ParquetCompression::Zstd(None))
+        .with_statistics(StatisticsOptions::default())
+        .finish(df)?;
+    Ok(bytes)
+}
+
+pub fn decode_parquet(bytes: Vec<u8>) -> PolarsResult<DataFrame> {
+    ParquetReader::new(Cursor::new(bytes)).finish()
+}
+
+/// A validated window of sales, every mapped column typed, sorted by day and series.
+#[derive(Debug, Clone)]
+pub struct SalesWindow {
+    pub frame: DataFrame,
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+    /// The partition files read, with their versions: the data's fingerprint.
+    pub files: Vec<ObjectMeta>,
+}
+
+impl SalesWindow {
+    /// SHA-256 over the keys, sizes and versions of the files read.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        for file in &self.files {
+            hasher.update(format!("{}\t{}\t{}\n", file.key, file.size, file.version));
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Lake {
+    store: Arc<dyn Store>,
+}
+
+impl Lake {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Every partition file, grouped by day.
+    pub fn partitions(&self) -> Result<BTreeMap<NaiveDate, Vec<ObjectMeta>>, LakeError> {
+        let mut days: BTreeMap<NaiveDate, Vec<ObjectMeta>> = BTreeMap::new();
+        for meta in self.store.list(SALES_PREFIX)? {
+            if let Some(day) = day_of_key(&meta.key) {
+                days.entry(day).or_default().push(meta);
+            }
+        }
+        Ok(days)
+    }
+
+    /// Writes days of rows, each as one partition file, after checking them
+    /// all: a day that already holds other rows is refused before anything is
+    /// written, unless `replace`, which writes the new file and then removes
+    /// the old. Idempotent: the same rows give the same file name and change
+    /// nothing.
+    pub fn write_days(&self, days: &[DayFile], replace: bool) -> Result<WriteCounts, LakeError> {
+        let partitions = self.partitions()?;
+        let mut counts = WriteCounts::default();
+        let mut pending = Vec::new();
+        for file in days {
+            let existing = partitions.get(&file.day).map(Vec::as_slice).unwrap_or_default();
+            let same = existing.len() == 1 && existing[0].key == file.key;
+            if same {
+                counts.unchanged += 1;
+                continue;
+            }
+            if !existing.is_empty() && !replace {
+                return Err(DataError::file(
+                    self.store.uri_of(&existing[0].key),
+                    format!(
+                        "day {} is already in the lake with other rows; \
+                         pass --replace to replace that day",
+                        file.day
+                    ),
+                )
+                .into());
+            }
+            pending.push((file, existing));
+        }
+        for (file, existing) in pending {
+            match self.store.put(&file.key, &file.bytes, PutMode::Create) {
+                Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            for old in existing.iter().filter(|m| m.key != file.key) {
+                self.store.delete(&old.key)?;
+            }
+            if existing.is_empty() {
+                counts.written += 1;
+            } else {
+                counts.replaced += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Writes a static attribute table, replacing the previous one.
+    pub fn write_attributes(&self, table: &str, df: &mut DataFrame) -> Result<WriteOutcome, LakeError> {
+        let key = attributes_key(table);
+        let bytes = encode_parquet(df).map_err(|source| LakeError::Polars {
+            key: key.clone(),
+            source,
+        })?;
+        let outcome = match self.store.get(&key) {
+            Ok(old) if old.bytes == bytes => return Ok(WriteOutcome::Unchanged),
+            Ok(_) => WriteOutcome::Replaced,
+            Err(StoreError::NotFound { .. }) => WriteOutcome::Written,
+            Err(e) => return Err(e.into()),
+        };
+        self.store.put(&key, &bytes, PutMode::Overwrite)?;
+        Ok(outcome)
+    }
+
+    /// Reads and types an attribute table named in the mapping.
+    pub fn read_attributes(
+        &self,
+        table: &crate::config::AttributeTable,
+        mapping: &DataMapping,
+    ) -> Result<DataFrame, LakeError> {
+        let key = attributes_key(&table.table);
+        let uri = self.store.uri_of(&key);
+        let object = self.store.get(&key).map_err(|e| match e {
+            StoreError::NotFound { .. } => LakeError::Data(DataError::file(
+                uri.clone(),
+                format!(
+                    "attribute table {:?} is not in the lake; ingest it with --attributes {}=FILE",
+                    table.table, table.table
+                ),
+            )),
+            other => other.into(),
+        })?;
+        let source = Source::new(uri, false);
+        let df =
+            decode_parquet(object.bytes).map_err(|e| source.error(format!("not readable Parquet: {e}")))?;
+        Ok(ingest::clean_attributes(df, table, mapping, &source)?)
+    }
+
+    /// Reads the `history_days` ending on `last_day` (inclusive) and validates
+    /// them. The partition of `last_day` must exist.
+    pub fn read_window(&self, config: &Config, last_day: NaiveDate) -> Result<SalesWindow, LakeError> {
+        let first_day = last_day - chrono::Days::new(u64::from(config.window.history_days) - 1);
+        let partitions = self.partitions()?;
+        if !partitions.contains_key(&last_day) {
+            let newest = partitions
+                .keys()
+                .next_back()
+                .map(|d| format!("the newest day in the lake is {d}"))
+                .unwrap_or_else(|| "the lake has no sales partitions".into());
+            return Err(DataError::file(
+                self.store.uri_of(&partition_prefix(last_day)),
+                format!("missing partition for {last_day}, the newest day this run needs ({newest})"),
+            )
+            .into());
+        }
+        let files: Vec<ObjectMeta> = partitions
+            .range(first_day..=last_day)
+            .flat_map(|(_, files)| files.iter().cloned())
+            .collect();
+        let frames = self.read_files(&files, &config.data)?;
+        let frame = concat_frames(frames).map_err(|source| LakeError::Polars {
+            key: partition_prefix(last_day),
+            source,
+        })?;
+        let window = SalesWindow {
+            frame,
+            first_day,
+            last_day,
+            files,
+        };
+        self.validate_window(&window, config)?;
+        Ok(window)
+    }
+
+    fn read_files(&self, files: &[ObjectMeta], mapping: &DataMapping) -> Result<Vec<DataFrame>, LakeError> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<Vec<(usize, Result<DataFrame, LakeError>)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..READ_CONCURRENCY.min(files.len()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(file) = files.get(i) else { break };
+                            done.push((i, self.read_partition_file(file, mapping)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("partition reader panicked"))
+                .collect()
+        });
+        let mut ordered: Vec<_> = results.into_iter().flatten().collect();
+        ordered.sort_by_key(|(i, _)| *i);
+        ordered.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Reads one partition file and conforms it to the mapping's typed columns.
+    fn read_partition_file(&self, file: &ObjectMeta, mapping: &DataMapping) -> Result<DataFrame, LakeError> {
+        let uri = self.store.uri_of(&file.key);
+        let source = Source::new(uri, false);
+        let bytes = self.store.get(&file.key)?.bytes;
+        let df = decode_parquet(bytes).map_err(|e| source.error(format!("not readable Parquet: {e}")))?;
+        validate::require_rows(&df, &source).map_err(|mut e| {
+            e.problem = "empty partition: the file has no rows".into();
+            e
+        })?;
+        let df = conform(df, mapping, &source)?;
+        let expected = day_of_key(&file.key).map(days_from_date);
+        let dates = df
+            .column(&mapping.date_column)
+            .and_then(|c| c.date().cloned())
+            .map_err(|e| source.error(e.to_string()))?;
+        if let Some(i) = dates.physical().iter().position(|d| d != expected) {
+            return Err(source
+                .error_at(
+                    i,
+                    &mapping.date_column,
+                    "the date does not match the partition's dt= day",
+                )
+                .into());
+        }
+        Ok(df)
+    }
+
+    fn validate_window(&self, window: &SalesWindow, config: &Config) -> Result<(), LakeError> {
+        let mapping = &config.data;
+        let mut day_and_series = vec![mapping.date_column.clone()];
+        day_and_series.extend(mapping.series_keys.iter().cloned());
+        let source = Source::new(
+            format!(
+                "{} ({} .. {})",
+                self.store.uri_of("sales"),
+                window.first_day,
+                window.last_day
+            ),
+            false,
+        );
+        validate::check_unique(&window.frame, &day_and_series, &source)?;
+        let per_day = window
+            .frame
+            .clone()
+            .lazy()
+            .group_by([col(mapping.date_column.as_str())])
+            .agg([len().alias("n")])
+            .sort([mapping.date_column.as_str()], Default::default())
+            .collect()
+            .map_err(|e| source.error(e.to_string()))?;
+        let days = per_day
+            .column(&mapping.date_column)
+            .and_then(|c| c.date().cloned())
+            .map_err(|e| source.error(e.to_string()))?;
+        let counts = per_day
+            .column("n")
+            .and_then(|c| c.u32().cloned())
+            .map_err(|e| source.error(e.to_string()))?;
+        let labelled: Vec<(String, usize)> = days
+            .physical()
+            .iter()
+            .zip(counts.iter())
+            .filter_map(|(d, n)| {
+                Some((
+                    self.store.uri_of(&partition_prefix(ingest::date_from_days(d?))),
+                    n? as usize,
+                ))
+            })
+            .collect();
+        validate::check_series_counts(&labelled, config.validation.min_series_ratio)?;
+        Ok(())
+    }
+}
+
+/// The mapped columns of a partition, in mapping order, with the lake's types.
+fn conform(df: DataFrame, mapping: &DataMapping, source: &Source) -> Result<DataFrame, DataError> {
+    let mut wanted: Vec<&String> = vec![&mapping.date_column];
+    wanted.extend(&mapping.series_keys);
+    wanted.push(&mapping.target);
+    wanted.extend(&mapping.covariates);
+    validate::require_columns(&df, wanted.iter().copied(), source)?;
+    let selected = df
+        .select(wanted.iter().map(|s| s.as_str()))
+        .map_err(|e| source.error(e.to_string()))?;
+    ingest::clean_sales(selected, mapping, source)
+}
+
+fn concat_frames(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
+    let mut iter = frames.into_iter();
+    let Some(mut out) = iter.next() else {
+        return Ok(DataFrame::empty());
+    };
+    for df in iter {
+        out.vstack_mut_owned(df)?;
+    }
+    out.rechunk_mut_par();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_keys_round_trip() {
+        let day = NaiveDate::from_ymd_opt(2015, 7, 31).unwrap();
+        let key = format!("{}part-0123.parquet", partition_prefix(day));
+        assert_eq!(key, "sales/dt=2015-07-31/part-0123.parquet");
+        assert_eq!(day_of_key(&key), Some(day));
+        assert_eq!(day_of_key("sales/dt=2015-07-31/notes.txt"), None);
+        assert_eq!(day_of_key("sales/dt=2015-13-01/part.parquet"), None);
+    }
+}

@@ -1,0 +1,375 @@
+//! Validation of input data before anything is written or trained: each check
+//! refuses with a [`DataError`] that names the file, the row and the column.
+//!
+//! Rows are counted the way a person opening the file would: `line N` for CSV
+//! (the header is line 1), `row N` (from 1) for Parquet.
+
+use std::fmt;
+
+use polars::prelude::*;
+
+/// Input data that salescast refuses. Exit code 3.
+#[derive(Debug, thiserror::Error)]
+pub struct DataError {
+    pub file: String,
+    pub row: Option<RowRef>,
+    pub column: Option<String>,
+    pub problem: String,
+}
+
+impl DataError {
+    /// A problem with a whole file or partition.
+    pub fn file(file: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            row: None,
+            column: None,
+            problem: problem.into(),
+        }
+    }
+
+    pub fn column(file: impl Into<String>, column: &str, problem: impl Into<String>) -> Self {
+        Self {
+            column: Some(column.to_string()),
+            ..Self::file(file, problem)
+        }
+    }
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(row) = &self.row {
+            write!(f, ", {row}")?;
+        }
+        if let Some(column) = &self.column {
+            write!(f, ", column {column:?}")?;
+        }
+        write!(f, ": {}", self.problem)
+    }
+}
+
+/// Where a row is, in the numbering its file's readers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowRef {
+    /// A CSV line; the header is line 1.
+    Line(usize),
+    /// A 1-based row of a Parquet file.
+    Row(usize),
+}
+
+impl fmt::Display for RowRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RowRef::Line(n) => write!(f, "line {n}"),
+            RowRef::Row(n) => write!(f, "row {n}"),
+        }
+    }
+}
+
+/// The file a frame was read from, for messages.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub is_csv: bool,
+}
+
+impl Source {
+    pub fn new(name: impl Into<String>, is_csv: bool) -> Self {
+        Self {
+            name: name.into(),
+            is_csv,
+        }
+    }
+
+    /// The row reference of the frame's 0-based row `index`.
+    pub fn row(&self, index: usize) -> RowRef {
+        if self.is_csv {
+            RowRef::Line(index + 2)
+        } else {
+            RowRef::Row(index + 1)
+        }
+    }
+
+    pub fn error_at(&self, index: usize, column: &str, problem: impl Into<String>) -> DataError {
+        DataError {
+            file: self.name.clone(),
+            row: Some(self.row(index)),
+            column: Some(column.to_string()),
+            problem: problem.into(),
+        }
+    }
+
+    pub fn error(&self, problem: impl Into<String>) -> DataError {
+        DataError::file(self.name.clone(), problem)
+    }
+}
+
+/// Polars failures while checking data are reported against the file.
+fn polars_error(source: &Source, err: PolarsError) -> DataError {
+    source.error(format!("cannot process: {err}"))
+}
+
+/// Every named column must be present.
+pub fn require_columns<'a>(
+    df: &DataFrame,
+    columns: impl IntoIterator<Item = &'a String>,
+    source: &Source,
+) -> Result<(), DataError> {
+    for column in columns {
+        if df.column(column).is_err() {
+            let found: Vec<_> = df.get_column_names().iter().map(|c| c.to_string()).collect();
+            return Err(DataError::column(
+                source.name.clone(),
+                column,
+                format!("required column is missing (found: {})", found.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn require_rows(df: &DataFrame, source: &Source) -> Result<(), DataError> {
+    if df.height() == 0 {
+        return Err(source.error("no data rows"));
+    }
+    Ok(())
+}
+
+/// The 0-based index of the first row where `input` had a value and `output` has none.
+fn first_lost(input: &Column, output: &Column) -> Option<usize> {
+    let lost = input.is_not_null() & output.is_null();
+    lost.iter().position(|v| v == Some(true))
+}
+
+fn first_null(column: &Column) -> Option<usize> {
+    column.is_null().iter().position(|v| v == Some(true))
+}
+
+fn value_at(column: &Column, index: usize) -> String {
+    match column.get(index) {
+        Ok(AnyValue::String(s)) => format!("{s:?}"),
+        Ok(AnyValue::StringOwned(s)) => format!("{:?}", s.as_str()),
+        Ok(v) => v.to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
+/// Parses a date column (text in `format`, or a date or datetime already) with no nulls.
+pub fn parse_dates(column: &Column, format: &str, source: &Source) -> Result<Column, DataError> {
+    let name = column.name().to_string();
+    let parsed = match column.dtype() {
+        DataType::String => column
+            .str()
+            .and_then(|s| s.as_date(Some(format), true))
+            .map(|d| d.into_column())
+            .map_err(|e| source.error(format!("column {name:?}: bad date format {format:?}: {e}")))?,
+        DataType::Date => column.clone(),
+        DataType::Datetime(_, _) => column
+            .cast(&DataType::Date)
+            .map_err(|e| polars_error(source, e))?,
+        other => {
+            return Err(DataError::column(
+                source.name.clone(),
+                &name,
+                format!("expected dates, found a column of type {other}"),
+            ));
+        }
+    };
+    if let Some(i) = first_lost(column, &parsed) {
+        let value = value_at(column, i);
+        return Err(source.error_at(i, &name, format!("{value} is not a date in format {format:?}")));
+    }
+    if let Some(i) = first_null(&parsed) {
+        return Err(source.error_at(i, &name, "the date is empty"));
+    }
+    Ok(parsed.with_name(name.into()))
+}
+
+/// Converts a column to finite 64-bit floats; empty cells stay null.
+pub fn parse_numbers(column: &Column, source: &Source) -> Result<Column, DataError> {
+    let name = column.name().to_string();
+    let dtype = column.dtype();
+    if !(dtype.is_primitive_numeric() || dtype.is_bool() || dtype == &DataType::String || dtype.is_null()) {
+        return Err(DataError::column(
+            source.name.clone(),
+            &name,
+            format!("expected numbers, found a column of type {dtype}"),
+        ));
+    }
+    let text = if dtype == &DataType::String {
+        // Tolerate spaces around numbers, as spreadsheets write them.
+        column
+            .str()
+            .map(|s| s.apply_values(|v| v.trim().into()).into_column())
+            .map_err(|e| polars_error(source, e))?
+    } else {
+        column.clone()
+    };
+    let parsed = text
+        .cast(&DataType::Float64)
+        .map_err(|e| polars_error(source, e))?;
+    if let Some(i) = first_lost(column, &parsed) {
+        let value = value_at(column, i);
+        return Err(source.error_at(i, &name, format!("{value} is not a number")));
+    }
+    let finite = parsed.f64().map_err(|e| polars_error(source, e))?;
+    if let Some(i) = finite.iter().position(|v| v.is_some_and(|v| !v.is_finite())) {
+        let value = value_at(column, i);
+        return Err(source.error_at(i, &name, format!("{value} is not a finite number")));
+    }
+    Ok(parsed)
+}
+
+/// Converts a column to text, the form series keys and categories are kept in.
+pub fn to_text(column: &Column, source: &Source) -> Result<Column, DataError> {
+    let text = column
+        .cast(&DataType::String)
+        .map_err(|e| polars_error(source, e))?;
+    Ok(text)
+}
+
+/// A column that must have a value on every row.
+pub fn require_values(column: &Column, what: &str, source: &Source) -> Result<(), DataError> {
+    if let Some(i) = first_null(column) {
+        return Err(source.error_at(i, column.name(), format!("the {what} is empty")));
+    }
+    Ok(())
+}
+
+/// Target values: present and not negative.
+pub fn check_target(column: &Column, source: &Source) -> Result<(), DataError> {
+    require_values(column, "target", source)?;
+    let values = column.f64().map_err(|e| polars_error(source, e))?;
+    if let Some(i) = values.iter().position(|v| v.is_some_and(|v| v < 0.0)) {
+        let value = value_at(column, i);
+        return Err(source.error_at(i, column.name(), format!("negative sales {value}")));
+    }
+    Ok(())
+}
+
+/// No two rows may share the same values of `columns` (a day and a series).
+pub fn check_unique(df: &DataFrame, columns: &[String], source: &Source) -> Result<(), DataError> {
+    const ROW: &str = "__salescast_row";
+    let keys: Vec<Expr> = columns.iter().map(|c| col(c.as_str())).collect();
+    let duplicates = df
+        .clone()
+        .lazy()
+        .select(keys.clone())
+        .with_row_index(ROW, None)
+        .group_by(keys)
+        .agg([
+            col(ROW).min().alias("first"),
+            col(ROW).max().alias("last"),
+            len().alias("n"),
+        ])
+        .filter(col("n").gt(lit(1)))
+        .sort(["first"], Default::default())
+        .limit(1)
+        .collect()
+        .map_err(|e| polars_error(source, e))?;
+    if duplicates.height() == 0 {
+        return Ok(());
+    }
+    let index = |name: &str| -> usize {
+        duplicates
+            .column(name)
+            .ok()
+            .and_then(|c| c.get(0).ok())
+            .and_then(|v| v.extract::<u64>())
+            .unwrap_or_default() as usize
+    };
+    let (first, last) = (index("first"), index("last"));
+    let values: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let value = df.column(c).map(|col| value_at(col, first)).unwrap_or_default();
+            format!("{c}={value}")
+        })
+        .collect();
+    Err(DataError {
+        file: source.name.clone(),
+        row: Some(source.row(last)),
+        column: None,
+        problem: format!(
+            "duplicate row: same day and series as {} ({})",
+            source.row(first),
+            values.join(", ")
+        ),
+    })
+}
+
+/// Refuses a day whose number of series is far below the window's median.
+pub fn check_series_counts(counts: &[(String, usize)], min_ratio: f64) -> Result<(), DataError> {
+    if counts.len() < 2 {
+        return Ok(());
+    }
+    let mut sorted: Vec<usize> = counts.iter().map(|(_, n)| *n).collect();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2] as f64;
+    for (partition, n) in counts {
+        if (*n as f64) < min_ratio * median {
+            return Err(DataError::file(
+                partition.clone(),
+                format!(
+                    "only {n} series, far fewer than the usual {median} \
+                     (validation.min_series_ratio = {min_ratio})"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv() -> Source {
+        Source::new("in.csv", true)
+    }
+
+    #[test]
+    fn bad_number_names_line_and_value() {
+        let column = Column::new("Sales".into(), ["1", " 2 ", "x3", "4"]);
+        let err = parse_numbers(&column, &csv()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "in.csv, line 4, column \"Sales\": \"x3\" is not a number"
+        );
+    }
+
+    #[test]
+    fn impossible_date_is_refused() {
+        let column = Column::new("Date".into(), ["2015-02-27", "2015-02-30"]);
+        let err = parse_dates(&column, "%Y-%m-%d", &csv()).unwrap_err();
+        assert!(
+            err.to_string().contains("line 3") && err.to_string().contains("2015-02-30"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicates_name_both_rows() {
+        let df = df!("d" => ["a", "b", "a"], "k" => [1, 2, 1]).unwrap();
+        let err = check_unique(&df, &["d".into(), "k".into()], &csv()).unwrap_err();
+        assert!(
+            err.to_string().contains("line 4") && err.to_string().contains("line 2"),
+            "{err}"
+        );
+        let ok = df!("d" => ["a", "b", "a"], "k" => [1, 2, 2]).unwrap();
+        assert!(check_unique(&ok, &["d".into(), "k".into()], &csv()).is_ok());
+    }
+
+    #[test]
+    fn thin_day_is_refused() {
+        let counts: Vec<_> = [100, 100, 99, 30, 100]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("p{i}"), *n))
+            .collect();
+        let err = check_series_counts(&counts, 0.5).unwrap_err();
+        assert!(err.to_string().starts_with("p3:"), "{err}");
+        assert!(check_series_counts(&counts, 0.2).is_ok());
+    }
+}
