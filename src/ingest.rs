@@ -54,7 +54,43 @@ fn read_csv(path: &Path, source: &Source) -> Result<DataFrame, DataError> {
         .with_raise_if_empty(true)
         .try_into_reader_with_file_path(Some(path.to_path_buf()))
         .and_then(|reader| reader.finish())
-        .map_err(|e| source.error(format!("not a readable CSV file: {}", first_line(&e))))
+        .map_err(|e| match ragged_line(path) {
+            Some((line, found, expected)) => DataError {
+                row: Some(validate::RowRef::Line(line)),
+                ..source.error(format!("the line has {found} fields, the header has {expected}"))
+            },
+            None => source.error(format!("not a readable CSV file: {}", first_line(&e))),
+        })
+}
+
+/// The first line whose number of fields differs from the header's, as
+/// (line, fields, header fields); polars' own message does not say where.
+fn ragged_line(path: &Path) -> Option<(usize, usize, usize)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut fields_per_record = Vec::new();
+    let (mut fields, mut quoted, mut line, mut record_line) = (1usize, false, 1usize, 1usize);
+    for c in text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields += 1,
+            '\n' if !quoted => {
+                fields_per_record.push((record_line, fields));
+                fields = 1;
+                line += 1;
+                record_line = line;
+            }
+            '\n' => line += 1,
+            _ => {}
+        }
+    }
+    if !text.ends_with('\n') && !text.is_empty() {
+        fields_per_record.push((record_line, fields));
+    }
+    let (_, expected) = *fields_per_record.first()?;
+    fields_per_record
+        .into_iter()
+        .find(|&(_, n)| n != expected)
+        .map(|(line, n)| (line, n, expected))
 }
 
 fn read_parquet_file(path: &Path, source: &Source) -> Result<DataFrame, DataError> {

@@ -1,0 +1,10 @@
+//! The integration tests: one test binary (as in ripgrep), one module per concern.
+//! They run the real `salescast` binary on real files and the shared datasets.
+
+mod config;
+mod features;
+mod ingest;
+mod malformed;
+mod store_conformance;
+mod util;
+mod window;

@@ -1,0 +1,275 @@
+//! ONE conformance suite for the storage trait, written once and run against
+//! every backend (as in arrow-rs `object_store`): put modes, not-found,
+//! listing, races with one winner, no lost update, and large objects.
+//! Add a backend by adding one `conformance_suite!` line.
+
+use std::sync::{Arc, Barrier};
+
+use salescast::storage::{LocalStore, PutMode, Store, StoreError};
+
+/// A store under test and whatever keeps it alive (a temporary folder).
+pub struct Backend {
+    pub store: Arc<dyn Store>,
+    _guard: Box<dyn std::any::Any>,
+}
+
+pub fn local_backend() -> Backend {
+    let dir = crate::util::tempdir();
+    Backend {
+        store: Arc::new(LocalStore::new(dir.path().join("store"))),
+        _guard: Box::new(dir),
+    }
+}
+
+macro_rules! conformance_suite {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn put_modes() {
+                check_put_modes(&*$make.store);
+            }
+            #[test]
+            fn not_found() {
+                check_not_found(&*$make.store);
+            }
+            #[test]
+            fn listing() {
+                check_listing(&*$make.store);
+            }
+            #[test]
+            fn create_race_has_one_winner() {
+                check_create_race(Arc::clone(&$make.store));
+            }
+            #[test]
+            fn update_race_has_one_winner() {
+                check_update_race(Arc::clone(&$make.store));
+            }
+            #[test]
+            fn compare_and_swap_loses_no_update() {
+                check_no_lost_update(Arc::clone(&$make.store));
+            }
+            #[test]
+            fn large_objects() {
+                check_large_object(&*$make.store);
+            }
+            #[test]
+            fn invalid_keys() {
+                check_invalid_keys(&*$make.store);
+            }
+        }
+    };
+}
+
+conformance_suite!(local, local_backend());
+
+fn check_put_modes(store: &dyn Store) {
+    let created = store.put("a/one", b"first", PutMode::Create).unwrap();
+    assert!(matches!(
+        store.put("a/one", b"second", PutMode::Create),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let got = store.get("a/one").unwrap();
+    assert_eq!(got.bytes, b"first");
+    assert_eq!(got.version, created.version);
+    assert_eq!(store.head("a/one").unwrap().version, created.version);
+
+    let overwritten = store.put("a/one", b"third", PutMode::Overwrite).unwrap();
+    assert_ne!(
+        overwritten.version, created.version,
+        "every write makes a new version"
+    );
+    assert_eq!(store.get("a/one").unwrap().bytes, b"third");
+
+    let stale = PutMode::Update(created.version.clone());
+    assert!(matches!(
+        store.put("a/one", b"lost", stale),
+        Err(StoreError::Precondition { .. })
+    ));
+    assert_eq!(
+        store.get("a/one").unwrap().bytes,
+        b"third",
+        "a failed update changes nothing"
+    );
+
+    let updated = store
+        .put("a/one", b"fourth", PutMode::Update(overwritten.version))
+        .unwrap();
+    assert_eq!(store.get("a/one").unwrap().bytes, b"fourth");
+    assert_eq!(store.head("a/one").unwrap().version, updated.version);
+    assert_eq!(store.head("a/one").unwrap().size, 6);
+
+    let on_missing = store.put("a/missing", b"x", PutMode::Update(updated.version));
+    assert!(matches!(on_missing, Err(StoreError::Precondition { .. })));
+    assert!(matches!(
+        store.head("a/missing"),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+fn check_not_found(store: &dyn Store) {
+    assert!(matches!(
+        store.get("nothing/here"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.head("nothing/here"),
+        Err(StoreError::NotFound { .. })
+    ));
+    store
+        .delete("nothing/here")
+        .expect("deleting a missing key is not an error");
+    store.put("x/y", b"1", PutMode::Create).unwrap();
+    store.delete("x/y").unwrap();
+    assert!(matches!(store.get("x/y"), Err(StoreError::NotFound { .. })));
+    let err = store.get("nothing/here").unwrap_err().to_string();
+    assert!(err.contains("nothing/here"), "the error names the object: {err}");
+}
+
+fn check_listing(store: &dyn Store) {
+    assert!(store.list("").unwrap().is_empty());
+    for key in ["m/dt=2/b", "m/dt=1/a", "m/dt=10/c", "other/x", "mm/y"] {
+        store.put(key, key.as_bytes(), PutMode::Create).unwrap();
+    }
+    let keys =
+        |prefix: &str| -> Vec<String> { store.list(prefix).unwrap().into_iter().map(|m| m.key).collect() };
+    assert_eq!(keys("m/"), ["m/dt=1/a", "m/dt=10/c", "m/dt=2/b"]);
+    assert_eq!(
+        keys("m/dt=1"),
+        ["m/dt=1/a", "m/dt=10/c"],
+        "a prefix is a string prefix, as on S3"
+    );
+    assert_eq!(keys("m"), ["m/dt=1/a", "m/dt=10/c", "m/dt=2/b", "mm/y"]);
+    assert_eq!(keys("").len(), 5, "bookkeeping files never show in a listing");
+    assert!(keys("zzz/").is_empty());
+    let meta = &store.list("other/").unwrap()[0];
+    assert_eq!(meta.size, 7);
+    assert_eq!(meta.version, store.head("other/x").unwrap().version);
+}
+
+fn race<T: Send>(
+    store: Arc<dyn Store>,
+    writers: usize,
+    work: impl Fn(&dyn Store, usize) -> T + Sync,
+) -> Vec<T> {
+    let barrier = Barrier::new(writers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..writers)
+            .map(|i| {
+                let (store, barrier, work) = (Arc::clone(&store), &barrier, &work);
+                scope.spawn(move || {
+                    barrier.wait();
+                    work(&*store, i)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn check_create_race(store: Arc<dyn Store>) {
+    let results = race(Arc::clone(&store), 16, |store, i| {
+        store.put("race/create", format!("writer {i}").as_bytes(), PutMode::Create)
+    });
+    let winners: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one create wins");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(
+                matches!(e, StoreError::AlreadyExists { .. }),
+                "a loser sees AlreadyExists, not {e}"
+            );
+        }
+    }
+    assert_eq!(
+        store.get("race/create").unwrap().bytes,
+        format!("writer {}", winners[0]).as_bytes()
+    );
+}
+
+fn check_update_race(store: Arc<dyn Store>) {
+    let start = store
+        .put("race/update", b"start", PutMode::Create)
+        .unwrap()
+        .version;
+    let results = race(Arc::clone(&store), 16, |store, i| {
+        store.put(
+            "race/update",
+            format!("writer {i}").as_bytes(),
+            PutMode::Update(start.clone()),
+        )
+    });
+    let winners: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one update from the same version wins");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(
+                matches!(e, StoreError::Precondition { .. }),
+                "a loser sees Precondition, not {e}"
+            );
+        }
+    }
+    assert_eq!(
+        store.get("race/update").unwrap().bytes,
+        format!("writer {}", winners[0]).as_bytes()
+    );
+}
+
+fn check_no_lost_update(store: Arc<dyn Store>) {
+    const WRITERS: usize = 8;
+    const ROUNDS: usize = 10;
+    store.put("race/counter", b"0", PutMode::Create).unwrap();
+    race(Arc::clone(&store), WRITERS, |store, _| {
+        for _ in 0..ROUNDS {
+            loop {
+                let current = store.get("race/counter").unwrap();
+                let n: usize = String::from_utf8(current.bytes).unwrap().parse().unwrap();
+                match store.put(
+                    "race/counter",
+                    (n + 1).to_string().as_bytes(),
+                    PutMode::Update(current.version),
+                ) {
+                    Ok(_) => break,
+                    Err(StoreError::Precondition { .. }) => continue,
+                    Err(e) => panic!("unexpected: {e}"),
+                }
+            }
+        }
+    });
+    let total = String::from_utf8(store.get("race/counter").unwrap().bytes).unwrap();
+    assert_eq!(total, (WRITERS * ROUNDS).to_string(), "an increment was lost");
+}
+
+fn check_large_object(store: &dyn Store) {
+    // 24 MiB of varied bytes: beyond one S3 multipart part.
+    let bytes: Vec<u8> = (0..24 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let meta = store.put("big/object.bin", &bytes, PutMode::Create).unwrap();
+    assert_eq!(meta.size, bytes.len() as u64);
+    let got = store.get("big/object.bin").unwrap();
+    assert!(got.bytes == bytes, "the large object came back changed");
+}
+
+fn check_invalid_keys(store: &dyn Store) {
+    for key in ["", "/abs", "a/../b", "a/.hidden", "a//b"] {
+        assert!(
+            matches!(
+                store.put(key, b"x", PutMode::Overwrite),
+                Err(StoreError::InvalidKey { .. })
+            ),
+            "{key:?} must be refused"
+        );
+    }
+}

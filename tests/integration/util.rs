@@ -1,0 +1,175 @@
+//! Small helpers shared by the integration tests: running the real binary,
+//! temporary folders, and the shared datasets beside the repo.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Fails the test, showing the output, unless the exit code is `code`.
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "the binary panicked:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// The binary under test, with no `SALESCAST_*` variables from the caller's environment.
+pub fn salescast(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_salescast"));
+    cmd.current_dir(dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SALESCAST_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+/// Runs the binary in `dir` with `args`.
+pub fn run(dir: &Path, args: &[&str]) -> Outcome {
+    run_cmd(salescast(dir).args(args))
+}
+
+pub fn run_cmd(cmd: &mut Command) -> Outcome {
+    let out = cmd.output().expect("the salescast binary runs");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary folder")
+}
+
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A file of the shared datasets (`../shared/data/` beside the repo).
+pub fn shared_data(rel: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(rel);
+    assert!(
+        path.is_file(),
+        "shared dataset {} is missing: the tests need ../shared/ beside the repo",
+        path.display()
+    );
+    path
+}
+
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// Every file under `dir`, with its content, sorted: a snapshot to compare.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Runs a Python snippet with the interpreter the test command set up.
+pub fn python(code: &str, args: &[&str]) -> String {
+    let interpreter = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&interpreter)
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {interpreter}: {e}"));
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A lake ingested once per test run from the shared rossmann data (sales and
+/// the store table), for tests that only read it. Copy it before changing it.
+pub fn rossmann_lake() -> &'static Path {
+    static LAKE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LAKE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rossmann-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let lake = dir.join("lake");
+        let stores = format!("store={}", s(&shared_data("rossmann/store.csv")));
+        run(
+            &dir,
+            &[
+                "--config",
+                s(&repo_file("examples/rossmann.toml")),
+                "--lake",
+                s(&lake),
+                "ingest",
+                "--input",
+                s(&shared_data("rossmann/train.csv")),
+                "--attributes",
+                &stores,
+            ],
+        )
+        .expect_code(0);
+        lake
+    })
+}
+
+/// Copies a folder tree (a lake) so a test can change it.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Runs the binary with the rossmann example config and `lake`.
+pub fn rossmann(dir: &Path, lake: &Path, args: &[&str]) -> Outcome {
+    let config = repo_file("examples/rossmann.toml");
+    let mut all = vec!["--config", s(&config), "--lake", s(lake)];
+    all.extend_from_slice(args);
+    run(dir, &all)
+}
