@@ -47,8 +47,48 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Read and validate the training window ending on a day, and build its features
     Check(CheckArgs),
+    /// The daily job: train, evaluate against the champion, store, promote only if better
+    Retrain(RetrainArgs),
+    /// Put an earlier version back as champion
+    Rollback(RollbackArgs),
+    /// Inspect the registry: versions, one version, the decision log
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Generate a sample lake in a local folder and run the daily job on it
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RetrainArgs {
+    /// The newest day of data to use [default: yesterday, UTC]
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<NaiveDate>,
+    /// Do everything but write to the registry
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Test hook: before writing, wait in DIR until a file `go` appears
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub hold_before_commit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The version to restore (a unique prefix of its hash) [default: the champion's predecessor]
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    /// Why: recorded in the decision log
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Every version with its metrics; the champion is marked
+    List,
+    /// One version's manifest (a unique prefix of its hash is enough)
+    Show { version: String },
+    /// The decision log
+    History,
 }
 
 #[derive(Debug, Args)]

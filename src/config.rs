@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::models::{ElasticNetParams, Family, ForestParams, ModelParams};
+
 /// The name looked for in the working folder when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "salescast.toml";
 
@@ -55,6 +57,8 @@ pub struct Config {
     pub window: WindowSettings,
     pub validation: ValidationSettings,
     pub features: FeatureSettings,
+    pub training: TrainingSettings,
+    pub promotion: PromotionSettings,
 }
 
 impl Default for Config {
@@ -66,6 +70,8 @@ impl Default for Config {
             window: WindowSettings::default(),
             validation: ValidationSettings::default(),
             features: FeatureSettings::default(),
+            training: TrainingSettings::default(),
+            promotion: PromotionSettings::default(),
         }
     }
 }
@@ -185,6 +191,61 @@ impl Default for FeatureSettings {
         Self {
             lags: vec![1, 7, 14, 28],
             rolling_means: vec![7, 28],
+        }
+    }
+}
+
+/// Which models are trained and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingSettings {
+    /// The registry keeps this model's versions under `<registry>/<model_name>/`.
+    pub model_name: String,
+    /// Families tried on the inner validation window; the best is the challenger.
+    pub candidates: Vec<Family>,
+    /// Seed of every random choice, so a rerun gives byte-identical models.
+    pub seed: u64,
+    pub elastic_net: ElasticNetParams,
+    pub random_forest: ForestParams,
+}
+
+impl TrainingSettings {
+    /// The hyper-parameters of every family.
+    pub fn params(&self) -> ModelParams {
+        ModelParams {
+            elastic_net: self.elastic_net.clone(),
+            random_forest: self.random_forest.clone(),
+        }
+    }
+}
+
+impl Default for TrainingSettings {
+    fn default() -> Self {
+        Self {
+            model_name: "sales".into(),
+            candidates: vec![Family::SeasonalNaive, Family::ElasticNet, Family::RandomForest],
+            seed: 42,
+            elastic_net: ElasticNetParams::default(),
+            random_forest: ForestParams::default(),
+        }
+    }
+}
+
+/// When a challenger replaces the champion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromotionSettings {
+    /// Promote when challenger WAPE < champion WAPE x (1 - min_improvement).
+    pub min_improvement: f64,
+    /// Never promote a challenger whose |bias| on the holdout is above this.
+    pub max_abs_bias: f64,
+}
+
+impl Default for PromotionSettings {
+    fn default() -> Self {
+        Self {
+            min_improvement: 0.005,
+            max_abs_bias: 0.15,
         }
     }
 }
@@ -409,6 +470,7 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
             "must be smaller than window.history_days",
         ));
     }
+    check_training(config)?;
     let ratio = config.validation.min_series_ratio;
     if !(0.0..=1.0).contains(&ratio) {
         return Err(invalid("validation.min_series_ratio", "must be between 0 and 1"));
@@ -416,9 +478,64 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn check_training(config: &Config) -> Result<(), ConfigError> {
+    let training = &config.training;
+    let name = &training.model_name;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(invalid("training.model_name", "use letters, digits, '_' or '-'"));
+    }
+    if training.candidates.is_empty() {
+        return Err(invalid("training.candidates", "name at least one model family"));
+    }
+    let names = crate::features::FeatureLayout::new(&config.data, &config.features).names();
+    // The seasonal-naive baseline is always scored, whatever the candidates.
+    crate::models::check(Family::SeasonalNaive, &training.params(), &names).map_err(|e| {
+        invalid(
+            "features.lags",
+            format!("{e}: the seasonal-naive baseline needs lags 7 and 14"),
+        )
+    })?;
+    for &family in &training.candidates {
+        crate::models::check(family, &training.params(), &names).map_err(|e| match e {
+            crate::models::ModelError::InvalidParam { key, problem } => {
+                invalid(&format!("training.{family}.{key}"), problem)
+            }
+            other => invalid("training.candidates", other.to_string()),
+        })?;
+    }
+    let promotion = &config.promotion;
+    if !(0.0..1.0).contains(&promotion.min_improvement) {
+        return Err(invalid(
+            "promotion.min_improvement",
+            "must be at least 0 and below 1",
+        ));
+    }
+    if !(promotion.max_abs_bias.is_finite() && promotion.max_abs_bias > 0.0) {
+        return Err(invalid("promotion.max_abs_bias", "must be a number > 0"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_params_are_checked_with_the_config() {
+        let text = "[training.random_forest]\ntrees = 0\n";
+        let config = parse_file(text, Path::new("c.toml")).unwrap();
+        let err = check(&config).unwrap_err().to_string();
+        assert!(err.contains("training.random_forest.trees"), "{err}");
+        let text = "[training]\ncandidates = [\"seasonal_naive\"]\n[features]\nlags = [1]\n";
+        let err = check(&parse_file(text, Path::new("c.toml")).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lag_7"), "{err}");
+    }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

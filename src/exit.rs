@@ -6,6 +6,7 @@
 
 use crate::config::ConfigError;
 use crate::lake::LakeError;
+use crate::registry::RegistryError;
 use crate::validate::DataError;
 
 /// The process exit codes, as documented in the README.
@@ -38,6 +39,16 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
         }
         if cause.is::<Superseded>() {
             return ExitCode::Superseded;
+        }
+        if let Some(err) = cause.downcast_ref::<RegistryError>() {
+            match err {
+                RegistryError::Superseded { .. } => return ExitCode::Superseded,
+                RegistryError::Corrupt { .. } => return ExitCode::DataInvalid,
+                RegistryError::UnknownVersion { .. } | RegistryError::AmbiguousVersion { .. } => {
+                    return ExitCode::Usage;
+                }
+                RegistryError::Store(_) | RegistryError::Unreadable { .. } => {}
+            }
         }
     }
     ExitCode::Unexpected

@@ -52,6 +52,11 @@ impl FeatureLayout {
         categorical.extend(known.iter().filter(|c| is_categorical(c)).map(|c| c.to_string()));
         Self { numeric, categorical }
     }
+
+    /// Every model input, numeric first: the columns of the design matrix.
+    pub fn names(&self) -> Vec<String> {
+        self.numeric.iter().chain(&self.categorical).cloned().collect()
+    }
 }
 
 /// Builds the feature frame for every row of `sales` (a validated window):

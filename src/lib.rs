@@ -6,10 +6,15 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod evaluate;
 pub mod exit;
 pub mod features;
 pub mod ingest;
 pub mod lake;
+pub mod models;
+pub mod registry;
+pub mod report;
 pub mod sample;
 pub mod storage;
+pub mod train;
 pub mod validate;

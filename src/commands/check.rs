@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use polars::prelude::UniqueKeepStrategy;
+use polars::prelude::{DataFrame, UniqueKeepStrategy};
 use serde::Serialize;
 
 use super::Report;
-use crate::config::Config;
+use crate::config::{AttributeTable, Config};
 use crate::features::{FeatureLayout, build_features};
 use crate::lake::Lake;
 
@@ -51,12 +51,8 @@ impl Report for CheckReport {
     }
 }
 
-/// Reads the window ending on `last_day`, validates it, and builds features.
-pub fn check_window(config: &Config, lake: &Lake, last_day: NaiveDate) -> anyhow::Result<CheckReport> {
-    let started = Instant::now();
-    let window = lake
-        .read_window(config, last_day)
-        .with_context(|| format!("reading the training window ending {last_day}"))?;
+/// Every attribute table the mapping names, read and typed.
+pub fn read_attributes(config: &Config, lake: &Lake) -> anyhow::Result<Vec<(AttributeTable, DataFrame)>> {
     let mut attributes = Vec::new();
     for table in &config.data.attributes {
         let df = lake
@@ -64,6 +60,16 @@ pub fn check_window(config: &Config, lake: &Lake, last_day: NaiveDate) -> anyhow
             .with_context(|| format!("reading attribute table {}", table.table))?;
         attributes.push((table.clone(), df));
     }
+    Ok(attributes)
+}
+
+/// Reads the window ending on `last_day`, validates it, and builds features.
+pub fn check_window(config: &Config, lake: &Lake, last_day: NaiveDate) -> anyhow::Result<CheckReport> {
+    let started = Instant::now();
+    let window = lake
+        .read_window(config, last_day)
+        .with_context(|| format!("reading the training window ending {last_day}"))?;
+    let attributes = read_attributes(config, lake)?;
     let read_seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         rows = window.frame.height(),

@@ -4,18 +4,24 @@
 mod check;
 mod demo;
 mod ingest;
+mod models;
+mod retrain;
+mod rollback;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ModelsCommand};
 use crate::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
 use crate::lake::Lake;
+use crate::registry::Registry;
 use crate::storage;
 
 pub use check::{CheckReport, check_window};
 pub use ingest::{IngestReport, ingest_files};
+pub use retrain::{RetrainOptions, retrain};
+pub use rollback::rollback;
 
 /// What a command hands back to be printed.
 pub trait Report: Serialize {
@@ -35,20 +41,46 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.global.json;
     match cli.command {
         Command::Demo(args) => emit(&demo::run(&args)?, json),
-        Command::Ingest(args) => {
+        command => {
             let config = config::load(&env, &flags)?;
-            let lake = open_lake(&config)?;
+            run_configured(command, &config, json)
+        }
+    }
+}
+
+fn run_configured(command: Command, config: &Config, json: bool) -> anyhow::Result<()> {
+    match command {
+        Command::Ingest(args) => {
+            let lake = open_lake(config)?;
             emit(
-                &ingest_files(&config, &lake, &args.input, &args.attributes, args.replace)?,
+                &ingest_files(config, &lake, &args.input, &args.attributes, args.replace)?,
                 json,
             )
         }
         Command::Check(args) => {
-            let config = config::load(&env, &flags)?;
-            let lake = open_lake(&config)?;
+            let lake = open_lake(config)?;
             let day = args.date.unwrap_or_else(yesterday_utc);
-            emit(&check_window(&config, &lake, day)?, json)
+            emit(&check_window(config, &lake, day)?, json)
         }
+        Command::Retrain(args) => {
+            let options = RetrainOptions {
+                run_date: args.date.unwrap_or_else(yesterday_utc),
+                dry_run: args.dry_run,
+                hold: args.hold_before_commit,
+            };
+            let report = retrain(config, &open_lake(config)?, &open_registry(config)?, &options)?;
+            emit(&report, json)
+        }
+        Command::Rollback(args) => emit(
+            &rollback(&open_registry(config)?, args.to.as_deref(), &args.reason)?,
+            json,
+        ),
+        Command::Models(ModelsCommand::List) => emit(&models::list(&open_registry(config)?)?, json),
+        Command::Models(ModelsCommand::Show { version }) => {
+            emit(&models::show(&open_registry(config)?, &version)?, json)
+        }
+        Command::Models(ModelsCommand::History) => emit(&models::history(&open_registry(config)?)?, json),
+        Command::Demo(_) => unreachable!("the demo builds its own configuration"),
     }
 }
 
@@ -64,6 +96,20 @@ fn emit(report: &impl Report, json: bool) -> anyhow::Result<()> {
 pub fn open_lake(config: &Config) -> anyhow::Result<Lake> {
     let store = storage::open(&config.lake).with_context(|| format!("opening the lake {}", config.lake))?;
     Ok(Lake::new(store))
+}
+
+pub fn open_registry(config: &Config) -> anyhow::Result<Registry> {
+    let store = storage::open(&config.registry)
+        .with_context(|| format!("opening the registry {}", config.registry))?;
+    Ok(Registry::new(store, &config.training.model_name))
+}
+
+/// Who is acting, for the decision log: the CI user, or the login name.
+pub fn actor() -> String {
+    ["GITHUB_ACTOR", "CODEBUILD_INITIATOR", "USER", "USERNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The default data day of a run: yesterday in UTC.

@@ -5,6 +5,7 @@ mod config;
 mod features;
 mod ingest;
 mod malformed;
+mod retrain;
 mod store_conformance;
 mod util;
 mod window;

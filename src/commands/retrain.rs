@@ -1,0 +1,355 @@
+//! `salescast retrain`: the daily job. Read and validate the window, build
+//! features, train the challenger, score it with the champion and the
+//! seasonal-naive baseline on the same holdout rows, store it, promote it only
+//! if it passes the gate (compare-and-swap), and log the decision.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use chrono::NaiveDate;
+use polars::prelude::DataFrame;
+
+use super::Report;
+use crate::config::Config;
+use crate::evaluate::{self, Metrics, per_series};
+use crate::exit::Superseded;
+use crate::features::build_features;
+use crate::lake::{Lake, SalesWindow};
+use crate::models::{self, Artifact, Family};
+use crate::registry::{
+    BuildInfo, Champion, DecisionKind, Lineage, Manifest, NewDecision, Registry, RegistryError,
+};
+use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
+use crate::train::{self, Split, frame_rows, score, target_values};
+
+/// How many of the worst series the report lists.
+const WORST_SERIES: usize = 10;
+
+impl Report for RunReport {
+    fn human(&self) -> String {
+        self.markdown()
+    }
+}
+
+pub struct RetrainOptions {
+    pub run_date: NaiveDate,
+    pub dry_run: bool,
+    /// Test hook: wait at this folder's gate before writing (see `hold_at`).
+    pub hold: Option<PathBuf>,
+}
+
+/// The champion loaded and scored on this run's holdout.
+struct ScoredChampion {
+    pointer: Champion,
+    pointer_version: String,
+    summary: ChampionSummary,
+    series: Vec<evaluate::SeriesScore>,
+}
+
+pub fn retrain(
+    config: &Config,
+    lake: &Lake,
+    registry: &Registry,
+    options: &RetrainOptions,
+) -> anyhow::Result<RunReport> {
+    let started = Instant::now();
+    let mut seconds = Timings::default();
+    let day = options.run_date;
+    let window = lake
+        .read_window(config, day)
+        .with_context(|| format!("reading the training window ending {day}"))?;
+    let attributes = super::check::read_attributes(config, lake)?;
+    seconds.read = started.elapsed().as_secs_f64();
+
+    let phase = Instant::now();
+    let features = build_features(&window.frame, &attributes, &config.data, &config.features)
+        .context("building features")?;
+    seconds.features = phase.elapsed().as_secs_f64();
+
+    let phase = Instant::now();
+    let split = train::split(&features, config, day).context("splitting the window")?;
+    let challenger = train::train_challenger(&features, config, &split).context("training the challenger")?;
+    seconds.train = phase.elapsed().as_secs_f64();
+
+    let phase = Instant::now();
+    let target = target_values(&features, config)?;
+    let series = series_names(&features, config, &split.holdout)?;
+    let (challenger_holdout, challenger_pred) =
+        score(&challenger.artifact, &features, &split.holdout, &target)?;
+    let baseline = baseline_metrics(&features, config, &split, &target)?;
+    let champion = score_champion(
+        registry,
+        config,
+        &window,
+        &attributes,
+        &features,
+        &split,
+        &target,
+        &series,
+    )?;
+    seconds.evaluate = phase.elapsed().as_secs_f64();
+
+    let same_version = champion
+        .as_ref()
+        .is_some_and(|c| c.pointer.version == challenger.version);
+    let verdict = evaluate::decide(
+        &challenger_holdout,
+        champion.as_ref().map(|c| &c.summary.holdout),
+        &baseline,
+        same_version,
+        &config.promotion,
+    );
+    tracing::info!(decision = ?verdict.kind, "{}", verdict.reason);
+
+    let holdout_actual: Vec<f64> = split.holdout.iter().map(|&i| target[i]).collect();
+    let worst = worst_series(&series, &holdout_actual, &challenger_pred, champion.as_ref());
+    let mut report = RunReport {
+        model: registry.model().to_string(),
+        run_date: day,
+        dry_run: options.dry_run,
+        decision: verdict.kind,
+        reason: verdict.reason.clone(),
+        decision_sequence: None,
+        champion_after: champion.as_ref().map(|c| c.pointer.version.clone()),
+        window: WindowSummary {
+            lake: lake.store().uri_of(""),
+            first_day: window.first_day,
+            last_day: window.last_day,
+            trained_through: split.trained_through,
+            holdout_first_day: split.holdout_first_day,
+            partition_files: window.files.len(),
+            data_fingerprint: window.fingerprint(),
+            rows: window.frame.height(),
+            training_rows: split.train.len(),
+            holdout_rows: split.holdout.len(),
+        },
+        challenger: ChallengerSummary {
+            version: challenger.version.clone(),
+            family: challenger.artifact.model.family(),
+            size: challenger.bytes.len(),
+            stored: None,
+            candidates: challenger.candidates.clone(),
+            holdout: challenger_holdout.clone(),
+        },
+        champion: champion.as_ref().map(|c| c.summary.clone()),
+        baseline: baseline.clone(),
+        worst_series: worst,
+        seconds,
+    };
+    if options.dry_run {
+        report.seconds.total = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+    if let Some(gate) = &options.hold {
+        hold_at(gate)?;
+    }
+
+    let manifest = Manifest {
+        version: challenger.version.clone(),
+        model: registry.model().to_string(),
+        family: challenger.artifact.model.family(),
+        size: challenger.bytes.len() as u64,
+        created_at: chrono::Utc::now(),
+        lineage: Lineage {
+            lake: report.window.lake.clone(),
+            window_first_day: window.first_day,
+            window_last_day: window.last_day,
+            trained_through: split.trained_through,
+            holdout_first_day: split.holdout_first_day,
+            partition_files: window.files.len(),
+            data_fingerprint: report.window.data_fingerprint.clone(),
+            training_rows: split.train.len(),
+        },
+        config: serde_json::to_value(config)?,
+        holdout_metrics: challenger_holdout.clone(),
+        validation_metrics: challenger.validation.clone(),
+        build: BuildInfo::current(),
+    };
+    report.challenger.stored = Some(
+        registry
+            .put_version(&challenger.bytes, &manifest)
+            .context("storing the challenger")?,
+    );
+
+    let champion_before = champion.as_ref().map(|c| c.pointer.version.clone());
+    if verdict.kind == DecisionKind::Promoted {
+        let pointer = Champion {
+            version: challenger.version.clone(),
+            since: chrono::Utc::now(),
+            previous: champion_before.clone(),
+            kind: DecisionKind::Promoted,
+        };
+        let expected = champion.as_ref().map(|c| c.pointer_version.clone());
+        match registry.set_champion(&pointer, expected.as_ref()) {
+            Ok(()) => report.champion_after = Some(challenger.version.clone()),
+            Err(RegistryError::Superseded { uri }) => {
+                return Err(Superseded(format!(
+                    "{uri} changed after this run read it; another run promoted first. Nothing was promoted or logged by this run"
+                ))
+                .into());
+            }
+            Err(e) => return Err(e).context("promoting the challenger"),
+        }
+    }
+    let decision = registry
+        .append_decision(NewDecision {
+            kind: verdict.kind,
+            actor: super::actor(),
+            reason: verdict.reason,
+            run_date: Some(day),
+            champion_before,
+            champion_after: report.champion_after.clone(),
+            challenger: Some(challenger.version.clone()),
+            challenger_metrics: Some(challenger_holdout),
+            champion_metrics: champion.map(|c| c.summary.holdout),
+            baseline_metrics: Some(baseline),
+        })
+        .context("logging the decision")?;
+    report.decision_sequence = Some(decision.sequence);
+    report.seconds.total = started.elapsed().as_secs_f64();
+    let json = serde_json::to_vec_pretty(&report)?;
+    registry
+        .put_report(day, &json, &report.markdown())
+        .context("writing the run report")?;
+    Ok(report)
+}
+
+fn series_names(features: &DataFrame, config: &Config, rows: &[usize]) -> anyhow::Result<Vec<String>> {
+    let frame = frame_rows(features, rows)?;
+    let keys: Vec<_> = config
+        .data
+        .series_keys
+        .iter()
+        .map(|k| frame.column(k).and_then(|c| c.str().cloned()))
+        .collect::<Result<_, _>>()?;
+    Ok((0..frame.height())
+        .map(|i| {
+            keys.iter()
+                .map(|k| k.get(i).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect())
+}
+
+/// The seasonal-naive baseline on the holdout (it needs no training rows).
+fn baseline_metrics(
+    features: &DataFrame,
+    config: &Config,
+    split: &Split,
+    target: &[f64],
+) -> anyhow::Result<Metrics> {
+    let layout = crate::features::FeatureLayout::new(&config.data, &config.features);
+    let encoder = models::Encoder::fit(&frame_rows(features, &split.train)?, &layout)?;
+    let design = encoder.design(&frame_rows(features, &split.holdout)?)?;
+    let model = models::fit(
+        Family::SeasonalNaive,
+        &config.training.params(),
+        &design,
+        &vec![0.0; design.rows],
+        0,
+    )?;
+    let artifact = Artifact {
+        format: models::ARTIFACT_FORMAT_VERSION,
+        mapping: config.data.clone(),
+        features: config.features.clone(),
+        encoder,
+        model,
+    };
+    Ok(score(&artifact, features, &split.holdout, target)?.0)
+}
+
+/// Loads the champion (re-hashed), builds its features from the same window
+/// if it was trained with other feature settings, and scores it on exactly
+/// the challenger's holdout rows.
+#[allow(clippy::too_many_arguments)]
+fn score_champion(
+    registry: &Registry,
+    config: &Config,
+    window: &SalesWindow,
+    attributes: &[(crate::config::AttributeTable, DataFrame)],
+    features: &DataFrame,
+    split: &Split,
+    target: &[f64],
+    series: &[String],
+) -> anyhow::Result<Option<ScoredChampion>> {
+    let Some((pointer, pointer_version)) = registry.champion().context("reading the champion pointer")?
+    else {
+        return Ok(None);
+    };
+    let bytes = registry
+        .load_artifact(&pointer.version)
+        .with_context(|| format!("loading the champion {}", pointer.version))?;
+    let artifact =
+        Artifact::from_bytes(&bytes).with_context(|| format!("decoding the champion {}", pointer.version))?;
+    let manifest = registry.manifest(&pointer.version)?;
+    let same_rows = artifact.mapping.date_column == config.data.date_column
+        && artifact.mapping.series_keys == config.data.series_keys
+        && artifact.mapping.target == config.data.target;
+    if !same_rows {
+        anyhow::bail!(
+            "the champion {} was trained with another date column, series keys or target; it cannot be scored on the same rows. \
+             Roll back to a compatible version or start a new model (training.model_name)",
+            pointer.version
+        );
+    }
+    let own_features;
+    let champion_features = if artifact.mapping == config.data && artifact.features == config.features {
+        features
+    } else {
+        own_features = build_features(&window.frame, attributes, &artifact.mapping, &artifact.features)
+            .context("building the champion's features")?;
+        &own_features
+    };
+    let (holdout, predicted) = score(&artifact, champion_features, &split.holdout, target)?;
+    let actual: Vec<f64> = split.holdout.iter().map(|&i| target[i]).collect();
+    Ok(Some(ScoredChampion {
+        summary: ChampionSummary {
+            version: pointer.version.clone(),
+            family: artifact.model.family(),
+            holdout,
+            trained_through: manifest.lineage.trained_through,
+            saw_holdout: manifest.lineage.trained_through >= split.holdout_first_day,
+        },
+        series: per_series(series, &actual, &predicted),
+        pointer,
+        pointer_version,
+    }))
+}
+
+fn worst_series(
+    series: &[String],
+    actual: &[f64],
+    predicted: &[f64],
+    champion: Option<&ScoredChampion>,
+) -> Vec<SeriesRow> {
+    per_series(series, actual, predicted)
+        .into_iter()
+        .take(WORST_SERIES)
+        .map(|s| SeriesRow {
+            champion_wape: champion
+                .and_then(|c| c.series.iter().find(|x| x.series == s.series).map(|x| x.wape)),
+            series: s.series,
+            actual: s.actual,
+            challenger_wape: s.wape,
+        })
+        .collect()
+}
+
+/// Test hook for race tests: announce readiness in `gate`, then wait (up to
+/// two minutes) until a file named `go` appears there.
+fn hold_at(gate: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(gate)?;
+    std::fs::write(gate.join(format!("ready-{}", std::process::id())), b"")?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    while !gate.join("go").exists() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "timed out waiting at {}",
+            gate.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}

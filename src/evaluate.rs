@@ -1,0 +1,214 @@
+//! Forecast metrics, computed on exactly the rows given: WAPE (the primary
+//! one), MAE, RMSE, sMAPE, bias, and WAPE per series.
+
+use serde::{Deserialize, Serialize};
+
+/// Scores of one set of predictions against the actual values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub rows: usize,
+    /// sum |error| / sum |actual|.
+    pub wape: f64,
+    pub mae: f64,
+    pub rmse: f64,
+    /// mean of 2|error| / (|actual| + |predicted|), rows where both are 0 count 0.
+    pub smape: f64,
+    /// sum (predicted - actual) / sum |actual|: > 0 over-forecasts.
+    pub bias: f64,
+}
+
+/// WAPE of one series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesScore {
+    pub series: String,
+    pub rows: usize,
+    pub actual: f64,
+    pub wape: f64,
+}
+
+fn ratio(numerator: f64, denominator: f64) -> f64 {
+    if denominator > 0.0 {
+        numerator / denominator
+    } else {
+        0.0
+    }
+}
+
+pub fn metrics(actual: &[f64], predicted: &[f64]) -> Metrics {
+    assert_eq!(
+        actual.len(),
+        predicted.len(),
+        "metrics need one prediction per actual"
+    );
+    let n = actual.len();
+    let (mut abs_err, mut sq_err, mut signed, mut total, mut smape) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (&y, &p) in actual.iter().zip(predicted) {
+        let e = p - y;
+        abs_err += e.abs();
+        sq_err += e * e;
+        signed += e;
+        total += y.abs();
+        let scale = y.abs() + p.abs();
+        if scale > 0.0 {
+            smape += 2.0 * e.abs() / scale;
+        }
+    }
+    let nf = n.max(1) as f64;
+    Metrics {
+        rows: n,
+        wape: ratio(abs_err, total),
+        mae: abs_err / nf,
+        rmse: (sq_err / nf).sqrt(),
+        smape: smape / nf,
+        bias: ratio(signed, total),
+    }
+}
+
+/// WAPE per series, worst first (ties by name, so the order is stable).
+pub fn per_series(series: &[String], actual: &[f64], predicted: &[f64]) -> Vec<SeriesScore> {
+    let mut sums: std::collections::BTreeMap<&str, (usize, f64, f64)> = Default::default();
+    for ((s, &y), &p) in series.iter().zip(actual).zip(predicted) {
+        let entry = sums.entry(s.as_str()).or_default();
+        entry.0 += 1;
+        entry.1 += (p - y).abs();
+        entry.2 += y.abs();
+    }
+    let mut scores: Vec<SeriesScore> = sums
+        .into_iter()
+        .map(|(s, (rows, err, actual))| SeriesScore {
+            series: s.to_string(),
+            rows,
+            actual,
+            wape: ratio(err, actual),
+        })
+        .collect();
+    scores.sort_by(|a, b| b.wape.total_cmp(&a.wape).then_with(|| a.series.cmp(&b.series)));
+    scores
+}
+
+/// The promotion gate's verdict, with the reason in words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub kind: crate::registry::DecisionKind,
+    pub reason: String,
+}
+
+/// Decides whether the challenger replaces the champion (or, with no
+/// champion, whether it is good enough to become the first): it must beat the
+/// reference's WAPE by `min_improvement` and keep |bias| within `max_abs_bias`.
+pub fn decide(
+    challenger: &Metrics,
+    champion: Option<&Metrics>,
+    baseline: &Metrics,
+    same_version: bool,
+    gate: &crate::config::PromotionSettings,
+) -> Verdict {
+    use crate::registry::DecisionKind::{Kept, Promoted, Rejected};
+    let verdict = |kind, reason: String| Verdict { kind, reason };
+    if same_version {
+        return verdict(Kept, "the challenger is the champion (same SHA-256)".into());
+    }
+    // Without a champion there is nothing to keep: the challenger is rejected.
+    let not_promoted = if champion.is_some() { Kept } else { Rejected };
+    if challenger.bias.abs() > gate.max_abs_bias {
+        return verdict(
+            not_promoted,
+            format!(
+                "challenger bias {:+.4} is beyond the limit of {} (promotion.max_abs_bias)",
+                challenger.bias, gate.max_abs_bias
+            ),
+        );
+    }
+    let (name, reference) = match champion {
+        Some(m) => ("champion", m),
+        None => ("seasonal-naive baseline", baseline),
+    };
+    let bar = reference.wape * (1.0 - gate.min_improvement);
+    if challenger.wape < bar {
+        verdict(
+            Promoted,
+            format!(
+                "challenger WAPE {:.4} beats the {name}'s {:.4} by {:.2}% (needed {:.2}%)",
+                challenger.wape,
+                reference.wape,
+                100.0 * (1.0 - challenger.wape / reference.wape),
+                100.0 * gate.min_improvement
+            ),
+        )
+    } else {
+        verdict(
+            not_promoted,
+            format!(
+                "challenger WAPE {:.4} does not beat the {name}'s {:.4} by {:.2}% (needs below {:.4})",
+                challenger.wape,
+                reference.wape,
+                100.0 * gate.min_improvement,
+                bar
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_by_hand() {
+        let m = metrics(&[10.0, 20.0, 0.0], &[12.0, 15.0, 0.0]);
+        assert_eq!(m.rows, 3);
+        assert!((m.wape - 7.0 / 30.0).abs() < 1e-12);
+        assert!((m.mae - 7.0 / 3.0).abs() < 1e-12);
+        assert!((m.rmse - (29.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((m.bias - (-3.0 / 30.0)).abs() < 1e-12);
+        assert!((m.smape - (4.0 / 22.0 + 10.0 / 35.0) / 3.0).abs() < 1e-12);
+    }
+
+    fn with(wape: f64, bias: f64) -> Metrics {
+        Metrics {
+            rows: 1,
+            wape,
+            mae: 0.0,
+            rmse: 0.0,
+            smape: 0.0,
+            bias,
+        }
+    }
+
+    #[test]
+    fn the_gate() {
+        use crate::registry::DecisionKind::*;
+        let gate = crate::config::PromotionSettings {
+            min_improvement: 0.01,
+            max_abs_bias: 0.1,
+        };
+        let base = with(0.30, 0.0);
+        assert_eq!(decide(&with(0.10, 0.0), None, &base, false, &gate).kind, Promoted);
+        assert_eq!(decide(&with(0.31, 0.0), None, &base, false, &gate).kind, Rejected);
+        assert_eq!(
+            decide(&with(0.10, 0.0), Some(&with(0.1005, 0.0)), &base, false, &gate).kind,
+            Kept,
+            "not 1% better"
+        );
+        assert_eq!(
+            decide(&with(0.098, 0.0), Some(&with(0.1, 0.0)), &base, false, &gate).kind,
+            Promoted
+        );
+        let biased = decide(&with(0.05, 0.2), Some(&with(0.1, 0.0)), &base, false, &gate);
+        assert_eq!(biased.kind, Kept);
+        assert!(biased.reason.contains("bias"), "{}", biased.reason);
+        assert_eq!(
+            decide(&with(0.05, 0.0), Some(&with(0.1, 0.0)), &base, true, &gate).kind,
+            Kept
+        );
+    }
+
+    #[test]
+    fn worst_series_first() {
+        let series = ["a", "b", "a", "b"].map(String::from);
+        let scores = per_series(&series, &[10.0, 10.0, 10.0, 10.0], &[10.0, 15.0, 11.0, 5.0]);
+        assert_eq!(scores[0].series, "b");
+        assert!((scores[0].wape - 0.5).abs() < 1e-12);
+        assert!((scores[1].wape - 0.05).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,427 @@
+//! The model registry, on any [`Store`]: content-addressed versions with their
+//! manifests, the champion pointer, the decision log, and run reports.
+//!
+//! Layout under `<registry>/<model>/`:
+//! - `versions/<sha256>/model.bin`: the artifact; `<sha256>` is its hash.
+//! - `versions/<sha256>/manifest.json`: lineage and metrics, written after
+//!   `model.bin`, so a version with a manifest is whole.
+//! - `champion.json`: the champion pointer, changed only by compare-and-swap.
+//! - `decisions/<sequence>.json`: one file per decision, create-only, numbered
+//!   from 1 with no gap; nothing is ever overwritten.
+//! - `runs/<date>/report.json` and `report.md`: the newest report of a run date.
+//!
+//! Every load re-hashes `model.bin` and refuses a mismatch.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use sha2::{Digest, Sha256};
+
+use crate::evaluate::Metrics;
+use crate::models::Family;
+use crate::storage::{PutMode, Store, StoreError, Version};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{uri}: corrupt artifact: its SHA-256 is {actual}, not {expected}; roll back to another version")]
+    Corrupt {
+        uri: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{uri}: unreadable: {message}")]
+    Unreadable { uri: String, message: String },
+    #[error("no version of model {model:?} matches {prefix:?}")]
+    UnknownVersion { model: String, prefix: String },
+    #[error("{prefix:?} matches {count} versions of model {model:?}; give more of the hash")]
+    AmbiguousVersion {
+        model: String,
+        prefix: String,
+        count: usize,
+    },
+    #[error("{uri}: the champion changed while this run was deciding")]
+    Superseded { uri: String },
+}
+
+/// Hex SHA-256 of bytes: a version's name.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Where a version's training data came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    pub lake: String,
+    pub window_first_day: NaiveDate,
+    pub window_last_day: NaiveDate,
+    /// The newest day the stored model was trained on.
+    pub trained_through: NaiveDate,
+    pub holdout_first_day: NaiveDate,
+    pub partition_files: usize,
+    /// SHA-256 over the keys, sizes and versions of the partition files read.
+    pub data_fingerprint: String,
+    pub training_rows: usize,
+}
+
+/// Which build made a version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildInfo {
+    pub tool_version: String,
+    pub git_commit: Option<String>,
+    pub build_id: Option<String>,
+}
+
+impl BuildInfo {
+    /// The running binary and the CI build it runs in, if any.
+    pub fn current() -> Self {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self {
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_commit: option_env!("SALESCAST_GIT_COMMIT")
+                .map(str::to_string)
+                .or_else(|| env("CODEBUILD_RESOLVED_SOURCE_VERSION"))
+                .or_else(|| env("GITHUB_SHA")),
+            build_id: env("CODEBUILD_BUILD_ID")
+                .or_else(|| env("GITHUB_RUN_ID").map(|id| format!("github-run-{id}"))),
+        }
+    }
+}
+
+/// What the registry records about one version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: String,
+    pub model: String,
+    pub family: Family,
+    pub size: u64,
+    pub created_at: DateTime<Utc>,
+    pub lineage: Lineage,
+    /// The configuration the version was trained with.
+    pub config: serde_json::Value,
+    /// Metrics on the holdout of the run that stored it, and of the inner validation.
+    pub holdout_metrics: Metrics,
+    pub validation_metrics: Metrics,
+    pub build: BuildInfo,
+}
+
+/// The champion pointer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Champion {
+    pub version: String,
+    pub since: DateTime<Utc>,
+    pub previous: Option<String>,
+    pub kind: DecisionKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// The challenger became the champion.
+    Promoted,
+    /// The champion stayed: the challenger was not better.
+    Kept,
+    /// The challenger failed a guard, or there was no champion and it did
+    /// not beat the baseline.
+    Rejected,
+    /// A person put an earlier version back.
+    RolledBack,
+}
+
+/// One entry of the decision log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub sequence: u64,
+    pub at: DateTime<Utc>,
+    pub kind: DecisionKind,
+    pub actor: String,
+    pub reason: String,
+    pub run_date: Option<NaiveDate>,
+    /// The champion before the decision, and after it.
+    pub champion_before: Option<String>,
+    pub champion_after: Option<String>,
+    pub challenger: Option<String>,
+    pub challenger_metrics: Option<Metrics>,
+    pub champion_metrics: Option<Metrics>,
+    pub baseline_metrics: Option<Metrics>,
+    pub build: BuildInfo,
+}
+
+/// A decision before the log gives it its sequence number and time.
+#[derive(Debug, Clone)]
+pub struct NewDecision {
+    pub kind: DecisionKind,
+    pub actor: String,
+    pub reason: String,
+    pub run_date: Option<NaiveDate>,
+    pub champion_before: Option<String>,
+    pub champion_after: Option<String>,
+    pub challenger: Option<String>,
+    pub challenger_metrics: Option<Metrics>,
+    pub champion_metrics: Option<Metrics>,
+    pub baseline_metrics: Option<Metrics>,
+}
+
+/// Did storing a version add it?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stored {
+    Added,
+    AlreadyThere,
+}
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    store: Arc<dyn Store>,
+    model: String,
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn Store>, model: &str) -> Self {
+        Self {
+            store,
+            model: model.to_string(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}/{rest}", self.model)
+    }
+
+    pub fn artifact_key(&self, version: &str) -> String {
+        self.key(&format!("versions/{version}/model.bin"))
+    }
+
+    fn manifest_key(&self, version: &str) -> String {
+        self.key(&format!("versions/{version}/manifest.json"))
+    }
+
+    fn champion_key(&self) -> String {
+        self.key("champion.json")
+    }
+
+    fn decision_key(&self, sequence: u64) -> String {
+        self.key(&format!("decisions/{sequence:08}.json"))
+    }
+
+    fn read_json<T: DeserializeOwned>(&self, key: &str) -> Result<(T, Version), RegistryError> {
+        let object = self.store.get(key)?;
+        let value = serde_json::from_slice(&object.bytes).map_err(|e| RegistryError::Unreadable {
+            uri: self.store.uri_of(key),
+            message: e.to_string(),
+        })?;
+        Ok((value, object.version))
+    }
+
+    fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(value).expect("registry records serialize");
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// Stores an artifact and its manifest, create-only. Storing the same
+    /// bytes again adds nothing and keeps the first manifest.
+    pub fn put_version(&self, artifact: &[u8], manifest: &Manifest) -> Result<Stored, RegistryError> {
+        let version = sha256_hex(artifact);
+        assert_eq!(
+            version, manifest.version,
+            "the manifest names the artifact it describes"
+        );
+        let artifact_key = self.artifact_key(&version);
+        let added = match self.store.put(&artifact_key, artifact, PutMode::Create) {
+            Ok(_) => true,
+            Err(StoreError::AlreadyExists { .. }) => {
+                self.load_artifact(&version)?;
+                false
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match self.store.put(
+            &self.manifest_key(&version),
+            &Self::json_bytes(manifest),
+            PutMode::Create,
+        ) {
+            Ok(_) => Ok(if added {
+                Stored::Added
+            } else {
+                Stored::AlreadyThere
+            }),
+            Err(StoreError::AlreadyExists { .. }) => Ok(Stored::AlreadyThere),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The artifact's bytes, after checking they hash to `version`.
+    pub fn load_artifact(&self, version: &str) -> Result<Vec<u8>, RegistryError> {
+        let key = self.artifact_key(version);
+        let bytes = self.store.get(&key)?.bytes;
+        let actual = sha256_hex(&bytes);
+        if actual != version {
+            return Err(RegistryError::Corrupt {
+                uri: self.store.uri_of(&key),
+                expected: version.to_string(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    pub fn manifest(&self, version: &str) -> Result<Manifest, RegistryError> {
+        Ok(self.read_json(&self.manifest_key(version))?.0)
+    }
+
+    /// Every whole version (one with a manifest), oldest first.
+    pub fn versions(&self) -> Result<Vec<Manifest>, RegistryError> {
+        let mut manifests = Vec::new();
+        for meta in self.store.list(&self.key("versions/"))? {
+            if meta.key.ends_with("/manifest.json") {
+                manifests.push(self.read_json::<Manifest>(&meta.key)?.0);
+            }
+        }
+        manifests.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.version.cmp(&b.version))
+        });
+        Ok(manifests)
+    }
+
+    /// The one whole version whose hash starts with `prefix`.
+    pub fn resolve(&self, prefix: &str) -> Result<String, RegistryError> {
+        let prefix = prefix.trim().to_ascii_lowercase();
+        let unknown = || RegistryError::UnknownVersion {
+            model: self.model.clone(),
+            prefix: prefix.clone(),
+        };
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(unknown());
+        }
+        let listed = self.store.list(&self.key(&format!("versions/{prefix}")))?;
+        let mut matches: Vec<String> = listed
+            .iter()
+            .filter(|m| m.key.ends_with("/manifest.json"))
+            .filter_map(|m| m.key.split('/').rev().nth(1).map(str::to_string))
+            .collect();
+        matches.dedup();
+        match matches.len() {
+            0 => Err(unknown()),
+            1 => Ok(matches.remove(0)),
+            count => Err(RegistryError::AmbiguousVersion {
+                model: self.model.clone(),
+                prefix,
+                count,
+            }),
+        }
+    }
+
+    /// The champion pointer and its store version, if there is a champion.
+    pub fn champion(&self) -> Result<Option<(Champion, Version)>, RegistryError> {
+        match self.read_json(&self.champion_key()) {
+            Ok(found) => Ok(Some(found)),
+            Err(RegistryError::Store(StoreError::NotFound { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Points the champion at `champion.version` if the pointer is still at
+    /// `expected` (`None`: there was no champion). A lost race is
+    /// [`RegistryError::Superseded`] and changes nothing.
+    pub fn set_champion(&self, champion: &Champion, expected: Option<&Version>) -> Result<(), RegistryError> {
+        let mode = match expected {
+            Some(version) => PutMode::Update(version.clone()),
+            None => PutMode::Create,
+        };
+        let key = self.champion_key();
+        match self.store.put(&key, &Self::json_bytes(champion), mode) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Precondition { .. }) | Err(StoreError::AlreadyExists { .. }) => {
+                Err(RegistryError::Superseded {
+                    uri: self.store.uri_of(&key),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Appends a decision with the next free sequence number (create-only:
+    /// a writer that loses a number takes the next).
+    pub fn append_decision(&self, decision: NewDecision) -> Result<Decision, RegistryError> {
+        let mut sequence = self.last_sequence()? + 1;
+        loop {
+            let entry = Decision {
+                sequence,
+                at: Utc::now(),
+                kind: decision.kind,
+                actor: decision.actor.clone(),
+                reason: decision.reason.clone(),
+                run_date: decision.run_date,
+                champion_before: decision.champion_before.clone(),
+                champion_after: decision.champion_after.clone(),
+                challenger: decision.challenger.clone(),
+                challenger_metrics: decision.challenger_metrics.clone(),
+                champion_metrics: decision.champion_metrics.clone(),
+                baseline_metrics: decision.baseline_metrics.clone(),
+                build: BuildInfo::current(),
+            };
+            match self.store.put(
+                &self.decision_key(sequence),
+                &Self::json_bytes(&entry),
+                PutMode::Create,
+            ) {
+                Ok(_) => return Ok(entry),
+                Err(StoreError::AlreadyExists { .. }) => sequence += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn last_sequence(&self) -> Result<u64, RegistryError> {
+        Ok(self
+            .store
+            .list(&self.key("decisions/"))?
+            .iter()
+            .filter_map(|m| {
+                m.key
+                    .rsplit('/')
+                    .next()?
+                    .strip_suffix(".json")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// The whole decision log, oldest first.
+    pub fn decisions(&self) -> Result<Vec<Decision>, RegistryError> {
+        let mut out = Vec::new();
+        for meta in self.store.list(&self.key("decisions/"))? {
+            out.push(self.read_json::<Decision>(&meta.key)?.0);
+        }
+        out.sort_by_key(|d| d.sequence);
+        Ok(out)
+    }
+
+    /// Writes the report of a run date (the newest run of that date wins).
+    pub fn put_report(&self, run_date: NaiveDate, json: &[u8], markdown: &str) -> Result<(), RegistryError> {
+        let base = self.key(&format!("runs/{run_date}"));
+        self.store
+            .put(&format!("{base}/report.json"), json, PutMode::Overwrite)?;
+        self.store.put(
+            &format!("{base}/report.md"),
+            markdown.as_bytes(),
+            PutMode::Overwrite,
+        )?;
+        Ok(())
+    }
+}

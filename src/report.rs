@@ -1,0 +1,209 @@
+//! The run report of `retrain`: what was decided and why, the metrics of
+//! challenger, champion and baseline side by side on the same holdout rows,
+//! the worst series, the data window and the versions. JSON for machines,
+//! markdown fit for a CI job summary.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::evaluate::Metrics;
+use crate::models::Family;
+use crate::registry::{DecisionKind, Stored};
+use crate::train::CandidateScore;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub model: String,
+    pub run_date: NaiveDate,
+    pub dry_run: bool,
+    pub decision: DecisionKind,
+    pub reason: String,
+    /// The decision's number in the log (none in a dry run).
+    pub decision_sequence: Option<u64>,
+    pub champion_after: Option<String>,
+    pub window: WindowSummary,
+    pub challenger: ChallengerSummary,
+    pub champion: Option<ChampionSummary>,
+    pub baseline: Metrics,
+    pub worst_series: Vec<SeriesRow>,
+    pub seconds: Timings,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowSummary {
+    pub lake: String,
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+    pub trained_through: NaiveDate,
+    pub holdout_first_day: NaiveDate,
+    pub partition_files: usize,
+    pub data_fingerprint: String,
+    pub rows: usize,
+    pub training_rows: usize,
+    pub holdout_rows: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChallengerSummary {
+    pub version: String,
+    pub family: Family,
+    pub size: usize,
+    /// Whether storing it added a version (none in a dry run).
+    pub stored: Option<Stored>,
+    pub candidates: Vec<CandidateScore>,
+    pub holdout: Metrics,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChampionSummary {
+    pub version: String,
+    pub family: Family,
+    pub holdout: Metrics,
+    pub trained_through: NaiveDate,
+    /// The champion was trained on days of this holdout: its score flatters it.
+    pub saw_holdout: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesRow {
+    pub series: String,
+    pub actual: f64,
+    pub challenger_wape: f64,
+    pub champion_wape: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub read: f64,
+    pub features: f64,
+    pub train: f64,
+    pub evaluate: f64,
+    pub total: f64,
+}
+
+fn short(version: &str) -> &str {
+    &version[..version.len().min(12)]
+}
+
+/// How one metric is printed.
+type MetricFormat = fn(&Metrics) -> String;
+
+fn metric_rows(columns: &[(&str, &Metrics)]) -> String {
+    let mut text = String::from("| metric |");
+    for (name, _) in columns {
+        text += &format!(" {name} |");
+    }
+    text += "\n|---|";
+    text += &"---:|".repeat(columns.len());
+    text += "\n";
+    let rows: [(&str, MetricFormat); 6] = [
+        ("WAPE", |m| format!("{:.4}", m.wape)),
+        ("MAE", |m| format!("{:.2}", m.mae)),
+        ("RMSE", |m| format!("{:.2}", m.rmse)),
+        ("sMAPE", |m| format!("{:.4}", m.smape)),
+        ("bias", |m| format!("{:+.4}", m.bias)),
+        ("rows", |m| m.rows.to_string()),
+    ];
+    for (label, value) in rows {
+        text += &format!("| {label} |");
+        for (_, m) in columns {
+            text += &format!(" {} |", value(m));
+        }
+        text += "\n";
+    }
+    text
+}
+
+impl RunReport {
+    /// The report as markdown, for people and CI job summaries.
+    pub fn markdown(&self) -> String {
+        let verb = match self.decision {
+            DecisionKind::Promoted => "promoted",
+            DecisionKind::Kept => "kept the champion",
+            DecisionKind::Rejected => "rejected the challenger",
+            DecisionKind::RolledBack => "rolled back",
+        };
+        let mut md = format!("# salescast retrain {}: {verb}\n\n", self.run_date);
+        if self.dry_run {
+            md += "**Dry run: nothing was written to the registry.**\n\n";
+        }
+        md += &format!("{}.\n\n", self.reason);
+        let challenger_name = format!(
+            "challenger `{}` ({})",
+            short(&self.challenger.version),
+            self.challenger.family
+        );
+        let champion_name = self
+            .champion
+            .as_ref()
+            .map(|c| format!("champion `{}` ({})", short(&c.version), c.family));
+        let mut columns = vec![(challenger_name.as_str(), &self.challenger.holdout)];
+        if let (Some(name), Some(champion)) = (&champion_name, &self.champion) {
+            columns.push((name.as_str(), &champion.holdout));
+        }
+        columns.push(("seasonal naive", &self.baseline));
+        md += &format!(
+            "## Holdout {} .. {} (same rows for every model)\n\n{}\n",
+            self.window.holdout_first_day,
+            self.window.last_day,
+            metric_rows(&columns)
+        );
+        if let Some(champion) = &self.champion
+            && champion.saw_holdout
+        {
+            md += &format!(
+                "> The champion was trained through {}, inside this holdout: its score is optimistic.\n\n",
+                champion.trained_through
+            );
+        }
+        md += "## Candidates (inner validation window, before the holdout)\n\n| family | WAPE | bias |\n|---|---:|---:|\n";
+        for c in &self.challenger.candidates {
+            md += &format!(
+                "| {} | {:.4} | {:+.4} |\n",
+                c.family, c.validation.wape, c.validation.bias
+            );
+        }
+        md += "\n## Worst series on the holdout (challenger)\n\n| series | actual | challenger WAPE | champion WAPE |\n|---|---:|---:|---:|\n";
+        for row in &self.worst_series {
+            let champion = row.champion_wape.map_or("-".to_string(), |w| format!("{w:.4}"));
+            md += &format!(
+                "| {} | {:.0} | {:.4} | {champion} |\n",
+                row.series, row.actual, row.challenger_wape
+            );
+        }
+        let w = &self.window;
+        md += &format!(
+            "\n## Data and versions\n\n- lake: {}\n- window: {} .. {} ({} partition files, {} rows, fingerprint `{}`)\n\
+             - trained through {} on {} rows; holdout {} rows\n- challenger: `{}` ({} bytes){}\n- champion after this run: {}\n\
+             - time: read {:.1} s, features {:.1} s, training {:.1} s, evaluation {:.1} s, total {:.1} s\n",
+            w.lake,
+            w.first_day,
+            w.last_day,
+            w.partition_files,
+            w.rows,
+            short(&w.data_fingerprint),
+            w.trained_through,
+            w.training_rows,
+            w.holdout_rows,
+            self.challenger.version,
+            self.challenger.size,
+            match self.challenger.stored {
+                Some(Stored::Added) => ", stored as a new version",
+                Some(Stored::AlreadyThere) => ", already in the registry",
+                None => "",
+            },
+            self.champion_after
+                .as_deref()
+                .map_or("none".to_string(), |v| format!("`{v}`")),
+            self.seconds.read,
+            self.seconds.features,
+            self.seconds.train,
+            self.seconds.evaluate,
+            self.seconds.total,
+        );
+        if let Some(seq) = self.decision_sequence {
+            md += &format!("- decision log entry {seq}\n");
+        }
+        md
+    }
+}

@@ -1,0 +1,203 @@
+//! Training a challenger and scoring models on a window's feature rows.
+//!
+//! The window's rows are split by day: the newest `holdout_days` are the
+//! holdout (only for comparing challenger and champion); the rows before it
+//! are training rows, whose own newest `holdout_days` are the inner validation
+//! window that picks the candidate family. The picked family is then fitted on
+//! every training row, and that fitted artifact is what is scored, stored and
+//! promoted. Closed days (open flag 0) are neither trained on nor scored.
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::config::Config;
+use crate::evaluate::{Metrics, metrics};
+use crate::features::FeatureLayout;
+use crate::ingest::days_from_date;
+use crate::models::{self, ARTIFACT_FORMAT_VERSION, Artifact, ArtifactError, Encoder, Family, ModelError};
+use crate::registry::sha256_hex;
+use crate::validate::DataError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error(transparent)]
+    Polars(#[from] PolarsError),
+}
+
+/// Row indices of the feature frame, by role.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub train: Vec<usize>,
+    pub inner_train: Vec<usize>,
+    pub inner_valid: Vec<usize>,
+    pub holdout: Vec<usize>,
+    pub holdout_first_day: NaiveDate,
+    pub trained_through: NaiveDate,
+}
+
+/// Splits the rows of `features` (a window ending on `last_day`) by day.
+pub fn split(features: &DataFrame, config: &Config, last_day: NaiveDate) -> Result<Split, TrainError> {
+    let holdout_days = u64::from(config.window.holdout_days);
+    let holdout_first_day = last_day - chrono::Days::new(holdout_days - 1);
+    let inner_first_day = holdout_first_day - chrono::Days::new(holdout_days);
+    let dates = features
+        .column(&config.data.date_column)?
+        .date()?
+        .physical()
+        .clone();
+    let open = match &config.data.open_flag {
+        Some(flag) => Some(features.column(flag)?.f64()?.clone()),
+        None => None,
+    };
+    let (holdout_start, inner_start) = (days_from_date(holdout_first_day), days_from_date(inner_first_day));
+    let mut split = Split {
+        train: vec![],
+        inner_train: vec![],
+        inner_valid: vec![],
+        holdout: vec![],
+        holdout_first_day,
+        trained_through: holdout_first_day - chrono::Days::new(1),
+    };
+    for (i, day) in dates.iter().enumerate() {
+        let closed = open.as_ref().is_some_and(|o| o.get(i) == Some(0.0));
+        let Some(day) = day else { continue };
+        if closed {
+            continue;
+        }
+        if day >= holdout_start {
+            split.holdout.push(i);
+        } else {
+            split.train.push(i);
+            if day >= inner_start {
+                split.inner_valid.push(i);
+            } else {
+                split.inner_train.push(i);
+            }
+        }
+    }
+    let empty = |what: &str| -> TrainError {
+        DataError::file(
+            format!("the window ending {last_day}"),
+            format!(
+                "no open-day rows {what}; read more history (window.history_days) or hold out fewer days"
+            ),
+        )
+        .into()
+    };
+    if split.holdout.is_empty() {
+        return Err(empty("in the holdout"));
+    }
+    if split.inner_train.is_empty() || split.inner_valid.is_empty() {
+        return Err(empty("before the holdout for training and validation"));
+    }
+    Ok(split)
+}
+
+/// One candidate family's score on the inner validation window.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CandidateScore {
+    pub family: Family,
+    pub validation: Metrics,
+}
+
+/// The trained challenger: its artifact, bytes and content address.
+#[derive(Debug)]
+pub struct Challenger {
+    pub artifact: Artifact,
+    pub bytes: Vec<u8>,
+    pub version: String,
+    pub candidates: Vec<CandidateScore>,
+    pub validation: Metrics,
+}
+
+fn take(values: &[f64], rows: &[usize]) -> Vec<f64> {
+    rows.iter().map(|&i| values[i]).collect()
+}
+
+pub fn target_values(features: &DataFrame, config: &Config) -> Result<Vec<f64>, TrainError> {
+    Ok(features
+        .column(&config.data.target)?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
+pub fn frame_rows(features: &DataFrame, rows: &[usize]) -> PolarsResult<DataFrame> {
+    let idx = IdxCa::from_vec("rows".into(), rows.iter().map(|&i| i as IdxSize).collect());
+    features.take(&idx)
+}
+
+/// Picks the best candidate on the inner validation window and fits it on
+/// every training row.
+pub fn train_challenger(
+    features: &DataFrame,
+    config: &Config,
+    split: &Split,
+) -> Result<Challenger, TrainError> {
+    let training = &config.training;
+    let params = training.params();
+    let layout = FeatureLayout::new(&config.data, &config.features);
+    let encoder = Encoder::fit(&frame_rows(features, &split.train)?, &layout)?;
+    let design = encoder.design(features)?;
+    let target = target_values(features, config)?;
+
+    let inner_x = design.take(&split.inner_train);
+    let inner_y = take(&target, &split.inner_train);
+    let valid_x = design.take(&split.inner_valid);
+    let valid_y = take(&target, &split.inner_valid);
+    let mut candidates = Vec::new();
+    for &family in &training.candidates {
+        let started = std::time::Instant::now();
+        let model = models::fit(family, &params, &inner_x, &inner_y, training.seed)?;
+        let validation = metrics(&valid_y, &model.predict(&valid_x)?);
+        tracing::info!(%family, wape = validation.wape, "candidate scored on the inner validation window in {:.1} s", started.elapsed().as_secs_f64());
+        candidates.push(CandidateScore { family, validation });
+    }
+    let best = candidates
+        .iter()
+        .min_by(|a, b| a.validation.wape.total_cmp(&b.validation.wape))
+        .expect("at least one candidate (checked with the config)")
+        .clone();
+
+    let model = models::fit(
+        best.family,
+        &params,
+        &design.take(&split.train),
+        &take(&target, &split.train),
+        training.seed,
+    )?;
+    let artifact = Artifact {
+        format: ARTIFACT_FORMAT_VERSION,
+        mapping: config.data.clone(),
+        features: config.features.clone(),
+        encoder,
+        model,
+    };
+    let bytes = artifact.to_bytes();
+    let version = sha256_hex(&bytes);
+    Ok(Challenger {
+        artifact,
+        bytes,
+        version,
+        candidates,
+        validation: best.validation,
+    })
+}
+
+/// Scores an artifact on `rows` of `features` (built with its own settings).
+pub fn score(
+    artifact: &Artifact,
+    features: &DataFrame,
+    rows: &[usize],
+    target: &[f64],
+) -> Result<(Metrics, Vec<f64>), TrainError> {
+    let predicted = artifact.predict(&frame_rows(features, rows)?)?;
+    Ok((metrics(&take(target, rows), &predicted), predicted))
+}
