@@ -23,8 +23,8 @@ use crate::validate::{self, DataError, Source};
 pub const SALES_PREFIX: &str = "sales/dt=";
 pub const DIMS_PREFIX: &str = "dims/";
 
-/// How many partition files are fetched and decoded at once.
-const READ_CONCURRENCY: usize = 8;
+/// How many partition files are read or written at once.
+const IO_CONCURRENCY: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
@@ -186,15 +186,22 @@ impl Lake {
             }
             pending.push((file, existing));
         }
-        for (file, existing) in pending {
-            match self.store.put(&file.key, &file.bytes, PutMode::Create) {
-                Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-            for old in existing.iter().filter(|m| m.key != file.key) {
-                self.store.delete(&old.key)?;
-            }
-            if existing.is_empty() {
+        let written = parallel_map(
+            &pending,
+            IO_CONCURRENCY,
+            |(file, existing)| -> Result<bool, LakeError> {
+                match self.store.put(&file.key, &file.bytes, PutMode::Create) {
+                    Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                for old in existing.iter().filter(|m| m.key != file.key) {
+                    self.store.delete(&old.key)?;
+                }
+                Ok(existing.is_empty())
+            },
+        );
+        for fresh in written {
+            if fresh? {
                 counts.written += 1;
             } else {
                 counts.replaced += 1;
@@ -281,29 +288,11 @@ impl Lake {
     }
 
     fn read_files(&self, files: &[ObjectMeta], mapping: &DataMapping) -> Result<Vec<DataFrame>, LakeError> {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<Vec<(usize, Result<DataFrame, LakeError>)>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..READ_CONCURRENCY.min(files.len()))
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(file) = files.get(i) else { break };
-                            done.push((i, self.read_partition_file(file, mapping)));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().expect("partition reader panicked"))
-                .collect()
-        });
-        let mut ordered: Vec<_> = results.into_iter().flatten().collect();
-        ordered.sort_by_key(|(i, _)| *i);
-        ordered.into_iter().map(|(_, r)| r).collect()
+        parallel_map(files, IO_CONCURRENCY, |file| {
+            self.read_partition_file(file, mapping)
+        })
+        .into_iter()
+        .collect()
     }
 
     /// Reads one partition file and conforms it to the mapping's typed columns.
@@ -379,6 +368,32 @@ impl Lake {
         validate::check_series_counts(&labelled, config.validation.min_series_ratio)?;
         Ok(())
     }
+}
+
+/// `f` over `items` on at most `concurrency` threads; results in input order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], concurrency: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..concurrency.min(items.len()))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, f(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a lake worker panicked"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The mapped columns of a partition, in mapping order, with the lake's types.

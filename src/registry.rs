@@ -130,6 +130,18 @@ pub enum DecisionKind {
     RolledBack,
 }
 
+impl DecisionKind {
+    /// The name used in JSON and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Promoted => "promoted",
+            DecisionKind::Kept => "kept",
+            DecisionKind::Rejected => "rejected",
+            DecisionKind::RolledBack => "rolled_back",
+        }
+    }
+}
+
 /// One entry of the decision log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {

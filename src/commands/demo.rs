@@ -1,32 +1,76 @@
 //! `salescast demo`: the daily job on a generated sample, with no cloud account
 //! and no data of your own. Writes the sample as CSV files, ingests them into
-//! a local lake and checks the newest training window.
+//! a local lake, runs `retrain` for several consecutive days against a local
+//! registry (the first day with only the simple models, as a team's first
+//! model would be), rolls back once, and shows the decision history.
 
 use std::path::Path;
 
 use anyhow::Context as _;
+use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::{CheckReport, IngestReport, Report, check_window, ingest_files, open_lake};
+use super::models::History;
+use super::rollback::RollbackReport;
+use super::{
+    IngestReport, Report, RetrainOptions, ingest_files, open_lake, open_registry, retrain, rollback,
+};
 use crate::cli::DemoArgs;
 use crate::config::{self, Config};
+use crate::models::Family;
+use crate::registry::DecisionKind;
 use crate::sample::{SampleSpec, generate, write_csv};
+
+/// How many consecutive days the demo retrains.
+const DEMO_DAYS: u64 = 5;
 
 #[derive(Debug, Serialize)]
 pub struct DemoReport {
     pub folder: String,
     pub ingest: IngestReport,
-    pub check: CheckReport,
+    pub runs: Vec<DemoRun>,
+    pub rollback: Option<RollbackReport>,
+    pub history: History,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DemoRun {
+    pub date: NaiveDate,
+    pub decision: DecisionKind,
+    pub reason: String,
+    pub challenger: String,
+    pub family: Family,
+    pub seconds: f64,
 }
 
 impl Report for DemoReport {
     fn human(&self) -> String {
-        format!(
-            "sample data written to {}\n\n== ingest\n{}\n\n== check\n{}",
+        let mut text = format!(
+            "sample data written to {0}/input, lake {0}/lake, registry {0}/registry\n\n== ingest\n{1}\n\n== retrain, day by day\n",
             self.folder,
-            self.ingest.human(),
-            self.check.human()
-        )
+            self.ingest.human()
+        );
+        for run in &self.runs {
+            text += &format!(
+                "{}  {:<9} {} ({}), {:.1} s: {}\n",
+                run.date,
+                run.decision.as_str(),
+                &run.challenger[..12],
+                run.family,
+                run.seconds,
+                run.reason
+            );
+        }
+        if let Some(rollback) = &self.rollback {
+            text += &format!("\n== rollback\n{}\n", rollback.human());
+        }
+        text += &format!("\n== models history\n{}", self.history.human());
+        text += &format!(
+            "\n\nThe newest run report: {}/registry/sales/runs/{}/report.md",
+            self.folder,
+            self.runs.last().map(|r| r.date.to_string()).unwrap_or_default()
+        );
+        text
     }
 }
 
@@ -60,6 +104,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<DemoReport> {
     );
 
     let lake = open_lake(&config)?;
+    let registry = open_registry(&config)?;
     let ingest = ingest_files(
         &config,
         &lake,
@@ -67,10 +112,43 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<DemoReport> {
         &[("stores".into(), stores_csv)],
         false,
     )?;
-    let check = check_window(&config, &lake, spec.last_day())?;
+
+    // The first day trains only the simple models, as a team's first model would.
+    let mut first_model = config.clone();
+    first_model.training.candidates = vec![Family::SeasonalNaive, Family::ElasticNet];
+    let mut runs = Vec::new();
+    for offset in (0..DEMO_DAYS).rev() {
+        let date = spec.last_day() - chrono::Days::new(offset);
+        let day_config = if runs.is_empty() { &first_model } else { &config };
+        let options = RetrainOptions {
+            run_date: date,
+            dry_run: false,
+            hold: None,
+        };
+        let report = retrain(day_config, &lake, &registry, &options)
+            .with_context(|| format!("retraining for {date}"))?;
+        runs.push(DemoRun {
+            date,
+            decision: report.decision,
+            reason: report.reason,
+            challenger: report.challenger.version,
+            family: report.challenger.family,
+            seconds: report.seconds.total,
+        });
+    }
+    let rollback = match registry.champion()? {
+        Some((champion, _)) if champion.previous.is_some() => Some(rollback(
+            &registry,
+            None,
+            "demo: a store manager reports odd forecasts, so the previous champion goes back while it is checked",
+        )?),
+        _ => None,
+    };
     Ok(DemoReport {
         folder: args.dir.display().to_string(),
         ingest,
-        check,
+        runs,
+        rollback,
+        history: super::models::history(&registry)?,
     })
 }

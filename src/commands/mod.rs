@@ -4,9 +4,9 @@
 mod check;
 mod demo;
 mod ingest;
-mod models;
+pub mod models;
 mod retrain;
-mod rollback;
+pub mod rollback;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;

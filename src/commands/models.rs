@@ -65,7 +65,7 @@ impl Report for History {
                 "{:>4}  {}  {:<12} {} -> {}  by {}: {}\n",
                 d.sequence,
                 d.at.format("%Y-%m-%d %H:%M:%S"),
-                format!("{:?}", d.kind).to_lowercase(),
+                d.kind.as_str(),
                 short(&d.champion_before),
                 short(&d.champion_after),
                 d.actor,
