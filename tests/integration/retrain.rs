@@ -99,6 +99,20 @@ fn first_run_promotes_and_a_rerun_adds_no_version() {
         "the champion scores as it did as challenger"
     );
     assert_eq!(versions_in(&registry), 1);
+    let shown = registry_cmd(dir.path(), &registry, &["models", "show", &version[..8]])
+        .expect_code(0)
+        .json();
+    assert_eq!(shown["champion"], true);
+    let manifest = &shown["manifest"];
+    assert_eq!(manifest["version"], version.as_str());
+    assert_eq!(manifest["lineage"]["window_last_day"], "2015-07-31");
+    assert_eq!(manifest["lineage"]["trained_through"], "2015-07-03");
+    assert_eq!(
+        manifest["lineage"]["data_fingerprint"],
+        first["window"]["data_fingerprint"]
+    );
+    assert_eq!(manifest["config"]["training"]["random_forest"]["trees"], 12);
+    assert_eq!(manifest["holdout_metrics"], first["challenger"]["holdout"]);
     let log = decisions(dir.path(), &registry);
     assert_eq!(log.len(), 2);
     assert_eq!(log[0]["kind"], "promoted");
@@ -300,4 +314,27 @@ fn a_corrupted_artifact_is_refused_on_load() {
     );
     let log = decisions(dir.path(), &registry);
     assert_eq!(log.len(), 1, "a refused run logs nothing");
+
+    // A rollback to a corrupted version is refused too: a version folder whose
+    // model.bin does not hash to its name.
+    let pointer = registry.join("sales/champion.json");
+    let before = std::fs::read_to_string(&pointer).unwrap();
+    let fake = "0".repeat(64);
+    let fake_dir = registry.join(format!("sales/versions/{fake}"));
+    std::fs::create_dir_all(&fake_dir).unwrap();
+    let manifest = registry.join(format!("sales/versions/{version}/manifest.json"));
+    std::fs::copy(manifest, fake_dir.join("manifest.json")).unwrap();
+    std::fs::write(fake_dir.join("model.bin"), b"bytes that do not hash to 000...").unwrap();
+    let refused = registry_cmd(
+        dir.path(),
+        &registry,
+        &["rollback", "--to", &fake[..12], "--reason", "x"],
+    )
+    .expect_code(3);
+    assert!(refused.stderr.contains("corrupt artifact"), "{}", refused.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&pointer).unwrap(),
+        before,
+        "a refused rollback changes nothing"
+    );
 }
