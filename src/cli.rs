@@ -30,6 +30,9 @@ pub struct GlobalArgs {
     /// The model registry: a folder, file://PATH or s3://BUCKET/PREFIX
     #[arg(long, global = true, value_name = "URI")]
     pub registry: Option<String>,
+    /// An S3-compatible endpoint for s3:// URIs (path-style); AWS_ENDPOINT_URL also works
+    #[arg(long, global = true, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
     /// Print the result on stdout as JSON
     #[arg(long, global = true)]
     pub json: bool,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::models::{ElasticNetParams, Family, ForestParams, ModelParams};
+use crate::storage::S3Settings;
 
 /// The name looked for in the working folder when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "salescast.toml";
@@ -59,6 +60,7 @@ pub struct Config {
     pub features: FeatureSettings,
     pub training: TrainingSettings,
     pub promotion: PromotionSettings,
+    pub s3: S3Settings,
 }
 
 impl Default for Config {
@@ -72,6 +74,7 @@ impl Default for Config {
             features: FeatureSettings::default(),
             training: TrainingSettings::default(),
             promotion: PromotionSettings::default(),
+            s3: S3Settings::default(),
         }
     }
 }
@@ -256,6 +259,7 @@ pub struct FlagLayer {
     pub config: Option<PathBuf>,
     pub lake: Option<String>,
     pub registry: Option<String>,
+    pub s3_endpoint: Option<String>,
 }
 
 /// Values read from `SALESCAST_*` environment variables.
@@ -327,6 +331,9 @@ pub fn merge(file: Option<Config>, env: &EnvLayer, flags: &FlagLayer) -> Result<
     }
     if let Some(registry) = flags.registry.clone().or_else(|| env.registry.clone()) {
         config.registry = registry;
+    }
+    if let Some(endpoint) = flags.s3_endpoint.clone() {
+        config.s3.endpoint = Some(endpoint);
     }
     check(&config)?;
     Ok(config)
@@ -471,6 +478,7 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     check_training(config)?;
+    config.s3.check().map_err(|problem| invalid("s3", problem))?;
     let ratio = config.validation.min_series_ratio;
     if !(0.0..=1.0).contains(&ratio) {
         return Err(invalid("validation.min_series_ratio", "must be between 0 and 1"));

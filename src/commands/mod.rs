@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         config: cli.global.config.clone(),
         lake: cli.global.lake.clone(),
         registry: cli.global.registry.clone(),
+        s3_endpoint: cli.global.s3_endpoint.clone(),
     };
     let json = cli.global.json;
     match cli.command {
@@ -94,12 +95,13 @@ fn emit(report: &impl Report, json: bool) -> anyhow::Result<()> {
 }
 
 pub fn open_lake(config: &Config) -> anyhow::Result<Lake> {
-    let store = storage::open(&config.lake).with_context(|| format!("opening the lake {}", config.lake))?;
+    let store = storage::open(&config.lake, &config.s3)
+        .with_context(|| format!("opening the lake {}", config.lake))?;
     Ok(Lake::new(store))
 }
 
 pub fn open_registry(config: &Config) -> anyhow::Result<Registry> {
-    let store = storage::open(&config.registry)
+    let store = storage::open(&config.registry, &config.s3)
         .with_context(|| format!("opening the registry {}", config.registry))?;
     Ok(Registry::new(store, &config.training.model_name))
 }

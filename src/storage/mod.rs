@@ -7,10 +7,12 @@
 //! [`StoreError::Precondition`]) so callers can act on them whatever the backend.
 
 mod local;
+mod s3;
 
 use std::sync::Arc;
 
 pub use local::LocalStore;
+pub use s3::{S3Settings, S3Store};
 
 /// An opaque token naming one written state of an object (an ETag on S3).
 pub type Version = String;
@@ -77,16 +79,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
-/// Opens the store a URI names: a plain path or `file://…` for a local folder.
-pub fn open(uri: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// Opens the store a URI names: a plain path or `file://…` for a local
+/// folder, `s3://bucket/prefix` for S3.
+pub fn open(uri: &str, s3: &S3Settings) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(rest) = uri.strip_prefix("file://") {
         return Ok(Arc::new(LocalStore::new(rest)));
     }
     if uri.starts_with("s3://") {
-        return Err(StoreError::UnsupportedUri {
-            uri: uri.to_string(),
-            reason: "the S3 backend is not built yet; use a local folder".into(),
-        });
+        return Ok(Arc::new(S3Store::open(uri, s3)?));
     }
     if uri.contains("://") {
         return Err(StoreError::UnsupportedUri {
@@ -138,10 +138,11 @@ mod tests {
 
     #[test]
     fn uris_pick_a_backend() {
-        assert!(open("some/folder").is_ok());
-        assert!(open("file:///tmp/x").is_ok());
+        let s3 = S3Settings::default();
+        assert!(open("some/folder", &s3).is_ok());
+        assert!(open("file:///tmp/x", &s3).is_ok());
         assert!(matches!(
-            open("gs://bucket").unwrap_err(),
+            open("gs://bucket", &s3).unwrap_err(),
             StoreError::UnsupportedUri { .. }
         ));
     }

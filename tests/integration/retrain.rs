@@ -1,18 +1,132 @@
-//! The daily job on the real rossmann lake: the first run promotes over the
-//! baseline, a rerun adds no version, a worse challenger is kept out with the
-//! reason logged, rollback restores the previous champion, two racing runs
-//! have one winner, and a corrupted artifact is refused.
+//! The daily job on the real rossmann lake, run unchanged against every
+//! backend (a local folder, and S3 on the local server): the first run
+//! promotes over the baseline, a rerun adds no version, a worse challenger is
+//! kept out with the reason logged, rollback restores the previous champion,
+//! two racing runs have one winner, and a corrupted artifact is refused.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::util::{Outcome, repo_file, rossmann_lake, run, s, salescast, tempdir};
+use salescast::storage::{self, PutMode, S3Settings, Store};
 
-/// A config for the rossmann lake with extra TOML appended, in `dir`.
-fn config(dir: &Path, extra: &str) -> PathBuf {
-    let base = std::fs::read_to_string(repo_file("examples/rossmann.toml")).unwrap();
-    let path = dir.join(format!("salescast-{}.toml", extra.len()));
-    std::fs::write(&path, format!("{base}\n{extra}\n")).unwrap();
-    path
+use crate::util::{Outcome, repo_file, rossmann_lake, run, s, s3_bucket, s3_endpoint, salescast, tempdir};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Local,
+    S3,
+}
+
+/// Where a test's lake and registry are, and the flags that reach them.
+pub struct Place {
+    pub dir: tempfile::TempDir,
+    pub lake: String,
+    pub registry: String,
+    pub flags: Vec<String>,
+}
+
+impl Place {
+    pub fn new(backend: Backend) -> Self {
+        let dir = tempdir();
+        match backend {
+            Backend::Local => Place {
+                registry: s(&dir.path().join("registry")).to_string(),
+                lake: s(rossmann_lake()).to_string(),
+                flags: vec![],
+                dir,
+            },
+            Backend::S3 => Place {
+                registry: format!("s3://{}/registry", s3_bucket("registry")),
+                lake: rossmann_s3_lake().to_string(),
+                flags: vec!["--s3-endpoint".into(), s3_endpoint()],
+                dir,
+            },
+        }
+    }
+
+    /// The registry's store, as the library opens it.
+    pub fn registry_store(&self) -> Arc<dyn Store> {
+        let settings = S3Settings {
+            endpoint: self.flags.get(1).cloned(),
+            ..Default::default()
+        };
+        storage::open(&self.registry, &settings).unwrap()
+    }
+
+    /// Runs the binary with the lake, the registry and `config`.
+    pub fn run(&self, config: &Path, args: &[&str]) -> Outcome {
+        let mut all: Vec<&str> = vec![
+            "--config",
+            s(config),
+            "--lake",
+            &self.lake,
+            "--registry",
+            &self.registry,
+            "--json",
+        ];
+        all.extend(self.flags.iter().map(String::as_str));
+        all.extend_from_slice(args);
+        run(self.dir.path(), &all)
+    }
+
+    pub fn retrain(&self, config: &Path, date: &str) -> Outcome {
+        self.run(config, &["retrain", "--date", date])
+    }
+
+    pub fn registry_cmd(&self, args: &[&str]) -> Outcome {
+        self.run(&repo_file("examples/rossmann.toml"), args)
+    }
+
+    pub fn decisions(&self) -> Vec<serde_json::Value> {
+        let history = self.registry_cmd(&["models", "history"]).expect_code(0).json();
+        history["decisions"].as_array().unwrap().clone()
+    }
+
+    pub fn version_count(&self) -> usize {
+        self.registry_cmd(&["models", "list"]).expect_code(0).json()["versions"]
+            .as_array()
+            .unwrap()
+            .len()
+    }
+
+    /// A config for the rossmann lake with extra TOML appended.
+    pub fn config(&self, extra: &str) -> PathBuf {
+        let base = std::fs::read_to_string(repo_file("examples/rossmann.toml")).unwrap();
+        let path = self.dir.path().join(format!("salescast-{}.toml", extra.len()));
+        std::fs::write(&path, format!("{base}\n{extra}\n")).unwrap();
+        path
+    }
+}
+
+/// The rossmann lake ingested once per test run into a bucket of the local S3 server.
+fn rossmann_s3_lake() -> &'static str {
+    static LAKE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LAKE.get_or_init(|| {
+        let lake = format!("s3://{}/lake", s3_bucket("rossmann"));
+        let dir = tempdir();
+        let stores = format!("store={}", s(&crate::util::shared_data("rossmann/store.csv")));
+        let config = repo_file("examples/rossmann.toml");
+        let train = crate::util::shared_data("rossmann/train.csv");
+        let endpoint = s3_endpoint();
+        run(
+            dir.path(),
+            &[
+                "--config",
+                s(&config),
+                "--lake",
+                &lake,
+                "--s3-endpoint",
+                &endpoint,
+                "ingest",
+                "--input",
+                s(&train),
+                "--attributes",
+                &stores,
+            ],
+        )
+        .expect_code(0);
+        lake
+    })
 }
 
 /// Fewer trees and a shorter window keep debug-build tests quick.
@@ -22,50 +136,29 @@ const CRIPPLED: &str = "[window]\nhistory_days = 400\n[training]\ncandidates = [
 const LINEAR: &str =
     "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\n";
 
-fn retrain(dir: &Path, config: &Path, registry: &Path, date: &str) -> Outcome {
-    run(
-        dir,
-        &[
-            "--config",
-            s(config),
-            "--lake",
-            s(rossmann_lake()),
-            "--registry",
-            s(registry),
-            "--json",
-            "retrain",
-            "--date",
-            date,
-        ],
-    )
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod local {
+            $(#[test] fn $test() { super::$test(super::Backend::Local) })*
+        }
+        mod s3 {
+            $(#[test] fn $test() { super::$test(super::Backend::S3) })*
+        }
+    };
 }
 
-fn registry_cmd(dir: &Path, registry: &Path, args: &[&str]) -> Outcome {
-    let config = repo_file("examples/rossmann.toml");
-    let mut all = vec!["--config", s(&config), "--registry", s(registry), "--json"];
-    all.extend_from_slice(args);
-    run(dir, &all)
-}
+on_every_backend!(
+    first_run_promotes_and_a_rerun_adds_no_version,
+    a_worse_challenger_is_not_promoted_and_rollback_restores,
+    a_dry_run_writes_nothing,
+    two_racing_retrains_have_exactly_one_winner,
+    a_corrupted_artifact_is_refused_on_load,
+);
 
-fn versions_in(registry: &Path) -> usize {
-    std::fs::read_dir(registry.join("sales/versions")).map_or(0, |d| d.count())
-}
-
-fn decisions(dir: &Path, registry: &Path) -> Vec<serde_json::Value> {
-    let history = registry_cmd(dir, registry, &["models", "history"])
-        .expect_code(0)
-        .json();
-    history["decisions"].as_array().unwrap().clone()
-}
-
-#[test]
-fn first_run_promotes_and_a_rerun_adds_no_version() {
-    let dir = tempdir();
-    let registry = dir.path().join("registry");
-    let quick = config(dir.path(), QUICK);
-    let first = retrain(dir.path(), &quick, &registry, "2015-07-31")
-        .expect_code(0)
-        .json();
+fn first_run_promotes_and_a_rerun_adds_no_version(backend: Backend) {
+    let place = Place::new(backend);
+    let quick = place.config(QUICK);
+    let first = place.retrain(&quick, "2015-07-31").expect_code(0).json();
     assert_eq!(first["decision"], "promoted", "{first:#}");
     let wape = first["challenger"]["holdout"]["wape"].as_f64().unwrap();
     let baseline = first["baseline"]["wape"].as_f64().unwrap();
@@ -76,16 +169,11 @@ fn first_run_promotes_and_a_rerun_adds_no_version() {
     assert!(first["champion"].is_null());
     let version = first["challenger"]["version"].as_str().unwrap().to_string();
     assert_eq!(first["champion_after"], version.as_str());
-    assert!(
-        registry
-            .join(format!("sales/versions/{version}/model.bin"))
-            .is_file()
-    );
-    assert!(registry.join("sales/runs/2015-07-31/report.md").is_file());
+    let store = place.registry_store();
+    assert!(store.head(&format!("sales/versions/{version}/model.bin")).is_ok());
+    assert!(store.head("sales/runs/2015-07-31/report.md").is_ok());
 
-    let again = retrain(dir.path(), &quick, &registry, "2015-07-31")
-        .expect_code(0)
-        .json();
+    let again = place.retrain(&quick, "2015-07-31").expect_code(0).json();
     assert_eq!(
         again["challenger"]["version"],
         version.as_str(),
@@ -98,8 +186,9 @@ fn first_run_promotes_and_a_rerun_adds_no_version() {
         again["champion"]["holdout"], first["challenger"]["holdout"],
         "the champion scores as it did as challenger"
     );
-    assert_eq!(versions_in(&registry), 1);
-    let shown = registry_cmd(dir.path(), &registry, &["models", "show", &version[..8]])
+    assert_eq!(place.version_count(), 1);
+    let shown = place
+        .registry_cmd(&["models", "show", &version[..8]])
         .expect_code(0)
         .json();
     assert_eq!(shown["champion"], true);
@@ -113,24 +202,24 @@ fn first_run_promotes_and_a_rerun_adds_no_version() {
     );
     assert_eq!(manifest["config"]["training"]["random_forest"]["trees"], 12);
     assert_eq!(manifest["holdout_metrics"], first["challenger"]["holdout"]);
-    let log = decisions(dir.path(), &registry);
+    let log = place.decisions();
     assert_eq!(log.len(), 2);
     assert_eq!(log[0]["kind"], "promoted");
     assert_eq!(log[1]["kind"], "kept");
 }
 
-#[test]
-fn a_worse_challenger_is_not_promoted_and_rollback_restores() {
-    let dir = tempdir();
-    let registry = dir.path().join("registry");
+fn a_worse_challenger_is_not_promoted_and_rollback_restores(backend: Backend) {
+    let place = Place::new(backend);
     // v1: a linear model, promoted over the baseline.
-    let v1 = retrain(dir.path(), &config(dir.path(), LINEAR), &registry, "2015-07-01")
+    let v1 = place
+        .retrain(&place.config(LINEAR), "2015-07-01")
         .expect_code(0)
         .json();
     assert_eq!(v1["decision"], "promoted", "{v1:#}");
     let v1 = v1["challenger"]["version"].as_str().unwrap().to_string();
     // v2: forests, a month later, better than v1.
-    let v2 = retrain(dir.path(), &config(dir.path(), QUICK), &registry, "2015-07-31")
+    let v2 = place
+        .retrain(&place.config(QUICK), "2015-07-31")
         .expect_code(0)
         .json();
     assert_eq!(v2["decision"], "promoted", "{v2:#}");
@@ -138,13 +227,14 @@ fn a_worse_challenger_is_not_promoted_and_rollback_restores() {
     let v2 = v2["challenger"]["version"].as_str().unwrap().to_string();
 
     // A crippled challenger is stored but not promoted, and the log says why.
-    let worse = retrain(dir.path(), &config(dir.path(), CRIPPLED), &registry, "2015-07-31")
+    let worse = place
+        .retrain(&place.config(CRIPPLED), "2015-07-31")
         .expect_code(0)
         .json();
     assert_eq!(worse["decision"], "kept", "{worse:#}");
     assert!(worse["challenger"]["holdout"]["wape"].as_f64() > worse["champion"]["holdout"]["wape"].as_f64());
     assert_eq!(worse["champion_after"], v2.as_str());
-    let log = decisions(dir.path(), &registry);
+    let log = place.decisions();
     let last = log.last().unwrap();
     assert_eq!(last["kind"], "kept");
     assert!(
@@ -157,28 +247,20 @@ fn a_worse_challenger_is_not_promoted_and_rollback_restores() {
     assert!(last["challenger_metrics"]["wape"].is_number() && last["champion_metrics"]["wape"].is_number());
 
     // Rollback: back to the predecessor, v1.
-    let back = registry_cmd(
-        dir.path(),
-        &registry,
-        &["rollback", "--reason", "v2 misbehaves in stores"],
-    )
-    .expect_code(0)
-    .json();
-    assert_eq!(back["from"], v2.as_str());
-    assert_eq!(back["to"], v1.as_str());
-    let list = registry_cmd(dir.path(), &registry, &["models", "list"])
+    let back = place
+        .registry_cmd(&["rollback", "--reason", "v2 misbehaves in stores"])
         .expect_code(0)
         .json();
+    assert_eq!(back["from"], v2.as_str());
+    assert_eq!(back["to"], v1.as_str());
+    let list = place.registry_cmd(&["models", "list"]).expect_code(0).json();
     assert_eq!(list["champion"], v1.as_str());
     assert_eq!(list["versions"].as_array().unwrap().len(), 3);
     // And forward again by a hash prefix.
-    registry_cmd(
-        dir.path(),
-        &registry,
-        &["rollback", "--to", &v2[..10], "--reason", "fixed"],
-    )
-    .expect_code(0);
-    let log = decisions(dir.path(), &registry);
+    place
+        .registry_cmd(&["rollback", "--to", &v2[..10], "--reason", "fixed"])
+        .expect_code(0);
+    let log = place.decisions();
     let kinds: Vec<_> = log
         .iter()
         .map(|d| d["kind"].as_str().unwrap().to_string())
@@ -192,59 +274,45 @@ fn a_worse_challenger_is_not_promoted_and_rollback_restores() {
     assert_eq!(log[3]["reason"], "v2 misbehaves in stores");
 
     // Unknown versions are refused as usage errors.
-    let unknown = registry_cmd(
-        dir.path(),
-        &registry,
-        &["rollback", "--to", "ffffffff", "--reason", "x"],
-    )
-    .expect_code(2);
+    let unknown = place
+        .registry_cmd(&["rollback", "--to", "ffffffff", "--reason", "x"])
+        .expect_code(2);
     assert!(unknown.stderr.contains("ffffffff"), "{}", unknown.stderr);
 }
 
-#[test]
-fn a_dry_run_writes_nothing() {
-    let dir = tempdir();
-    let registry = dir.path().join("registry");
-    let out = run(
-        dir.path(),
-        &[
-            "--config",
-            s(&config(dir.path(), LINEAR)),
-            "--lake",
-            s(rossmann_lake()),
-            "--registry",
-            s(&registry),
-            "--json",
-            "retrain",
-            "--date",
-            "2015-07-31",
-            "--dry-run",
-        ],
-    )
-    .expect_code(0)
-    .json();
+fn a_dry_run_writes_nothing(backend: Backend) {
+    let place = Place::new(backend);
+    let out = place
+        .run(
+            &place.config(LINEAR),
+            &["retrain", "--date", "2015-07-31", "--dry-run"],
+        )
+        .expect_code(0)
+        .json();
     assert_eq!(out["dry_run"], true);
     assert!(out["decision_sequence"].is_null());
-    assert!(!registry.exists(), "a dry run must not create the registry");
+    assert!(
+        place.registry_store().list("").unwrap().is_empty(),
+        "a dry run must not write to the registry"
+    );
 }
 
-#[test]
-fn two_racing_retrains_have_exactly_one_winner() {
-    let dir = tempdir();
-    let registry = dir.path().join("registry");
-    let gate = dir.path().join("gate");
-    let linear = config(dir.path(), LINEAR);
+fn two_racing_retrains_have_exactly_one_winner(backend: Backend) {
+    let place = Place::new(backend);
+    let gate = place.dir.path().join("gate");
+    let linear = place.config(LINEAR);
     let spawn = || {
-        salescast(dir.path())
+        salescast(place.dir.path())
             .args([
                 "--config",
                 s(&linear),
                 "--lake",
-                s(rossmann_lake()),
+                &place.lake,
                 "--registry",
-                s(&registry),
+                &place.registry,
                 "--json",
             ])
+            .args(&place.flags)
             .args([
                 "retrain",
                 "--date",
@@ -268,72 +336,69 @@ fn two_racing_retrains_have_exactly_one_winner() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::fs::write(gate.join("go"), b"").unwrap();
-    let codes: Vec<i32> = [a, b]
-        .map(|c| c.wait_with_output().unwrap())
-        .iter()
-        .map(|o| {
-            let code = o.status.code().unwrap();
-            if code == 4 {
-                assert!(
-                    String::from_utf8_lossy(&o.stderr).contains("superseded"),
-                    "{}",
-                    String::from_utf8_lossy(&o.stderr)
-                );
-            }
-            code
-        })
-        .collect();
-    let mut sorted = codes.clone();
-    sorted.sort();
-    assert_eq!(sorted, [0, 4], "one winner, one loser: {codes:?}");
-    let log = decisions(dir.path(), &registry);
+    let outputs = [a, b].map(|c| c.wait_with_output().unwrap());
+    let mut codes: Vec<i32> = outputs.iter().map(|o| o.status.code().unwrap()).collect();
+    for o in &outputs {
+        if o.status.code() == Some(4) {
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert!(stderr.contains("superseded"), "{stderr}");
+        }
+    }
+    codes.sort();
+    assert_eq!(codes, [0, 4], "one winner, one loser");
+    let log = place.decisions();
     assert_eq!(log.len(), 1, "only the winner logs a decision");
     assert_eq!(log[0]["sequence"], 1);
     assert_eq!(log[0]["kind"], "promoted");
 }
 
-#[test]
-fn a_corrupted_artifact_is_refused_on_load() {
-    let dir = tempdir();
-    let registry = dir.path().join("registry");
-    let linear = config(dir.path(), LINEAR);
-    let first = retrain(dir.path(), &linear, &registry, "2015-07-31")
-        .expect_code(0)
-        .json();
+fn a_corrupted_artifact_is_refused_on_load(backend: Backend) {
+    let place = Place::new(backend);
+    let linear = place.config(LINEAR);
+    let first = place.retrain(&linear, "2015-07-31").expect_code(0).json();
     let version = first["challenger"]["version"].as_str().unwrap().to_string();
-    let artifact = registry.join(format!("sales/versions/{version}/model.bin"));
-    let mut bytes = std::fs::read(&artifact).unwrap();
+    let store = place.registry_store();
+    let key = format!("sales/versions/{version}/model.bin");
+    let mut bytes = store.get(&key).unwrap().bytes;
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
-    std::fs::write(&artifact, bytes).unwrap();
-    let out = retrain(dir.path(), &linear, &registry, "2015-07-31").expect_code(3);
+    store.put(&key, &bytes, PutMode::Overwrite).unwrap();
+    let out = place.retrain(&linear, "2015-07-31").expect_code(3);
     assert!(
         out.stderr.contains("corrupt artifact") && out.stderr.contains(&version),
         "{}",
         out.stderr
     );
-    let log = decisions(dir.path(), &registry);
-    assert_eq!(log.len(), 1, "a refused run logs nothing");
+    assert_eq!(place.decisions().len(), 1, "a refused run logs nothing");
 
-    // A rollback to a corrupted version is refused too: a version folder whose
+    // A rollback to a corrupted version is refused too: a version whose
     // model.bin does not hash to its name.
-    let pointer = registry.join("sales/champion.json");
-    let before = std::fs::read_to_string(&pointer).unwrap();
+    let before = store.get("sales/champion.json").unwrap().bytes;
     let fake = "0".repeat(64);
-    let fake_dir = registry.join(format!("sales/versions/{fake}"));
-    std::fs::create_dir_all(&fake_dir).unwrap();
-    let manifest = registry.join(format!("sales/versions/{version}/manifest.json"));
-    std::fs::copy(manifest, fake_dir.join("manifest.json")).unwrap();
-    std::fs::write(fake_dir.join("model.bin"), b"bytes that do not hash to 000...").unwrap();
-    let refused = registry_cmd(
-        dir.path(),
-        &registry,
-        &["rollback", "--to", &fake[..12], "--reason", "x"],
-    )
-    .expect_code(3);
+    let manifest = store
+        .get(&format!("sales/versions/{version}/manifest.json"))
+        .unwrap()
+        .bytes;
+    store
+        .put(
+            &format!("sales/versions/{fake}/manifest.json"),
+            &manifest,
+            PutMode::Create,
+        )
+        .unwrap();
+    store
+        .put(
+            &format!("sales/versions/{fake}/model.bin"),
+            b"bytes that do not hash to 000...",
+            PutMode::Create,
+        )
+        .unwrap();
+    let refused = place
+        .registry_cmd(&["rollback", "--to", &fake[..12], "--reason", "x"])
+        .expect_code(3);
     assert!(refused.stderr.contains("corrupt artifact"), "{}", refused.stderr);
     assert_eq!(
-        std::fs::read_to_string(&pointer).unwrap(),
+        store.get("sales/champion.json").unwrap().bytes,
         before,
         "a refused rollback changes nothing"
     );

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use salescast::storage::{LocalStore, PutMode, Store, StoreError};
+use salescast::storage::{LocalStore, PutMode, S3Settings, S3Store, Store, StoreError};
 
 /// A store under test and whatever keeps it alive (a temporary folder).
 pub struct Backend {
@@ -18,6 +18,19 @@ pub fn local_backend() -> Backend {
     Backend {
         store: Arc::new(LocalStore::new(dir.path().join("store"))),
         _guard: Box::new(dir),
+    }
+}
+
+/// A fresh bucket on the local S3 server, with the store under a prefix.
+pub fn s3_backend() -> Backend {
+    let bucket = crate::util::s3_bucket("conformance");
+    let settings = S3Settings {
+        endpoint: Some(crate::util::s3_endpoint()),
+        ..Default::default()
+    };
+    Backend {
+        store: Arc::new(S3Store::open(&format!("s3://{bucket}/store"), &settings).unwrap()),
+        _guard: Box::new(()),
     }
 }
 
@@ -63,6 +76,7 @@ macro_rules! conformance_suite {
 }
 
 conformance_suite!(local, local_backend());
+conformance_suite!(s3, s3_backend());
 
 fn check_put_modes(store: &dyn Store) {
     let created = store.put("a/one", b"first", PutMode::Create).unwrap();

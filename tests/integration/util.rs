@@ -173,3 +173,23 @@ pub fn rossmann(dir: &Path, lake: &Path, args: &[&str]) -> Outcome {
     all.extend_from_slice(args);
     run(dir, &all)
 }
+
+/// The local S3 server that scripts/test.sh started. S3 tests fail (never
+/// skip) without it.
+pub fn s3_endpoint() -> String {
+    std::env::var("TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!("TEST_S3_ENDPOINT is not set: run the tests with scripts/test.sh, which starts the local S3 server")
+    })
+}
+
+/// A new, empty bucket on the local S3 server, named after `purpose`.
+pub fn s3_bucket(purpose: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("sc-{}-{}-{n}", purpose.replace('_', "-"), std::process::id());
+    python(
+        "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1').create_bucket(Bucket=sys.argv[2])",
+        &[&s3_endpoint(), &name],
+    );
+    name
+}
