@@ -1,11 +1,13 @@
 //! The integration tests: one test binary (as in ripgrep), one module per concern.
 //! They run the real `salescast` binary on real files and the shared datasets.
 
+mod aws_cli;
 mod config;
 mod demo;
 mod features;
 mod ingest;
 mod malformed;
+mod promoters;
 mod retrain;
 mod store_conformance;
 mod util;

@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use salescast::storage::{self, PutMode, S3Settings, Store};
+use salescast::registry::Registry;
+use salescast::storage::{self, Object, ObjectMeta, PutMode, S3Settings, Store, StoreError};
 
 use crate::util::{Outcome, repo_file, rossmann_lake, run, s, s3_bucket, s3_endpoint, salescast, tempdir};
 
@@ -129,6 +130,46 @@ fn rossmann_s3_lake() -> &'static str {
     })
 }
 
+/// A store that records every call it passes on: each is one request to S3
+/// (a listing may be more than one when it pages).
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<dyn Store>,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl Counting {
+    fn note(&self, call: &str, key: &str) {
+        self.calls.lock().unwrap().push(format!("{call} {key}"));
+    }
+}
+
+impl Store for Counting {
+    fn uri_of(&self, key: &str) -> String {
+        self.inner.uri_of(key)
+    }
+    fn get(&self, key: &str) -> Result<Object, StoreError> {
+        self.note("get", key);
+        self.inner.get(key)
+    }
+    fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        self.note("head", key);
+        self.inner.head(key)
+    }
+    fn put(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<ObjectMeta, StoreError> {
+        self.note("put", key);
+        self.inner.put(key, bytes, mode)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.note("list", prefix);
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.note("delete", key);
+        self.inner.delete(key)
+    }
+}
+
 /// Fewer trees and a shorter window keep debug-build tests quick.
 const QUICK: &str = "[window]\nhistory_days = 400\n[training.random_forest]\ntrees = 12\nmax_depth = 10\n";
 /// A deliberately crippled config: the seasonal-naive rule is the only candidate.
@@ -246,13 +287,22 @@ fn a_worse_challenger_is_not_promoted_and_rollback_restores(backend: Backend) {
     );
     assert!(last["challenger_metrics"]["wape"].is_number() && last["champion_metrics"]["wape"].is_number());
 
-    // Rollback: back to the predecessor, v1.
-    let back = place
-        .registry_cmd(&["rollback", "--reason", "v2 misbehaves in stores"])
-        .expect_code(0)
-        .json();
-    assert_eq!(back["from"], v2.as_str());
-    assert_eq!(back["to"], v1.as_str());
+    // Rollback: back to the predecessor, v1, counting the requests it makes.
+    let counting = Arc::new(Counting {
+        inner: place.registry_store(),
+        calls: Default::default(),
+    });
+    let registry = Registry::new(counting.clone(), "sales");
+    let back = salescast::commands::rollback(&registry, None, "v2 misbehaves in stores").unwrap();
+    assert_eq!(back.from, v2);
+    assert_eq!(back.to, v1);
+    let calls = counting.calls.lock().unwrap().clone();
+    let kinds: Vec<&str> = calls.iter().map(|c| c.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["get", "get", "put", "list", "put"],
+        "pointer, artifact (re-hashed), pointer CAS, decision numbering, decision: {calls:#?}"
+    );
     let list = place.registry_cmd(&["models", "list"]).expect_code(0).json();
     assert_eq!(list["champion"], v1.as_str());
     assert_eq!(list["versions"].as_array().unwrap().len(), 3);
