@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (the README's, and CI's through .ci/run): installs what the
 # tests need into target/test-venv (pyarrow, a real reader of the lake; moto,
-# a local S3-compatible server), starts the S3 server on 127.0.0.1, runs every
+# a local S3-compatible server), starts the S3 server (tests/s3_server.py) on
+# 127.0.0.1, runs every
 # test, and stops the server. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ export TEST_PYTHON="$PWD/$venv/bin/python"
 
 # The local S3 server: a free port on loopback, stopped when this script ends.
 port=$("$TEST_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+"$TEST_PYTHON" tests/s3_server.py 127.0.0.1 "$port" > target/moto.log 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 150); do
