@@ -159,7 +159,7 @@ impl S3Store {
         if bytes.len() > MULTIPART_THRESHOLD {
             return self.put_multipart(key, bytes, mode).await;
         }
-        let mut request = self
+        let request = self
             .client
             .put_object()
             .bucket(&self.bucket)
@@ -167,12 +167,13 @@ impl S3Store {
             .body(ByteStream::from(bytes.to_vec()))
             .set_server_side_encryption(self.sse())
             .set_ssekms_key_id(self.settings.kms_key_id.clone());
-        request = match mode {
-            PutMode::Overwrite => request,
-            PutMode::Create => request.if_none_match("*"),
-            PutMode::Update(etag) => request.if_match(etag),
-        };
-        match request.send().await {
+        let (if_none_match, if_match) = conditions(mode);
+        match request
+            .set_if_none_match(if_none_match)
+            .set_if_match(if_match)
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.e_tag().unwrap_or_default().to_string()),
             Err(err) => Err(self.write_error(key, mode, err)),
         }
@@ -234,19 +235,20 @@ impl S3Store {
                     .build(),
             );
         }
-        let mut request = self
+        let request = self
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(object_key)
             .upload_id(upload_id)
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
-        request = match mode {
-            PutMode::Overwrite => request,
-            PutMode::Create => request.if_none_match("*"),
-            PutMode::Update(etag) => request.if_match(etag),
-        };
-        match request.send().await {
+        let (if_none_match, if_match) = conditions(mode);
+        match request
+            .set_if_none_match(if_none_match)
+            .set_if_match(if_match)
+            .send()
+            .await
+        {
             Ok(out) => Ok(out.e_tag().unwrap_or_default().to_string()),
             Err(err) => Err(self.write_error(key, mode, err)),
         }
@@ -280,6 +282,16 @@ impl S3Store {
 }
 
 const CONFLICT: &str = "409 ConditionalRequestConflict";
+
+/// The `If-None-Match` and `If-Match` headers of a put mode, for a single
+/// put and for the completion of a multipart upload alike.
+fn conditions(mode: &PutMode) -> (Option<String>, Option<String>) {
+    match mode {
+        PutMode::Overwrite => (None, None),
+        PutMode::Create => (Some("*".into()), None),
+        PutMode::Update(etag) => (None, Some(etag.clone())),
+    }
+}
 
 fn status_of<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())

@@ -182,9 +182,12 @@ fn race<T: Send>(
     })
 }
 
-fn check_create_race(store: Arc<dyn Store>) {
+/// Runs 16 writers at once on `key` in `mode`; exactly one must win, every
+/// loser must see `lost` (the trait's error for a lost race), and the object
+/// must hold the winner's bytes.
+fn check_one_winner(store: Arc<dyn Store>, key: &str, mode: PutMode, lost: fn(&StoreError) -> bool) {
     let results = race(Arc::clone(&store), 16, |store, i| {
-        store.put("race/create", format!("writer {i}").as_bytes(), PutMode::Create)
+        store.put(key, format!("writer {i}").as_bytes(), mode.clone())
     });
     let winners: Vec<usize> = results
         .iter()
@@ -192,19 +195,22 @@ fn check_create_race(store: Arc<dyn Store>) {
         .filter(|(_, r)| r.is_ok())
         .map(|(i, _)| i)
         .collect();
-    assert_eq!(winners.len(), 1, "exactly one create wins");
+    assert_eq!(winners.len(), 1, "exactly one {mode:?} wins");
     for r in &results {
         if let Err(e) = r {
-            assert!(
-                matches!(e, StoreError::AlreadyExists { .. }),
-                "a loser sees AlreadyExists, not {e}"
-            );
+            assert!(lost(e), "a loser must see the lost-race error, not {e}");
         }
     }
     assert_eq!(
-        store.get("race/create").unwrap().bytes,
+        store.get(key).unwrap().bytes,
         format!("writer {}", winners[0]).as_bytes()
     );
+}
+
+fn check_create_race(store: Arc<dyn Store>) {
+    check_one_winner(store, "race/create", PutMode::Create, |e| {
+        matches!(e, StoreError::AlreadyExists { .. })
+    });
 }
 
 fn check_update_race(store: Arc<dyn Store>) {
@@ -212,32 +218,9 @@ fn check_update_race(store: Arc<dyn Store>) {
         .put("race/update", b"start", PutMode::Create)
         .unwrap()
         .version;
-    let results = race(Arc::clone(&store), 16, |store, i| {
-        store.put(
-            "race/update",
-            format!("writer {i}").as_bytes(),
-            PutMode::Update(start.clone()),
-        )
+    check_one_winner(store, "race/update", PutMode::Update(start), |e| {
+        matches!(e, StoreError::Precondition { .. })
     });
-    let winners: Vec<usize> = results
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.is_ok())
-        .map(|(i, _)| i)
-        .collect();
-    assert_eq!(winners.len(), 1, "exactly one update from the same version wins");
-    for r in &results {
-        if let Err(e) = r {
-            assert!(
-                matches!(e, StoreError::Precondition { .. }),
-                "a loser sees Precondition, not {e}"
-            );
-        }
-    }
-    assert_eq!(
-        store.get("race/update").unwrap().bytes,
-        format!("writer {}", winners[0]).as_bytes()
-    );
 }
 
 fn check_no_lost_update(store: Arc<dyn Store>) {
