@@ -67,6 +67,15 @@ impl std::fmt::Debug for S3Store {
     }
 }
 
+/// The SDK's HTTPS client: hyper on rustls with the ring provider and the
+/// system's root certificates.
+fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// Splits `s3://bucket/some/prefix` into bucket and prefix (no trailing '/').
 pub fn parse_uri(uri: &str) -> Result<(String, String), StoreError> {
     let unsupported = |reason: &str| StoreError::UnsupportedUri {
@@ -97,6 +106,7 @@ impl S3Store {
             .build()
             .map_err(|e| backend(format!("cannot start the I/O runtime: {e}")))?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(https_client())
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6));
         if let Some(region) = &settings.region {
             loader = loader.region(Region::new(region.clone()));
