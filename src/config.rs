@@ -61,6 +61,7 @@ pub struct Config {
     pub training: TrainingSettings,
     pub promotion: PromotionSettings,
     pub s3: S3Settings,
+    pub cost: CostSettings,
 }
 
 impl Default for Config {
@@ -75,6 +76,7 @@ impl Default for Config {
             training: TrainingSettings::default(),
             promotion: PromotionSettings::default(),
             s3: S3Settings::default(),
+            cost: CostSettings::default(),
         }
     }
 }
@@ -249,6 +251,29 @@ impl Default for PromotionSettings {
         Self {
             min_improvement: 0.005,
             max_abs_bias: 0.15,
+        }
+    }
+}
+
+/// Unit prices for the run's own cost estimate in the report. Defaults:
+/// AWS us-east-1 list prices (see pipelines/README.md for their date).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostSettings {
+    /// Build compute, per started minute (CodeBuild general1.small, Linux).
+    pub build_usd_per_minute: f64,
+    /// S3 PUT, COPY, POST and LIST requests, per 1,000.
+    pub s3_write_usd_per_1000: f64,
+    /// S3 GET, HEAD and other requests, per 1,000.
+    pub s3_read_usd_per_1000: f64,
+}
+
+impl Default for CostSettings {
+    fn default() -> Self {
+        Self {
+            build_usd_per_minute: 0.005,
+            s3_write_usd_per_1000: 0.005,
+            s3_read_usd_per_1000: 0.0004,
         }
     }
 }
@@ -524,6 +549,16 @@ fn check_training(config: &Config) -> Result<(), ConfigError> {
     }
     if !(promotion.max_abs_bias.is_finite() && promotion.max_abs_bias > 0.0) {
         return Err(invalid("promotion.max_abs_bias", "must be a number > 0"));
+    }
+    let cost = &config.cost;
+    for (key, price) in [
+        ("cost.build_usd_per_minute", cost.build_usd_per_minute),
+        ("cost.s3_write_usd_per_1000", cost.s3_write_usd_per_1000),
+        ("cost.s3_read_usd_per_1000", cost.s3_read_usd_per_1000),
+    ] {
+        if !(price.is_finite() && price >= 0.0) {
+            return Err(invalid(key, "must be a price >= 0"));
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod cost;
 pub mod evaluate;
 pub mod exit;
 pub mod features;

@@ -6,6 +6,7 @@
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::cost::CostEstimate;
 use crate::evaluate::Metrics;
 use crate::models::Family;
 use crate::registry::{DecisionKind, Stored};
@@ -27,6 +28,8 @@ pub struct RunReport {
     pub baseline: Metrics,
     pub worst_series: Vec<SeriesRow>,
     pub seconds: Timings,
+    /// This run's estimated cost (the report's own two writes not included).
+    pub cost: Option<CostEstimate>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -203,6 +206,9 @@ impl RunReport {
         );
         if let Some(seq) = self.decision_sequence {
             md += &format!("- decision log entry {seq}\n");
+        }
+        if let Some(cost) = &self.cost {
+            md += &format!("- estimated cost of this run: {}\n", cost.summary());
         }
         md
     }

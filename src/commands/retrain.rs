@@ -12,6 +12,7 @@ use polars::prelude::DataFrame;
 
 use super::Report;
 use crate::config::Config;
+use crate::cost::CostEstimate;
 use crate::evaluate::{self, Metrics, per_series};
 use crate::exit::Superseded;
 use crate::features::build_features;
@@ -136,9 +137,10 @@ pub fn retrain(
         baseline: baseline.clone(),
         worst_series: worst,
         seconds,
+        cost: None,
     };
     if options.dry_run {
-        report.seconds.total = started.elapsed().as_secs_f64();
+        finish(&mut report, config, lake, registry, started);
         return Ok(report);
     }
     if let Some(gate) = &options.hold {
@@ -207,12 +209,22 @@ pub fn retrain(
         })
         .context("logging the decision")?;
     report.decision_sequence = Some(decision.sequence);
-    report.seconds.total = started.elapsed().as_secs_f64();
+    finish(&mut report, config, lake, registry, started);
     let json = serde_json::to_vec_pretty(&report)?;
     registry
         .put_report(day, &json, &report.markdown())
         .context("writing the run report")?;
     Ok(report)
+}
+
+/// Stamps the total time and the cost estimate on the report.
+fn finish(report: &mut RunReport, config: &Config, lake: &Lake, registry: &Registry, started: Instant) {
+    report.seconds.total = started.elapsed().as_secs_f64();
+    let requests = [("lake", lake.store()), ("registry", registry.store())]
+        .into_iter()
+        .map(|(name, store)| (name.to_string(), store.requests()))
+        .collect();
+    report.cost = Some(CostEstimate::new(&config.cost, report.seconds.total, requests));
 }
 
 fn series_names(features: &DataFrame, config: &Config, rows: &[usize]) -> anyhow::Result<Vec<String>> {

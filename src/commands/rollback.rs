@@ -11,6 +11,7 @@ use crate::config::ConfigError;
 use crate::exit::Superseded;
 use crate::models::Artifact;
 use crate::registry::{Champion, DecisionKind, NewDecision, Registry, RegistryError};
+use crate::storage::RequestCounts;
 
 #[derive(Debug, Serialize)]
 pub struct RollbackReport {
@@ -19,6 +20,8 @@ pub struct RollbackReport {
     pub to: String,
     pub reason: String,
     pub decision_sequence: u64,
+    /// The requests sent to the registry (none on a local folder).
+    pub s3_requests: RequestCounts,
 }
 
 impl Report for RollbackReport {
@@ -106,5 +109,6 @@ pub fn rollback(registry: &Registry, to: Option<&str>, reason: &str) -> anyhow::
         to: target,
         reason: reason.to_string(),
         decision_sequence: decision.sequence,
+        s3_requests: registry.store().requests(),
     })
 }

@@ -9,6 +9,7 @@
 mod local;
 mod s3;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use local::LocalStore;
@@ -16,6 +17,10 @@ pub use s3::{S3Settings, S3Store};
 
 /// An opaque token naming one written state of an object (an ETag on S3).
 pub type Version = String;
+
+/// Requests sent by a store, by API operation (`GetObject`, `PutObject`,
+/// `ListObjectsV2`, ...), retries and listing pages included.
+pub type RequestCounts = BTreeMap<String, u64>;
 
 /// How a put treats an object that is already there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +82,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
     /// Removes `key`; removing a missing key is not an error.
     fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// The billable requests sent so far; a local folder sends none.
+    fn requests(&self) -> RequestCounts {
+        RequestCounts::new()
+    }
 }
 
 /// Opens the store a URI names: a plain path or `file://…` for a local

@@ -8,6 +8,7 @@
 //! is `If-Match: <etag>` (412, or 404 when the object is gone, means the race
 //! was lost), and 409 ConditionalRequestConflict is retried.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
@@ -17,7 +18,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use serde::{Deserialize, Serialize};
 
-use super::{Object, ObjectMeta, PutMode, Store, StoreError, check_key};
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+
+use super::{Object, ObjectMeta, PutMode, RequestCounts, Store, StoreError, check_key};
 
 /// Objects above this size go up in parts.
 const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
@@ -59,6 +64,7 @@ pub struct S3Store {
     prefix: String,
     settings: S3Settings,
     runtime: tokio::runtime::Runtime,
+    requests: CountRequests,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -74,6 +80,30 @@ fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https()
+}
+
+/// Counts every request the client transmits (each retry and each listing
+/// page is one), by operation name: the figures behind the run's cost estimate
+/// and the IAM policy check.
+#[derive(Debug, Clone, Default)]
+struct CountRequests(Arc<Mutex<RequestCounts>>);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let operation = cfg.load::<Metadata>().map_or("unknown", Metadata::name);
+        let mut counts = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *counts.entry(operation.to_string()).or_default() += 1;
+        Ok(())
+    }
 }
 
 /// Splits `s3://bucket/some/prefix` into bucket and prefix (no trailing '/').
@@ -112,7 +142,8 @@ impl S3Store {
             loader = loader.region(Region::new(region.clone()));
         }
         let sdk = runtime.block_on(loader.load());
-        let mut builder = aws_sdk_s3::config::Builder::from(&sdk);
+        let requests = CountRequests::default();
+        let mut builder = aws_sdk_s3::config::Builder::from(&sdk).interceptor(requests.clone());
         let endpoint = settings
             .endpoint
             .clone()
@@ -135,6 +166,7 @@ impl S3Store {
             prefix,
             settings: settings.clone(),
             runtime,
+            requests,
         })
     }
 
@@ -444,6 +476,14 @@ impl Store for S3Store {
                 Err(e) => Err(self.error(key, e)),
             }
         })
+    }
+
+    fn requests(&self) -> RequestCounts {
+        self.requests
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 }
 
