@@ -1,17 +1,14 @@
 #!/usr/bin/env bash
 # The test command (the README's, and CI's through .ci/run): installs what the
 # tests need into target/test-venv (pyarrow, a real reader of the lake; moto,
-# a local S3-compatible server), starts the S3 server (tests/s3_server.py) on
+# a local S3-compatible server; the AWS CLI; the CI/CD linters), starts the S3 server (tests/s3_server.py) on
 # 127.0.0.1, runs every
 # test, and stops the server. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=target/test-venv
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+bash scripts/venv.sh "$venv"
 export TEST_PYTHON="$PWD/$venv/bin/python"
 
 # The local S3 server: a free port on loopback, stopped when this script ends.

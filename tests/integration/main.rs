@@ -7,6 +7,7 @@ mod demo;
 mod features;
 mod ingest;
 mod malformed;
+mod pipelines;
 mod promoters;
 mod retrain;
 mod store_conformance;
