@@ -12,10 +12,10 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+
+from measure import measure
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "..", "shared", "data", "store_item", "train.csv")
@@ -31,24 +31,14 @@ ds.write_dataset(table, sys.argv[2] + "/sales", format="parquet", partitioning=[
 """
 
 
-
-
 def run_case(argv, repeats, prepare=None):
-    walls, cpus, rss, outs = [], [], [], []
+    runs = []
     for _ in range(repeats):
         if prepare:
             prepare()
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        walls.append(time.perf_counter() - start)
-        if status != 0:
-            sys.exit(f"{' '.join(argv)} failed with status {status}")
-        cpus.append(usage.ru_utime + usage.ru_stime)
-        rss.append(usage.ru_maxrss / 1024)
-        outs.append(out.decode())
-    return statistics.median(walls), statistics.median(cpus), max(rss), outs
+        runs.append(measure(argv))
+    return (statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs),
+            max(r.peak_mib for r in runs), [r.stdout for r in runs])
 
 
 def main():

@@ -136,15 +136,24 @@ fn aws_env() -> Vec<(String, String)> {
     .collect()
 }
 
-/// The binary under test packaged by pipelines/package-release and
-/// published to a release folder on the local S3 server, once per test run.
+/// Training settings that keep the debug-build runs short.
+const QUICK_TRAINING: &str =
+    "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\n";
+
+/// The binary under test and the retailer's config (rossmann's) packaged by
+/// pipelines/package-release and published to a release folder on the local
+/// S3 server, once per test run.
 fn release() -> &'static str {
     static RELEASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     RELEASE.get_or_init(|| {
         let dist = tempdir();
+        let config = dist.path().join("retailer.toml");
+        let rossmann = std::fs::read_to_string(repo_file("examples/rossmann.toml")).unwrap();
+        std::fs::write(&config, format!("{rossmann}\n{QUICK_TRAINING}")).unwrap();
+        let out = dist.path().join("release");
         let package = Command::new("bash")
             .arg(repo_file("pipelines/package-release"))
-            .args([env!("CARGO_BIN_EXE_salescast"), s(dist.path())])
+            .args([env!("CARGO_BIN_EXE_salescast"), s(&out), s(&config)])
             .output()
             .unwrap();
         assert!(
@@ -153,35 +162,22 @@ fn release() -> &'static str {
             String::from_utf8_lossy(&package.stderr)
         );
         let release = format!("s3://{}/releases/v-test", s3_bucket("release"));
-        aws(&[
-            "s3",
-            "cp",
-            "--recursive",
-            "--only-show-errors",
-            s(dist.path()),
-            &release,
-        ]);
+        aws(&["s3", "cp", "--recursive", "--only-show-errors", s(&out), &release]);
         release
     })
 }
 
 /// The daily job's surroundings: the lake and a fresh registry on the local
-/// S3 server, the retailer's config, the release.
+/// S3 server, and the release.
 struct DailyJob {
     place: Place,
-    config: PathBuf,
     release: String,
 }
 
 impl DailyJob {
     fn new() -> Self {
-        let place = Place::new(Backend::S3);
-        let config = place.config(
-            "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\n",
-        );
         DailyJob {
-            place,
-            config,
+            place: Place::new(Backend::S3),
             release: release().to_string(),
         }
     }
@@ -196,7 +192,7 @@ impl DailyJob {
     }
 
     /// A folder holding the release's source.zip unpacked, as CodeBuild
-    /// checks out its source, with the retailer's salescast.toml beside it.
+    /// checks out its source (the retailer's salescast.toml included).
     fn source_checkout(&self) -> tempfile::TempDir {
         let dir = tempdir();
         let zip = dir.path().join("source.zip");
@@ -211,7 +207,6 @@ impl DailyJob {
             "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])",
             &[s(&zip), s(dir.path())],
         );
-        std::fs::copy(&self.config, dir.path().join("salescast.toml")).unwrap();
         dir
     }
 
@@ -494,9 +489,7 @@ fn granted_actions(template: &Value) -> BTreeMap<String, BTreeSet<String>> {
 #[test]
 fn the_iam_policy_grants_exactly_the_s3_actions_runs_use() {
     let place = Place::new(Backend::S3);
-    let config = place.config(
-        "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\n",
-    );
+    let config = place.config(QUICK_TRAINING);
     let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut record = |store: &str, requests: &Value| {
         for operation in requests.as_object().unwrap().keys() {

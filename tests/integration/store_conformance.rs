@@ -270,3 +270,51 @@ fn check_invalid_keys(store: &dyn Store) {
         );
     }
 }
+
+/// What the S3 server recorded of an object's encryption, by boto3's head_object.
+fn s3_encryption_of(bucket: &str, key: &str) -> String {
+    crate::util::python(
+        "import sys, boto3
+h = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1').head_object(Bucket=sys.argv[2], Key=sys.argv[3])
+print(h.get('ServerSideEncryption'), h.get('SSEKMSKeyId'))",
+        &[&crate::util::s3_endpoint(), bucket, key],
+    )
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn s3_writes_carry_the_configured_encryption() {
+    let bucket = crate::util::s3_bucket("sse");
+    let key_id = crate::util::python(
+        "import sys, boto3
+print(boto3.client('kms', endpoint_url=sys.argv[1], region_name='us-east-1').create_key()['KeyMetadata']['KeyId'])",
+        &[&crate::util::s3_endpoint()],
+    )
+    .trim()
+    .to_string();
+    let large = vec![7u8; 17 * 1024 * 1024];
+    for (sse, kms_key_id) in [("AES256", None), ("aws:kms", Some(key_id.clone()))] {
+        let settings = S3Settings {
+            endpoint: Some(crate::util::s3_endpoint()),
+            sse: Some(sse.into()),
+            kms_key_id: kms_key_id.clone(),
+            ..Default::default()
+        };
+        let store = S3Store::open(&format!("s3://{bucket}/{}", sse.replace(':', "-")), &settings).unwrap();
+        store.put("small", b"x", PutMode::Create).unwrap();
+        store.put("multipart", &large, PutMode::Overwrite).unwrap();
+        for key in ["small", "multipart"] {
+            let found = s3_encryption_of(&bucket, &format!("{}/{key}", sse.replace(':', "-")));
+            let (found_sse, found_key) = found.split_once(' ').unwrap();
+            assert_eq!(found_sse, sse, "{key}: the server recorded {found:?}");
+            match &kms_key_id {
+                Some(id) => assert!(
+                    found_key.ends_with(id.as_str()),
+                    "{key}: the server recorded {found:?}"
+                ),
+                None => assert_eq!(found_key, "None", "{key}"),
+            }
+        }
+    }
+}
