@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::models::{ElasticNetParams, Family, ForestParams, ModelParams};
+use crate::models::{ElasticNetParams, Family, ForestParams, GbdtParams, ModelParams};
 use crate::storage::S3Settings;
 
 /// The name looked for in the working folder when no `--config` is given.
@@ -212,6 +212,7 @@ pub struct TrainingSettings {
     pub seed: u64,
     pub elastic_net: ElasticNetParams,
     pub random_forest: ForestParams,
+    pub gbdt: GbdtParams,
 }
 
 impl TrainingSettings {
@@ -220,6 +221,7 @@ impl TrainingSettings {
         ModelParams {
             elastic_net: self.elastic_net.clone(),
             random_forest: self.random_forest.clone(),
+            gbdt: self.gbdt.clone(),
         }
     }
 }
@@ -228,10 +230,11 @@ impl Default for TrainingSettings {
     fn default() -> Self {
         Self {
             model_name: "sales".into(),
-            candidates: vec![Family::SeasonalNaive, Family::ElasticNet, Family::RandomForest],
+            candidates: vec![Family::SeasonalNaive, Family::ElasticNet, Family::Gbdt],
             seed: 42,
             elastic_net: ElasticNetParams::default(),
             random_forest: ForestParams::default(),
+            gbdt: GbdtParams::default(),
         }
     }
 }
@@ -569,10 +572,10 @@ mod tests {
 
     #[test]
     fn model_params_are_checked_with_the_config() {
-        let text = "[training.random_forest]\ntrees = 0\n";
+        let text = "[training.gbdt]\nmax_rounds = 0\n";
         let config = parse_file(text, Path::new("c.toml")).unwrap();
         let err = check(&config).unwrap_err().to_string();
-        assert!(err.contains("training.random_forest.trees"), "{err}");
+        assert!(err.contains("training.gbdt.max_rounds"), "{err}");
         let text = "[training]\ncandidates = [\"seasonal_naive\"]\n[features]\nlags = [1]\n";
         let err = check(&parse_file(text, Path::new("c.toml")).unwrap())
             .unwrap_err()

@@ -153,24 +153,38 @@ pub fn train_challenger(
     let valid_x = design.take(&split.inner_valid);
     let valid_y = take(&target, &split.inner_valid);
     let mut candidates = Vec::new();
+    let mut tuned = Vec::new();
     for &family in &training.candidates {
         let started = std::time::Instant::now();
-        let model = models::fit(family, &params, &inner_x, &inner_y, training.seed)?;
+        let validation_rows = Some((&valid_x, valid_y.as_slice()));
+        let model = models::fit(
+            family,
+            &params,
+            &inner_x,
+            &inner_y,
+            validation_rows,
+            training.seed,
+        )?;
         let validation = metrics(&valid_y, &model.predict(&valid_x)?);
         tracing::info!(%family, wape = validation.wape, "candidate scored on the inner validation window in {:.1} s", started.elapsed().as_secs_f64());
         candidates.push(CandidateScore { family, validation });
+        tuned.push(model.tuned(&params));
     }
-    let best = candidates
-        .iter()
-        .min_by(|a, b| a.validation.wape.total_cmp(&b.validation.wape))
-        .expect("at least one candidate (checked with the config)")
-        .clone();
+    let best = (0..candidates.len())
+        .min_by(|&a, &b| {
+            candidates[a]
+                .validation
+                .wape
+                .total_cmp(&candidates[b].validation.wape)
+        })
+        .expect("at least one candidate (checked with the config)");
 
     let model = models::fit(
-        best.family,
-        &params,
+        candidates[best].family,
+        &tuned[best],
         &design.take(&split.train),
         &take(&target, &split.train),
+        None,
         training.seed,
     )?;
     let artifact = Artifact {
@@ -186,8 +200,8 @@ pub fn train_challenger(
         artifact,
         bytes,
         version,
+        validation: candidates[best].validation.clone(),
         candidates,
-        validation: best.validation,
     })
 }
 

@@ -260,6 +260,7 @@ fn baseline_metrics(
         &config.training.params(),
         &design,
         &vec![0.0; design.rows],
+        None,
         0,
     )?;
     let artifact = Artifact {

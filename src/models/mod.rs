@@ -1,11 +1,12 @@
 //! Forecast models behind one interface: hyper-parameters checked before any
 //! fit (as in linfa), and a separate fitted type that serializes into the
-//! artifact. Families: a seasonal-naive baseline, linfa ElasticNet and a
-//! smartcore random forest; a new family adds a [`Family`] variant, its
-//! params, and a [`FittedModel`] variant.
+//! artifact. Families: a seasonal-naive baseline, linfa ElasticNet, a
+//! smartcore random forest and forust-ml gradient-boosted trees; a new family
+//! adds a [`Family`] variant, its params, and a [`FittedModel`] variant.
 
 pub mod artifact;
 pub mod design;
+pub mod gbdt;
 
 use linfa::prelude::*;
 use ndarray::{ArrayView1, ArrayView2, ShapeBuilder};
@@ -15,6 +16,7 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 
 pub use artifact::{ARTIFACT_FORMAT_VERSION, Artifact, ArtifactError};
 pub use design::{Design, Encoder};
+pub use gbdt::{GbdtModel, GbdtParams};
 
 use crate::features::{lag_name, rolling_mean_name};
 
@@ -43,6 +45,7 @@ pub enum Family {
     SeasonalNaive,
     ElasticNet,
     RandomForest,
+    Gbdt,
 }
 
 impl std::fmt::Display for Family {
@@ -51,6 +54,7 @@ impl std::fmt::Display for Family {
             Family::SeasonalNaive => "seasonal_naive",
             Family::ElasticNet => "elastic_net",
             Family::RandomForest => "random_forest",
+            Family::Gbdt => "gbdt",
         })
     }
 }
@@ -139,6 +143,7 @@ impl ForestParams {
 pub struct ModelParams {
     pub elastic_net: ElasticNetParams,
     pub random_forest: ForestParams,
+    pub gbdt: GbdtParams,
 }
 
 /// A trained model: what goes into the artifact.
@@ -147,6 +152,7 @@ pub enum FittedModel {
     SeasonalNaive(SeasonalNaiveModel),
     ElasticNet(LinearModel),
     RandomForest(ForestModel),
+    Gbdt(Box<GbdtModel>),
 }
 
 impl FittedModel {
@@ -155,7 +161,19 @@ impl FittedModel {
             FittedModel::SeasonalNaive(_) => Family::SeasonalNaive,
             FittedModel::ElasticNet(_) => Family::ElasticNet,
             FittedModel::RandomForest(_) => Family::RandomForest,
+            FittedModel::Gbdt(_) => Family::Gbdt,
         }
+    }
+
+    /// `params` with what this fit chose on its validation window (the
+    /// boosting rounds early stopping kept), for the refit on all training
+    /// rows.
+    pub fn tuned(&self, params: &ModelParams) -> ModelParams {
+        let mut tuned = params.clone();
+        if let FittedModel::Gbdt(m) = self {
+            tuned.gbdt.max_rounds = m.rounds;
+        }
+        tuned
     }
 
     /// Predictions for every row of `design`, never negative.
@@ -164,6 +182,7 @@ impl FittedModel {
             FittedModel::SeasonalNaive(m) => m.predict(design)?,
             FittedModel::ElasticNet(m) => m.predict(design),
             FittedModel::RandomForest(m) => m.predict(design)?,
+            FittedModel::Gbdt(m) => m.predict(design),
         };
         Ok(raw
             .into_iter()
@@ -185,15 +204,19 @@ pub fn check(family: Family, params: &ModelParams, names: &[String]) -> Result<(
         }
         Family::ElasticNet => params.elastic_net.check(),
         Family::RandomForest => params.random_forest.check(),
+        Family::Gbdt => params.gbdt.check(),
     }
 }
 
 /// Fits `family` on `design` and `target`, after checking its parameters.
+/// With `validation` rows, a family that tunes itself (the boosting rounds of
+/// `gbdt`) stops early on them; see [`FittedModel::tuned`].
 pub fn fit(
     family: Family,
     params: &ModelParams,
     design: &Design,
     target: &[f64],
+    validation: Option<(&Design, &[f64])>,
     seed: u64,
 ) -> Result<FittedModel, ModelError> {
     check(family, params, &design.names)?;
@@ -209,6 +232,13 @@ pub fn fit(
         Family::RandomForest => {
             FittedModel::RandomForest(ForestModel::fit(&params.random_forest, design, target, seed)?)
         }
+        Family::Gbdt => FittedModel::Gbdt(Box::new(GbdtModel::fit(
+            &params.gbdt,
+            design,
+            target,
+            validation,
+            seed,
+        )?)),
     })
 }
 
@@ -401,11 +431,11 @@ mod tests {
         let (design, target) = toy(50);
         let mut params = ModelParams::default();
         params.elastic_net.l1_ratio = 1.5;
-        let err = fit(Family::ElasticNet, &params, &design, &target, 1).unwrap_err();
+        let err = fit(Family::ElasticNet, &params, &design, &target, None, 1).unwrap_err();
         assert!(err.to_string().contains("l1_ratio"), "{err}");
         params = ModelParams::default();
         params.random_forest.trees = 0;
-        assert!(fit(Family::RandomForest, &params, &design, &target, 1).is_err());
+        assert!(fit(Family::RandomForest, &params, &design, &target, None, 1).is_err());
         let no_lags = Design {
             names: vec!["x".into()],
             rows: 1,
@@ -421,8 +451,8 @@ mod tests {
     fn models_learn_a_simple_relation() {
         let (design, target) = toy(400);
         let params = ModelParams::default();
-        for family in [Family::ElasticNet, Family::RandomForest] {
-            let model = fit(family, &params, &design, &target, 7).unwrap();
+        for family in [Family::ElasticNet, Family::RandomForest, Family::Gbdt] {
+            let model = fit(family, &params, &design, &target, None, 7).unwrap();
             let predicted = model.predict(&design).unwrap();
             let mae: f64 = predicted
                 .iter()
@@ -432,7 +462,7 @@ mod tests {
                 / 400.0;
             assert!(mae < 1.0, "{family}: mean absolute error {mae}");
         }
-        let naive = fit(Family::SeasonalNaive, &params, &design, &target, 7).unwrap();
+        let naive = fit(Family::SeasonalNaive, &params, &design, &target, None, 7).unwrap();
         assert_eq!(naive.predict(&design).unwrap()[3], (6.0 + 7.0) / 2.0);
     }
 }

@@ -170,8 +170,9 @@ impl Store for Counting {
     }
 }
 
-/// Fewer trees and a shorter window keep debug-build tests quick.
-const QUICK: &str = "[window]\nhistory_days = 400\n[training.random_forest]\ntrees = 12\nmax_depth = 10\n";
+/// The default candidates (gradient-boosted trees among them) on a shorter
+/// window with fewer boosting rounds, to keep debug-build tests quick.
+const QUICK: &str = "[window]\nhistory_days = 400\n[training.gbdt]\nmax_rounds = 150\n";
 /// A deliberately crippled config: the seasonal-naive rule is the only candidate.
 const CRIPPLED: &str = "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\"]\n";
 const LINEAR: &str =
@@ -241,7 +242,7 @@ fn first_run_promotes_and_a_rerun_adds_no_version(backend: Backend) {
         manifest["lineage"]["data_fingerprint"],
         first["window"]["data_fingerprint"]
     );
-    assert_eq!(manifest["config"]["training"]["random_forest"]["trees"], 12);
+    assert_eq!(manifest["config"]["training"]["gbdt"]["max_rounds"], 150);
     assert_eq!(manifest["holdout_metrics"], first["challenger"]["holdout"]);
     let log = place.decisions();
     assert_eq!(log.len(), 2);

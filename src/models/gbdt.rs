@@ -1,0 +1,295 @@
+//! Gradient-boosted trees with forust-ml (XGBoost's algorithm, pure Rust):
+//! squared loss, missing values handled by the trees themselves, early
+//! stopping on the inner validation window. The trees go into the artifact as
+//! forust's own JSON (its serde shape reads a missing value back as an
+//! `Option`, which a non-self-describing format cannot do).
+
+use forust_ml::Matrix;
+use forust_ml::gradientbooster::GradientBooster;
+use forust_ml::metric::Metric;
+use forust_ml::objective::ObjectiveType;
+use serde::{Deserialize, Serialize};
+
+use super::{Design, Family, ModelError, invalid};
+
+/// Hyper-parameters of the gradient-boosted trees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GbdtParams {
+    /// The most boosting rounds; early stopping on the inner validation
+    /// window picks how many the challenger keeps.
+    pub max_rounds: usize,
+    /// Rounds without a better validation RMSE before the search stops.
+    pub early_stopping_rounds: usize,
+    pub learning_rate: f32,
+    pub max_depth: usize,
+    /// Least hessian weight in a leaf (rows, with squared loss).
+    pub min_leaf_weight: f32,
+    pub l2: f32,
+    /// Share of rows sampled for each tree (1 = all).
+    pub subsample: f32,
+    /// Share of features sampled for each tree (1 = all).
+    pub colsample_bytree: f64,
+    /// Histogram bins per feature.
+    pub bins: u16,
+}
+
+impl Default for GbdtParams {
+    fn default() -> Self {
+        Self {
+            max_rounds: 1000,
+            early_stopping_rounds: 50,
+            learning_rate: 0.05,
+            max_depth: 8,
+            min_leaf_weight: 20.0,
+            l2: 1.0,
+            subsample: 1.0,
+            colsample_bytree: 1.0,
+            bins: 255,
+        }
+    }
+}
+
+impl GbdtParams {
+    pub fn check(&self) -> Result<(), ModelError> {
+        if self.max_rounds == 0 || self.max_rounds > 100_000 {
+            return Err(invalid("max_rounds", "must be between 1 and 100000"));
+        }
+        if self.early_stopping_rounds == 0 {
+            return Err(invalid("early_stopping_rounds", "must be at least 1"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
+            return Err(invalid("learning_rate", "must be above 0 and at most 1"));
+        }
+        if self.max_depth == 0 || self.max_depth > 32 {
+            return Err(invalid("max_depth", "must be between 1 and 32"));
+        }
+        if !(self.min_leaf_weight.is_finite() && self.min_leaf_weight >= 0.0) {
+            return Err(invalid("min_leaf_weight", "must be a number >= 0"));
+        }
+        if !(self.l2.is_finite() && self.l2 >= 0.0) {
+            return Err(invalid("l2", "must be a number >= 0"));
+        }
+        if !(self.subsample > 0.0 && self.subsample <= 1.0) {
+            return Err(invalid("subsample", "must be above 0 and at most 1"));
+        }
+        if !(self.colsample_bytree > 0.0 && self.colsample_bytree <= 1.0) {
+            return Err(invalid("colsample_bytree", "must be above 0 and at most 1"));
+        }
+        if self.bins < 2 {
+            return Err(invalid("bins", "must be at least 2"));
+        }
+        Ok(())
+    }
+}
+
+/// Fitted boosted trees: the rounds kept and forust's booster.
+#[derive(Serialize, Deserialize)]
+pub struct GbdtModel {
+    pub rounds: usize,
+    #[serde(with = "booster_json")]
+    pub booster: GradientBooster,
+}
+
+impl std::fmt::Debug for GbdtModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GbdtModel({} rounds)", self.rounds)
+    }
+}
+
+fn fit_error(message: impl std::fmt::Display) -> ModelError {
+    ModelError::Fit {
+        family: Family::Gbdt,
+        message: message.to_string(),
+    }
+}
+
+impl GbdtModel {
+    /// Fits up to `max_rounds` rounds; with `validation`, stops once the
+    /// validation RMSE has not improved for `early_stopping_rounds` and keeps
+    /// the best round count.
+    pub fn fit(
+        params: &GbdtParams,
+        design: &Design,
+        target: &[f64],
+        validation: Option<(&Design, &[f64])>,
+        seed: u64,
+    ) -> Result<Self, ModelError> {
+        let mut booster = GradientBooster::default()
+            .set_objective_type(ObjectiveType::SquaredLoss)
+            .set_iterations(params.max_rounds)
+            .set_learning_rate(params.learning_rate)
+            .set_max_depth(params.max_depth)
+            .set_min_leaf_weight(params.min_leaf_weight)
+            .set_l2(params.l2)
+            .set_subsample(params.subsample)
+            .set_colsample_bytree(params.colsample_bytree)
+            .set_nbins(params.bins)
+            .set_initialize_base_score(true)
+            .set_seed(seed);
+        let x = Matrix::new(&design.values, design.rows, design.cols());
+        let weights = vec![1.0; design.rows];
+        let valid_weights;
+        let evaluation = match validation {
+            Some((valid_x, valid_y)) => {
+                booster = booster
+                    .set_evaluation_metric(Some(Metric::RootMeanSquaredError))
+                    .set_early_stopping_rounds(Some(params.early_stopping_rounds));
+                valid_weights = vec![1.0; valid_x.rows];
+                Some(vec![(
+                    Matrix::new(&valid_x.values, valid_x.rows, valid_x.cols()),
+                    valid_y,
+                    valid_weights.as_slice(),
+                )])
+            }
+            None => None,
+        };
+        booster.fit(&x, target, &weights, evaluation).map_err(fit_error)?;
+        let rounds = booster
+            .best_iteration
+            .map_or(booster.trees.len(), |best| best + 1);
+        booster.trees.truncate(rounds);
+        booster.best_iteration = None;
+        booster.prediction_iteration = None;
+        booster.evaluation_history = None;
+        Ok(Self { rounds, booster })
+    }
+
+    pub fn predict(&self, design: &Design) -> Vec<f64> {
+        if design.rows == 0 {
+            return Vec::new();
+        }
+        let x = Matrix::new(&design.values, design.rows, design.cols());
+        self.booster.predict(&x, true)
+    }
+}
+
+/// The booster as forust's JSON text inside the artifact.
+mod booster_json {
+    use forust_ml::gradientbooster::GradientBooster;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(booster: &GradientBooster, serializer: S) -> Result<S::Ok, S::Error> {
+        let json = booster.json_dump().map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&json)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<GradientBooster, D::Error> {
+        let json = String::deserialize(deserializer)?;
+        GradientBooster::from_json(&json).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// y = 3x + noise over 600 rows, x with some values missing.
+    fn noisy(rows: usize, offset: usize) -> (Design, Vec<f64>) {
+        let x: Vec<f64> = (0..rows)
+            .map(|i| {
+                if (i + offset).is_multiple_of(11) {
+                    f64::NAN
+                } else {
+                    ((i + offset) % 23) as f64
+                }
+            })
+            .collect();
+        let noise = |i: usize| (((i + offset) * 7919) % 13) as f64 - 6.0;
+        let target = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| if v.is_nan() { 30.0 } else { 3.0 * v } + noise(i))
+            .collect();
+        let design = Design {
+            names: vec!["x".into()],
+            rows,
+            values: x,
+        };
+        (design, target)
+    }
+
+    #[test]
+    fn early_stopping_keeps_fewer_rounds_and_the_refit_is_deterministic() {
+        let (train_x, train_y) = noisy(600, 0);
+        let (valid_x, valid_y) = noisy(200, 600);
+        let params = GbdtParams {
+            max_rounds: 400,
+            early_stopping_rounds: 20,
+            learning_rate: 0.3,
+            ..GbdtParams::default()
+        };
+        let stopped = GbdtModel::fit(&params, &train_x, &train_y, Some((&valid_x, &valid_y)), 1).unwrap();
+        assert!(
+            stopped.rounds < 400,
+            "early stopping kept {} rounds",
+            stopped.rounds
+        );
+        assert_eq!(stopped.booster.trees.len(), stopped.rounds);
+
+        let refit_params = GbdtParams {
+            max_rounds: stopped.rounds,
+            ..params
+        };
+        let a = GbdtModel::fit(&refit_params, &train_x, &train_y, None, 1).unwrap();
+        let b = GbdtModel::fit(&refit_params, &train_x, &train_y, None, 1).unwrap();
+        let bytes = |m: &GbdtModel| bincode::serde::encode_to_vec(m, bincode::config::standard()).unwrap();
+        assert_eq!(
+            bytes(&a),
+            bytes(&b),
+            "same data and seed must give the same bytes"
+        );
+
+        let (decoded, _): (GbdtModel, usize) =
+            bincode::serde::decode_from_slice(&bytes(&a), bincode::config::standard()).unwrap();
+        assert_eq!(
+            a.predict(&valid_x),
+            decoded.predict(&valid_x),
+            "a round trip changes nothing"
+        );
+        let missing = valid_x.values.iter().position(|v| v.is_nan()).unwrap();
+        let predicted = a.predict(&valid_x)[missing];
+        assert!(
+            (predicted - 30.0).abs() < 8.0,
+            "a missing x predicts about 30, got {predicted}"
+        );
+    }
+
+    #[test]
+    fn params_are_checked() {
+        for (params, key) in [
+            (
+                GbdtParams {
+                    max_rounds: 0,
+                    ..Default::default()
+                },
+                "max_rounds",
+            ),
+            (
+                GbdtParams {
+                    learning_rate: 0.0,
+                    ..Default::default()
+                },
+                "learning_rate",
+            ),
+            (
+                GbdtParams {
+                    subsample: 1.5,
+                    ..Default::default()
+                },
+                "subsample",
+            ),
+            (
+                GbdtParams {
+                    bins: 1,
+                    ..Default::default()
+                },
+                "bins",
+            ),
+        ] {
+            let err = params.check().unwrap_err().to_string();
+            assert!(err.starts_with(key), "{err}");
+        }
+        assert!(GbdtParams::default().check().is_ok());
+    }
+}
