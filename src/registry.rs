@@ -142,32 +142,26 @@ impl DecisionKind {
     }
 }
 
-/// One entry of the decision log.
+/// One entry of the decision log: the decision, numbered and timed by the
+/// log, with the build that made it. The JSON is flat (the decision's fields
+/// sit beside `sequence` and `at`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub sequence: u64,
     pub at: DateTime<Utc>,
-    pub kind: DecisionKind,
-    pub actor: String,
-    pub reason: String,
-    pub run_date: Option<NaiveDate>,
-    /// The champion before the decision, and after it.
-    pub champion_before: Option<String>,
-    pub champion_after: Option<String>,
-    pub challenger: Option<String>,
-    pub challenger_metrics: Option<Metrics>,
-    pub champion_metrics: Option<Metrics>,
-    pub baseline_metrics: Option<Metrics>,
+    #[serde(flatten)]
+    pub what: NewDecision,
     pub build: BuildInfo,
 }
 
 /// A decision before the log gives it its sequence number and time.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewDecision {
     pub kind: DecisionKind,
     pub actor: String,
     pub reason: String,
     pub run_date: Option<NaiveDate>,
+    /// The champion before the decision, and after it.
     pub champion_before: Option<String>,
     pub champion_after: Option<String>,
     pub challenger: Option<String>,
@@ -373,16 +367,7 @@ impl Registry {
             let entry = Decision {
                 sequence,
                 at: Utc::now(),
-                kind: decision.kind,
-                actor: decision.actor.clone(),
-                reason: decision.reason.clone(),
-                run_date: decision.run_date,
-                champion_before: decision.champion_before.clone(),
-                champion_after: decision.champion_after.clone(),
-                challenger: decision.challenger.clone(),
-                challenger_metrics: decision.challenger_metrics.clone(),
-                champion_metrics: decision.champion_metrics.clone(),
-                baseline_metrics: decision.baseline_metrics.clone(),
+                what: decision.clone(),
                 build: BuildInfo::current(),
             };
             match self.store.put(
@@ -435,5 +420,55 @@ impl Registry {
             PutMode::Overwrite,
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decision_log_entry_is_flat_json_and_reads_back() {
+        let entry = Decision {
+            sequence: 7,
+            at: Utc::now(),
+            what: NewDecision {
+                kind: DecisionKind::RolledBack,
+                actor: "ci".into(),
+                reason: "test".into(),
+                run_date: None,
+                champion_before: Some("a".repeat(64)),
+                champion_after: Some("b".repeat(64)),
+                challenger: None,
+                challenger_metrics: None,
+                champion_metrics: None,
+                baseline_metrics: None,
+            },
+            build: BuildInfo::current(),
+        };
+        let json = serde_json::to_value(&entry).unwrap();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = vec![
+            "sequence",
+            "at",
+            "kind",
+            "actor",
+            "reason",
+            "run_date",
+            "champion_before",
+            "champion_after",
+            "challenger",
+            "challenger_metrics",
+            "champion_metrics",
+            "baseline_metrics",
+            "build",
+        ];
+        expected.sort_unstable();
+        let mut keys_sorted = keys.clone();
+        keys_sorted.sort_unstable();
+        assert_eq!(keys_sorted, expected, "{json}");
+        assert_eq!(json["kind"], "rolled_back");
+        let back: Decision = serde_json::from_value(json).unwrap();
+        assert_eq!(back, entry);
     }
 }

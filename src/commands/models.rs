@@ -65,11 +65,11 @@ impl Report for History {
                 "{:>4}  {}  {:<12} {} -> {}  by {}: {}\n",
                 d.sequence,
                 d.at.format("%Y-%m-%d %H:%M:%S"),
-                d.kind.as_str(),
-                short(&d.champion_before),
-                short(&d.champion_after),
-                d.actor,
-                d.reason
+                d.what.kind.as_str(),
+                short(&d.what.champion_before),
+                short(&d.what.champion_after),
+                d.what.actor,
+                d.what.reason
             );
         }
         text.trim_end().to_string()

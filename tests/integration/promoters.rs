@@ -84,8 +84,8 @@ fn thirty_two_promoters_twenty_rounds_one_winner_each() {
     );
     // The log's chain of champions is unbroken: each entry starts where the last ended.
     for pair in log.windows(2) {
-        assert_eq!(pair[1].champion_before, pair[0].champion_after);
+        assert_eq!(pair[1].what.champion_before, pair[0].what.champion_after);
     }
     let (champion, _) = registry.champion().unwrap().unwrap();
-    assert_eq!(Some(champion.version), log.last().unwrap().champion_after);
+    assert_eq!(Some(champion.version), log.last().unwrap().what.champion_after);
 }
