@@ -52,6 +52,8 @@ pub enum Command {
     Check(CheckArgs),
     /// The daily job: train, evaluate against the champion, store, promote only if better
     Retrain(RetrainArgs),
+    /// Score every candidate family on past days, one day ahead, against the seasonal-naive baseline
+    Backtest(BacktestArgs),
     /// Put an earlier version back as champion
     Rollback(RollbackArgs),
     /// Inspect the registry: versions, one version, the decision log
@@ -72,6 +74,16 @@ pub struct RetrainArgs {
     /// Test hook: before writing, wait in DIR until a file `go` appears
     #[arg(long, value_name = "DIR", hide = true)]
     pub hold_before_commit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// The first day to forecast; models train on the days before it
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: NaiveDate,
+    /// The last day to forecast (its partition must exist)
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: NaiveDate,
 }
 
 #[derive(Debug, Args)]

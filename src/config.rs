@@ -37,6 +37,8 @@ pub enum ConfigError {
     UnknownEnv { name: String, known: String },
     #[error("config key {key}: {problem}")]
     Invalid { key: String, problem: String },
+    #[error("option {flag}: {problem}")]
+    Argument { flag: String, problem: String },
 }
 
 fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {

@@ -7,6 +7,7 @@
 use crate::config::ConfigError;
 use crate::lake::LakeError;
 use crate::registry::RegistryError;
+use crate::train::TrainError;
 use crate::validate::DataError;
 
 /// The process exit codes, as documented in the README.
@@ -34,7 +35,10 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
         if cause.is::<ConfigError>() {
             return ExitCode::Usage;
         }
-        if cause.is::<DataError>() || matches!(cause.downcast_ref::<LakeError>(), Some(LakeError::Data(_))) {
+        if cause.is::<DataError>()
+            || matches!(cause.downcast_ref::<LakeError>(), Some(LakeError::Data(_)))
+            || matches!(cause.downcast_ref::<TrainError>(), Some(TrainError::Data(_)))
+        {
             return ExitCode::DataInvalid;
         }
         if cause.is::<Superseded>() {
@@ -67,6 +71,13 @@ mod tests {
         assert_eq!(code_for(&err), ExitCode::DataInvalid);
         let err = anyhow::Error::new(Superseded("champion moved".into())).context("promoting");
         assert_eq!(code_for(&err), ExitCode::Superseded);
+        let err =
+            anyhow::Error::new(TrainError::from(DataError::file("window", "no rows"))).context("splitting");
+        assert_eq!(
+            code_for(&err),
+            ExitCode::DataInvalid,
+            "a transparent wrapper keeps the kind"
+        );
         assert_eq!(code_for(&anyhow::anyhow!("boom")), ExitCode::Unexpected);
     }
 }

@@ -255,6 +255,17 @@ impl Lake {
     /// them. The partition of `last_day` must exist.
     pub fn read_window(&self, config: &Config, last_day: NaiveDate) -> Result<SalesWindow, LakeError> {
         let first_day = last_day - chrono::Days::new(u64::from(config.window.history_days) - 1);
+        self.read_days(config, first_day, last_day)
+    }
+
+    /// Reads and validates the partitions of `first_day ..= last_day`; the
+    /// partition of `last_day` must exist.
+    pub fn read_days(
+        &self,
+        config: &Config,
+        first_day: NaiveDate,
+        last_day: NaiveDate,
+    ) -> Result<SalesWindow, LakeError> {
         let partitions = self.partitions()?;
         if !partitions.contains_key(&last_day) {
             let newest = partitions

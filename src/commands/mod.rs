@@ -1,6 +1,7 @@
 //! Runs a parsed command line: loads the configuration, sets up logging, calls
 //! the command, and prints its report (human text, or JSON with `--json`).
 
+mod backtest;
 mod check;
 mod demo;
 mod ingest;
@@ -18,6 +19,7 @@ use crate::lake::Lake;
 use crate::registry::Registry;
 use crate::storage;
 
+pub use backtest::{BacktestReport, backtest};
 pub use check::{CheckReport, check_window};
 pub use ingest::{IngestReport, ingest_files};
 pub use retrain::{RetrainOptions, retrain};
@@ -70,6 +72,10 @@ fn run_configured(command: Command, config: &Config, json: bool) -> anyhow::Resu
                 hold: args.hold_before_commit,
             };
             let report = retrain(config, &open_lake(config)?, &open_registry(config)?, &options)?;
+            emit(&report, json)
+        }
+        Command::Backtest(args) => {
+            let report = backtest(config, &open_lake(config)?, args.from, args.to)?;
             emit(&report, json)
         }
         Command::Rollback(args) => emit(

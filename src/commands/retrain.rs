@@ -13,16 +13,16 @@ use polars::prelude::DataFrame;
 use super::Report;
 use crate::config::Config;
 use crate::cost::CostEstimate;
-use crate::evaluate::{self, Metrics, per_series};
+use crate::evaluate::{self, per_series};
 use crate::exit::Superseded;
 use crate::features::build_features;
 use crate::lake::{Lake, SalesWindow};
-use crate::models::{self, Artifact, Family};
+use crate::models::Artifact;
 use crate::registry::{
     BuildInfo, Champion, DecisionKind, Lineage, Manifest, NewDecision, Registry, RegistryError,
 };
 use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
-use crate::train::{self, Split, frame_rows, score, target_values};
+use crate::train::{self, Split, TrainingSet, frame_rows, score, target_values};
 
 /// How many of the worst series the report lists.
 const WORST_SERIES: usize = 10;
@@ -70,7 +70,9 @@ pub fn retrain(
 
     let phase = Instant::now();
     let split = train::split(&features, config, day).context("splitting the window")?;
-    let challenger = train::train_challenger(&features, config, &split).context("training the challenger")?;
+    let training_set = TrainingSet::new(&features, config, &split).context("encoding the training rows")?;
+    let challenger =
+        train::train_challenger(&training_set, config, &split).context("training the challenger")?;
     seconds.train = phase.elapsed().as_secs_f64();
 
     let phase = Instant::now();
@@ -78,7 +80,7 @@ pub fn retrain(
     let series = series_names(&features, config, &split.holdout)?;
     let (challenger_holdout, challenger_pred) =
         score(&challenger.artifact, &features, &split.holdout, &target)?;
-    let baseline = baseline_metrics(&features, config, &split, &target)?;
+    let baseline = train::baseline_metrics(&training_set, &features, config, &split)?;
     let champion = score_champion(
         registry,
         config,
@@ -243,34 +245,6 @@ fn series_names(features: &DataFrame, config: &Config, rows: &[usize]) -> anyhow
                 .join("/")
         })
         .collect())
-}
-
-/// The seasonal-naive baseline on the holdout (it needs no training rows).
-fn baseline_metrics(
-    features: &DataFrame,
-    config: &Config,
-    split: &Split,
-    target: &[f64],
-) -> anyhow::Result<Metrics> {
-    let layout = crate::features::FeatureLayout::new(&config.data, &config.features);
-    let encoder = models::Encoder::fit(&frame_rows(features, &split.train)?, &layout)?;
-    let design = encoder.design(&frame_rows(features, &split.holdout)?)?;
-    let model = models::fit(
-        Family::SeasonalNaive,
-        &config.training.params(),
-        &design,
-        &vec![0.0; design.rows],
-        None,
-        0,
-    )?;
-    let artifact = Artifact {
-        format: models::ARTIFACT_FORMAT_VERSION,
-        mapping: config.data.clone(),
-        features: config.features.clone(),
-        encoder,
-        model,
-    };
-    Ok(score(&artifact, features, &split.holdout, target)?.0)
 }
 
 /// Loads the champion (re-hashed), builds its features from the same window

@@ -2,6 +2,7 @@
 //! They run the real `salescast` binary on real files and the shared datasets.
 
 mod aws_cli;
+mod backtest;
 mod config;
 mod demo;
 mod features;

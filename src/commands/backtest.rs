@@ -1,0 +1,258 @@
+//! `salescast backtest --from --to`: how every candidate family would have
+//! forecast a past stretch of days, one day ahead, next to the seasonal-naive
+//! baseline. Reads the lake, writes nothing.
+//!
+//! Each family is fitted once on the days before `--from` (the same amount of
+//! history `retrain` trains on: `window.history_days - window.holdout_days`,
+//! with the same inner validation window and early stopping), then forecasts
+//! every open day of `--from ..= --to`. Features of a day use actuals up to
+//! the day before, as in production. A backtest over the `holdout_days`
+//! ending on D scores the same rows as `retrain --date D` does.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::Report;
+use crate::config::{Config, ConfigError};
+use crate::evaluate::{Metrics, metrics};
+use crate::features::build_features;
+use crate::lake::Lake;
+use crate::models::Family;
+use crate::report::metric_rows;
+use crate::train::{self, Split, TrainingSet, score, target_values};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestReport {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub lake: String,
+    /// The first day read (training history starts here).
+    pub first_day: NaiveDate,
+    pub trained_through: NaiveDate,
+    pub partition_files: usize,
+    pub data_fingerprint: String,
+    pub training_rows: usize,
+    pub backtest_rows: usize,
+    /// Every candidate family, in the configured order.
+    pub families: Vec<FamilyResult>,
+    /// The family `retrain` would pick (best on the inner validation window).
+    pub picked: Family,
+    pub baseline: Metrics,
+    /// WAPE per day of the picked family and of the baseline.
+    pub days: Vec<DayResult>,
+    pub seconds: BacktestTimings,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FamilyResult {
+    pub family: Family,
+    /// On the inner validation window (what picks the family).
+    pub validation: Metrics,
+    /// On the backtest days.
+    pub backtest: Metrics,
+    /// Candidate fit plus the refit on every training row.
+    pub fit_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DayResult {
+    pub day: NaiveDate,
+    pub rows: usize,
+    pub actual: f64,
+    pub picked_wape: f64,
+    pub baseline_wape: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BacktestTimings {
+    pub read: f64,
+    pub features: f64,
+    pub train: f64,
+    pub total: f64,
+}
+
+pub fn backtest(
+    config: &Config,
+    lake: &Lake,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> anyhow::Result<BacktestReport> {
+    if from > to {
+        return Err(ConfigError::Argument {
+            flag: "--from".into(),
+            problem: format!("{from} is after --to {to}"),
+        }
+        .into());
+    }
+    let started = Instant::now();
+    let mut seconds = BacktestTimings::default();
+    let training_days = u64::from(config.window.history_days - config.window.holdout_days);
+    let first_day = from - chrono::Days::new(training_days);
+    let window = lake
+        .read_days(config, first_day, to)
+        .with_context(|| format!("reading {first_day} .. {to} for the backtest"))?;
+    let attributes = super::check::read_attributes(config, lake)?;
+    seconds.read = started.elapsed().as_secs_f64();
+
+    let phase = Instant::now();
+    let features = build_features(&window.frame, &attributes, &config.data, &config.features)
+        .context("building features")?;
+    seconds.features = phase.elapsed().as_secs_f64();
+
+    let phase = Instant::now();
+    let split = train::split_at(&features, config, from).context("splitting the window")?;
+    let set = TrainingSet::new(&features, config, &split).context("encoding the training rows")?;
+    let candidates = set.candidates(config, &split).context("fitting the candidates")?;
+    let picked = train::best_candidate(&candidates).score.family;
+    let target = target_values(&features, config)?;
+    let mut families = Vec::with_capacity(candidates.len());
+    let mut picked_predictions = Vec::new();
+    for candidate in &candidates {
+        let refit = Instant::now();
+        let family = candidate.score.family;
+        let artifact = set
+            .fit_final(config, &split, family, &candidate.tuned)
+            .with_context(|| format!("fitting {family} on every training row"))?;
+        let (backtest, predicted) = score(&artifact, &features, &split.holdout, &target)?;
+        tracing::info!(%family, wape = backtest.wape, "backtest scored");
+        if family == picked {
+            picked_predictions = predicted;
+        }
+        families.push(FamilyResult {
+            family,
+            validation: candidate.score.validation.clone(),
+            backtest,
+            fit_seconds: candidate.seconds + refit.elapsed().as_secs_f64(),
+        });
+    }
+    let baseline_model = set.fit_final(config, &split, Family::SeasonalNaive, &config.training.params())?;
+    let (baseline, baseline_predictions) = score(&baseline_model, &features, &split.holdout, &target)?;
+    seconds.train = phase.elapsed().as_secs_f64();
+
+    let days = per_day(
+        &features,
+        config,
+        &split,
+        &target,
+        &picked_predictions,
+        &baseline_predictions,
+    )?;
+    seconds.total = started.elapsed().as_secs_f64();
+    Ok(BacktestReport {
+        from,
+        to,
+        lake: lake.store().uri_of(""),
+        first_day,
+        trained_through: split.trained_through,
+        partition_files: window.files.len(),
+        data_fingerprint: window.fingerprint(),
+        training_rows: split.train.len(),
+        backtest_rows: split.holdout.len(),
+        families,
+        picked,
+        baseline,
+        days,
+        seconds,
+    })
+}
+
+/// Groups the backtest rows by day and scores both forecasts on each day.
+fn per_day(
+    features: &polars::prelude::DataFrame,
+    config: &Config,
+    split: &Split,
+    target: &[f64],
+    picked: &[f64],
+    baseline: &[f64],
+) -> anyhow::Result<Vec<DayResult>> {
+    let dates = features
+        .column(&config.data.date_column)?
+        .date()?
+        .physical()
+        .clone();
+    let mut by_day: std::collections::BTreeMap<i32, Vec<usize>> = Default::default();
+    for (k, &row) in split.holdout.iter().enumerate() {
+        if let Some(day) = dates.get(row) {
+            by_day.entry(day).or_default().push(k);
+        }
+    }
+    Ok(by_day
+        .into_iter()
+        .map(|(day, ks)| {
+            let actual: Vec<f64> = ks.iter().map(|&k| target[split.holdout[k]]).collect();
+            let pick = |p: &[f64]| ks.iter().map(|&k| p[k]).collect::<Vec<f64>>();
+            DayResult {
+                day: crate::ingest::date_from_days(day),
+                rows: ks.len(),
+                actual: actual.iter().sum(),
+                picked_wape: metrics(&actual, &pick(picked)).wape,
+                baseline_wape: metrics(&actual, &pick(baseline)).wape,
+            }
+        })
+        .collect())
+}
+
+impl Report for BacktestReport {
+    fn human(&self) -> String {
+        let mut md = format!(
+            "# salescast backtest {} .. {}: {} would be picked\n\n",
+            self.from, self.to, self.picked
+        );
+        md += &format!(
+            "One day ahead, every model trained once on {} .. {} ({} rows); {} backtest rows.\n\n",
+            self.first_day, self.trained_through, self.training_rows, self.backtest_rows
+        );
+        let names: Vec<String> = self
+            .families
+            .iter()
+            .map(|f| {
+                if f.family == self.picked {
+                    format!("{} (picked)", f.family)
+                } else {
+                    f.family.to_string()
+                }
+            })
+            .collect();
+        let mut columns: Vec<(&str, &Metrics)> = names
+            .iter()
+            .zip(&self.families)
+            .map(|(n, f)| (n.as_str(), &f.backtest))
+            .collect();
+        columns.push(("seasonal naive baseline", &self.baseline));
+        md += &format!(
+            "## Backtest days (same rows for every model)\n\n{}\n",
+            metric_rows(&columns)
+        );
+        md += "## Families\n\n| family | validation WAPE | backtest WAPE | fit s |\n|---|---:|---:|---:|\n";
+        for f in &self.families {
+            md += &format!(
+                "| {} | {:.4} | {:.4} | {:.1} |\n",
+                f.family, f.validation.wape, f.backtest.wape, f.fit_seconds
+            );
+        }
+        md += &format!(
+            "\n## Per day ({} against the baseline)\n\n| day | rows | actual | WAPE | baseline WAPE |\n|---|---:|---:|---:|---:|\n",
+            self.picked
+        );
+        for d in &self.days {
+            md += &format!(
+                "| {} | {} | {:.0} | {:.4} | {:.4} |\n",
+                d.day, d.rows, d.actual, d.picked_wape, d.baseline_wape
+            );
+        }
+        md += &format!(
+            "\n- lake: {} ({} partition files, fingerprint `{}`)\n- time: read {:.1} s, features {:.1} s, training and scoring {:.1} s, total {:.1} s\n",
+            self.lake,
+            self.partition_files,
+            &self.data_fingerprint[..12],
+            self.seconds.read,
+            self.seconds.features,
+            self.seconds.train,
+            self.seconds.total
+        );
+        md
+    }
+}

@@ -1,0 +1,164 @@
+//! `salescast backtest` on the real rossmann lake: over the holdout days of a
+//! retrain it scores exactly the rows and models that retrain scores, it
+//! reports every family and the baseline per day, writes nothing, and refuses
+//! bad ranges with the usage or data exit code.
+
+use std::path::{Path, PathBuf};
+
+use crate::util::{Outcome, repo_file, rossmann_lake, run, s, snapshot, tempdir};
+
+/// Short history and capped boosting rounds, as in the retrain tests.
+const QUICK: &str = "[window]\nhistory_days = 400\n[training.gbdt]\nmax_rounds = 150\n";
+
+fn quick_config(dir: &Path) -> PathBuf {
+    let base = std::fs::read_to_string(repo_file("examples/rossmann.toml")).unwrap();
+    let path = dir.join("quick.toml");
+    std::fs::write(&path, format!("{base}\n{QUICK}")).unwrap();
+    path
+}
+
+fn run_quick(dir: &Path, registry: &Path, args: &[&str]) -> Outcome {
+    let config = quick_config(dir);
+    run_with(dir, &config, registry, args)
+}
+
+fn run_with(dir: &Path, config: &Path, registry: &Path, args: &[&str]) -> Outcome {
+    let mut all = vec![
+        "--config",
+        s(config),
+        "--lake",
+        s(rossmann_lake()),
+        "--registry",
+        s(registry),
+        "--json",
+    ];
+    all.extend_from_slice(args);
+    run(dir, &all)
+}
+
+#[test]
+fn backtest_over_the_holdout_scores_what_retrain_scores() {
+    let dir = tempdir();
+    let registry = dir.path().join("registry");
+    let lake_before = snapshot(rossmann_lake());
+    let backtest = run_quick(
+        dir.path(),
+        &registry,
+        &["backtest", "--from", "2015-07-04", "--to", "2015-07-31"],
+    )
+    .expect_code(0)
+    .json();
+    assert!(!registry.exists(), "a backtest writes nothing to the registry");
+    assert_eq!(
+        snapshot(rossmann_lake()),
+        lake_before,
+        "a backtest changes nothing in the lake"
+    );
+    let retrain = run_quick(
+        dir.path(),
+        &registry,
+        &["retrain", "--date", "2015-07-31", "--dry-run"],
+    )
+    .expect_code(0)
+    .json();
+
+    assert_eq!(backtest["trained_through"], "2015-07-03");
+    assert_eq!(backtest["first_day"], retrain["window"]["first_day"]);
+    assert_eq!(backtest["training_rows"], retrain["window"]["training_rows"]);
+    assert_eq!(backtest["backtest_rows"], retrain["window"]["holdout_rows"]);
+    assert_eq!(backtest["picked"], retrain["challenger"]["family"]);
+    assert_eq!(backtest["baseline"], retrain["baseline"]);
+    let families = backtest["families"].as_array().unwrap();
+    let picked = families
+        .iter()
+        .find(|f| f["family"] == backtest["picked"])
+        .expect("the picked family is among the families");
+    assert_eq!(
+        picked["backtest"], retrain["challenger"]["holdout"],
+        "the picked family scores the retrain challenger's metrics"
+    );
+    let names: Vec<&str> = families.iter().map(|f| f["family"].as_str().unwrap()).collect();
+    assert_eq!(names, ["seasonal_naive", "elastic_net", "gbdt"]);
+    for (family, candidate) in families
+        .iter()
+        .zip(retrain["challenger"]["candidates"].as_array().unwrap())
+    {
+        assert_eq!(family["validation"], candidate["validation"]);
+    }
+    let wape = |f: &serde_json::Value| f["backtest"]["wape"].as_f64().unwrap();
+    let baseline = backtest["baseline"]["wape"].as_f64().unwrap();
+    assert!(
+        wape(picked) < baseline,
+        "the picked family beats the baseline: {backtest:#}"
+    );
+
+    // One row per day with open stores; the days' rows add up to the total.
+    let days = backtest["days"].as_array().unwrap();
+    assert_eq!(days.len(), 28);
+    assert_eq!(days[0]["day"], "2015-07-04");
+    assert_eq!(days[27]["day"], "2015-07-31");
+    let rows: u64 = days.iter().map(|d| d["rows"].as_u64().unwrap()).sum();
+    assert_eq!(rows, backtest["backtest_rows"].as_u64().unwrap());
+}
+
+#[test]
+fn backtest_of_one_day_uses_history_before_it() {
+    let dir = tempdir();
+    let registry = dir.path().join("registry");
+    let config = quick_config(dir.path());
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config).unwrap()
+            + "[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\n",
+    )
+    .unwrap();
+    let out = run_with(
+        dir.path(),
+        &config,
+        &registry,
+        &["backtest", "--from", "2015-06-15", "--to", "2015-06-15"],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(out["trained_through"], "2015-06-14");
+    assert_eq!(out["days"].as_array().unwrap().len(), 1);
+    assert_eq!(out["backtest_rows"], 100, "every store was open that Monday");
+}
+
+#[test]
+fn backtest_refuses_bad_ranges() {
+    let dir = tempdir();
+    let registry = dir.path().join("registry");
+    let reversed = run_quick(
+        dir.path(),
+        &registry,
+        &["backtest", "--from", "2015-07-31", "--to", "2015-07-04"],
+    )
+    .expect_code(2);
+    assert!(reversed.stderr.contains("--from"), "{}", reversed.stderr);
+
+    let beyond = run_quick(
+        dir.path(),
+        &registry,
+        &["backtest", "--from", "2015-07-20", "--to", "2015-08-02"],
+    )
+    .expect_code(3);
+    assert!(
+        beyond.stderr.contains("dt=2015-08-02") && beyond.stderr.contains("missing partition"),
+        "{}",
+        beyond.stderr
+    );
+
+    let no_history = run_quick(
+        dir.path(),
+        &registry,
+        &["backtest", "--from", "2013-01-02", "--to", "2013-01-31"],
+    )
+    .expect_code(3);
+    assert!(
+        no_history.stderr.contains("before the holdout"),
+        "{}",
+        no_history.stderr
+    );
+    assert!(!registry.exists());
+}
