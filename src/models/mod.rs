@@ -1,15 +1,14 @@
 //! Forecast models behind one interface: hyper-parameters checked before any
 //! fit (as in linfa), and a separate fitted type that serializes into the
-//! artifact. Families: a seasonal-naive baseline, linfa ElasticNet, a
+//! artifact. Families: a seasonal-naive baseline, an elastic net, a
 //! smartcore random forest and forust-ml gradient-boosted trees; a new family
 //! adds a [`Family`] variant, its params, and a [`FittedModel`] variant.
 
 pub mod artifact;
 pub mod design;
 pub mod gbdt;
+pub mod linear;
 
-use linfa::prelude::*;
-use ndarray::{ArrayView1, ArrayView2, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 use smartcore::ensemble::random_forest_regressor::{RandomForestRegressor, RandomForestRegressorParameters};
 use smartcore::linalg::basic::matrix::DenseMatrix;
@@ -17,6 +16,7 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 pub use artifact::{ARTIFACT_FORMAT_VERSION, Artifact, ArtifactError};
 pub use design::{Design, Encoder};
 pub use gbdt::{GbdtModel, GbdtParams};
+pub use linear::LinearModel;
 
 use crate::features::{lag_name, rolling_mean_name};
 
@@ -59,7 +59,7 @@ impl std::fmt::Display for Family {
     }
 }
 
-/// linfa ElasticNet on standardised features.
+/// Elastic net (L1 + L2 penalised least squares) on standardised features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ElasticNetParams {
@@ -290,72 +290,6 @@ impl SeasonalNaiveModel {
                 }
             })
             .collect())
-    }
-}
-
-/// A linear model over standardised, imputed features.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LinearModel {
-    pub means: Vec<f64>,
-    pub scales: Vec<f64>,
-    pub coefficients: Vec<f64>,
-    pub intercept: f64,
-}
-
-impl LinearModel {
-    fn fit(params: &ElasticNetParams, design: &Design, target: &[f64]) -> Result<Self, ModelError> {
-        let means = design::column_means(design);
-        let mut values = design::imputed(design, &means);
-        let scales: Vec<f64> = (0..design.cols())
-            .map(|j| {
-                let column = &values[j * design.rows..(j + 1) * design.rows];
-                let var = column.iter().map(|v| (v - means[j]).powi(2)).sum::<f64>() / design.rows as f64;
-                if var > 1e-12 { var.sqrt() } else { 1.0 }
-            })
-            .collect();
-        standardise(&mut values, design.rows, &means, &scales);
-        let fit_error = |message: String| ModelError::Fit {
-            family: Family::ElasticNet,
-            message,
-        };
-        let records = ArrayView2::from_shape((design.rows, design.cols()).f(), &values)
-            .map_err(|e| fit_error(e.to_string()))?;
-        let targets = ArrayView1::from(target);
-        let dataset = DatasetBase::new(records, targets);
-        let model = linfa_elasticnet::ElasticNet::params()
-            .penalty(params.penalty)
-            .l1_ratio(params.l1_ratio)
-            .max_iterations(params.max_iterations)
-            .tolerance(params.tolerance)
-            .fit(&dataset)
-            .map_err(|e| fit_error(e.to_string()))?;
-        Ok(Self {
-            means,
-            scales,
-            coefficients: model.hyperplane().to_vec(),
-            intercept: model.intercept(),
-        })
-    }
-
-    fn predict(&self, design: &Design) -> Vec<f64> {
-        let mut values = design::imputed(design, &self.means);
-        standardise(&mut values, design.rows, &self.means, &self.scales);
-        let mut out = vec![self.intercept; design.rows];
-        for (j, coefficient) in self.coefficients.iter().enumerate() {
-            let column = &values[j * design.rows..(j + 1) * design.rows];
-            for (o, v) in out.iter_mut().zip(column) {
-                *o += coefficient * v;
-            }
-        }
-        out
-    }
-}
-
-fn standardise(values: &mut [f64], rows: usize, means: &[f64], scales: &[f64]) {
-    for (j, column) in values.chunks_mut(rows.max(1)).enumerate().take(means.len()) {
-        for v in column {
-            *v = (*v - means[j]) / scales[j];
-        }
     }
 }
 
