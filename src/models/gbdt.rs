@@ -8,6 +8,7 @@ use forust_ml::Matrix;
 use forust_ml::gradientbooster::GradientBooster;
 use forust_ml::metric::Metric;
 use forust_ml::objective::ObjectiveType;
+use forust_ml::sampler::SampleMethod;
 use serde::{Deserialize, Serialize};
 
 use super::{Design, Family, ModelError, invalid};
@@ -26,8 +27,16 @@ pub struct GbdtParams {
     /// Least hessian weight in a leaf (rows, with squared loss).
     pub min_leaf_weight: f32,
     pub l2: f32,
-    /// Share of rows sampled for each tree (1 = all).
+    /// Share of rows sampled at random for each tree (1 = all).
     pub subsample: f32,
+    /// How rows are sampled for each tree: `none` (every row, or `subsample`
+    /// of them at random), or `goss` (gradient-based one-side sampling: the
+    /// 20 % of rows with the largest gradients plus a random 10 % of the rest,
+    /// after `1 / learning_rate` rounds on every row).
+    pub sampling: Sampling,
+    /// Build histograms row by row from a tiled copy of the binned data
+    /// rather than a column at a time (faster with many rows and few columns).
+    pub tiled_histograms: bool,
     /// Share of features sampled for each tree (1 = all).
     pub colsample_bytree: f64,
     /// Histogram bins per feature.
@@ -44,6 +53,8 @@ impl Default for GbdtParams {
             min_leaf_weight: 20.0,
             l2: 1.0,
             subsample: 1.0,
+            sampling: Sampling::None,
+            tiled_histograms: true,
             colsample_bytree: 1.0,
             bins: 255,
         }
@@ -73,6 +84,9 @@ impl GbdtParams {
         if !(self.subsample > 0.0 && self.subsample <= 1.0) {
             return Err(invalid("subsample", "must be above 0 and at most 1"));
         }
+        if self.sampling == Sampling::Goss && self.subsample != 1.0 {
+            return Err(invalid("subsample", "must be 1 when sampling is \"goss\""));
+        }
         if !(self.colsample_bytree > 0.0 && self.colsample_bytree <= 1.0) {
             return Err(invalid("colsample_bytree", "must be above 0 and at most 1"));
         }
@@ -81,6 +95,22 @@ impl GbdtParams {
         }
         Ok(())
     }
+
+    fn sample_method(&self) -> SampleMethod {
+        match self.sampling {
+            Sampling::Goss => SampleMethod::Goss,
+            Sampling::None if self.subsample < 1.0 => SampleMethod::Random,
+            Sampling::None => SampleMethod::None,
+        }
+    }
+}
+
+/// Row sampling per tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    None,
+    Goss,
 }
 
 /// Fitted boosted trees: the rounds kept and forust's booster.
@@ -123,6 +153,8 @@ impl GbdtModel {
             .set_min_leaf_weight(params.min_leaf_weight)
             .set_l2(params.l2)
             .set_subsample(params.subsample)
+            .set_sample_method(params.sample_method())
+            .set_tiled_histograms(params.tiled_histograms)
             .set_colsample_bytree(params.colsample_bytree)
             .set_nbins(params.bins)
             .set_initialize_base_score(true)
@@ -256,6 +288,41 @@ mod tests {
     }
 
     #[test]
+    fn row_sampling_is_applied_and_seeded() {
+        let (x, y) = noisy(600, 0);
+        let fit = |params: &GbdtParams, seed| GbdtModel::fit(params, &x, &y, None, seed).unwrap().predict(&x);
+        let base = GbdtParams {
+            max_rounds: 30,
+            learning_rate: 0.3,
+            ..GbdtParams::default()
+        };
+        let all_rows = fit(&base, 1);
+        for sampled in [
+            GbdtParams {
+                subsample: 0.5,
+                ..base.clone()
+            },
+            GbdtParams {
+                sampling: Sampling::Goss,
+                ..base.clone()
+            },
+            GbdtParams {
+                tiled_histograms: false,
+                subsample: 0.5,
+                ..base.clone()
+            },
+        ] {
+            let first = fit(&sampled, 1);
+            assert_ne!(first, all_rows, "{sampled:?} must sample rows");
+            assert_eq!(
+                first,
+                fit(&sampled, 1),
+                "{sampled:?}: the same seed, the same trees"
+            );
+        }
+    }
+
+    #[test]
     fn params_are_checked() {
         for (params, key) in [
             (
@@ -285,6 +352,14 @@ mod tests {
                     ..Default::default()
                 },
                 "bins",
+            ),
+            (
+                GbdtParams {
+                    sampling: Sampling::Goss,
+                    subsample: 0.5,
+                    ..Default::default()
+                },
+                "subsample",
             ),
         ] {
             let err = params.check().unwrap_err().to_string();
