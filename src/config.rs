@@ -212,6 +212,10 @@ pub struct TrainingSettings {
     pub candidates: Vec<Family>,
     /// Seed of every random choice, so a rerun gives byte-identical models.
     pub seed: u64,
+    /// The most rows one fit uses: a larger training set is sampled down to
+    /// this many rows (seeded, the same rows on every rerun); 0 = no limit.
+    /// Scoring always uses every row.
+    pub max_fit_rows: usize,
     pub elastic_net: ElasticNetParams,
     pub random_forest: ForestParams,
     pub gbdt: GbdtParams,
@@ -234,6 +238,7 @@ impl Default for TrainingSettings {
             model_name: "sales".into(),
             candidates: vec![Family::SeasonalNaive, Family::ElasticNet, Family::Gbdt],
             seed: 42,
+            max_fit_rows: 500_000,
             elastic_net: ElasticNetParams::default(),
             random_forest: ForestParams::default(),
             gbdt: GbdtParams::default(),
@@ -529,6 +534,12 @@ fn check_training(config: &Config) -> Result<(), ConfigError> {
     if training.candidates.is_empty() {
         return Err(invalid("training.candidates", "name at least one model family"));
     }
+    if (1..1000).contains(&training.max_fit_rows) {
+        return Err(invalid(
+            "training.max_fit_rows",
+            "must be 0 (no limit) or at least 1000",
+        ));
+    }
     let names = crate::features::FeatureLayout::new(&config.data, &config.features).names();
     // The seasonal-naive baseline is always scored, whatever the candidates.
     crate::models::check(Family::SeasonalNaive, &training.params(), &names).map_err(|e| {
@@ -583,6 +594,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("lag_7"), "{err}");
+        for (text, key) in [
+            ("[training]\nmax_fit_rows = 10\n", "training.max_fit_rows"),
+            (
+                "[training.gbdt]\nsampling = \"goss\"\nsubsample = 0.5\n",
+                "training.gbdt.subsample",
+            ),
+        ] {
+            let err = check(&parse_file(text, Path::new("c.toml")).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let text = "[training.gbdt]\nsampling = \"sometimes\"\n";
+        let err = parse_file(text, Path::new("c.toml")).unwrap_err().to_string();
+        assert!(err.contains("sampling"), "{err}");
     }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

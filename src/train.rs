@@ -9,8 +9,9 @@
 
 use chrono::NaiveDate;
 use polars::prelude::*;
+use rand::SeedableRng as _;
 
-use crate::config::Config;
+use crate::config::{Config, TrainingSettings};
 use crate::evaluate::{Metrics, metrics};
 use crate::features::FeatureLayout;
 use crate::ingest::days_from_date;
@@ -118,6 +119,11 @@ pub fn split_at(
 pub struct CandidateScore {
     pub family: Family,
     pub validation: Metrics,
+    /// The boosting rounds early stopping kept (gradient-boosted trees only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<usize>,
+    /// The rows the candidate was fitted on (after `training.max_fit_rows`).
+    pub fit_rows: usize,
 }
 
 /// The trained challenger: its artifact, bytes and content address.
@@ -158,24 +164,61 @@ pub struct Candidate {
     pub seconds: f64,
 }
 
-/// The training rows of a split, encoded once for every fit.
+/// The rows a split's fits use, encoded once: the (sampled) inner training
+/// rows, the inner validation rows and the (sampled) training rows. A large
+/// window's other rows are never copied into a design matrix.
 pub struct TrainingSet {
     pub encoder: Encoder,
+    /// The inner training rows the candidates are fitted on.
+    inner_fit_rows: Vec<usize>,
+    /// The training rows the final fit uses.
+    fit_rows: Vec<usize>,
+    /// The frame rows encoded in `design`, ascending.
+    rows: Vec<usize>,
     design: Design,
+    /// The target of every frame row.
     target: Vec<f64>,
 }
 
 impl TrainingSet {
     pub fn new(features: &DataFrame, config: &Config, split: &Split) -> Result<Self, TrainError> {
         let layout = FeatureLayout::new(&config.data, &config.features);
-        let encoder = Encoder::fit(&frame_rows(features, &split.train)?, &layout)?;
-        let design = encoder.design(features)?;
+        // Only the category columns of the training rows are copied to learn their values.
+        let categories = features.select(layout.categorical.iter().map(String::as_str))?;
+        let encoder = Encoder::fit(&frame_rows(&categories, &split.train)?, &layout)?;
+        let inner_fit_rows = fit_rows(&split.inner_train, &config.training);
+        let final_fit_rows = fit_rows(&split.train, &config.training);
+        let mut rows: Vec<usize> = inner_fit_rows
+            .iter()
+            .chain(&split.inner_valid)
+            .chain(&final_fit_rows)
+            .copied()
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let design = encoder.design(&frame_rows(features, &rows)?)?;
         let target = target_values(features, config)?;
         Ok(Self {
             encoder,
+            inner_fit_rows,
+            fit_rows: final_fit_rows,
+            rows,
             design,
             target,
         })
+    }
+
+    /// The design rows of frame rows `wanted` (each one encoded in `new`).
+    fn design_of(&self, wanted: &[usize]) -> Design {
+        let positions: Vec<usize> = wanted
+            .iter()
+            .map(|row| {
+                self.rows
+                    .binary_search(row)
+                    .expect("a fit uses only rows the training set encoded")
+            })
+            .collect();
+        self.design.take(&positions)
     }
 
     /// Fits every configured family on the inner training rows (early
@@ -183,9 +226,9 @@ impl TrainingSet {
     pub fn candidates(&self, config: &Config, split: &Split) -> Result<Vec<Candidate>, TrainError> {
         let training = &config.training;
         let params = training.params();
-        let inner_x = self.design.take(&split.inner_train);
-        let inner_y = take(&self.target, &split.inner_train);
-        let valid_x = self.design.take(&split.inner_valid);
+        let inner_x = self.design_of(&self.inner_fit_rows);
+        let inner_y = take(&self.target, &self.inner_fit_rows);
+        let valid_x = self.design_of(&split.inner_valid);
         let valid_y = take(&self.target, &split.inner_valid);
         let mut candidates = Vec::new();
         for &family in &training.candidates {
@@ -201,29 +244,36 @@ impl TrainingSet {
             )?;
             let validation = metrics(&valid_y, &model.predict(&valid_x)?);
             let seconds = started.elapsed().as_secs_f64();
-            tracing::info!(%family, wape = validation.wape, "candidate scored on the inner validation window in {seconds:.1} s");
+            let tuned = model.tuned(&params);
+            let rounds = (family == Family::Gbdt).then_some(tuned.gbdt.max_rounds);
+            tracing::info!(%family, wape = validation.wape, ?rounds, "candidate scored on the inner validation window in {seconds:.1} s");
             candidates.push(Candidate {
-                score: CandidateScore { family, validation },
-                tuned: model.tuned(&params),
+                score: CandidateScore {
+                    family,
+                    validation,
+                    rounds,
+                    fit_rows: self.inner_fit_rows.len(),
+                },
+                tuned,
                 seconds,
             });
         }
         Ok(candidates)
     }
 
-    /// Fits `family` on every training row of the split: the artifact a run stores.
+    /// Fits `family` on the split's training rows (sampled down to
+    /// `training.max_fit_rows`): the artifact a run stores.
     pub fn fit_final(
         &self,
         config: &Config,
-        split: &Split,
         family: Family,
         params: &ModelParams,
     ) -> Result<Artifact, TrainError> {
         let model = models::fit(
             family,
             params,
-            &self.design.take(&split.train),
-            &take(&self.target, &split.train),
+            &self.design_of(&self.fit_rows),
+            &take(&self.target, &self.fit_rows),
             None,
             config.training.seed,
         )?;
@@ -235,6 +285,19 @@ impl TrainingSet {
             model,
         })
     }
+}
+
+/// `rows`, or a seeded sample of `training.max_fit_rows` of them (in their
+/// order) when there are more.
+pub fn fit_rows(rows: &[usize], training: &TrainingSettings) -> Vec<usize> {
+    let max = training.max_fit_rows;
+    if max == 0 || rows.len() <= max {
+        return rows.to_vec();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(training.seed);
+    let mut picked = rand::seq::index::sample(&mut rng, rows.len(), max).into_vec();
+    picked.sort_unstable();
+    picked.into_iter().map(|i| rows[i]).collect()
 }
 
 /// The candidate with the lowest WAPE on the inner validation window.
@@ -250,7 +313,7 @@ pub fn best_candidate(candidates: &[Candidate]) -> &Candidate {
 pub fn train_challenger(set: &TrainingSet, config: &Config, split: &Split) -> Result<Challenger, TrainError> {
     let candidates = set.candidates(config, split)?;
     let best = best_candidate(&candidates);
-    let artifact = set.fit_final(config, split, best.score.family, &best.tuned)?;
+    let artifact = set.fit_final(config, best.score.family, &best.tuned)?;
     let bytes = artifact.to_bytes();
     let version = sha256_hex(&bytes);
     Ok(Challenger {
@@ -298,4 +361,39 @@ pub fn score(
 ) -> Result<(Metrics, Vec<f64>), TrainError> {
     let predicted = artifact.predict(&frame_rows(features, rows)?)?;
     Ok((metrics(&take(target, rows), &predicted), predicted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_rows_samples_down_to_the_limit_the_same_way_every_time() {
+        let training = TrainingSettings {
+            max_fit_rows: 1000,
+            ..TrainingSettings::default()
+        };
+        let rows: Vec<usize> = (0..5000).map(|i| i * 3).collect();
+        let picked = fit_rows(&rows, &training);
+        assert_eq!(picked.len(), 1000);
+        assert!(picked.windows(2).all(|w| w[0] < w[1]), "in row order, no repeats");
+        assert!(picked.iter().all(|r| r % 3 == 0), "only rows that were given");
+        assert!(picked.last().unwrap() > &10_000, "spread over the whole range");
+        assert_eq!(picked, fit_rows(&rows, &training), "seeded");
+        let other_seed = TrainingSettings {
+            seed: 7,
+            ..training.clone()
+        };
+        assert_ne!(picked, fit_rows(&rows, &other_seed));
+        assert_eq!(
+            fit_rows(&rows[..800], &training),
+            &rows[..800],
+            "under the limit: every row"
+        );
+        let unlimited = TrainingSettings {
+            max_fit_rows: 0,
+            ..training
+        };
+        assert_eq!(fit_rows(&rows, &unlimited), rows);
+    }
 }

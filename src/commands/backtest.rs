@@ -114,7 +114,7 @@ pub fn backtest(
         let refit = Instant::now();
         let family = candidate.score.family;
         let artifact = set
-            .fit_final(config, &split, family, &candidate.tuned)
+            .fit_final(config, family, &candidate.tuned)
             .with_context(|| format!("fitting {family} on every training row"))?;
         let (backtest, predicted) = score(&artifact, &features, &split.holdout, &target)?;
         tracing::info!(%family, wape = backtest.wape, "backtest scored");
@@ -128,7 +128,7 @@ pub fn backtest(
             fit_seconds: candidate.seconds + refit.elapsed().as_secs_f64(),
         });
     }
-    let baseline_model = set.fit_final(config, &split, Family::SeasonalNaive, &config.training.params())?;
+    let baseline_model = set.fit_final(config, Family::SeasonalNaive, &config.training.params())?;
     let (baseline, baseline_predictions) = score(&baseline_model, &features, &split.holdout, &target)?;
     seconds.train = phase.elapsed().as_secs_f64();
 

@@ -1,7 +1,8 @@
 //! `salescast backtest` on the real rossmann lake: over the holdout days of a
 //! retrain it scores exactly the rows and models that retrain scores, it
 //! reports every family and the baseline per day, writes nothing, and refuses
-//! bad ranges with the usage or data exit code.
+//! bad ranges with the usage or data exit code. Also the fit-row limit
+//! (`training.max_fit_rows`): a seeded sample, the same on every run.
 
 use std::path::{Path, PathBuf};
 
@@ -11,9 +12,14 @@ use crate::util::{Outcome, repo_file, rossmann_lake, run, s, snapshot, tempdir};
 const QUICK: &str = "[window]\nhistory_days = 400\n[training.gbdt]\nmax_rounds = 150\n";
 
 fn quick_config(dir: &Path) -> PathBuf {
+    quick_config_with(dir, "")
+}
+
+/// The quick config with `extra` TOML after it.
+fn quick_config_with(dir: &Path, extra: &str) -> PathBuf {
     let base = std::fs::read_to_string(repo_file("examples/rossmann.toml")).unwrap();
     let path = dir.join("quick.toml");
-    std::fs::write(&path, format!("{base}\n{QUICK}")).unwrap();
+    std::fs::write(&path, format!("{base}\n{QUICK}{extra}")).unwrap();
     path
 }
 
@@ -105,13 +111,10 @@ fn backtest_over_the_holdout_scores_what_retrain_scores() {
 fn backtest_of_one_day_uses_history_before_it() {
     let dir = tempdir();
     let registry = dir.path().join("registry");
-    let config = quick_config(dir.path());
-    std::fs::write(
-        &config,
-        std::fs::read_to_string(&config).unwrap()
-            + "[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\n",
-    )
-    .unwrap();
+    let config = quick_config_with(
+        dir.path(),
+        "[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\n",
+    );
     let out = run_with(
         dir.path(),
         &config,
@@ -161,4 +164,38 @@ fn backtest_refuses_bad_ranges() {
         no_history.stderr
     );
     assert!(!registry.exists());
+}
+
+#[test]
+fn a_fit_row_limit_samples_the_same_rows_on_every_run() {
+    let dir = tempdir();
+    let registry = dir.path().join("registry");
+    let config = quick_config_with(
+        dir.path(),
+        "[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\nmax_fit_rows = 20000\n",
+    );
+    let retrain = || {
+        run_with(
+            dir.path(),
+            &config,
+            &registry,
+            &["retrain", "--date", "2015-07-31", "--dry-run"],
+        )
+        .expect_code(0)
+        .json()
+    };
+    let (first, second) = (retrain(), retrain());
+    let training_rows = first["window"]["training_rows"].as_u64().unwrap();
+    assert!(training_rows > 20_000, "{training_rows} training rows");
+    for candidate in first["challenger"]["candidates"].as_array().unwrap() {
+        assert_eq!(candidate["fit_rows"], 20_000, "{candidate}");
+    }
+    assert_eq!(
+        first["challenger"]["version"], second["challenger"]["version"],
+        "the same sample, so the same bytes"
+    );
+    assert_eq!(
+        first["window"]["holdout_rows"], second["window"]["holdout_rows"],
+        "scoring uses every holdout row"
+    );
 }
