@@ -137,6 +137,11 @@ pub struct Lake {
     store: Arc<dyn Store>,
 }
 
+/// The first day of the `window.history_days` ending on `last_day`.
+pub fn first_day_of_window(config: &Config, last_day: NaiveDate) -> NaiveDate {
+    last_day - chrono::Days::new(u64::from(config.window.history_days) - 1)
+}
+
 impl Lake {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self { store }
@@ -254,8 +259,7 @@ impl Lake {
     /// Reads the `history_days` ending on `last_day` (inclusive) and validates
     /// them. The partition of `last_day` must exist.
     pub fn read_window(&self, config: &Config, last_day: NaiveDate) -> Result<SalesWindow, LakeError> {
-        let first_day = last_day - chrono::Days::new(u64::from(config.window.history_days) - 1);
-        self.read_days(config, first_day, last_day)
+        self.read_days(config, first_day_of_window(config, last_day), last_day)
     }
 
     /// Reads and validates the partitions of `first_day ..= last_day`; the

@@ -16,9 +16,9 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::Report;
+use super::check::{WindowFeatures, read_features};
 use crate::config::{Config, ConfigError};
 use crate::evaluate::{Metrics, metrics};
-use crate::features::build_features;
 use crate::lake::Lake;
 use crate::models::Family;
 use crate::report::metric_rows;
@@ -91,16 +91,21 @@ pub fn backtest(
     let mut seconds = BacktestTimings::default();
     let training_days = u64::from(config.window.history_days - config.window.holdout_days);
     let first_day = from - chrono::Days::new(training_days);
-    let window = lake
-        .read_days(config, first_day, to)
-        .with_context(|| format!("reading {first_day} .. {to} for the backtest"))?;
-    let attributes = super::check::read_attributes(config, lake)?;
-    seconds.read = started.elapsed().as_secs_f64();
-
-    let phase = Instant::now();
-    let features = build_features(&window.frame, &attributes, &config.data, &config.features)
-        .context("building features")?;
-    seconds.features = phase.elapsed().as_secs_f64();
+    let WindowFeatures {
+        window,
+        features,
+        read_seconds,
+        feature_seconds,
+        ..
+    } = read_features(
+        config,
+        lake,
+        first_day,
+        to,
+        &format!("{first_day} .. {to} for the backtest"),
+    )?;
+    seconds.read = read_seconds;
+    seconds.features = feature_seconds;
 
     let phase = Instant::now();
     let split = train::split_at(&features, config, from).context("splitting the window")?;

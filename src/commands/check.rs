@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::Report;
 use crate::config::{AttributeTable, Config};
 use crate::features::{FeatureLayout, build_features};
-use crate::lake::Lake;
+use crate::lake::{Lake, SalesWindow};
 
 #[derive(Debug, Serialize)]
 pub struct CheckReport {
@@ -63,12 +63,31 @@ pub fn read_attributes(config: &Config, lake: &Lake) -> anyhow::Result<Vec<(Attr
     Ok(attributes)
 }
 
-/// Reads the window ending on `last_day`, validates it, and builds features.
-pub fn check_window(config: &Config, lake: &Lake, last_day: NaiveDate) -> anyhow::Result<CheckReport> {
+/// A validated window, the attribute tables and the features, with the
+/// seconds reading and building took: what `check`, `retrain` and `backtest`
+/// start from.
+pub struct WindowFeatures {
+    pub window: SalesWindow,
+    pub attributes: Vec<(AttributeTable, DataFrame)>,
+    pub features: DataFrame,
+    pub read_seconds: f64,
+    pub feature_seconds: f64,
+}
+
+/// Reads and validates the sales of `first_day ..= last_day` (the partition
+/// of `last_day` must exist) and the attribute tables, and builds features.
+/// `what` names the window in an error.
+pub fn read_features(
+    config: &Config,
+    lake: &Lake,
+    first_day: NaiveDate,
+    last_day: NaiveDate,
+    what: &str,
+) -> anyhow::Result<WindowFeatures> {
     let started = Instant::now();
     let window = lake
-        .read_window(config, last_day)
-        .with_context(|| format!("reading the training window ending {last_day}"))?;
+        .read_days(config, first_day, last_day)
+        .with_context(|| format!("reading {what}"))?;
     let attributes = read_attributes(config, lake)?;
     let read_seconds = started.elapsed().as_secs_f64();
     tracing::info!(
@@ -76,11 +95,42 @@ pub fn check_window(config: &Config, lake: &Lake, last_day: NaiveDate) -> anyhow
         files = window.files.len(),
         "read the window in {read_seconds:.2} s"
     );
-
     let started = Instant::now();
     let features = build_features(&window.frame, &attributes, &config.data, &config.features)
         .context("building features")?;
-    let feature_seconds = started.elapsed().as_secs_f64();
+    Ok(WindowFeatures {
+        window,
+        attributes,
+        features,
+        read_seconds,
+        feature_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The training window ending on `last_day` (`window.history_days` long) and its features.
+pub fn read_training_window(
+    config: &Config,
+    lake: &Lake,
+    last_day: NaiveDate,
+) -> anyhow::Result<WindowFeatures> {
+    read_features(
+        config,
+        lake,
+        crate::lake::first_day_of_window(config, last_day),
+        last_day,
+        &format!("the training window ending {last_day}"),
+    )
+}
+
+/// Reads the window ending on `last_day`, validates it, and builds features.
+pub fn check_window(config: &Config, lake: &Lake, last_day: NaiveDate) -> anyhow::Result<CheckReport> {
+    let WindowFeatures {
+        window,
+        features,
+        read_seconds,
+        feature_seconds,
+        ..
+    } = read_training_window(config, lake, last_day)?;
 
     let history: Vec<String> = config
         .features

@@ -11,6 +11,7 @@ use chrono::NaiveDate;
 use polars::prelude::DataFrame;
 
 use super::Report;
+use super::check::{WindowFeatures, read_training_window};
 use crate::config::Config;
 use crate::cost::CostEstimate;
 use crate::evaluate::{self, per_series};
@@ -57,16 +58,15 @@ pub fn retrain(
     let started = Instant::now();
     let mut seconds = Timings::default();
     let day = options.run_date;
-    let window = lake
-        .read_window(config, day)
-        .with_context(|| format!("reading the training window ending {day}"))?;
-    let attributes = super::check::read_attributes(config, lake)?;
-    seconds.read = started.elapsed().as_secs_f64();
-
-    let phase = Instant::now();
-    let features = build_features(&window.frame, &attributes, &config.data, &config.features)
-        .context("building features")?;
-    seconds.features = phase.elapsed().as_secs_f64();
+    let WindowFeatures {
+        window,
+        attributes,
+        features,
+        read_seconds,
+        feature_seconds,
+    } = read_training_window(config, lake, day)?;
+    seconds.read = read_seconds;
+    seconds.features = feature_seconds;
 
     let phase = Instant::now();
     let split = train::split(&features, config, day).context("splitting the window")?;
