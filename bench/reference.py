@@ -14,11 +14,14 @@ validation window, then a refit with the kept rounds on every training row;
 both fits sample down to `training.max_fit_rows` rows as salescast does),
 same metrics. Prints one JSON object: the metrics and the time of each phase.
 
-Usage: reference.py CONFIG LAKE DATE
+Usage: reference.py CONFIG LAKE DATE [--target none|log1p|tweedie]
+  --target: how the target is modelled (an experiment; salescast models it
+  as it is): as it is (the default), log1p-transformed with predictions
+  mapped back by expm1, or with LightGBM's Tweedie objective (power 1.2).
 """
 
+import argparse
 import json
-import sys
 import time
 import tomllib
 from datetime import date, timedelta
@@ -138,7 +141,13 @@ def wape_metrics(actual, predicted):
 
 
 def main():
-    config_path, lake, day = sys.argv[1], sys.argv[2], date.fromisoformat(sys.argv[3])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("config")
+    parser.add_argument("lake")
+    parser.add_argument("date", type=date.fromisoformat)
+    parser.add_argument("--target", choices=["none", "log1p", "tweedie"], default="none")
+    args = parser.parse_args()
+    config_path, lake, day = args.config, args.lake, args.date
     mapping, window, features, gbdt, seed, max_fit_rows = settings(config_path)
     seconds = {"import": IMPORTED - STARTED}
 
@@ -175,26 +184,30 @@ def main():
         "feature_fraction": gbdt["colsample_bytree"], "max_bin": gbdt["bins"], "seed": seed, "deterministic": True,
         "metric": "rmse", "verbose": -1,
     }
+    forward, back = (np.log1p, np.expm1) if args.target == "log1p" else (np.asarray, np.asarray)
+    if args.target == "tweedie":
+        params = {**params, "objective": "tweedie", "tweedie_variance_power": 1.2}
+    y_fit = forward(y)
     phase = time.perf_counter()
     inner_rows = fit_rows(is_inner_train, max_fit_rows, seed)
-    inner = lgb.Dataset(x[inner_rows], y[inner_rows], params={"max_bin": gbdt["bins"]})
-    valid = lgb.Dataset(x[is_valid], y[is_valid], reference=inner)
+    inner = lgb.Dataset(x[inner_rows], y_fit[inner_rows], params={"max_bin": gbdt["bins"]})
+    valid = lgb.Dataset(x[is_valid], y_fit[is_valid], reference=inner)
     search = lgb.train(params, inner, num_boost_round=gbdt["max_rounds"], valid_sets=[valid],
                        callbacks=[lgb.early_stopping(gbdt["early_stopping_rounds"], verbose=False)])
     rounds = search.best_iteration or search.current_iteration()
-    validation = wape_metrics(y[is_valid], search.predict(x[is_valid], num_iteration=rounds))
+    validation = wape_metrics(y[is_valid], back(search.predict(x[is_valid], num_iteration=rounds)))
     seconds["search"] = time.perf_counter() - phase
 
     phase = time.perf_counter()
     train_rows = fit_rows(is_train, max_fit_rows, seed)
-    final = lgb.train(params, lgb.Dataset(x[train_rows], y[train_rows]), num_boost_round=rounds)
+    final = lgb.train(params, lgb.Dataset(x[train_rows], y_fit[train_rows]), num_boost_round=rounds)
     seconds["refit"] = time.perf_counter() - phase
 
     phase = time.perf_counter()
-    holdout = wape_metrics(y[is_holdout], final.predict(x[is_holdout]))
+    holdout = wape_metrics(y[is_holdout], back(final.predict(x[is_holdout])))
     seconds["evaluate"] = time.perf_counter() - phase
     seconds["total"] = time.perf_counter() - STARTED
-    print(json.dumps({"rounds": rounds, "training_rows": int(is_train.sum()), "holdout": holdout,
+    print(json.dumps({"target": args.target, "rounds": rounds, "training_rows": int(is_train.sum()), "holdout": holdout,
                       "validation": validation, "lightgbm": lgb.__version__, "polars": pl.__version__,
                       "seconds": seconds}))
 
