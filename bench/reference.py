@@ -140,6 +140,25 @@ def wape_metrics(actual, predicted):
             "bias": float(error.sum() / total)}
 
 
+def split_and_encode(frame, mapping, window, features, day):
+    """The design matrix and target of the open-day rows of `frame`, with
+    masks of the training rows (before the holdout) and of the inner
+    training rows (before the inner validation window)."""
+    holdout_first = day - timedelta(days=window["holdout_days"] - 1)
+    inner_first = holdout_first - timedelta(days=window["holdout_days"])
+    if mapping["open"]:
+        frame = frame.filter(pl.col(mapping["open"]) != 0)
+    dates = frame[mapping["date"]]
+    is_train = (dates < holdout_first).to_numpy()
+    is_inner_train = (dates < inner_first).to_numpy()
+    numeric, categorical = layout(mapping, features)
+    train_frame = frame.filter(pl.Series(is_train))
+    vocabularies = {c: sorted(train_frame[c].cast(pl.String).drop_nulls().unique().to_list()) for c in categorical}
+    x = design(frame, numeric, vocabularies)
+    y = frame[mapping["target"]].cast(pl.Float64).to_numpy()
+    return x, y, is_train, is_inner_train
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("config")
@@ -161,20 +180,9 @@ def main():
     seconds["features"] = time.perf_counter() - phase
 
     phase = time.perf_counter()
-    holdout_first = day - timedelta(days=window["holdout_days"] - 1)
-    inner_first = holdout_first - timedelta(days=window["holdout_days"])
-    if mapping["open"]:
-        frame = frame.filter(pl.col(mapping["open"]) != 0)
-    dates = frame[mapping["date"]]
-    is_train = (dates < holdout_first).to_numpy()
-    is_inner_train = (dates < inner_first).to_numpy()
+    x, y, is_train, is_inner_train = split_and_encode(frame, mapping, window, features, day)
     is_valid = is_train & ~is_inner_train
     is_holdout = ~is_train
-    numeric, categorical = layout(mapping, features)
-    train_frame = frame.filter(pl.Series(is_train))
-    vocabularies = {c: sorted(train_frame[c].cast(pl.String).drop_nulls().unique().to_list()) for c in categorical}
-    x = design(frame, numeric, vocabularies)
-    y = frame[mapping["target"]].cast(pl.Float64).to_numpy()
     seconds["design"] = time.perf_counter() - phase
 
     params = {
