@@ -16,13 +16,12 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 from datetime import date, timedelta
 
-from measure import measure
+from measure import repeat
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(REPO, "..", "shared", "data")
@@ -51,14 +50,9 @@ def lakes(series, days, history_days):
 
 
 def run_case(argv, repeats, prepare=None):
-    runs = []
-    for _ in range(repeats):
-        if prepare:
-            prepare()
-        runs.append(measure(argv))
-    return {"wall": statistics.median(r.wall for r in runs), "cpu": statistics.median(r.cpu for r in runs),
-            "peak_mib": max(r.peak_mib for r in runs), "walls": [r.wall for r in runs],
-            "report": json.loads(runs[-1].stdout)}
+    s = repeat(argv, repeats, prepare)
+    return {"wall": s.wall, "cpu": s.cpu, "peak_mib": s.peak_mib, "walls": [r.wall for r in s.runs],
+            "report": json.loads(s.runs[-1].stdout)}
 
 
 def main():

@@ -15,7 +15,7 @@ import statistics
 import sys
 import tempfile
 
-from measure import measure
+from measure import repeat
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "..", "shared", "data", "store_item", "train.csv")
@@ -32,13 +32,8 @@ ds.write_dataset(table, sys.argv[2] + "/sales", format="parquet", partitioning=[
 
 
 def run_case(argv, repeats, prepare=None):
-    runs = []
-    for _ in range(repeats):
-        if prepare:
-            prepare()
-        runs.append(measure(argv))
-    return (statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs),
-            max(r.peak_mib for r in runs), [r.stdout for r in runs])
+    s = repeat(argv, repeats, prepare)
+    return s.wall, s.cpu, s.peak_mib, [r.stdout for r in s.runs]
 
 
 def main():

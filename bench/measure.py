@@ -1,8 +1,9 @@
-"""One measured run of a command, shared by the benchmark scripts: wall time,
+"""Measured runs of a command, shared by the benchmark scripts: wall time,
 CPU time (user + system) and peak RSS of the process (from wait4), and its
 stdout. A failed command ends the benchmark, showing its stderr."""
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,3 +32,24 @@ def measure(argv, env=None):
             err.seek(0)
             sys.exit(f"{' '.join(argv)} failed ({proc.returncode}):\n{err.read().decode()}")
     return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out.decode())
+
+
+@dataclass
+class Summary:
+    """Median wall and CPU time and the largest peak RSS of repeated runs."""
+    wall: float
+    cpu: float
+    peak_mib: float
+    runs: list
+
+
+def repeat(argv, repeats, prepare=None):
+    """`repeats` measured runs of `argv` in fresh processes; `prepare` is
+    called before each (to empty an output folder, say)."""
+    runs = []
+    for _ in range(repeats):
+        if prepare:
+            prepare()
+        runs.append(measure(argv))
+    return Summary(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs),
+                   max(r.peak_mib for r in runs), runs)
