@@ -256,12 +256,6 @@ impl Lake {
         Ok(ingest::clean_attributes(df, table, mapping, &source)?)
     }
 
-    /// Reads the `history_days` ending on `last_day` (inclusive) and validates
-    /// them. The partition of `last_day` must exist.
-    pub fn read_window(&self, config: &Config, last_day: NaiveDate) -> Result<SalesWindow, LakeError> {
-        self.read_days(config, first_day_of_window(config, last_day), last_day)
-    }
-
     /// Reads and validates the partitions of `first_day ..= last_day`; the
     /// partition of `last_day` must exist.
     pub fn read_days(

@@ -16,7 +16,8 @@ use crate::evaluate::{Metrics, metrics};
 use crate::features::FeatureLayout;
 use crate::ingest::days_from_date;
 use crate::models::{
-    self, ARTIFACT_FORMAT_VERSION, Artifact, ArtifactError, Design, Encoder, Family, ModelError, ModelParams,
+    self, ARTIFACT_FORMAT_VERSION, Artifact, ArtifactError, Design, Encoder, Family, FittedModel, ModelError,
+    ModelParams,
 };
 use crate::registry::sha256_hex;
 use crate::validate::DataError;
@@ -167,7 +168,8 @@ pub struct Candidate {
 /// The rows a split's fits use, encoded once: the (sampled) inner training
 /// rows, the inner validation rows and the (sampled) training rows. A large
 /// window's other rows are never copied into a design matrix.
-pub struct TrainingSet {
+pub struct TrainingSet<'a> {
+    split: &'a Split,
     pub encoder: Encoder,
     /// The inner training rows the candidates are fitted on.
     inner_fit_rows: Vec<usize>,
@@ -180,8 +182,8 @@ pub struct TrainingSet {
     target: Vec<f64>,
 }
 
-impl TrainingSet {
-    pub fn new(features: &DataFrame, config: &Config, split: &Split) -> Result<Self, TrainError> {
+impl<'a> TrainingSet<'a> {
+    pub fn new(features: &DataFrame, config: &Config, split: &'a Split) -> Result<Self, TrainError> {
         let layout = FeatureLayout::new(&config.data, &config.features);
         // Only the category columns of the training rows are copied to learn their values.
         let categories = features.select(layout.categorical.iter().map(String::as_str))?;
@@ -199,6 +201,7 @@ impl TrainingSet {
         let design = encoder.design(&frame_rows(features, &rows)?)?;
         let target = target_values(features, config)?;
         Ok(Self {
+            split,
             encoder,
             inner_fit_rows,
             fit_rows: final_fit_rows,
@@ -206,6 +209,11 @@ impl TrainingSet {
             design,
             target,
         })
+    }
+
+    /// The target of every row of the feature frame (NaN where missing).
+    pub fn target(&self) -> &[f64] {
+        &self.target
     }
 
     /// The design rows of frame rows `wanted` (each one encoded in `new`).
@@ -223,13 +231,13 @@ impl TrainingSet {
 
     /// Fits every configured family on the inner training rows (early
     /// stopping on the inner validation window) and scores it there.
-    pub fn candidates(&self, config: &Config, split: &Split) -> Result<Vec<Candidate>, TrainError> {
+    pub fn candidates(&self, config: &Config) -> Result<Vec<Candidate>, TrainError> {
         let training = &config.training;
         let params = training.params();
         let inner_x = self.design_of(&self.inner_fit_rows);
         let inner_y = take(&self.target, &self.inner_fit_rows);
-        let valid_x = self.design_of(&split.inner_valid);
-        let valid_y = take(&self.target, &split.inner_valid);
+        let valid_x = self.design_of(&self.split.inner_valid);
+        let valid_y = take(&self.target, &self.split.inner_valid);
         let mut candidates = Vec::new();
         for &family in &training.candidates {
             let started = std::time::Instant::now();
@@ -244,8 +252,7 @@ impl TrainingSet {
             )?;
             let validation = metrics(&valid_y, &model.predict(&valid_x)?);
             let seconds = started.elapsed().as_secs_f64();
-            let tuned = model.tuned(&params);
-            let rounds = (family == Family::Gbdt).then_some(tuned.gbdt.max_rounds);
+            let rounds = model.rounds();
             tracing::info!(%family, wape = validation.wape, ?rounds, "candidate scored on the inner validation window in {seconds:.1} s");
             candidates.push(Candidate {
                 score: CandidateScore {
@@ -254,7 +261,7 @@ impl TrainingSet {
                     rounds,
                     fit_rows: self.inner_fit_rows.len(),
                 },
-                tuned,
+                tuned: model.tuned(&params),
                 seconds,
             });
         }
@@ -277,13 +284,34 @@ impl TrainingSet {
             None,
             config.training.seed,
         )?;
-        Ok(Artifact {
+        Ok(self.artifact(config, model))
+    }
+
+    /// The seasonal-naive baseline's metrics and predictions on the holdout
+    /// rows (it learns nothing from training rows beyond the encoder's
+    /// categories, so it is fitted on the holdout's own design).
+    pub fn baseline(&self, features: &DataFrame, config: &Config) -> Result<(Metrics, Vec<f64>), TrainError> {
+        let holdout = &self.split.holdout;
+        let design = self.encoder.design(&frame_rows(features, holdout)?)?;
+        let model = models::fit(
+            Family::SeasonalNaive,
+            &config.training.params(),
+            &design,
+            &vec![0.0; design.rows],
+            None,
+            0,
+        )?;
+        score(&self.artifact(config, model), features, holdout, &self.target)
+    }
+
+    fn artifact(&self, config: &Config, model: FittedModel) -> Artifact {
+        Artifact {
             format: ARTIFACT_FORMAT_VERSION,
             mapping: config.data.clone(),
             features: config.features.clone(),
             encoder: self.encoder.clone(),
             model,
-        })
+        }
     }
 }
 
@@ -310,8 +338,8 @@ pub fn best_candidate(candidates: &[Candidate]) -> &Candidate {
 
 /// Picks the best candidate on the inner validation window and fits it on
 /// every training row.
-pub fn train_challenger(set: &TrainingSet, config: &Config, split: &Split) -> Result<Challenger, TrainError> {
-    let candidates = set.candidates(config, split)?;
+pub fn train_challenger(set: &TrainingSet, config: &Config) -> Result<Challenger, TrainError> {
+    let candidates = set.candidates(config)?;
     let best = best_candidate(&candidates);
     let artifact = set.fit_final(config, best.score.family, &best.tuned)?;
     let bytes = artifact.to_bytes();
@@ -323,33 +351,6 @@ pub fn train_challenger(set: &TrainingSet, config: &Config, split: &Split) -> Re
         validation: best.score.validation.clone(),
         candidates: candidates.iter().map(|c| c.score.clone()).collect(),
     })
-}
-
-/// The seasonal-naive baseline scored on the holdout (it learns nothing from
-/// the training rows beyond the encoder's categories).
-pub fn baseline_metrics(
-    set: &TrainingSet,
-    features: &DataFrame,
-    config: &Config,
-    split: &Split,
-) -> Result<Metrics, TrainError> {
-    let design = set.encoder.design(&frame_rows(features, &split.holdout)?)?;
-    let model = models::fit(
-        Family::SeasonalNaive,
-        &config.training.params(),
-        &design,
-        &vec![0.0; design.rows],
-        None,
-        0,
-    )?;
-    let artifact = Artifact {
-        format: ARTIFACT_FORMAT_VERSION,
-        mapping: config.data.clone(),
-        features: config.features.clone(),
-        encoder: set.encoder.clone(),
-        model,
-    };
-    Ok(score(&artifact, features, &split.holdout, &set.target)?.0)
 }
 
 /// Scores an artifact on `rows` of `features` (built with its own settings).

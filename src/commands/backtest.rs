@@ -22,7 +22,7 @@ use crate::evaluate::{Metrics, metrics};
 use crate::lake::Lake;
 use crate::models::Family;
 use crate::report::metric_rows;
-use crate::train::{self, Split, TrainingSet, score, target_values};
+use crate::train::{self, Split, TrainingSet, score};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BacktestReport {
@@ -110,9 +110,9 @@ pub fn backtest(
     let phase = Instant::now();
     let split = train::split_at(&features, config, from).context("splitting the window")?;
     let set = TrainingSet::new(&features, config, &split).context("encoding the training rows")?;
-    let candidates = set.candidates(config, &split).context("fitting the candidates")?;
+    let candidates = set.candidates(config).context("fitting the candidates")?;
     let picked = train::best_candidate(&candidates).score.family;
-    let target = target_values(&features, config)?;
+    let target = set.target();
     let mut families = Vec::with_capacity(candidates.len());
     let mut picked_predictions = Vec::new();
     for candidate in &candidates {
@@ -121,7 +121,7 @@ pub fn backtest(
         let artifact = set
             .fit_final(config, family, &candidate.tuned)
             .with_context(|| format!("fitting {family} on every training row"))?;
-        let (backtest, predicted) = score(&artifact, &features, &split.holdout, &target)?;
+        let (backtest, predicted) = score(&artifact, &features, &split.holdout, target)?;
         tracing::info!(%family, wape = backtest.wape, "backtest scored");
         if family == picked {
             picked_predictions = predicted;
@@ -133,15 +133,14 @@ pub fn backtest(
             fit_seconds: candidate.seconds + refit.elapsed().as_secs_f64(),
         });
     }
-    let baseline_model = set.fit_final(config, Family::SeasonalNaive, &config.training.params())?;
-    let (baseline, baseline_predictions) = score(&baseline_model, &features, &split.holdout, &target)?;
+    let (baseline, baseline_predictions) = set.baseline(&features, config)?;
     seconds.train = phase.elapsed().as_secs_f64();
 
     let days = per_day(
         &features,
         config,
         &split,
-        &target,
+        target,
         &picked_predictions,
         &baseline_predictions,
     )?;

@@ -23,7 +23,7 @@ use crate::registry::{
     BuildInfo, Champion, DecisionKind, Lineage, Manifest, NewDecision, Registry, RegistryError,
 };
 use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
-use crate::train::{self, Split, TrainingSet, frame_rows, score, target_values};
+use crate::train::{self, Split, TrainingSet, frame_rows, score};
 
 /// How many of the worst series the report lists.
 const WORST_SERIES: usize = 10;
@@ -71,16 +71,15 @@ pub fn retrain(
     let phase = Instant::now();
     let split = train::split(&features, config, day).context("splitting the window")?;
     let training_set = TrainingSet::new(&features, config, &split).context("encoding the training rows")?;
-    let challenger =
-        train::train_challenger(&training_set, config, &split).context("training the challenger")?;
+    let challenger = train::train_challenger(&training_set, config).context("training the challenger")?;
     seconds.train = phase.elapsed().as_secs_f64();
 
     let phase = Instant::now();
-    let target = target_values(&features, config)?;
+    let target = training_set.target();
     let series = series_names(&features, config, &split.holdout)?;
     let (challenger_holdout, challenger_pred) =
-        score(&challenger.artifact, &features, &split.holdout, &target)?;
-    let baseline = train::baseline_metrics(&training_set, &features, config, &split)?;
+        score(&challenger.artifact, &features, &split.holdout, target)?;
+    let baseline = training_set.baseline(&features, config)?.0;
     let champion = score_champion(
         registry,
         config,
@@ -88,7 +87,7 @@ pub fn retrain(
         &attributes,
         &features,
         &split,
-        &target,
+        target,
         &series,
     )?;
     seconds.evaluate = phase.elapsed().as_secs_f64();

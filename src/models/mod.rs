@@ -176,6 +176,14 @@ impl FittedModel {
         tuned
     }
 
+    /// The boosting rounds the fit kept (gradient-boosted trees only).
+    pub fn rounds(&self) -> Option<usize> {
+        match self {
+            FittedModel::Gbdt(m) => Some(m.rounds),
+            _ => None,
+        }
+    }
+
     /// Predictions for every row of `design`, never negative.
     pub fn predict(&self, design: &Design) -> Result<Vec<f64>, ModelError> {
         let raw = match self {
