@@ -16,38 +16,12 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 from datetime import date, timedelta
 
+from lakes import OUT, REPO, ingest, lakes
 from measure import repeat
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(REPO, "..", "shared", "data")
-OUT = os.path.join(REPO, "target", "bench")
-
-
-def lakes(series, days, history_days):
-    """(name, config, ingest arguments, run date) for each lake."""
-    generated = os.path.join(OUT, f"generated-{series}x{days}.parquet")
-    generated_config = os.path.join(OUT, f"generated-{history_days}.toml")
-    with open(os.path.join(REPO, "bench", "generated.toml")) as f:
-        config = f.read()
-    with open(generated_config, "w") as f:
-        f.write(config + f"\n[window]\nhistory_days = {history_days}\n")
-    return [
-        ("rossmann", os.path.join(REPO, "examples", "rossmann.toml"),
-         ["--input", os.path.join(SHARED, "rossmann", "train.csv"),
-          "--attributes", "store=" + os.path.join(SHARED, "rossmann", "store.csv")], "2015-07-31"),
-        ("store_item", os.path.join(REPO, "examples", "store_item.toml"),
-         ["--input", os.path.join(SHARED, "store_item", "train.csv")], "2017-12-31"),
-        (f"generated {series}x{days}", generated_config, ["--input", generated], "2025-12-31",
-         lambda: os.path.exists(generated) or subprocess.run(
-             [sys.executable, os.path.join(REPO, "bench", "generate.py"), generated, str(series), str(days)],
-             check=True)),
-    ]
-
 
 def run_case(argv, repeats, prepare=None):
     s = repeat(argv, repeats, prepare)
@@ -71,17 +45,14 @@ def main():
             print(table(json.load(f)["results"]))
         return
     binary = os.path.abspath(args.binary)
-    os.makedirs(OUT, exist_ok=True)
     work = tempfile.mkdtemp(prefix="salescast-forecast-bench-")
     results = []
-    for name, config, ingest, day, *prepare_input in lakes(args.series, args.days, args.generated_history_days):
+    for bench_lake in lakes(args.series, args.days, args.generated_history_days):
+        name, config, day = bench_lake.name, bench_lake.config, bench_lake.run_date
         if args.only and not name.startswith(args.only):
             continue
-        for prepare in prepare_input:
-            prepare()
         lake = os.path.join(work, name.split()[0], "lake")
-        subprocess.run([binary, "--config", config, "--lake", lake, "-q", "ingest"] + ingest, check=True,
-                       stdout=subprocess.DEVNULL)
+        ingest(binary, bench_lake, lake)
         registry = os.path.join(work, name.split()[0], "registry")
         base = [binary, "--config", config, "--lake", lake, "--registry", registry, "-q", "--json"]
         repeats = args.generated_repeats if name.startswith("generated") else args.repeats
