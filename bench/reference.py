@@ -130,6 +130,11 @@ def fit_rows(mask, max_fit_rows, seed):
     return rows
 
 
+def forecast(predicted):
+    """Predictions as salescast forecasts them: never negative."""
+    return np.maximum(predicted, 0.0)
+
+
 def wape_metrics(actual, predicted):
     error = predicted - actual
     total = np.abs(actual).sum()
@@ -203,7 +208,7 @@ def main():
     search = lgb.train(params, inner, num_boost_round=gbdt["max_rounds"], valid_sets=[valid],
                        callbacks=[lgb.early_stopping(gbdt["early_stopping_rounds"], verbose=False)])
     rounds = search.best_iteration or search.current_iteration()
-    validation = wape_metrics(y[is_valid], back(search.predict(x[is_valid], num_iteration=rounds)))
+    validation = wape_metrics(y[is_valid], forecast(back(search.predict(x[is_valid], num_iteration=rounds))))
     seconds["search"] = time.perf_counter() - phase
 
     phase = time.perf_counter()
@@ -212,7 +217,7 @@ def main():
     seconds["refit"] = time.perf_counter() - phase
 
     phase = time.perf_counter()
-    holdout = wape_metrics(y[is_holdout], back(final.predict(x[is_holdout])))
+    holdout = wape_metrics(y[is_holdout], forecast(back(final.predict(x[is_holdout]))))
     seconds["evaluate"] = time.perf_counter() - phase
     seconds["total"] = time.perf_counter() - STARTED
     print(json.dumps({"target": args.target, "rounds": rounds, "training_rows": int(is_train.sum()), "holdout": holdout,
