@@ -172,7 +172,7 @@ fn a_fit_row_limit_samples_the_same_rows_on_every_run() {
     let registry = dir.path().join("registry");
     let config = quick_config_with(
         dir.path(),
-        "[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\nmax_fit_rows = 20000\n",
+        "[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\nmax_fit_rows = 1000\n",
     );
     let retrain = || {
         run_with(
@@ -186,16 +186,20 @@ fn a_fit_row_limit_samples_the_same_rows_on_every_run() {
     };
     let (first, second) = (retrain(), retrain());
     let training_rows = first["window"]["training_rows"].as_u64().unwrap();
-    assert!(training_rows > 20_000, "{training_rows} training rows");
+    assert!(training_rows > 1000, "{training_rows} training rows");
     for candidate in first["challenger"]["candidates"].as_array().unwrap() {
-        assert_eq!(candidate["fit_rows"], 20_000, "{candidate}");
+        assert_eq!(candidate["fit_rows"], 1000, "{candidate}");
     }
     assert_eq!(
         first["challenger"]["version"], second["challenger"]["version"],
         "the same sample, so the same bytes"
     );
     assert_eq!(
-        first["window"]["holdout_rows"], second["window"]["holdout_rows"],
-        "scoring uses every holdout row"
+        first["challenger"]["holdout"]["rows"], first["window"]["holdout_rows"],
+        "scoring uses every holdout row, not a sample"
+    );
+    assert!(
+        first["window"]["holdout_rows"].as_u64().unwrap() > 1000,
+        "more holdout rows than the limit, so a sampled holdout would show"
     );
 }
