@@ -29,4 +29,4 @@ export TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 unset AWS_PROFILE AWS_ENDPOINT_URL
 
-cargo test --all-targets "$@"
+cargo test --workspace --all-targets "$@"

@@ -6,8 +6,8 @@
 use std::sync::{Arc, Barrier};
 
 use chrono::Utc;
-use salescast::registry::{Champion, DecisionKind, NewDecision, Registry, RegistryError};
-use salescast::storage::{S3Settings, S3Store};
+use salescast_core::registry::{Champion, DecisionKind, NewDecision, Registry, RegistryError};
+use salescast_core::storage::{S3Settings, S3Store};
 
 use crate::util::{s3_bucket, s3_endpoint};
 

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use salescast::registry::Registry;
-use salescast::storage::{self, Object, ObjectMeta, PutMode, S3Settings, Store, StoreError};
+use salescast_core::registry::Registry;
+use salescast_core::storage::{self, Object, ObjectMeta, PutMode, S3Settings, Store, StoreError};
 
 use crate::util::{Outcome, repo_file, rossmann_lake, run, s, s3_bucket, s3_endpoint, salescast, tempdir};
 
@@ -294,7 +294,7 @@ fn a_worse_challenger_is_not_promoted_and_rollback_restores(backend: Backend) {
         calls: Default::default(),
     });
     let registry = Registry::new(counting.clone(), "sales");
-    let back = salescast::commands::rollback(&registry, None, "v2 misbehaves in stores").unwrap();
+    let back = salescast_core::pipeline::rollback(&registry, None, "v2 misbehaves in stores").unwrap();
     assert_eq!(back.from, v2);
     assert_eq!(back.to, v1);
     let calls = counting.calls.lock().unwrap().clone();

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use salescast::storage::{LocalStore, PutMode, S3Settings, S3Store, Store, StoreError};
+use salescast_core::storage::{LocalStore, PutMode, S3Settings, S3Store, Store, StoreError};
 
 /// A store under test and whatever keeps it alive (a temporary folder).
 pub struct Backend {

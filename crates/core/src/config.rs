@@ -689,7 +689,9 @@ mod tests {
     #[test]
     fn shipped_example_configs_parse() {
         for name in ["rossmann.toml", "store_item.toml"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples")
+                .join(name);
             let text = std::fs::read_to_string(&path).unwrap();
             let config = parse_file(&text, &path).unwrap();
             check(&config).unwrap();

@@ -10,12 +10,11 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 use polars::prelude::DataFrame;
 
-use super::Report;
+use super::Superseded;
 use super::check::{WindowFeatures, read_training_window};
 use crate::config::Config;
 use crate::cost::CostEstimate;
 use crate::evaluate::{self, per_series};
-use crate::exit::Superseded;
 use crate::features::build_features;
 use crate::lake::{Lake, SalesWindow};
 use crate::models::Artifact;
@@ -27,12 +26,6 @@ use crate::train::{self, Split, TrainingSet, frame_rows, score};
 
 /// How many of the worst series the report lists.
 const WORST_SERIES: usize = 10;
-
-impl Report for RunReport {
-    fn human(&self) -> String {
-        self.markdown()
-    }
-}
 
 pub struct RetrainOptions {
     pub run_date: NaiveDate,

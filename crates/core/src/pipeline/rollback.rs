@@ -6,9 +6,8 @@
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::Report;
+use super::Superseded;
 use crate::config::ConfigError;
-use crate::exit::Superseded;
 use crate::models::Artifact;
 use crate::registry::{Champion, DecisionKind, NewDecision, Registry, RegistryError};
 use crate::storage::RequestCounts;
@@ -22,15 +21,6 @@ pub struct RollbackReport {
     pub decision_sequence: u64,
     /// The requests sent to the registry (none on a local folder).
     pub s3_requests: RequestCounts,
-}
-
-impl Report for RollbackReport {
-    fn human(&self) -> String {
-        format!(
-            "model {}: rolled back from {} to {} (decision {}): {}",
-            self.model, self.from, self.to, self.decision_sequence, self.reason
-        )
-    }
 }
 
 fn usage(problem: String) -> anyhow::Error {

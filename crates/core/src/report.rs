@@ -91,7 +91,7 @@ fn short(version: &str) -> &str {
 /// How one metric is printed.
 type MetricFormat = fn(&Metrics) -> String;
 
-pub(crate) fn metric_rows(columns: &[(&str, &Metrics)]) -> String {
+pub fn metric_rows(columns: &[(&str, &Metrics)]) -> String {
     let mut text = String::from("| metric |");
     for (name, _) in columns {
         text += &format!(" {name} |");

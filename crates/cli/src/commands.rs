@@ -1,35 +1,14 @@
 //! Runs a parsed command line: loads the configuration, sets up logging, calls
 //! the command, and prints its report (human text, or JSON with `--json`).
 
-mod backtest;
-mod check;
-mod demo;
-mod ingest;
-pub mod models;
-mod retrain;
-pub mod rollback;
-
-use anyhow::Context as _;
-use chrono::NaiveDate;
-use serde::Serialize;
+use salescast_core::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
+use salescast_core::pipeline::{
+    RetrainOptions, backtest, check_window, demo, ingest_files, models, open_lake, open_registry, retrain,
+    rollback, yesterday_utc,
+};
 
 use crate::cli::{Cli, Command, ModelsCommand};
-use crate::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
-use crate::lake::Lake;
-use crate::registry::Registry;
-use crate::storage;
-
-pub use backtest::{BacktestReport, backtest};
-pub use check::{CheckReport, check_window};
-pub use ingest::{IngestReport, ingest_files};
-pub use retrain::{RetrainOptions, retrain};
-pub use rollback::rollback;
-
-/// What a command hands back to be printed.
-pub trait Report: Serialize {
-    /// The report for a person reading a terminal.
-    fn human(&self) -> String;
-}
+use crate::render::Report;
 
 /// Parses nothing, prints once: the whole run of one command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -43,7 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let json = cli.global.json;
     match cli.command {
-        Command::Demo(args) => emit(&demo::run(&args)?, json),
+        Command::Demo(args) => emit(&demo::run(&args.dir)?, json),
         command => {
             let config = config::load(&env, &flags)?;
             run_configured(command, &config, json)
@@ -98,31 +77,6 @@ fn emit(report: &impl Report, json: bool) -> anyhow::Result<()> {
         println!("{}", report.human());
     }
     Ok(())
-}
-
-pub fn open_lake(config: &Config) -> anyhow::Result<Lake> {
-    let store = storage::open(&config.lake, &config.s3)
-        .with_context(|| format!("opening the lake {}", config.lake))?;
-    Ok(Lake::new(store))
-}
-
-pub fn open_registry(config: &Config) -> anyhow::Result<Registry> {
-    let store = storage::open(&config.registry, &config.s3)
-        .with_context(|| format!("opening the registry {}", config.registry))?;
-    Ok(Registry::new(store, &config.training.model_name))
-}
-
-/// Who is acting, for the decision log: the CI user, or the login name.
-pub fn actor() -> String {
-    ["GITHUB_ACTOR", "CODEBUILD_INITIATOR", "USER", "USERNAME"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The default data day of a run: yesterday in UTC.
-pub fn yesterday_utc() -> NaiveDate {
-    chrono::Utc::now().date_naive() - chrono::Days::new(1)
 }
 
 fn init_logging(verbose: u8, quiet: bool, from_env: Option<&str>) -> anyhow::Result<()> {

@@ -4,11 +4,12 @@
 //! (anyhow). `main` walks the whole chain and takes the first typed failure it
 //! finds, so context never hides what kind of failure it was.
 
-use crate::config::ConfigError;
-use crate::lake::LakeError;
-use crate::registry::RegistryError;
-use crate::train::TrainError;
-use crate::validate::DataError;
+use salescast_core::config::ConfigError;
+use salescast_core::lake::LakeError;
+use salescast_core::pipeline::Superseded;
+use salescast_core::registry::RegistryError;
+use salescast_core::train::TrainError;
+use salescast_core::validate::DataError;
 
 /// The process exit codes, as documented in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,11 +24,6 @@ pub enum ExitCode {
     /// Another run changed what this run was about to change.
     Superseded = 4,
 }
-
-/// This run lost a race on a conditional write: someone else moved first.
-#[derive(Debug, thiserror::Error)]
-#[error("superseded: {0}")]
-pub struct Superseded(pub String);
 
 /// Chooses the exit code for a failed run from the first typed error in its chain.
 pub fn code_for(err: &anyhow::Error) -> ExitCode {

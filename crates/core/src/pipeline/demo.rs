@@ -12,10 +12,7 @@ use serde::Serialize;
 
 use super::models::History;
 use super::rollback::RollbackReport;
-use super::{
-    IngestReport, Report, RetrainOptions, ingest_files, open_lake, open_registry, retrain, rollback,
-};
-use crate::cli::DemoArgs;
+use super::{IngestReport, RetrainOptions, ingest_files, open_lake, open_registry, retrain, rollback};
 use crate::config::{self, Config};
 use crate::models::Family;
 use crate::registry::DecisionKind;
@@ -43,37 +40,6 @@ pub struct DemoRun {
     pub seconds: f64,
 }
 
-impl Report for DemoReport {
-    fn human(&self) -> String {
-        let mut text = format!(
-            "sample data written to {0}/input, lake {0}/lake, registry {0}/registry\n\n== ingest\n{1}\n\n== retrain, day by day\n",
-            self.folder,
-            self.ingest.human()
-        );
-        for run in &self.runs {
-            text += &format!(
-                "{}  {:<9} {} ({}), {:.1} s: {}\n",
-                run.date,
-                run.decision.as_str(),
-                &run.challenger[..12],
-                run.family,
-                run.seconds,
-                run.reason
-            );
-        }
-        if let Some(rollback) = &self.rollback {
-            text += &format!("\n== rollback\n{}\n", rollback.human());
-        }
-        text += &format!("\n== models history\n{}", self.history.human());
-        text += &format!(
-            "\n\nThe newest run report: {}/registry/sales/runs/{}/report.md",
-            self.folder,
-            self.runs.last().map(|r| r.date.to_string()).unwrap_or_default()
-        );
-        text
-    }
-}
-
 /// The configuration of the demo: the embedded default mapping, with the lake
 /// and registry inside `dir`.
 pub fn demo_config(dir: &Path) -> anyhow::Result<Config> {
@@ -86,10 +52,10 @@ pub fn demo_config(dir: &Path) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-pub fn run(args: &DemoArgs) -> anyhow::Result<DemoReport> {
-    let config = demo_config(&args.dir)?;
+pub fn run(dir: &Path) -> anyhow::Result<DemoReport> {
+    let config = demo_config(dir)?;
     let spec = SampleSpec::default();
-    let input = args.dir.join("input");
+    let input = dir.join("input");
     std::fs::create_dir_all(&input).with_context(|| format!("creating {}", input.display()))?;
     let mut sample = generate(&spec).context("generating the sample")?;
     let sales_csv = input.join("sales.csv");
@@ -145,7 +111,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<DemoReport> {
         _ => None,
     };
     Ok(DemoReport {
-        folder: args.dir.display().to_string(),
+        folder: dir.display().to_string(),
         ingest,
         runs,
         rollback,

@@ -15,13 +15,11 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::Report;
 use super::check::{WindowFeatures, read_features};
 use crate::config::{Config, ConfigError};
 use crate::evaluate::{Metrics, metrics};
 use crate::lake::Lake;
 use crate::models::Family;
-use crate::report::metric_rows;
 use crate::train::{self, Split, TrainingSet, score};
 
 #[derive(Debug, Clone, Serialize)]
@@ -197,66 +195,4 @@ fn per_day(
             }
         })
         .collect())
-}
-
-impl Report for BacktestReport {
-    fn human(&self) -> String {
-        let mut md = format!(
-            "# salescast backtest {} .. {}: {} would be picked\n\n",
-            self.from, self.to, self.picked
-        );
-        md += &format!(
-            "One day ahead, every model trained once on {} .. {} ({} rows); {} backtest rows.\n\n",
-            self.first_day, self.trained_through, self.training_rows, self.backtest_rows
-        );
-        let names: Vec<String> = self
-            .families
-            .iter()
-            .map(|f| {
-                if f.family == self.picked {
-                    format!("{} (picked)", f.family)
-                } else {
-                    f.family.to_string()
-                }
-            })
-            .collect();
-        let mut columns: Vec<(&str, &Metrics)> = names
-            .iter()
-            .zip(&self.families)
-            .map(|(n, f)| (n.as_str(), &f.backtest))
-            .collect();
-        columns.push(("seasonal naive baseline", &self.baseline));
-        md += &format!(
-            "## Backtest days (same rows for every model)\n\n{}\n",
-            metric_rows(&columns)
-        );
-        md += "## Families\n\n| family | validation WAPE | backtest WAPE | fit s |\n|---|---:|---:|---:|\n";
-        for f in &self.families {
-            md += &format!(
-                "| {} | {:.4} | {:.4} | {:.1} |\n",
-                f.family, f.validation.wape, f.backtest.wape, f.fit_seconds
-            );
-        }
-        md += &format!(
-            "\n## Per day ({} against the baseline)\n\n| day | rows | actual | WAPE | baseline WAPE |\n|---|---:|---:|---:|---:|\n",
-            self.picked
-        );
-        for d in &self.days {
-            md += &format!(
-                "| {} | {} | {:.0} | {:.4} | {:.4} |\n",
-                d.day, d.rows, d.actual, d.picked_wape, d.baseline_wape
-            );
-        }
-        md += &format!(
-            "\n- lake: {} ({} partition files, fingerprint `{}`)\n- time: read {:.1} s, features {:.1} s, training and scoring {:.1} s, total {:.1} s\n",
-            self.lake,
-            self.partition_files,
-            &self.data_fingerprint[..12],
-            self.seconds.read,
-            self.seconds.features,
-            self.seconds.train,
-            self.seconds.total
-        );
-        md
-    }
 }

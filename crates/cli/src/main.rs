@@ -3,14 +3,20 @@
 //! 4 lost a concurrent update). The error is printed once, with its whole
 //! chain of context.
 
+mod cli;
+mod commands;
+mod exit;
+mod render;
+
 use clap::Parser;
-use salescast::cli::Cli;
-use salescast::exit::code_for;
+
+use crate::cli::Cli;
+use crate::exit::code_for;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match salescast::commands::run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    match commands::run(cli) {
+        Ok(()) => std::process::ExitCode::from(exit::ExitCode::Ok as u8),
         Err(err) => {
             eprintln!("salescast: error: {err:#}");
             std::process::ExitCode::from(code_for(&err) as u8)

@@ -6,7 +6,6 @@ use anyhow::Context as _;
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::Report;
 use crate::config::{Config, ConfigError};
 use crate::ingest::{clean_attributes, clean_sales, read_input, split_days};
 use crate::lake::{DayFile, Lake, WriteCounts, WriteOutcome};
@@ -20,22 +19,6 @@ pub struct IngestReport {
     pub last_day: Option<chrono::NaiveDate>,
     pub days: WriteCounts,
     pub attributes: Vec<(String, WriteOutcome)>,
-}
-
-impl Report for IngestReport {
-    fn human(&self) -> String {
-        let mut text = format!("lake {}\n", self.lake);
-        if let (Some(first), Some(last)) = (self.first_day, self.last_day) {
-            text += &format!(
-                "sales: {} rows, {first} .. {last}: {} days written, {} unchanged, {} replaced\n",
-                self.rows, self.days.written, self.days.unchanged, self.days.replaced
-            );
-        }
-        for (table, outcome) in &self.attributes {
-            text += &format!("attributes {table}: {outcome:?}\n").to_lowercase();
-        }
-        text.trim_end().to_string()
-    }
 }
 
 /// Reads, checks and writes: sales `inputs` into daily partitions and

@@ -8,7 +8,6 @@ use chrono::NaiveDate;
 use polars::prelude::{DataFrame, UniqueKeepStrategy};
 use serde::Serialize;
 
-use super::Report;
 use crate::config::{AttributeTable, Config};
 use crate::features::{FeatureLayout, build_features};
 use crate::lake::{Lake, SalesWindow};
@@ -27,28 +26,6 @@ pub struct CheckReport {
     pub rows_with_full_history: usize,
     pub read_seconds: f64,
     pub feature_seconds: f64,
-}
-
-impl Report for CheckReport {
-    fn human(&self) -> String {
-        format!(
-            "lake {}\nwindow {} .. {}: {} partition files, {} rows, {} series (fingerprint {})\n\
-             features: {} numeric, {} categorical; {} rows with full history\n\
-             read and validated in {:.2} s, features built in {:.2} s",
-            self.lake,
-            self.first_day,
-            self.last_day,
-            self.partition_files,
-            self.rows,
-            self.series,
-            &self.fingerprint[..12],
-            self.features.numeric.len(),
-            self.features.categorical.len(),
-            self.rows_with_full_history,
-            self.read_seconds,
-            self.feature_seconds,
-        )
-    }
 }
 
 /// Every attribute table the mapping names, read and typed.

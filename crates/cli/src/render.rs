@@ -1,0 +1,216 @@
+//! Rendering reports for a person at a terminal: one `Report` impl per
+//! pipeline report (`--json` prints the report itself).
+
+use serde::Serialize;
+
+use salescast_core::evaluate::Metrics;
+use salescast_core::pipeline::backtest::BacktestReport;
+use salescast_core::pipeline::check::CheckReport;
+use salescast_core::pipeline::demo::DemoReport;
+use salescast_core::pipeline::ingest::IngestReport;
+use salescast_core::pipeline::models::{History, VersionDetail, VersionList};
+use salescast_core::pipeline::rollback::RollbackReport;
+use salescast_core::report::{RunReport, metric_rows};
+
+/// What a command hands back to be printed.
+pub trait Report: Serialize {
+    /// The report for a person reading a terminal.
+    fn human(&self) -> String;
+}
+
+impl Report for CheckReport {
+    fn human(&self) -> String {
+        format!(
+            "lake {}\nwindow {} .. {}: {} partition files, {} rows, {} series (fingerprint {})\n\
+             features: {} numeric, {} categorical; {} rows with full history\n\
+             read and validated in {:.2} s, features built in {:.2} s",
+            self.lake,
+            self.first_day,
+            self.last_day,
+            self.partition_files,
+            self.rows,
+            self.series,
+            &self.fingerprint[..12],
+            self.features.numeric.len(),
+            self.features.categorical.len(),
+            self.rows_with_full_history,
+            self.read_seconds,
+            self.feature_seconds,
+        )
+    }
+}
+
+impl Report for RunReport {
+    fn human(&self) -> String {
+        self.markdown()
+    }
+}
+
+impl Report for BacktestReport {
+    fn human(&self) -> String {
+        let mut md = format!(
+            "# salescast backtest {} .. {}: {} would be picked\n\n",
+            self.from, self.to, self.picked
+        );
+        md += &format!(
+            "One day ahead, every model trained once on {} .. {} ({} rows); {} backtest rows.\n\n",
+            self.first_day, self.trained_through, self.training_rows, self.backtest_rows
+        );
+        let names: Vec<String> = self
+            .families
+            .iter()
+            .map(|f| {
+                if f.family == self.picked {
+                    format!("{} (picked)", f.family)
+                } else {
+                    f.family.to_string()
+                }
+            })
+            .collect();
+        let mut columns: Vec<(&str, &Metrics)> = names
+            .iter()
+            .zip(&self.families)
+            .map(|(n, f)| (n.as_str(), &f.backtest))
+            .collect();
+        columns.push(("seasonal naive baseline", &self.baseline));
+        md += &format!(
+            "## Backtest days (same rows for every model)\n\n{}\n",
+            metric_rows(&columns)
+        );
+        md += "## Families\n\n| family | validation WAPE | backtest WAPE | fit s |\n|---|---:|---:|---:|\n";
+        for f in &self.families {
+            md += &format!(
+                "| {} | {:.4} | {:.4} | {:.1} |\n",
+                f.family, f.validation.wape, f.backtest.wape, f.fit_seconds
+            );
+        }
+        md += &format!(
+            "\n## Per day ({} against the baseline)\n\n| day | rows | actual | WAPE | baseline WAPE |\n|---|---:|---:|---:|---:|\n",
+            self.picked
+        );
+        for d in &self.days {
+            md += &format!(
+                "| {} | {} | {:.0} | {:.4} | {:.4} |\n",
+                d.day, d.rows, d.actual, d.picked_wape, d.baseline_wape
+            );
+        }
+        md += &format!(
+            "\n- lake: {} ({} partition files, fingerprint `{}`)\n- time: read {:.1} s, features {:.1} s, training and scoring {:.1} s, total {:.1} s\n",
+            self.lake,
+            self.partition_files,
+            &self.data_fingerprint[..12],
+            self.seconds.read,
+            self.seconds.features,
+            self.seconds.train,
+            self.seconds.total
+        );
+        md
+    }
+}
+
+impl Report for RollbackReport {
+    fn human(&self) -> String {
+        format!(
+            "model {}: rolled back from {} to {} (decision {}): {}",
+            self.model, self.from, self.to, self.decision_sequence, self.reason
+        )
+    }
+}
+
+impl Report for IngestReport {
+    fn human(&self) -> String {
+        let mut text = format!("lake {}\n", self.lake);
+        if let (Some(first), Some(last)) = (self.first_day, self.last_day) {
+            text += &format!(
+                "sales: {} rows, {first} .. {last}: {} days written, {} unchanged, {} replaced\n",
+                self.rows, self.days.written, self.days.unchanged, self.days.replaced
+            );
+        }
+        for (table, outcome) in &self.attributes {
+            text += &format!("attributes {table}: {outcome:?}\n").to_lowercase();
+        }
+        text.trim_end().to_string()
+    }
+}
+
+impl Report for VersionList {
+    fn human(&self) -> String {
+        let mut text = format!("model {} ({} versions)\n", self.model, self.versions.len());
+        text += "  version       family          created              trained through  holdout WAPE\n";
+        for m in &self.versions {
+            let mark = if self.champion.as_deref() == Some(m.version.as_str()) {
+                "*"
+            } else {
+                " "
+            };
+            text += &format!(
+                "{mark} {}  {:<15} {}  {}       {:.4}\n",
+                &m.version[..12],
+                m.family.to_string(),
+                m.created_at.format("%Y-%m-%d %H:%M:%S"),
+                m.lineage.trained_through,
+                m.holdout_metrics.wape
+            );
+        }
+        text += "(* champion)";
+        text
+    }
+}
+
+impl Report for VersionDetail {
+    fn human(&self) -> String {
+        let text = serde_json::to_string_pretty(&self.manifest).unwrap_or_default();
+        format!("{}{text}", if self.champion { "(champion)\n" } else { "" })
+    }
+}
+
+impl Report for History {
+    fn human(&self) -> String {
+        let mut text = format!("model {}: {} decisions\n", self.model, self.decisions.len());
+        let short = |v: &Option<String>| v.as_deref().map_or("-".to_string(), |v| v[..12].to_string());
+        for d in &self.decisions {
+            text += &format!(
+                "{:>4}  {}  {:<12} {} -> {}  by {}: {}\n",
+                d.sequence,
+                d.at.format("%Y-%m-%d %H:%M:%S"),
+                d.what.kind.as_str(),
+                short(&d.what.champion_before),
+                short(&d.what.champion_after),
+                d.what.actor,
+                d.what.reason
+            );
+        }
+        text.trim_end().to_string()
+    }
+}
+
+impl Report for DemoReport {
+    fn human(&self) -> String {
+        let mut text = format!(
+            "sample data written to {0}/input, lake {0}/lake, registry {0}/registry\n\n== ingest\n{1}\n\n== retrain, day by day\n",
+            self.folder,
+            self.ingest.human()
+        );
+        for run in &self.runs {
+            text += &format!(
+                "{}  {:<9} {} ({}), {:.1} s: {}\n",
+                run.date,
+                run.decision.as_str(),
+                &run.challenger[..12],
+                run.family,
+                run.seconds,
+                run.reason
+            );
+        }
+        if let Some(rollback) = &self.rollback {
+            text += &format!("\n== rollback\n{}\n", rollback.human());
+        }
+        text += &format!("\n== models history\n{}", self.history.human());
+        text += &format!(
+            "\n\nThe newest run report: {}/registry/sales/runs/{}/report.md",
+            self.folder,
+            self.runs.last().map(|r| r.date.to_string()).unwrap_or_default()
+        );
+        text
+    }
+}

@@ -1,0 +1,19 @@
+//! salescast-core: everything salescast does that is not a front end: storage,
+//! the lake, validation, features, models, training, evaluation, the registry,
+//! and the pipelines that combine them. The `salescast` binary (`crates/cli`)
+//! parses a command line, calls a pipeline here and renders its report.
+
+pub mod config;
+pub mod cost;
+pub mod evaluate;
+pub mod features;
+pub mod ingest;
+pub mod lake;
+pub mod models;
+pub mod pipeline;
+pub mod registry;
+pub mod report;
+pub mod sample;
+pub mod storage;
+pub mod train;
+pub mod validate;

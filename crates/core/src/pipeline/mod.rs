@@ -1,0 +1,56 @@
+//! The pipelines: each job of the product (ingest, check, retrain, backtest,
+//! rollback, the registry views, the demo) as one function over the lake and
+//! the registry, returning a serializable report. Front ends parse, call one of
+//! these, and render the report; they hold no pipeline logic.
+
+pub mod backtest;
+pub mod check;
+pub mod demo;
+pub mod ingest;
+pub mod models;
+pub mod retrain;
+pub mod rollback;
+
+use anyhow::Context as _;
+use chrono::NaiveDate;
+
+use crate::config::Config;
+use crate::lake::Lake;
+use crate::registry::Registry;
+use crate::storage;
+
+pub use backtest::{BacktestReport, backtest};
+pub use check::{CheckReport, check_window};
+pub use ingest::{IngestReport, ingest_files};
+pub use retrain::{RetrainOptions, retrain};
+pub use rollback::{RollbackReport, rollback};
+
+/// This run lost a race on a conditional write: someone else moved first.
+#[derive(Debug, thiserror::Error)]
+#[error("superseded: {0}")]
+pub struct Superseded(pub String);
+
+pub fn open_lake(config: &Config) -> anyhow::Result<Lake> {
+    let store = storage::open(&config.lake, &config.s3)
+        .with_context(|| format!("opening the lake {}", config.lake))?;
+    Ok(Lake::new(store))
+}
+
+pub fn open_registry(config: &Config) -> anyhow::Result<Registry> {
+    let store = storage::open(&config.registry, &config.s3)
+        .with_context(|| format!("opening the registry {}", config.registry))?;
+    Ok(Registry::new(store, &config.training.model_name))
+}
+
+/// Who is acting, for the decision log: the CI user, or the login name.
+pub fn actor() -> String {
+    ["GITHUB_ACTOR", "CODEBUILD_INITIATOR", "USER", "USERNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The default data day of a run: yesterday in UTC.
+pub fn yesterday_utc() -> NaiveDate {
+    chrono::Utc::now().date_naive() - chrono::Days::new(1)
+}
