@@ -1,6 +1,7 @@
 //! The integration tests: one test binary (as in ripgrep), one module per concern.
 //! They run the real `salescast` binary on real files and the shared datasets.
 
+mod architecture;
 mod aws_cli;
 mod backtest;
 mod config;

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use salescast_core::digest::short;
 use salescast_core::evaluate::Metrics;
 use salescast_core::pipeline::backtest::BacktestReport;
 use salescast_core::pipeline::check::CheckReport;
@@ -30,7 +31,7 @@ impl Report for CheckReport {
             self.partition_files,
             self.rows,
             self.series,
-            &self.fingerprint[..12],
+            short(&self.fingerprint),
             self.features.numeric.len(),
             self.features.categorical.len(),
             self.rows_with_full_history,
@@ -98,7 +99,7 @@ impl Report for BacktestReport {
             "\n- lake: {} ({} partition files, fingerprint `{}`)\n- time: read {:.1} s, features {:.1} s, training and scoring {:.1} s, total {:.1} s\n",
             self.lake,
             self.partition_files,
-            &self.data_fingerprint[..12],
+            short(&self.data_fingerprint),
             self.seconds.read,
             self.seconds.features,
             self.seconds.train,
@@ -145,7 +146,7 @@ impl Report for VersionList {
             };
             text += &format!(
                 "{mark} {}  {:<15} {}  {}       {:.4}\n",
-                &m.version[..12],
+                short(&m.version),
                 m.family.to_string(),
                 m.created_at.format("%Y-%m-%d %H:%M:%S"),
                 m.lineage.trained_through,
@@ -167,15 +168,17 @@ impl Report for VersionDetail {
 impl Report for History {
     fn human(&self) -> String {
         let mut text = format!("model {}: {} decisions\n", self.model, self.decisions.len());
-        let short = |v: &Option<String>| v.as_deref().map_or("-".to_string(), |v| v[..12].to_string());
+        fn or_dash(v: &Option<String>) -> &str {
+            v.as_deref().map_or("-", short)
+        }
         for d in &self.decisions {
             text += &format!(
                 "{:>4}  {}  {:<12} {} -> {}  by {}: {}\n",
                 d.sequence,
                 d.at.format("%Y-%m-%d %H:%M:%S"),
                 d.what.kind.as_str(),
-                short(&d.what.champion_before),
-                short(&d.what.champion_after),
+                or_dash(&d.what.champion_before),
+                or_dash(&d.what.champion_after),
                 d.what.actor,
                 d.what.reason
             );
@@ -196,7 +199,7 @@ impl Report for DemoReport {
                 "{}  {:<9} {} ({}), {:.1} s: {}\n",
                 run.date,
                 run.decision.as_str(),
-                &run.challenger[..12],
+                short(&run.challenger),
                 run.family,
                 run.seconds,
                 run.reason

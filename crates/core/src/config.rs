@@ -4,14 +4,24 @@
 //! Unknown keys in the file and unknown `SALESCAST_*` variables are errors that
 //! name the key, so a typo never silently falls back to a default. The data
 //! mapping lets users bring their own column names without code.
+//!
+//! Each section's type and its checks live with the module that owns them
+//! (`mapping`, `window`, `validate`, `features`, `train`, `evaluate`, `cost`,
+//! `storage`); this module only assembles, merges and checks the whole.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::models::{ElasticNetParams, Family, ForestParams, GbdtParams, ModelParams};
+use crate::cost::CostSettings;
+use crate::evaluate::PromotionSettings;
+use crate::features::{FeatureLayout, FeatureSettings};
+use crate::mapping::DataMapping;
+use crate::setting::Invalid;
 use crate::storage::S3Settings;
+use crate::train::{TrainSpec, TrainingSettings};
+use crate::validate::ValidationSettings;
+use crate::window::WindowSettings;
 
 /// The name looked for in the working folder when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "salescast.toml";
@@ -41,10 +51,9 @@ pub enum ConfigError {
     Argument { flag: String, problem: String },
 }
 
-fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_string(),
-        problem: problem.into(),
+impl From<Invalid> for ConfigError {
+    fn from(Invalid { key, problem }: Invalid) -> Self {
+        ConfigError::Invalid { key, problem }
     }
 }
 
@@ -83,207 +92,13 @@ impl Default for Config {
     }
 }
 
-/// How the user's columns map onto what salescast needs. A `[data]` section
-/// in a file must name the date, series keys and target; the rest is optional
-/// and empty when left out (the demo's mapping is only the default of a run
-/// with no `[data]` section at all).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataMapping {
-    /// The column holding the sales day.
-    pub date_column: String,
-    /// chrono format of the date column when it is text.
-    #[serde(default = "default_date_format")]
-    pub date_format: String,
-    /// Columns that together name one series (for example store and item).
-    pub series_keys: Vec<String>,
-    /// The column to forecast (units or revenue); must be numeric and >= 0.
-    pub target: String,
-    /// Columns known in advance for the forecast day (promo, holiday, open).
-    #[serde(default)]
-    pub covariates: Vec<String>,
-    /// Which covariates and attribute columns are categories, not numbers.
-    #[serde(default)]
-    pub categorical: Vec<String>,
-    /// A 0/1 covariate: on days where it is 0 the store is closed.
-    #[serde(default)]
-    pub open_flag: Option<String>,
-    /// Static attribute tables joined onto every row by their keys.
-    #[serde(default)]
-    pub attributes: Vec<AttributeTable>,
-}
-
-fn default_date_format() -> String {
-    "%Y-%m-%d".into()
-}
-
-impl Default for DataMapping {
-    fn default() -> Self {
-        // The columns of the sample lake that `salescast demo` generates.
-        Self {
-            date_column: "date".into(),
-            date_format: default_date_format(),
-            series_keys: vec!["store".into(), "item".into()],
-            target: "sales".into(),
-            covariates: vec!["promo".into(), "holiday".into(), "open".into()],
-            categorical: vec!["holiday".into(), "store_type".into()],
-            open_flag: Some("open".into()),
-            attributes: vec![AttributeTable {
-                table: "stores".into(),
-                join_keys: vec!["store".into()],
-                columns: vec!["store_type".into(), "store_size".into()],
-            }],
-        }
-    }
-}
-
-/// One static attribute table, stored in the lake at `dims/<table>.parquet`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AttributeTable {
-    pub table: String,
-    /// Series-key columns this table is keyed by (a subset of `series_keys`).
-    pub join_keys: Vec<String>,
-    /// The attribute columns to use as features.
-    pub columns: Vec<String>,
-}
-
-/// Which days of the lake a run reads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WindowSettings {
-    /// Days of history read, ending with the run's data day (inclusive).
-    pub history_days: u32,
-    /// The newest days held out to compare challenger and champion.
-    pub holdout_days: u32,
-}
-
-impl Default for WindowSettings {
-    fn default() -> Self {
-        Self {
-            history_days: 730,
-            holdout_days: 28,
-        }
-    }
-}
-
-/// Limits that decide when input data is refused.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ValidationSettings {
-    /// A day with fewer series than this share of the window's median count is refused.
-    pub min_series_ratio: f64,
-}
-
-impl Default for ValidationSettings {
-    fn default() -> Self {
-        Self {
-            min_series_ratio: 0.5,
-        }
-    }
-}
-
-/// Which history features are built.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FeatureSettings {
-    /// Lags of the target, in calendar days.
-    pub lags: Vec<u32>,
-    /// Rolling means of the target over this many past calendar days.
-    pub rolling_means: Vec<u32>,
-}
-
-impl Default for FeatureSettings {
-    fn default() -> Self {
-        Self {
-            lags: vec![1, 7, 14, 28],
-            rolling_means: vec![7, 28],
-        }
-    }
-}
-
-/// Which models are trained and how.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainingSettings {
-    /// The registry keeps this model's versions under `<registry>/<model_name>/`.
-    pub model_name: String,
-    /// Families tried on the inner validation window; the best is the challenger.
-    pub candidates: Vec<Family>,
-    /// Seed of every random choice, so a rerun gives byte-identical models.
-    pub seed: u64,
-    /// The most rows one fit uses: a larger training set is sampled down to
-    /// this many rows (seeded, the same rows on every rerun); 0 = no limit.
-    /// Scoring always uses every row.
-    pub max_fit_rows: usize,
-    pub elastic_net: ElasticNetParams,
-    pub random_forest: ForestParams,
-    pub gbdt: GbdtParams,
-}
-
-impl TrainingSettings {
-    /// The hyper-parameters of every family.
-    pub fn params(&self) -> ModelParams {
-        ModelParams {
-            elastic_net: self.elastic_net.clone(),
-            random_forest: self.random_forest.clone(),
-            gbdt: self.gbdt.clone(),
-        }
-    }
-}
-
-impl Default for TrainingSettings {
-    fn default() -> Self {
-        Self {
-            model_name: "sales".into(),
-            candidates: vec![Family::SeasonalNaive, Family::ElasticNet, Family::Gbdt],
-            seed: 42,
-            max_fit_rows: 500_000,
-            elastic_net: ElasticNetParams::default(),
-            random_forest: ForestParams::default(),
-            gbdt: GbdtParams::default(),
-        }
-    }
-}
-
-/// When a challenger replaces the champion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PromotionSettings {
-    /// Promote when challenger WAPE < champion WAPE x (1 - min_improvement).
-    pub min_improvement: f64,
-    /// Never promote a challenger whose |bias| on the holdout is above this.
-    pub max_abs_bias: f64,
-}
-
-impl Default for PromotionSettings {
-    fn default() -> Self {
-        Self {
-            min_improvement: 0.005,
-            max_abs_bias: 0.15,
-        }
-    }
-}
-
-/// Unit prices for the run's own cost estimate in the report. Defaults:
-/// AWS us-east-1 list prices (see pipelines/README.md for their date).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CostSettings {
-    /// Build compute, per started minute (CodeBuild general1.small, Linux).
-    pub build_usd_per_minute: f64,
-    /// S3 PUT, COPY, POST and LIST requests, per 1,000.
-    pub s3_write_usd_per_1000: f64,
-    /// S3 GET, HEAD and other requests, per 1,000.
-    pub s3_read_usd_per_1000: f64,
-}
-
-impl Default for CostSettings {
-    fn default() -> Self {
-        Self {
-            build_usd_per_minute: 0.005,
-            s3_write_usd_per_1000: 0.005,
-            s3_read_usd_per_1000: 0.0004,
+impl Config {
+    /// What training needs of this configuration.
+    pub fn train_spec(&self) -> TrainSpec<'_> {
+        TrainSpec {
+            mapping: &self.data,
+            features: &self.features,
+            training: &self.training,
         }
     }
 }
@@ -334,16 +149,23 @@ impl EnvLayer {
 /// Parses a config file's text over the embedded defaults. Relative lake and
 /// registry paths are taken relative to the file's folder.
 pub fn parse_file(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-    let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+    let parse_error = |message: String| ConfigError::Parse {
         path: origin.display().to_string(),
-        message: e.to_string().trim_end().to_string(),
-    })?;
+        message: message.trim_end().to_string(),
+    };
+    // One parse of the text; the table says which keys the file gave.
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| parse_error(e.to_string()))?;
+    let (lake_given, registry_given) = (table.contains_key("lake"), table.contains_key("registry"));
+    let mut config: Config = table
+        .try_into()
+        .map_err(|e: toml::de::Error| parse_error(e.to_string()))?;
     let base = origin.parent().unwrap_or(Path::new(""));
-    let given: toml::Table = text.parse().unwrap_or_default();
-    if given.contains_key("lake") {
+    if lake_given {
         config.lake = relative_to(base, &config.lake);
     }
-    if given.contains_key("registry") {
+    if registry_given {
         config.registry = relative_to(base, &config.registry);
     }
     Ok(config)
@@ -400,182 +222,26 @@ pub fn load(env: &EnvLayer, flags: &FlagLayer) -> Result<Config, ConfigError> {
     merge(file, env, flags)
 }
 
-/// Checks the merged configuration for contradictions, naming the key at fault.
+/// Checks the merged configuration for contradictions, naming the key at
+/// fault: each section checks itself, then what spans sections.
 pub fn check(config: &Config) -> Result<(), ConfigError> {
-    let data = &config.data;
-    for (key, value) in [
-        ("lake", &config.lake),
-        ("registry", &config.registry),
-        ("data.date_column", &data.date_column),
-        ("data.target", &data.target),
-        ("data.date_format", &data.date_format),
-    ] {
+    for (key, value) in [("lake", &config.lake), ("registry", &config.registry)] {
         if value.trim().is_empty() {
-            return Err(invalid(key, "must not be empty"));
+            return Err(crate::setting::invalid(key, "must not be empty").into());
         }
     }
-    if data.series_keys.is_empty() {
-        return Err(invalid("data.series_keys", "name at least one column"));
-    }
-    let mut seen = BTreeSet::new();
-    let roles = std::iter::once(&data.date_column)
-        .chain(&data.series_keys)
-        .chain(std::iter::once(&data.target))
-        .chain(&data.covariates);
-    for column in roles {
-        if !seen.insert(column.as_str()) {
-            return Err(invalid(
-                "data",
-                format!("column {column:?} is given two roles (date, series key, target, covariate)"),
-            ));
-        }
-    }
-    let mut attribute_columns = BTreeSet::new();
-    for (i, table) in data.attributes.iter().enumerate() {
-        let key = format!("data.attributes[{i}]");
-        if table.table.is_empty()
-            || !table
-                .table
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(invalid(
-                &format!("{key}.table"),
-                "use letters, digits, '_' or '-'",
-            ));
-        }
-        if table.join_keys.is_empty() {
-            return Err(invalid(
-                &format!("{key}.join_keys"),
-                "name at least one series key",
-            ));
-        }
-        for join_key in &table.join_keys {
-            if !data.series_keys.contains(join_key) {
-                return Err(invalid(
-                    &format!("{key}.join_keys"),
-                    format!("{join_key:?} is not one of data.series_keys"),
-                ));
-            }
-        }
-        for column in &table.columns {
-            if seen.contains(column.as_str()) || !attribute_columns.insert(column.clone()) {
-                return Err(invalid(
-                    &format!("{key}.columns"),
-                    format!("column {column:?} is used twice"),
-                ));
-            }
-        }
-    }
-    for column in &data.categorical {
-        if !data.covariates.contains(column) && !attribute_columns.contains(column) {
-            return Err(invalid(
-                "data.categorical",
-                format!("{column:?} is neither a covariate nor an attribute column"),
-            ));
-        }
-    }
-    if let Some(open) = &data.open_flag
-        && !data.covariates.contains(open)
-    {
-        return Err(invalid(
-            "data.open_flag",
-            format!("{open:?} must also be listed in data.covariates"),
-        ));
-    }
-    if data
-        .open_flag
-        .as_ref()
-        .is_some_and(|open| data.categorical.contains(open))
-    {
-        return Err(invalid(
-            "data.open_flag",
-            "the open flag is a 0/1 number, not a category",
-        ));
-    }
-    let features = &config.features;
-    if features
-        .lags
-        .iter()
-        .chain(&features.rolling_means)
-        .any(|&d| d == 0)
-    {
-        return Err(invalid("features", "lags and rolling means are whole days >= 1"));
-    }
-    let window = &config.window;
-    if window.history_days == 0 {
-        return Err(invalid("window.history_days", "must be at least 1"));
-    }
-    if window.holdout_days >= window.history_days {
-        return Err(invalid(
-            "window.holdout_days",
-            "must be smaller than window.history_days",
-        ));
-    }
-    check_training(config)?;
-    config.s3.check().map_err(|problem| invalid("s3", problem))?;
-    let ratio = config.validation.min_series_ratio;
-    if !(0.0..=1.0).contains(&ratio) {
-        return Err(invalid("validation.min_series_ratio", "must be between 0 and 1"));
-    }
-    Ok(())
-}
-
-fn check_training(config: &Config) -> Result<(), ConfigError> {
-    let training = &config.training;
-    let name = &training.model_name;
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(invalid("training.model_name", "use letters, digits, '_' or '-'"));
-    }
-    if training.candidates.is_empty() {
-        return Err(invalid("training.candidates", "name at least one model family"));
-    }
-    if (1..1000).contains(&training.max_fit_rows) {
-        return Err(invalid(
-            "training.max_fit_rows",
-            "must be 0 (no limit) or at least 1000",
-        ));
-    }
-    let names = crate::features::FeatureLayout::new(&config.data, &config.features).names();
-    // The seasonal-naive baseline is always scored, whatever the candidates.
-    crate::models::check(Family::SeasonalNaive, &training.params(), &names).map_err(|e| {
-        invalid(
-            "features.lags",
-            format!("{e}: the seasonal-naive baseline needs lags 7 and 14"),
-        )
-    })?;
-    for &family in &training.candidates {
-        crate::models::check(family, &training.params(), &names).map_err(|e| match e {
-            crate::models::ModelError::InvalidParam { key, problem } => {
-                invalid(&format!("training.{family}.{key}"), problem)
-            }
-            other => invalid("training.candidates", other.to_string()),
-        })?;
-    }
-    let promotion = &config.promotion;
-    if !(0.0..1.0).contains(&promotion.min_improvement) {
-        return Err(invalid(
-            "promotion.min_improvement",
-            "must be at least 0 and below 1",
-        ));
-    }
-    if !(promotion.max_abs_bias.is_finite() && promotion.max_abs_bias > 0.0) {
-        return Err(invalid("promotion.max_abs_bias", "must be a number > 0"));
-    }
-    let cost = &config.cost;
-    for (key, price) in [
-        ("cost.build_usd_per_minute", cost.build_usd_per_minute),
-        ("cost.s3_write_usd_per_1000", cost.s3_write_usd_per_1000),
-        ("cost.s3_read_usd_per_1000", cost.s3_read_usd_per_1000),
-    ] {
-        if !(price.is_finite() && price >= 0.0) {
-            return Err(invalid(key, "must be a price >= 0"));
-        }
-    }
+    config.data.check()?;
+    config.features.check()?;
+    config.window.check()?;
+    config.validation.check()?;
+    let names = FeatureLayout::new(&config.data, &config.features).names();
+    config.training.check(&names)?;
+    config.promotion.check()?;
+    config.cost.check()?;
+    config
+        .s3
+        .check()
+        .map_err(|problem| crate::setting::invalid("s3", problem))?;
     Ok(())
 }
 

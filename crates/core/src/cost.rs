@@ -4,10 +4,48 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::CostSettings;
+use crate::setting::{Invalid, invalid};
 use crate::storage::RequestCounts;
+
+/// Unit prices for the run's own cost estimate in the report. Defaults:
+/// AWS us-east-1 list prices (see pipelines/README.md for their date).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostSettings {
+    /// Build compute, per started minute (CodeBuild general1.small, Linux).
+    pub build_usd_per_minute: f64,
+    /// S3 PUT, COPY, POST and LIST requests, per 1,000.
+    pub s3_write_usd_per_1000: f64,
+    /// S3 GET, HEAD and other requests, per 1,000.
+    pub s3_read_usd_per_1000: f64,
+}
+
+impl Default for CostSettings {
+    fn default() -> Self {
+        Self {
+            build_usd_per_minute: 0.005,
+            s3_write_usd_per_1000: 0.005,
+            s3_read_usd_per_1000: 0.0004,
+        }
+    }
+}
+
+impl CostSettings {
+    pub fn check(&self) -> Result<(), Invalid> {
+        for (key, price) in [
+            ("cost.build_usd_per_minute", self.build_usd_per_minute),
+            ("cost.s3_write_usd_per_1000", self.s3_write_usd_per_1000),
+            ("cost.s3_read_usd_per_1000", self.s3_read_usd_per_1000),
+        ] {
+            if !(price.is_finite() && price >= 0.0) {
+                return Err(invalid(key, "must be a price >= 0"));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// S3 operations billed at the PUT, COPY, POST, LIST rate.
 const WRITE_CLASS: [&str; 7] = [

@@ -3,6 +3,41 @@
 
 use serde::{Deserialize, Serialize};
 
+/// When a challenger replaces the champion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromotionSettings {
+    /// Promote when challenger WAPE < champion WAPE x (1 - min_improvement).
+    pub min_improvement: f64,
+    /// Never promote a challenger whose |bias| on the holdout is above this.
+    pub max_abs_bias: f64,
+}
+
+impl Default for PromotionSettings {
+    fn default() -> Self {
+        Self {
+            min_improvement: 0.005,
+            max_abs_bias: 0.15,
+        }
+    }
+}
+
+impl PromotionSettings {
+    pub fn check(&self) -> Result<(), crate::setting::Invalid> {
+        use crate::setting::invalid;
+        if !(0.0..1.0).contains(&self.min_improvement) {
+            return Err(invalid(
+                "promotion.min_improvement",
+                "must be at least 0 and below 1",
+            ));
+        }
+        if !(self.max_abs_bias.is_finite() && self.max_abs_bias > 0.0) {
+            return Err(invalid("promotion.max_abs_bias", "must be a number > 0"));
+        }
+        Ok(())
+    }
+}
+
 /// Scores of one set of predictions against the actual values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
@@ -86,10 +121,36 @@ pub fn per_series(series: &[String], actual: &[f64], predicted: &[f64]) -> Vec<S
     scores
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// The challenger became the champion.
+    Promoted,
+    /// The champion stayed: the challenger was not better.
+    Kept,
+    /// The challenger failed a guard, or there was no champion and it did
+    /// not beat the baseline.
+    Rejected,
+    /// A person put an earlier version back.
+    RolledBack,
+}
+
+impl DecisionKind {
+    /// The name used in JSON and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Promoted => "promoted",
+            DecisionKind::Kept => "kept",
+            DecisionKind::Rejected => "rejected",
+            DecisionKind::RolledBack => "rolled_back",
+        }
+    }
+}
+
 /// The promotion gate's verdict, with the reason in words.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
-    pub kind: crate::registry::DecisionKind,
+    pub kind: DecisionKind,
     pub reason: String,
 }
 
@@ -101,9 +162,9 @@ pub fn decide(
     champion: Option<&Metrics>,
     baseline: &Metrics,
     same_version: bool,
-    gate: &crate::config::PromotionSettings,
+    gate: &PromotionSettings,
 ) -> Verdict {
-    use crate::registry::DecisionKind::{Kept, Promoted, Rejected};
+    use DecisionKind::{Kept, Promoted, Rejected};
     let verdict = |kind, reason: String| Verdict { kind, reason };
     if same_version {
         return verdict(Kept, "the challenger is the champion (same SHA-256)".into());
@@ -177,8 +238,8 @@ mod tests {
 
     #[test]
     fn the_gate() {
-        use crate::registry::DecisionKind::*;
-        let gate = crate::config::PromotionSettings {
+        use DecisionKind::*;
+        let gate = PromotionSettings {
             min_improvement: 0.01,
             max_abs_bias: 0.1,
         };

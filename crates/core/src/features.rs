@@ -8,8 +8,40 @@
 //! day's zero says nothing about demand).
 
 use polars::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{AttributeTable, DataMapping, FeatureSettings};
+use crate::mapping::{AttributeTable, DataMapping};
+
+/// Which history features are built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeatureSettings {
+    /// Lags of the target, in calendar days.
+    pub lags: Vec<u32>,
+    /// Rolling means of the target over this many past calendar days.
+    pub rolling_means: Vec<u32>,
+}
+
+impl Default for FeatureSettings {
+    fn default() -> Self {
+        Self {
+            lags: vec![1, 7, 14, 28],
+            rolling_means: vec![7, 28],
+        }
+    }
+}
+
+impl FeatureSettings {
+    pub fn check(&self) -> Result<(), crate::setting::Invalid> {
+        if self.lags.iter().chain(&self.rolling_means).any(|&d| d == 0) {
+            return Err(crate::setting::invalid(
+                "features",
+                "lags and rolling means are whole days >= 1",
+            ));
+        }
+        Ok(())
+    }
+}
 
 pub const DAY_OF_WEEK: &str = "day_of_week";
 pub const DAY_OF_MONTH: &str = "day_of_month";

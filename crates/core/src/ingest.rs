@@ -14,7 +14,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::config::{AttributeTable, DataMapping};
+use crate::mapping::{AttributeTable, DataMapping};
 use crate::validate::{self, DataError, Source};
 
 /// Reads a CSV (every cell as text, typed later by the mapping) or Parquet file.
@@ -134,8 +134,7 @@ pub fn clean_sales(df: DataFrame, mapping: &DataMapping, source: &Source) -> Res
         columns.push(cleaned);
     }
     let df = DataFrame::new_infer_height(columns).map_err(|e| source.error(e.to_string()))?;
-    let mut day_and_series = vec![mapping.date_column.clone()];
-    day_and_series.extend(mapping.series_keys.iter().cloned());
+    let day_and_series = mapping.day_and_series();
     validate::check_unique(&df, &day_and_series, source)?;
     df.sort(day_and_series, SortMultipleOptions::default())
         .map_err(|e| source.error(e.to_string()))

@@ -15,10 +15,11 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, DataMapping};
 use crate::ingest::{self, days_from_date};
+use crate::mapping::{AttributeTable, DataMapping};
 use crate::storage::{ObjectMeta, PutMode, Store, StoreError};
-use crate::validate::{self, DataError, Source};
+use crate::validate::{self, DataError, Source, ValidationSettings};
+use crate::window::Window;
 
 pub const SALES_PREFIX: &str = "sales/dt=";
 pub const DIMS_PREFIX: &str = "dims/";
@@ -72,8 +73,8 @@ impl DayFile {
             key: prefix.clone(),
             source,
         })?;
-        let digest = hex::encode(Sha256::digest(&bytes));
-        let key = format!("{prefix}part-{}.parquet", &digest[..16]);
+        let digest = crate::digest::sha256_hex(&bytes);
+        let key = format!("{prefix}part-{}.parquet", digest.get(..16).unwrap_or(&digest));
         Ok(Self { day, key, bytes })
     }
 }
@@ -135,11 +136,6 @@ impl SalesWindow {
 #[derive(Debug, Clone)]
 pub struct Lake {
     store: Arc<dyn Store>,
-}
-
-/// The first day of the `window.history_days` ending on `last_day`.
-pub fn first_day_of_window(config: &Config, last_day: NaiveDate) -> NaiveDate {
-    last_day - chrono::Days::new(u64::from(config.window.history_days) - 1)
 }
 
 impl Lake {
@@ -235,7 +231,7 @@ impl Lake {
     /// Reads and types an attribute table named in the mapping.
     pub fn read_attributes(
         &self,
-        table: &crate::config::AttributeTable,
+        table: &AttributeTable,
         mapping: &DataMapping,
     ) -> Result<DataFrame, LakeError> {
         let key = attributes_key(&table.table);
@@ -256,14 +252,15 @@ impl Lake {
         Ok(ingest::clean_attributes(df, table, mapping, &source)?)
     }
 
-    /// Reads and validates the partitions of `first_day ..= last_day`; the
-    /// partition of `last_day` must exist.
+    /// Reads and validates the partitions of the window's days; the
+    /// partition of its last day must exist.
     pub fn read_days(
         &self,
-        config: &Config,
-        first_day: NaiveDate,
-        last_day: NaiveDate,
+        mapping: &DataMapping,
+        validation: &ValidationSettings,
+        window: &Window,
     ) -> Result<SalesWindow, LakeError> {
+        let (first_day, last_day) = (window.first_day, window.last_day);
         let partitions = self.partitions()?;
         if !partitions.contains_key(&last_day) {
             let newest = partitions
@@ -281,7 +278,7 @@ impl Lake {
             .range(first_day..=last_day)
             .flat_map(|(_, files)| files.iter().cloned())
             .collect();
-        let frames = self.read_files(&files, &config.data)?;
+        let frames = self.read_files(&files, mapping)?;
         let frame = concat_frames(frames).map_err(|source| LakeError::Polars {
             key: partition_prefix(last_day),
             source,
@@ -292,7 +289,7 @@ impl Lake {
             last_day,
             files,
         };
-        self.validate_window(&window, config)?;
+        self.validate_window(&window, mapping, validation)?;
         Ok(window)
     }
 
@@ -332,10 +329,13 @@ impl Lake {
         Ok(df)
     }
 
-    fn validate_window(&self, window: &SalesWindow, config: &Config) -> Result<(), LakeError> {
-        let mapping = &config.data;
-        let mut day_and_series = vec![mapping.date_column.clone()];
-        day_and_series.extend(mapping.series_keys.iter().cloned());
+    fn validate_window(
+        &self,
+        window: &SalesWindow,
+        mapping: &DataMapping,
+        validation: &ValidationSettings,
+    ) -> Result<(), LakeError> {
+        let day_and_series = mapping.day_and_series();
         let source = Source::new(
             format!(
                 "{} ({} .. {})",
@@ -374,7 +374,7 @@ impl Lake {
                 ))
             })
             .collect();
-        validate::check_series_counts(&labelled, config.validation.min_series_ratio)?;
+        validate::check_series_counts(&labelled, validation.min_series_ratio)?;
         Ok(())
     }
 }

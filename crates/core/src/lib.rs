@@ -5,15 +5,19 @@
 
 pub mod config;
 pub mod cost;
+pub mod digest;
 pub mod evaluate;
 pub mod features;
 pub mod ingest;
 pub mod lake;
+pub mod mapping;
 pub mod models;
 pub mod pipeline;
 pub mod registry;
 pub mod report;
 pub mod sample;
+pub mod setting;
 pub mod storage;
 pub mod train;
 pub mod validate;
+pub mod window;

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use sha2::{Digest, Sha256};
 
+pub use crate::evaluate::DecisionKind;
 use crate::evaluate::Metrics;
 use crate::models::Family;
 use crate::storage::{PutMode, Store, StoreError, Version};
@@ -46,10 +46,7 @@ pub enum RegistryError {
     Superseded { uri: String },
 }
 
-/// Hex SHA-256 of bytes: a version's name.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use crate::digest::sha256_hex;
 
 /// Where a version's training data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,32 +111,6 @@ pub struct Champion {
     pub since: DateTime<Utc>,
     pub previous: Option<String>,
     pub kind: DecisionKind,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DecisionKind {
-    /// The challenger became the champion.
-    Promoted,
-    /// The champion stayed: the challenger was not better.
-    Kept,
-    /// The challenger failed a guard, or there was no champion and it did
-    /// not beat the baseline.
-    Rejected,
-    /// A person put an earlier version back.
-    RolledBack,
-}
-
-impl DecisionKind {
-    /// The name used in JSON and in messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DecisionKind::Promoted => "promoted",
-            DecisionKind::Kept => "kept",
-            DecisionKind::Rejected => "rejected",
-            DecisionKind::RolledBack => "rolled_back",
-        }
-    }
 }
 
 /// One entry of the decision log: the decision, numbered and timed by the

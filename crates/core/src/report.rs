@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::cost::CostEstimate;
+use crate::digest::short;
 use crate::evaluate::Metrics;
 use crate::models::Family;
 use crate::registry::{DecisionKind, Stored};
@@ -82,10 +83,6 @@ pub struct Timings {
     pub train: f64,
     pub evaluate: f64,
     pub total: f64,
-}
-
-fn short(version: &str) -> &str {
-    &version[..version.len().min(12)]
 }
 
 /// How one metric is printed.

@@ -144,6 +144,34 @@ pub fn write_csv(df: &mut DataFrame, path: &std::path::Path) -> PolarsResult<()>
     CsvWriter::new(file).include_header(true).finish(df)
 }
 
+/// The default mapping is the demo sample's (defined here, beside the sample,
+/// so the mapping module knows nothing of the demo).
+impl Default for crate::mapping::DataMapping {
+    fn default() -> Self {
+        mapping()
+    }
+}
+
+/// The mapping of the sample's columns: the embedded default of a run with no
+/// `[data]` section.
+pub fn mapping() -> crate::mapping::DataMapping {
+    use crate::mapping::{AttributeTable, DataMapping, default_date_format};
+    DataMapping {
+        date_column: "date".into(),
+        date_format: default_date_format(),
+        series_keys: vec!["store".into(), "item".into()],
+        target: "sales".into(),
+        covariates: vec!["promo".into(), "holiday".into(), "open".into()],
+        categorical: vec!["holiday".into(), "store_type".into()],
+        open_flag: Some("open".into()),
+        attributes: vec![AttributeTable {
+            table: "stores".into(),
+            join_keys: vec!["store".into()],
+            columns: vec!["store_type".into(), "store_size".into()],
+        }],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

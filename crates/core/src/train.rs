@@ -7,20 +7,116 @@
 //! every training row, and that fitted artifact is what is scored, stored and
 //! promoted. Closed days (open flag 0) are neither trained on nor scored.
 
-use chrono::NaiveDate;
 use polars::prelude::*;
 use rand::SeedableRng as _;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, TrainingSettings};
+use crate::digest::Sealed;
 use crate::evaluate::{Metrics, metrics};
-use crate::features::FeatureLayout;
+use crate::features::{FeatureLayout, FeatureSettings};
 use crate::ingest::days_from_date;
+use crate::mapping::DataMapping;
 use crate::models::{
-    self, ARTIFACT_FORMAT_VERSION, Artifact, ArtifactError, Design, Encoder, Family, FittedModel, ModelError,
-    ModelParams,
+    self, ARTIFACT_FORMAT_VERSION, Artifact, ArtifactError, Design, ElasticNetParams, Encoder, Family,
+    FittedModel, ForestParams, GbdtParams, ModelError, ModelParams,
 };
-use crate::registry::sha256_hex;
+use crate::setting::{Invalid, invalid};
 use crate::validate::DataError;
+use crate::window::Window;
+
+/// Which models are trained and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingSettings {
+    /// The registry keeps this model's versions under `<registry>/<model_name>/`.
+    pub model_name: String,
+    /// Families tried on the inner validation window; the best is the challenger.
+    pub candidates: Vec<Family>,
+    /// Seed of every random choice, so a rerun gives byte-identical models.
+    pub seed: u64,
+    /// The most rows one fit uses: a larger training set is sampled down to
+    /// this many rows (seeded, the same rows on every rerun); 0 = no limit.
+    /// Scoring always uses every row.
+    pub max_fit_rows: usize,
+    pub elastic_net: ElasticNetParams,
+    pub random_forest: ForestParams,
+    pub gbdt: GbdtParams,
+}
+
+impl TrainingSettings {
+    /// The hyper-parameters of every family.
+    pub fn params(&self) -> ModelParams {
+        ModelParams {
+            elastic_net: self.elastic_net.clone(),
+            random_forest: self.random_forest.clone(),
+            gbdt: self.gbdt.clone(),
+        }
+    }
+}
+
+impl Default for TrainingSettings {
+    fn default() -> Self {
+        Self {
+            model_name: "sales".into(),
+            candidates: vec![Family::SeasonalNaive, Family::ElasticNet, Family::Gbdt],
+            seed: 42,
+            max_fit_rows: 500_000,
+            elastic_net: ElasticNetParams::default(),
+            random_forest: ForestParams::default(),
+            gbdt: GbdtParams::default(),
+        }
+    }
+}
+
+impl TrainingSettings {
+    /// Checks the training settings, and every candidate family's
+    /// hyper-parameters against the features it would get (`names`).
+    pub fn check(&self, names: &[String]) -> Result<(), Invalid> {
+        let name = &self.model_name;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(invalid("training.model_name", "use letters, digits, '_' or '-'"));
+        }
+        if self.candidates.is_empty() {
+            return Err(invalid("training.candidates", "name at least one model family"));
+        }
+        if (1..1000).contains(&self.max_fit_rows) {
+            return Err(invalid(
+                "training.max_fit_rows",
+                "must be 0 (no limit) or at least 1000",
+            ));
+        }
+        let params = self.params();
+        // The seasonal-naive baseline is always scored, whatever the candidates.
+        models::check(Family::SeasonalNaive, &params, names).map_err(|e| {
+            invalid(
+                "features.lags",
+                format!("{e}: the seasonal-naive baseline needs lags 7 and 14"),
+            )
+        })?;
+        for &family in &self.candidates {
+            models::check(family, &params, names).map_err(|e| match e {
+                ModelError::InvalidParam { key, problem } => {
+                    invalid(&format!("training.{family}.{key}"), problem)
+                }
+                other => invalid("training.candidates", other.to_string()),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// What training needs to know of the configuration: the mapping, the
+/// feature settings and the training settings.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainSpec<'a> {
+    pub mapping: &'a DataMapping,
+    pub features: &'a FeatureSettings,
+    pub training: &'a TrainingSettings,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -34,51 +130,32 @@ pub enum TrainError {
     Polars(#[from] PolarsError),
 }
 
-/// Row indices of the feature frame, by role.
+/// Row indices of the feature frame, by role (open days only).
 #[derive(Debug, Clone)]
 pub struct Split {
     pub train: Vec<usize>,
     pub inner_train: Vec<usize>,
     pub inner_valid: Vec<usize>,
     pub holdout: Vec<usize>,
-    pub holdout_first_day: NaiveDate,
-    pub trained_through: NaiveDate,
 }
 
-/// Splits the rows of `features` (a window ending on `last_day`) by day: the
-/// newest `holdout_days` are the holdout.
-pub fn split(features: &DataFrame, config: &Config, last_day: NaiveDate) -> Result<Split, TrainError> {
-    let holdout_days = u64::from(config.window.holdout_days);
-    split_at(features, config, last_day - chrono::Days::new(holdout_days - 1))
-}
-
-/// Splits the rows of `features` by day: rows from `holdout_first_day` on are
-/// the holdout, the `holdout_days` before it the inner validation window, and
-/// the rows before that the inner training rows.
-pub fn split_at(
-    features: &DataFrame,
-    config: &Config,
-    holdout_first_day: NaiveDate,
-) -> Result<Split, TrainError> {
-    let holdout_days = u64::from(config.window.holdout_days);
-    let inner_first_day = holdout_first_day - chrono::Days::new(holdout_days);
-    let dates = features
-        .column(&config.data.date_column)?
-        .date()?
-        .physical()
-        .clone();
-    let open = match &config.data.open_flag {
+/// Splits the rows of `features` by the days of `window`: rows from its
+/// holdout's first day on are the holdout, the inner validation window's the
+/// inner validation rows, the rows before it the inner training rows. Closed
+/// days (open flag 0) are in no role.
+pub fn split(features: &DataFrame, mapping: &DataMapping, window: &Window) -> Result<Split, TrainError> {
+    let dates = features.column(&mapping.date_column)?.date()?.physical().clone();
+    let open = match &mapping.open_flag {
         Some(flag) => Some(features.column(flag)?.f64()?.clone()),
         None => None,
     };
-    let (holdout_start, inner_start) = (days_from_date(holdout_first_day), days_from_date(inner_first_day));
+    let holdout_start = days_from_date(window.holdout_first_day);
+    let inner_start = days_from_date(window.inner_first_day);
     let mut split = Split {
         train: vec![],
         inner_train: vec![],
         inner_valid: vec![],
         holdout: vec![],
-        holdout_first_day,
-        trained_through: holdout_first_day - chrono::Days::new(1),
     };
     for (i, day) in dates.iter().enumerate() {
         let closed = open.as_ref().is_some_and(|o| o.get(i) == Some(0.0));
@@ -99,7 +176,7 @@ pub fn split_at(
     }
     let empty = |what: &str| -> TrainError {
         DataError::file(
-            format!("the window with its holdout from {holdout_first_day}"),
+            format!("the window with its holdout from {}", window.holdout_first_day),
             format!(
                 "no open-day rows {what}; read more history (window.history_days) or hold out fewer days"
             ),
@@ -131,8 +208,8 @@ pub struct CandidateScore {
 #[derive(Debug)]
 pub struct Challenger {
     pub artifact: Artifact,
-    pub bytes: Vec<u8>,
-    pub version: String,
+    /// The artifact's bytes and their SHA-256, computed once.
+    pub sealed: Sealed,
     pub candidates: Vec<CandidateScore>,
     pub validation: Metrics,
 }
@@ -141,9 +218,9 @@ fn take(values: &[f64], rows: &[usize]) -> Vec<f64> {
     rows.iter().map(|&i| values[i]).collect()
 }
 
-pub fn target_values(features: &DataFrame, config: &Config) -> Result<Vec<f64>, TrainError> {
+pub fn target_values(features: &DataFrame, mapping: &DataMapping) -> Result<Vec<f64>, TrainError> {
     Ok(features
-        .column(&config.data.target)?
+        .column(&mapping.target)?
         .f64()?
         .iter()
         .map(|v| v.unwrap_or(f64::NAN))
@@ -169,6 +246,7 @@ pub struct Candidate {
 /// rows, the inner validation rows and the (sampled) training rows. A large
 /// window's other rows are never copied into a design matrix.
 pub struct TrainingSet<'a> {
+    spec: TrainSpec<'a>,
     split: &'a Split,
     pub encoder: Encoder,
     /// The inner training rows the candidates are fitted on.
@@ -183,13 +261,13 @@ pub struct TrainingSet<'a> {
 }
 
 impl<'a> TrainingSet<'a> {
-    pub fn new(features: &DataFrame, config: &Config, split: &'a Split) -> Result<Self, TrainError> {
-        let layout = FeatureLayout::new(&config.data, &config.features);
+    pub fn new(features: &DataFrame, spec: TrainSpec<'a>, split: &'a Split) -> Result<Self, TrainError> {
+        let layout = FeatureLayout::new(spec.mapping, spec.features);
         // Only the category columns of the training rows are copied to learn their values.
         let categories = features.select(layout.categorical.iter().map(String::as_str))?;
         let encoder = Encoder::fit(&frame_rows(&categories, &split.train)?, &layout)?;
-        let inner_fit_rows = fit_rows(&split.inner_train, &config.training);
-        let final_fit_rows = fit_rows(&split.train, &config.training);
+        let inner_fit_rows = fit_rows(&split.inner_train, spec.training);
+        let final_fit_rows = fit_rows(&split.train, spec.training);
         let mut rows: Vec<usize> = inner_fit_rows
             .iter()
             .chain(&split.inner_valid)
@@ -199,8 +277,9 @@ impl<'a> TrainingSet<'a> {
         rows.sort_unstable();
         rows.dedup();
         let design = encoder.design(&frame_rows(features, &rows)?)?;
-        let target = target_values(features, config)?;
+        let target = target_values(features, spec.mapping)?;
         Ok(Self {
+            spec,
             split,
             encoder,
             inner_fit_rows,
@@ -231,8 +310,8 @@ impl<'a> TrainingSet<'a> {
 
     /// Fits every configured family on the inner training rows (early
     /// stopping on the inner validation window) and scores it there.
-    pub fn candidates(&self, config: &Config) -> Result<Vec<Candidate>, TrainError> {
-        let training = &config.training;
+    pub fn candidates(&self) -> Result<Vec<Candidate>, TrainError> {
+        let training = self.spec.training;
         let params = training.params();
         let inner_x = self.design_of(&self.inner_fit_rows);
         let inner_y = take(&self.target, &self.inner_fit_rows);
@@ -270,45 +349,40 @@ impl<'a> TrainingSet<'a> {
 
     /// Fits `family` on the split's training rows (sampled down to
     /// `training.max_fit_rows`): the artifact a run stores.
-    pub fn fit_final(
-        &self,
-        config: &Config,
-        family: Family,
-        params: &ModelParams,
-    ) -> Result<Artifact, TrainError> {
+    pub fn fit_final(&self, family: Family, params: &ModelParams) -> Result<Artifact, TrainError> {
         let model = models::fit(
             family,
             params,
             &self.design_of(&self.fit_rows),
             &take(&self.target, &self.fit_rows),
             None,
-            config.training.seed,
+            self.spec.training.seed,
         )?;
-        Ok(self.artifact(config, model))
+        Ok(self.artifact(model))
     }
 
     /// The seasonal-naive baseline's metrics and predictions on the holdout
     /// rows (it learns nothing from training rows beyond the encoder's
     /// categories, so it is fitted on the holdout's own design).
-    pub fn baseline(&self, features: &DataFrame, config: &Config) -> Result<(Metrics, Vec<f64>), TrainError> {
+    pub fn baseline(&self, features: &DataFrame) -> Result<(Metrics, Vec<f64>), TrainError> {
         let holdout = &self.split.holdout;
         let design = self.encoder.design(&frame_rows(features, holdout)?)?;
         let model = models::fit(
             Family::SeasonalNaive,
-            &config.training.params(),
+            &self.spec.training.params(),
             &design,
             &vec![0.0; design.rows],
             None,
             0,
         )?;
-        score(&self.artifact(config, model), features, holdout, &self.target)
+        score(&self.artifact(model), features, holdout, &self.target)
     }
 
-    fn artifact(&self, config: &Config, model: FittedModel) -> Artifact {
+    fn artifact(&self, model: FittedModel) -> Artifact {
         Artifact {
             format: ARTIFACT_FORMAT_VERSION,
-            mapping: config.data.clone(),
-            features: config.features.clone(),
+            mapping: self.spec.mapping.clone(),
+            features: self.spec.features.clone(),
             encoder: self.encoder.clone(),
             model,
         }
@@ -338,16 +412,14 @@ pub fn best_candidate(candidates: &[Candidate]) -> &Candidate {
 
 /// Picks the best candidate on the inner validation window and fits it on
 /// every training row.
-pub fn train_challenger(set: &TrainingSet, config: &Config) -> Result<Challenger, TrainError> {
-    let candidates = set.candidates(config)?;
+pub fn train_challenger(set: &TrainingSet) -> Result<Challenger, TrainError> {
+    let candidates = set.candidates()?;
     let best = best_candidate(&candidates);
-    let artifact = set.fit_final(config, best.score.family, &best.tuned)?;
-    let bytes = artifact.to_bytes();
-    let version = sha256_hex(&bytes);
+    let artifact = set.fit_final(best.score.family, &best.tuned)?;
+    let sealed = Sealed::new(artifact.to_bytes());
     Ok(Challenger {
         artifact,
-        bytes,
-        version,
+        sealed,
         validation: best.score.validation.clone(),
         candidates: candidates.iter().map(|c| c.score.clone()).collect(),
     })

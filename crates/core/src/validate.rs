@@ -7,6 +7,35 @@
 use std::fmt;
 
 use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Limits that decide when input data is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationSettings {
+    /// A day with fewer series than this share of the window's median count is refused.
+    pub min_series_ratio: f64,
+}
+
+impl Default for ValidationSettings {
+    fn default() -> Self {
+        Self {
+            min_series_ratio: 0.5,
+        }
+    }
+}
+
+impl ValidationSettings {
+    pub fn check(&self) -> Result<(), crate::setting::Invalid> {
+        if !(0.0..=1.0).contains(&self.min_series_ratio) {
+            return Err(crate::setting::invalid(
+                "validation.min_series_ratio",
+                "must be between 0 and 1",
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Input data that salescast refuses. Exit code 3.
 #[derive(Debug, thiserror::Error)]

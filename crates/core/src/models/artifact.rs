@@ -7,7 +7,8 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{Encoder, FittedModel, ModelError};
-use crate::config::{DataMapping, FeatureSettings};
+use crate::features::FeatureSettings;
+use crate::mapping::DataMapping;
 
 /// Bumped when the artifact's layout changes; older artifacts are refused.
 pub const ARTIFACT_FORMAT_VERSION: u32 = 1;

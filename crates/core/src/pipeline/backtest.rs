@@ -21,6 +21,7 @@ use crate::evaluate::{Metrics, metrics};
 use crate::lake::Lake;
 use crate::models::Family;
 use crate::train::{self, Split, TrainingSet, score};
+use crate::window::Window;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BacktestReport {
@@ -87,10 +88,13 @@ pub fn backtest(
     }
     let started = Instant::now();
     let mut seconds = BacktestTimings::default();
-    let training_days = u64::from(config.window.history_days - config.window.holdout_days);
-    let first_day = from - chrono::Days::new(training_days);
+    let window = Window::holding_out(&config.window, from, to).map_err(|e| ConfigError::Argument {
+        flag: "--from".into(),
+        problem: e.to_string(),
+    })?;
+    let first_day = window.first_day;
     let WindowFeatures {
-        window,
+        sales,
         features,
         read_seconds,
         feature_seconds,
@@ -98,17 +102,17 @@ pub fn backtest(
     } = read_features(
         config,
         lake,
-        first_day,
-        to,
+        window,
         &format!("{first_day} .. {to} for the backtest"),
     )?;
     seconds.read = read_seconds;
     seconds.features = feature_seconds;
 
     let phase = Instant::now();
-    let split = train::split_at(&features, config, from).context("splitting the window")?;
-    let set = TrainingSet::new(&features, config, &split).context("encoding the training rows")?;
-    let candidates = set.candidates(config).context("fitting the candidates")?;
+    let split = train::split(&features, &config.data, &window).context("splitting the window")?;
+    let set =
+        TrainingSet::new(&features, config.train_spec(), &split).context("encoding the training rows")?;
+    let candidates = set.candidates().context("fitting the candidates")?;
     let picked = train::best_candidate(&candidates).score.family;
     let target = set.target();
     let mut families = Vec::with_capacity(candidates.len());
@@ -117,7 +121,7 @@ pub fn backtest(
         let refit = Instant::now();
         let family = candidate.score.family;
         let artifact = set
-            .fit_final(config, family, &candidate.tuned)
+            .fit_final(family, &candidate.tuned)
             .with_context(|| format!("fitting {family} on every training row"))?;
         let (backtest, predicted) = score(&artifact, &features, &split.holdout, target)?;
         tracing::info!(%family, wape = backtest.wape, "backtest scored");
@@ -131,7 +135,7 @@ pub fn backtest(
             fit_seconds: candidate.seconds + refit.elapsed().as_secs_f64(),
         });
     }
-    let (baseline, baseline_predictions) = set.baseline(&features, config)?;
+    let (baseline, baseline_predictions) = set.baseline(&features)?;
     seconds.train = phase.elapsed().as_secs_f64();
 
     let days = per_day(
@@ -148,9 +152,9 @@ pub fn backtest(
         to,
         lake: lake.store().uri_of(""),
         first_day,
-        trained_through: split.trained_through,
-        partition_files: window.files.len(),
-        data_fingerprint: window.fingerprint(),
+        trained_through: window.trained_through(),
+        partition_files: sales.files.len(),
+        data_fingerprint: sales.fingerprint(),
         training_rows: split.train.len(),
         backtest_rows: split.holdout.len(),
         families,

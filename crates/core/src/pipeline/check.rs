@@ -8,9 +8,11 @@ use chrono::NaiveDate;
 use polars::prelude::{DataFrame, UniqueKeepStrategy};
 use serde::Serialize;
 
-use crate::config::{AttributeTable, Config};
+use crate::config::{Config, ConfigError};
 use crate::features::{FeatureLayout, build_features};
 use crate::lake::{Lake, SalesWindow};
+use crate::mapping::AttributeTable;
+use crate::window::Window;
 
 #[derive(Debug, Serialize)]
 pub struct CheckReport {
@@ -44,43 +46,54 @@ pub fn read_attributes(config: &Config, lake: &Lake) -> anyhow::Result<Vec<(Attr
 /// seconds reading and building took: what `check`, `retrain` and `backtest`
 /// start from.
 pub struct WindowFeatures {
-    pub window: SalesWindow,
+    pub window: Window,
+    pub sales: SalesWindow,
     pub attributes: Vec<(AttributeTable, DataFrame)>,
     pub features: DataFrame,
     pub read_seconds: f64,
     pub feature_seconds: f64,
 }
 
-/// Reads and validates the sales of `first_day ..= last_day` (the partition
-/// of `last_day` must exist) and the attribute tables, and builds features.
-/// `what` names the window in an error.
+/// Reads and validates the sales of the window's days (the partition of its
+/// last day must exist) and the attribute tables, and builds features. `what`
+/// names the window in an error.
 pub fn read_features(
     config: &Config,
     lake: &Lake,
-    first_day: NaiveDate,
-    last_day: NaiveDate,
+    window: Window,
     what: &str,
 ) -> anyhow::Result<WindowFeatures> {
     let started = Instant::now();
-    let window = lake
-        .read_days(config, first_day, last_day)
+    let sales = lake
+        .read_days(&config.data, &config.validation, &window)
         .with_context(|| format!("reading {what}"))?;
     let attributes = read_attributes(config, lake)?;
     let read_seconds = started.elapsed().as_secs_f64();
     tracing::info!(
-        rows = window.frame.height(),
-        files = window.files.len(),
+        rows = sales.frame.height(),
+        files = sales.files.len(),
         "read the window in {read_seconds:.2} s"
     );
     let started = Instant::now();
-    let features = build_features(&window.frame, &attributes, &config.data, &config.features)
+    let features = build_features(&sales.frame, &attributes, &config.data, &config.features)
         .context("building features")?;
     Ok(WindowFeatures {
         window,
+        sales,
         attributes,
         features,
         read_seconds,
         feature_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The window of a run whose data day is `last_day`, from the settings.
+pub fn run_window(config: &Config, last_day: NaiveDate) -> anyhow::Result<Window> {
+    Window::ending(&config.window, last_day).map_err(|e| {
+        anyhow::Error::new(ConfigError::Invalid {
+            key: "window.history_days".into(),
+            problem: e.to_string(),
+        })
     })
 }
 
@@ -93,8 +106,7 @@ pub fn read_training_window(
     read_features(
         config,
         lake,
-        crate::lake::first_day_of_window(config, last_day),
-        last_day,
+        run_window(config, last_day)?,
         &format!("the training window ending {last_day}"),
     )
 }
@@ -102,7 +114,7 @@ pub fn read_training_window(
 /// Reads the window ending on `last_day`, validates it, and builds features.
 pub fn check_window(config: &Config, lake: &Lake, last_day: NaiveDate) -> anyhow::Result<CheckReport> {
     let WindowFeatures {
-        window,
+        sales: window,
         features,
         read_seconds,
         feature_seconds,

@@ -111,8 +111,7 @@ fn read_sales(config: &Config, inputs: &[PathBuf]) -> anyhow::Result<Option<Data
     if inputs.len() > 1
         && let Some(df) = &all
     {
-        let mut day_and_series = vec![config.data.date_column.clone()];
-        day_and_series.extend(config.data.series_keys.iter().cloned());
+        let day_and_series = config.data.day_and_series();
         let names: Vec<_> = inputs.iter().map(|p| p.display().to_string()).collect();
         validate::check_unique(df, &day_and_series, &Source::new(names.join(" + "), false))?;
         let sorted = df.sort(day_and_series, SortMultipleOptions::default())?;

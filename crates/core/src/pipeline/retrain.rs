@@ -17,12 +17,14 @@ use crate::cost::CostEstimate;
 use crate::evaluate::{self, per_series};
 use crate::features::build_features;
 use crate::lake::{Lake, SalesWindow};
+use crate::mapping::AttributeTable;
 use crate::models::Artifact;
 use crate::registry::{
     BuildInfo, Champion, DecisionKind, Lineage, Manifest, NewDecision, Registry, RegistryError,
 };
 use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
 use crate::train::{self, Split, TrainingSet, frame_rows, score};
+use crate::window::Window;
 
 /// How many of the worst series the report lists.
 const WORST_SERIES: usize = 10;
@@ -53,6 +55,7 @@ pub fn retrain(
     let day = options.run_date;
     let WindowFeatures {
         window,
+        sales,
         attributes,
         features,
         read_seconds,
@@ -62,9 +65,10 @@ pub fn retrain(
     seconds.features = feature_seconds;
 
     let phase = Instant::now();
-    let split = train::split(&features, config, day).context("splitting the window")?;
-    let training_set = TrainingSet::new(&features, config, &split).context("encoding the training rows")?;
-    let challenger = train::train_challenger(&training_set, config).context("training the challenger")?;
+    let split = train::split(&features, &config.data, &window).context("splitting the window")?;
+    let training_set =
+        TrainingSet::new(&features, config.train_spec(), &split).context("encoding the training rows")?;
+    let challenger = train::train_challenger(&training_set).context("training the challenger")?;
     seconds.train = phase.elapsed().as_secs_f64();
 
     let phase = Instant::now();
@@ -72,11 +76,11 @@ pub fn retrain(
     let series = series_names(&features, config, &split.holdout)?;
     let (challenger_holdout, challenger_pred) =
         score(&challenger.artifact, &features, &split.holdout, target)?;
-    let baseline = training_set.baseline(&features, config)?.0;
+    let baseline = training_set.baseline(&features)?.0;
     let champion = score_champion(
         registry,
         config,
-        &window,
+        (&window, &sales),
         &attributes,
         &features,
         &split,
@@ -87,7 +91,7 @@ pub fn retrain(
 
     let same_version = champion
         .as_ref()
-        .is_some_and(|c| c.pointer.version == challenger.version);
+        .is_some_and(|c| c.pointer.version == challenger.sealed.version());
     let verdict = evaluate::decide(
         &challenger_holdout,
         champion.as_ref().map(|c| &c.summary.holdout),
@@ -111,18 +115,18 @@ pub fn retrain(
             lake: lake.store().uri_of(""),
             first_day: window.first_day,
             last_day: window.last_day,
-            trained_through: split.trained_through,
-            holdout_first_day: split.holdout_first_day,
-            partition_files: window.files.len(),
-            data_fingerprint: window.fingerprint(),
-            rows: window.frame.height(),
+            trained_through: window.trained_through(),
+            holdout_first_day: window.holdout_first_day,
+            partition_files: sales.files.len(),
+            data_fingerprint: sales.fingerprint(),
+            rows: sales.frame.height(),
             training_rows: split.train.len(),
             holdout_rows: split.holdout.len(),
         },
         challenger: ChallengerSummary {
-            version: challenger.version.clone(),
+            version: challenger.sealed.version().to_string(),
             family: challenger.artifact.model.family(),
-            size: challenger.bytes.len(),
+            size: challenger.sealed.bytes().len(),
             stored: None,
             candidates: challenger.candidates.clone(),
             holdout: challenger_holdout.clone(),
@@ -142,18 +146,18 @@ pub fn retrain(
     }
 
     let manifest = Manifest {
-        version: challenger.version.clone(),
+        version: challenger.sealed.version().to_string(),
         model: registry.model().to_string(),
         family: challenger.artifact.model.family(),
-        size: challenger.bytes.len() as u64,
+        size: challenger.sealed.bytes().len() as u64,
         created_at: chrono::Utc::now(),
         lineage: Lineage {
             lake: report.window.lake.clone(),
             window_first_day: window.first_day,
             window_last_day: window.last_day,
-            trained_through: split.trained_through,
-            holdout_first_day: split.holdout_first_day,
-            partition_files: window.files.len(),
+            trained_through: window.trained_through(),
+            holdout_first_day: window.holdout_first_day,
+            partition_files: sales.files.len(),
             data_fingerprint: report.window.data_fingerprint.clone(),
             training_rows: split.train.len(),
         },
@@ -164,21 +168,21 @@ pub fn retrain(
     };
     report.challenger.stored = Some(
         registry
-            .put_version(&challenger.bytes, &manifest)
+            .put_version(challenger.sealed.bytes(), &manifest)
             .context("storing the challenger")?,
     );
 
     let champion_before = champion.as_ref().map(|c| c.pointer.version.clone());
     if verdict.kind == DecisionKind::Promoted {
         let pointer = Champion {
-            version: challenger.version.clone(),
+            version: challenger.sealed.version().to_string(),
             since: chrono::Utc::now(),
             previous: champion_before.clone(),
             kind: DecisionKind::Promoted,
         };
         let expected = champion.as_ref().map(|c| c.pointer_version.clone());
         match registry.set_champion(&pointer, expected.as_ref()) {
-            Ok(()) => report.champion_after = Some(challenger.version.clone()),
+            Ok(()) => report.champion_after = Some(challenger.sealed.version().to_string()),
             Err(RegistryError::Superseded { uri }) => {
                 return Err(Superseded(format!(
                     "{uri} changed after this run read it; another run promoted first. Nothing was promoted or logged by this run"
@@ -196,7 +200,7 @@ pub fn retrain(
             run_date: Some(day),
             champion_before,
             champion_after: report.champion_after.clone(),
-            challenger: Some(challenger.version.clone()),
+            challenger: Some(challenger.sealed.version().to_string()),
             challenger_metrics: Some(challenger_holdout),
             champion_metrics: champion.map(|c| c.summary.holdout),
             baseline_metrics: Some(baseline),
@@ -246,8 +250,8 @@ fn series_names(features: &DataFrame, config: &Config, rows: &[usize]) -> anyhow
 fn score_champion(
     registry: &Registry,
     config: &Config,
-    window: &SalesWindow,
-    attributes: &[(crate::config::AttributeTable, DataFrame)],
+    (window, sales): (&Window, &SalesWindow),
+    attributes: &[(AttributeTable, DataFrame)],
     features: &DataFrame,
     split: &Split,
     target: &[f64],
@@ -277,7 +281,7 @@ fn score_champion(
     let champion_features = if artifact.mapping == config.data && artifact.features == config.features {
         features
     } else {
-        own_features = build_features(&window.frame, attributes, &artifact.mapping, &artifact.features)
+        own_features = build_features(&sales.frame, attributes, &artifact.mapping, &artifact.features)
             .context("building the champion's features")?;
         &own_features
     };
@@ -289,7 +293,7 @@ fn score_champion(
             family: artifact.model.family(),
             holdout,
             trained_through: manifest.lineage.trained_through,
-            saw_holdout: manifest.lineage.trained_through >= split.holdout_first_day,
+            saw_holdout: manifest.lineage.trained_through >= window.holdout_first_day,
         },
         series: per_series(series, &actual, &predicted),
         pointer,
