@@ -301,8 +301,9 @@ fn a_worse_challenger_is_not_promoted_and_rollback_restores(backend: Backend) {
     let kinds: Vec<&str> = calls.iter().map(|c| c.split(' ').next().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["get", "get", "put", "list", "put"],
-        "pointer, artifact (re-hashed), pointer CAS, decision numbering, decision: {calls:#?}"
+        ["get", "list", "get", "get", "put", "put"],
+        "pointer, decision numbering, the log's head (the pointer names decision 2, the head is 3), \
+         artifact (re-hashed), decision (create-only), pointer CAS: {calls:#?}"
     );
     let list = place.registry_cmd(&["models", "list"]).expect_code(0).json();
     assert_eq!(list["champion"], v1.as_str());
