@@ -4,6 +4,7 @@
 mod aws_cli;
 mod backtest;
 mod config;
+mod crash;
 mod demo;
 mod features;
 mod ingest;

@@ -174,8 +174,8 @@ impl Store for Counting {
 /// window with fewer boosting rounds, to keep debug-build tests quick.
 const QUICK: &str = "[window]\nhistory_days = 400\n[training.gbdt]\nmax_rounds = 150\n";
 /// A deliberately crippled config: the seasonal-naive rule is the only candidate.
-const CRIPPLED: &str = "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\"]\n";
-const LINEAR: &str =
+pub const CRIPPLED: &str = "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\"]\n";
+pub const LINEAR: &str =
     "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\n";
 
 macro_rules! on_every_backend {
