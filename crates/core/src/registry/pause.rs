@@ -32,13 +32,6 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 4] = [
-        Step::VersionStored,
-        Step::BeforeDecision,
-        Step::DecisionLogged,
-        Step::PointerMoved,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             Step::VersionStored => "version-stored",
