@@ -5,6 +5,7 @@ mod architecture;
 mod aws_cli;
 mod backtest;
 mod config;
+mod crash;
 mod demo;
 mod features;
 mod ingest;

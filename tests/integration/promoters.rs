@@ -1,12 +1,13 @@
-//! Many promoters at once against the S3 registry: 32 writers x 20 rounds.
-//! In every round exactly one compare-and-swap of the champion wins, every
-//! loser sees the precondition error (exit 4 in the binary), and the
-//! decision log gets exactly one entry per round: none lost, none twice.
+//! Many promoters at once against the S3 registry: 32 writers x 20 rounds,
+//! each through the registry's promotion protocol (`Registry::state`, then
+//! `Registry::commit`), as retrain and rollback call it. In every round
+//! exactly one commit wins, every loser is superseded (exit 4 in the binary)
+//! having logged nothing, and the decision log gets exactly one entry per
+//! round: none lost, none twice.
 
 use std::sync::{Arc, Barrier};
 
-use chrono::Utc;
-use salescast_core::registry::{Champion, DecisionKind, NewDecision, Registry, RegistryError};
+use salescast_core::registry::{DecisionKind, NewDecision, Registry, RegistryError};
 use salescast_core::storage::{S3Settings, S3Store};
 
 use crate::util::{s3_bucket, s3_endpoint};
@@ -31,34 +32,31 @@ fn thirty_two_promoters_twenty_rounds_one_winner_each() {
                 scope.spawn(move || {
                     let mut won = Vec::new();
                     for round in 0..ROUNDS {
-                        // Everyone reads the same pointer, then everyone tries to move it.
-                        let current = registry.champion().unwrap();
+                        // Everyone reads the same state, then everyone commits against it.
+                        let state = registry.state().unwrap();
+                        assert!(state.repairs.is_empty(), "{:?}", state.repairs);
                         barrier.wait();
-                        let pointer = Champion {
-                            version: format!("{round:02}-{writer:02}"),
-                            since: Utc::now(),
-                            previous: current.as_ref().map(|(c, _)| c.version.clone()),
+                        let decision = NewDecision {
                             kind: DecisionKind::Promoted,
+                            actor: format!("writer {writer}"),
+                            reason: format!("round {round}"),
+                            run_date: None,
+                            champion_before: None,
+                            champion_after: Some(format!("{round:02}-{writer:02}")),
+                            challenger: Some(format!("{round:02}-{writer:02}")),
+                            challenger_metrics: None,
+                            champion_metrics: None,
+                            baseline_metrics: None,
+                            recovered: false,
                         };
-                        match registry.set_champion(&pointer, current.as_ref().map(|(_, v)| v)) {
-                            Ok(()) => {
-                                registry
-                                    .append_decision(NewDecision {
-                                        kind: DecisionKind::Promoted,
-                                        actor: format!("writer {writer}"),
-                                        reason: format!("round {round}"),
-                                        run_date: None,
-                                        champion_before: pointer.previous.clone(),
-                                        champion_after: Some(pointer.version.clone()),
-                                        challenger: Some(pointer.version.clone()),
-                                        challenger_metrics: None,
-                                        champion_metrics: None,
-                                        baseline_metrics: None,
-                                    })
-                                    .unwrap();
+                        match registry.commit(&state, decision) {
+                            Ok(entry) => {
+                                assert_eq!(entry.sequence, round as u64 + 1);
                                 won.push(round);
                             }
-                            Err(RegistryError::Superseded { .. }) => {}
+                            Err(RegistryError::Superseded { detail, .. }) => {
+                                assert!(detail.contains("logged nothing"), "{detail}");
+                            }
                             Err(e) => panic!("writer {writer}, round {round}: unexpected {e}"),
                         }
                         // Nobody starts the next round before this one is settled.
@@ -88,4 +86,9 @@ fn thirty_two_promoters_twenty_rounds_one_winner_each() {
     }
     let (champion, _) = registry.champion().unwrap().unwrap();
     assert_eq!(Some(champion.version), log.last().unwrap().what.champion_after);
+    assert_eq!(
+        champion.decision,
+        Some(ROUNDS as u64),
+        "the pointer names the decision that moved it"
+    );
 }

@@ -174,8 +174,8 @@ impl Store for Counting {
 /// window with fewer boosting rounds, to keep debug-build tests quick.
 const QUICK: &str = "[window]\nhistory_days = 400\n[training.gbdt]\nmax_rounds = 150\n";
 /// A deliberately crippled config: the seasonal-naive rule is the only candidate.
-const CRIPPLED: &str = "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\"]\n";
-const LINEAR: &str =
+pub const CRIPPLED: &str = "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\"]\n";
+pub const LINEAR: &str =
     "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\n";
 
 macro_rules! on_every_backend {
@@ -301,8 +301,9 @@ fn a_worse_challenger_is_not_promoted_and_rollback_restores(backend: Backend) {
     let kinds: Vec<&str> = calls.iter().map(|c| c.split(' ').next().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["get", "get", "put", "list", "put"],
-        "pointer, artifact (re-hashed), pointer CAS, decision numbering, decision: {calls:#?}"
+        ["get", "list", "get", "get", "put", "put"],
+        "pointer, decision numbering, the log's head (the pointer names decision 2, the head is 3), \
+         artifact (re-hashed), decision (create-only), pointer CAS: {calls:#?}"
     );
     let list = place.registry_cmd(&["models", "list"]).expect_code(0).json();
     assert_eq!(list["champion"], v1.as_str());

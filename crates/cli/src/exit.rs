@@ -6,7 +6,6 @@
 
 use salescast_core::config::ConfigError;
 use salescast_core::lake::LakeError;
-use salescast_core::pipeline::Superseded;
 use salescast_core::registry::RegistryError;
 use salescast_core::train::TrainError;
 use salescast_core::validate::DataError;
@@ -37,9 +36,6 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
         {
             return ExitCode::DataInvalid;
         }
-        if cause.is::<Superseded>() {
-            return ExitCode::Superseded;
-        }
         if let Some(err) = cause.downcast_ref::<RegistryError>() {
             match err {
                 RegistryError::Superseded { .. } => return ExitCode::Superseded,
@@ -47,7 +43,10 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
                 RegistryError::UnknownVersion { .. } | RegistryError::AmbiguousVersion { .. } => {
                     return ExitCode::Usage;
                 }
-                RegistryError::Store(_) | RegistryError::Unreadable { .. } => {}
+                RegistryError::Store(_)
+                | RegistryError::Unreadable { .. }
+                | RegistryError::Inconsistent { .. }
+                | RegistryError::Pause(_) => {}
             }
         }
     }
@@ -65,7 +64,11 @@ mod tests {
             .context("reading the window")
             .unwrap_err();
         assert_eq!(code_for(&err), ExitCode::DataInvalid);
-        let err = anyhow::Error::new(Superseded("champion moved".into())).context("promoting");
+        let err = anyhow::Error::new(RegistryError::Superseded {
+            uri: "s3://b/sales/decisions/00000002.json".into(),
+            detail: "champion moved".into(),
+        })
+        .context("promoting");
         assert_eq!(code_for(&err), ExitCode::Superseded);
         let err =
             anyhow::Error::new(TrainError::from(DataError::file("window", "no rows"))).context("splitting");

@@ -11,7 +11,16 @@ use salescast_core::pipeline::demo::DemoReport;
 use salescast_core::pipeline::ingest::IngestReport;
 use salescast_core::pipeline::models::{History, VersionDetail, VersionList};
 use salescast_core::pipeline::rollback::RollbackReport;
+use salescast_core::registry::Repair;
 use salescast_core::report::{RunReport, metric_rows};
+
+/// One line per repair that reading the registry made, to print first.
+fn repairs_text(repairs: &[Repair]) -> String {
+    repairs
+        .iter()
+        .map(|r| format!("repaired the registry: {}\n", r.message))
+        .collect()
+}
 
 /// What a command hands back to be printed.
 pub trait Report: Serialize {
@@ -112,8 +121,13 @@ impl Report for BacktestReport {
 impl Report for RollbackReport {
     fn human(&self) -> String {
         format!(
-            "model {}: rolled back from {} to {} (decision {}): {}",
-            self.model, self.from, self.to, self.decision_sequence, self.reason
+            "{}model {}: rolled back from {} to {} (decision {}): {}",
+            repairs_text(&self.repairs),
+            self.model,
+            self.from,
+            self.to,
+            self.decision_sequence,
+            self.reason
         )
     }
 }
@@ -136,7 +150,8 @@ impl Report for IngestReport {
 
 impl Report for VersionList {
     fn human(&self) -> String {
-        let mut text = format!("model {} ({} versions)\n", self.model, self.versions.len());
+        let mut text = repairs_text(&self.repairs);
+        text += &format!("model {} ({} versions)\n", self.model, self.versions.len());
         text += "  version       family          created              trained through  holdout WAPE\n";
         for m in &self.versions {
             let mark = if self.champion.as_deref() == Some(m.version.as_str()) {
@@ -167,7 +182,8 @@ impl Report for VersionDetail {
 
 impl Report for History {
     fn human(&self) -> String {
-        let mut text = format!("model {}: {} decisions\n", self.model, self.decisions.len());
+        let mut text = repairs_text(&self.repairs);
+        text += &format!("model {}: {} decisions\n", self.model, self.decisions.len());
         fn or_dash(v: &Option<String>) -> &str {
             v.as_deref().map_or("-", short)
         }

@@ -10,7 +10,7 @@ use crate::cost::CostEstimate;
 use crate::digest::short;
 use crate::evaluate::Metrics;
 use crate::models::Family;
-use crate::registry::{DecisionKind, Stored};
+use crate::registry::{DecisionKind, Repair, Stored};
 use crate::train::CandidateScore;
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +31,8 @@ pub struct RunReport {
     pub seconds: Timings,
     /// This run's estimated cost (the report's own two writes not included).
     pub cost: Option<CostEstimate>,
+    /// What reading the registry repaired before this run decided.
+    pub repairs: Vec<Repair>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -128,6 +130,9 @@ impl RunReport {
             md += "**Dry run: nothing was written to the registry.**\n\n";
         }
         md += &format!("{}.\n\n", self.reason);
+        for repair in &self.repairs {
+            md += &format!("**Registry repaired before deciding:** {}.\n\n", repair.message);
+        }
         let challenger_name = format!(
             "challenger `{}` ({})",
             short(&self.challenger.version),

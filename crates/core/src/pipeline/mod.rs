@@ -25,11 +25,6 @@ pub use ingest::{IngestReport, ingest_files};
 pub use retrain::{RetrainOptions, retrain};
 pub use rollback::{RollbackReport, rollback};
 
-/// This run lost a race on a conditional write: someone else moved first.
-#[derive(Debug, thiserror::Error)]
-#[error("superseded: {0}")]
-pub struct Superseded(pub String);
-
 pub fn open_lake(config: &Config) -> anyhow::Result<Lake> {
     let store = storage::open(&config.lake, &config.s3)
         .with_context(|| format!("opening the lake {}", config.lake))?;

@@ -1,15 +1,18 @@
 //! `salescast models list | show | history`: the versions with their metrics,
-//! which one is champion, and the decision log.
+//! which one is champion, and the decision log. Each reads the registry's
+//! state first, so a disagreement between pointer and log left by a crash is
+//! repaired (and reported) before anything is shown.
 
 use serde::Serialize;
 
-use crate::registry::{Decision, Manifest, Registry};
+use crate::registry::{Decision, Manifest, Registry, Repair};
 
 #[derive(Debug, Serialize)]
 pub struct VersionList {
     pub model: String,
     pub champion: Option<String>,
     pub versions: Vec<Manifest>,
+    pub repairs: Vec<Repair>,
 }
 
 #[derive(Debug, Serialize)]
@@ -22,19 +25,22 @@ pub struct VersionDetail {
 pub struct History {
     pub model: String,
     pub decisions: Vec<Decision>,
+    pub repairs: Vec<Repair>,
 }
 
 pub fn list(registry: &Registry) -> anyhow::Result<VersionList> {
+    let state = registry.state()?;
     Ok(VersionList {
         model: registry.model().to_string(),
-        champion: registry.champion()?.map(|(c, _)| c.version),
+        champion: state.champion.map(|c| c.version),
         versions: registry.versions()?,
+        repairs: state.repairs,
     })
 }
 
 pub fn show(registry: &Registry, prefix: &str) -> anyhow::Result<VersionDetail> {
     let version = registry.resolve(prefix)?;
-    let champion = registry.champion()?.is_some_and(|(c, _)| c.version == version);
+    let champion = registry.state()?.champion_version() == Some(version.as_str());
     Ok(VersionDetail {
         champion,
         manifest: registry.manifest(&version)?,
@@ -42,8 +48,10 @@ pub fn show(registry: &Registry, prefix: &str) -> anyhow::Result<VersionDetail> 
 }
 
 pub fn history(registry: &Registry) -> anyhow::Result<History> {
+    let state = registry.state()?;
     Ok(History {
         model: registry.model().to_string(),
         decisions: registry.decisions()?,
+        repairs: state.repairs,
     })
 }

@@ -1,16 +1,16 @@
 //! `salescast retrain`: the daily job. Read and validate the window, build
 //! features, train the challenger, score it with the champion and the
-//! seasonal-naive baseline on the same holdout rows, store it, promote it only
-//! if it passes the gate (compare-and-swap), and log the decision.
+//! seasonal-naive baseline on the same holdout rows, store it, and commit the
+//! decision through the registry's promotion protocol (decision logged first,
+//! then the pointer moved by compare-and-swap).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use polars::prelude::DataFrame;
 
-use super::Superseded;
 use super::check::{WindowFeatures, read_training_window};
 use crate::config::Config;
 use crate::cost::CostEstimate;
@@ -19,9 +19,8 @@ use crate::features::build_features;
 use crate::lake::{Lake, SalesWindow};
 use crate::mapping::AttributeTable;
 use crate::models::Artifact;
-use crate::registry::{
-    BuildInfo, Champion, DecisionKind, Lineage, Manifest, NewDecision, Registry, RegistryError,
-};
+use crate::registry::pause::{self, Step};
+use crate::registry::{BuildInfo, Champion, Lineage, Manifest, NewDecision, Registry, RegistryState};
 use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
 use crate::train::{self, Split, TrainingSet, frame_rows, score};
 use crate::window::Window;
@@ -32,14 +31,14 @@ const WORST_SERIES: usize = 10;
 pub struct RetrainOptions {
     pub run_date: NaiveDate,
     pub dry_run: bool,
-    /// Test hook: wait at this folder's gate before writing (see `hold_at`).
+    /// Test hook: wait at this folder's gate before writing (see
+    /// [`pause::wait_at_gate`]).
     pub hold: Option<PathBuf>,
 }
 
 /// The champion loaded and scored on this run's holdout.
 struct ScoredChampion {
     pointer: Champion,
-    pointer_version: String,
     summary: ChampionSummary,
     series: Vec<evaluate::SeriesScore>,
 }
@@ -77,8 +76,16 @@ pub fn retrain(
     let (challenger_holdout, challenger_pred) =
         score(&challenger.artifact, &features, &split.holdout, target)?;
     let baseline = training_set.baseline(&features)?.0;
+    // The state every decision of this run is tied to (a dry run repairs nothing).
+    let state = if options.dry_run {
+        registry.peek_state()
+    } else {
+        registry.state()
+    }
+    .context("reading the champion pointer and the decision log")?;
     let champion = score_champion(
         registry,
+        &state,
         config,
         (&window, &sales),
         &attributes,
@@ -136,13 +143,14 @@ pub fn retrain(
         worst_series: worst,
         seconds,
         cost: None,
+        repairs: state.repairs.clone(),
     };
     if options.dry_run {
         finish(&mut report, config, lake, registry, started);
         return Ok(report);
     }
     if let Some(gate) = &options.hold {
-        hold_at(gate)?;
+        pause::wait_at_gate(gate, "ready")?;
     }
 
     let manifest = Manifest {
@@ -172,40 +180,33 @@ pub fn retrain(
             .context("storing the challenger")?,
     );
 
-    let champion_before = champion.as_ref().map(|c| c.pointer.version.clone());
-    if verdict.kind == DecisionKind::Promoted {
-        let pointer = Champion {
-            version: challenger.sealed.version().to_string(),
-            since: chrono::Utc::now(),
-            previous: champion_before.clone(),
-            kind: DecisionKind::Promoted,
-        };
-        let expected = champion.as_ref().map(|c| c.pointer_version.clone());
-        match registry.set_champion(&pointer, expected.as_ref()) {
-            Ok(()) => report.champion_after = Some(challenger.sealed.version().to_string()),
-            Err(RegistryError::Superseded { uri }) => {
-                return Err(Superseded(format!(
-                    "{uri} changed after this run read it; another run promoted first. Nothing was promoted or logged by this run"
-                ))
-                .into());
-            }
-            Err(e) => return Err(e).context("promoting the challenger"),
-        }
-    }
+    pause::at(Step::VersionStored)?;
+
     let decision = registry
-        .append_decision(NewDecision {
-            kind: verdict.kind,
-            actor: super::actor(),
-            reason: verdict.reason,
-            run_date: Some(day),
-            champion_before,
-            champion_after: report.champion_after.clone(),
-            challenger: Some(challenger.sealed.version().to_string()),
-            challenger_metrics: Some(challenger_holdout),
-            champion_metrics: champion.map(|c| c.summary.holdout),
-            baseline_metrics: Some(baseline),
-        })
-        .context("logging the decision")?;
+        .commit(
+            &state,
+            NewDecision {
+                kind: verdict.kind,
+                actor: super::actor(),
+                reason: verdict.reason,
+                run_date: Some(day),
+                champion_before: None,
+                champion_after: Some(challenger.sealed.version().to_string()),
+                challenger: Some(challenger.sealed.version().to_string()),
+                challenger_metrics: Some(challenger_holdout),
+                champion_metrics: champion.map(|c| c.summary.holdout),
+                baseline_metrics: Some(baseline),
+                recovered: false,
+            },
+        )
+        .with_context(|| {
+            format!(
+                "committing the {} decision (the challenger {} stays stored)",
+                verdict.kind.as_str(),
+                challenger.sealed.version()
+            )
+        })?;
+    report.champion_after = decision.what.champion_after.clone();
     report.decision_sequence = Some(decision.sequence);
     finish(&mut report, config, lake, registry, started);
     let json = serde_json::to_vec_pretty(&report)?;
@@ -249,6 +250,7 @@ fn series_names(features: &DataFrame, config: &Config, rows: &[usize]) -> anyhow
 #[allow(clippy::too_many_arguments)]
 fn score_champion(
     registry: &Registry,
+    state: &RegistryState,
     config: &Config,
     (window, sales): (&Window, &SalesWindow),
     attributes: &[(AttributeTable, DataFrame)],
@@ -257,8 +259,7 @@ fn score_champion(
     target: &[f64],
     series: &[String],
 ) -> anyhow::Result<Option<ScoredChampion>> {
-    let Some((pointer, pointer_version)) = registry.champion().context("reading the champion pointer")?
-    else {
+    let Some(pointer) = state.champion.clone() else {
         return Ok(None);
     };
     let bytes = registry
@@ -297,7 +298,6 @@ fn score_champion(
         },
         series: per_series(series, &actual, &predicted),
         pointer,
-        pointer_version,
     }))
 }
 
@@ -318,21 +318,4 @@ fn worst_series(
             challenger_wape: s.wape,
         })
         .collect()
-}
-
-/// Test hook for race tests: announce readiness in `gate`, then wait (up to
-/// two minutes) until a file named `go` appears there.
-fn hold_at(gate: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(gate)?;
-    std::fs::write(gate.join(format!("ready-{}", std::process::id())), b"")?;
-    let deadline = Instant::now() + std::time::Duration::from_secs(120);
-    while !gate.join("go").exists() {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "timed out waiting at {}",
-            gate.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    Ok(())
 }

@@ -10,7 +10,12 @@
 //!   from 1 with no gap; nothing is ever overwritten.
 //! - `runs/<date>/report.json` and `report.md`: the newest report of a run date.
 //!
-//! Every load re-hashes `model.bin` and refuses a mismatch.
+//! Every load re-hashes `model.bin` and refuses a mismatch. The champion
+//! pointer and the decision log change only through the promotion protocol
+//! in [`protocol`]: [`Registry::state`] and [`Registry::commit`].
+
+pub mod pause;
+mod protocol;
 
 use std::sync::Arc;
 
@@ -21,6 +26,8 @@ pub use crate::evaluate::DecisionKind;
 use crate::evaluate::Metrics;
 use crate::models::Family;
 use crate::storage::{PutMode, Store, StoreError, Version};
+
+pub use protocol::{RegistryState, Repair, RepairKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -42,8 +49,17 @@ pub enum RegistryError {
         prefix: String,
         count: usize,
     },
-    #[error("{uri}: the champion changed while this run was deciding")]
-    Superseded { uri: String },
+    /// Another run changed the champion after this run read it; this run
+    /// logged nothing and moved nothing (exit 4).
+    #[error("superseded: {uri}: {detail}")]
+    Superseded { uri: String, detail: String },
+    /// The pointer and the log disagree in a way the protocol cannot produce
+    /// or repair (a writer that does not follow it, or a hand edit).
+    #[error("{uri}: the champion pointer and the decision log disagree: {detail}")]
+    Inconsistent { uri: String, detail: String },
+    /// A test-only pause point failed (see [`pause`]).
+    #[error("test pause point: {0}")]
+    Pause(#[from] std::io::Error),
 }
 
 pub use crate::digest::sha256_hex;
@@ -104,13 +120,22 @@ pub struct Manifest {
     pub build: BuildInfo,
 }
 
-/// The champion pointer.
+/// The champion pointer: a cache of the decision log's newest
+/// `champion_after` (see [`protocol`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Champion {
     pub version: String,
     pub since: DateTime<Utc>,
     pub previous: Option<String>,
     pub kind: DecisionKind,
+    /// The decision that moved the pointer here (none in pointers written
+    /// before the decision-ahead protocol).
+    #[serde(default)]
+    pub decision: Option<u64>,
+    /// Moved here by a repair (a later command finishing a run that stopped
+    /// after logging its decision), not by the run that decided.
+    #[serde(default)]
+    pub recovered: bool,
 }
 
 /// One entry of the decision log: the decision, numbered and timed by the
@@ -139,6 +164,10 @@ pub struct NewDecision {
     pub challenger_metrics: Option<Metrics>,
     pub champion_metrics: Option<Metrics>,
     pub baseline_metrics: Option<Metrics>,
+    /// Written by a repair from the champion pointer's own record, not by the
+    /// run that made the decision (absent, so false, in older entries).
+    #[serde(default)]
+    pub recovered: bool,
 }
 
 /// Did storing a version add it?
@@ -301,7 +330,8 @@ impl Registry {
         }
     }
 
-    /// The champion pointer and its store version, if there is a champion.
+    /// The champion pointer as stored, with its store version, if there is
+    /// one. No repair: commands that act on the champion use [`Registry::state`].
     pub fn champion(&self) -> Result<Option<(Champion, Version)>, RegistryError> {
         match self.read_json(&self.champion_key()) {
             Ok(found) => Ok(Some(found)),
@@ -312,8 +342,9 @@ impl Registry {
 
     /// Points the champion at `champion.version` if the pointer is still at
     /// `expected` (`None`: there was no champion). A lost race is
-    /// [`RegistryError::Superseded`] and changes nothing.
-    pub fn set_champion(&self, champion: &Champion, expected: Option<&Version>) -> Result<(), RegistryError> {
+    /// [`RegistryError::Superseded`] and changes nothing. Only the protocol
+    /// calls this.
+    fn set_champion(&self, champion: &Champion, expected: Option<&Version>) -> Result<(), RegistryError> {
         let mode = match expected {
             Some(version) => PutMode::Update(version.clone()),
             None => PutMode::Create,
@@ -324,35 +355,42 @@ impl Registry {
             Err(StoreError::Precondition { .. }) | Err(StoreError::AlreadyExists { .. }) => {
                 Err(RegistryError::Superseded {
                     uri: self.store.uri_of(&key),
+                    detail: "the champion pointer changed after this run read it".into(),
                 })
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Appends a decision with the next free sequence number (create-only:
-    /// a writer that loses a number takes the next).
-    pub fn append_decision(&self, decision: NewDecision) -> Result<Decision, RegistryError> {
-        let mut sequence = self.last_sequence()? + 1;
-        loop {
-            let entry = Decision {
-                sequence,
-                at: Utc::now(),
-                what: decision.clone(),
-                build: BuildInfo::current(),
-            };
-            match self.store.put(
-                &self.decision_key(sequence),
-                &Self::json_bytes(&entry),
-                PutMode::Create,
-            ) {
-                Ok(_) => return Ok(entry),
-                Err(StoreError::AlreadyExists { .. }) => sequence += 1,
-                Err(e) => return Err(e.into()),
-            }
+    /// Writes decision `sequence`, create-only: `None` if that number is taken.
+    fn create_decision(
+        &self,
+        sequence: u64,
+        decision: &NewDecision,
+    ) -> Result<Option<Decision>, RegistryError> {
+        let entry = Decision {
+            sequence,
+            at: Utc::now(),
+            what: decision.clone(),
+            build: BuildInfo::current(),
+        };
+        match self.store.put(
+            &self.decision_key(sequence),
+            &Self::json_bytes(&entry),
+            PutMode::Create,
+        ) {
+            Ok(_) => Ok(Some(entry)),
+            Err(StoreError::AlreadyExists { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
+    /// One entry of the decision log.
+    pub fn decision(&self, sequence: u64) -> Result<Decision, RegistryError> {
+        Ok(self.read_json(&self.decision_key(sequence))?.0)
+    }
+
+    /// The highest decision number in the log (0 when it is empty).
     fn last_sequence(&self) -> Result<u64, RegistryError> {
         Ok(self
             .store
@@ -414,6 +452,7 @@ mod tests {
                 challenger_metrics: None,
                 champion_metrics: None,
                 baseline_metrics: None,
+                recovered: false,
             },
             build: BuildInfo::current(),
         };
@@ -432,6 +471,7 @@ mod tests {
             "challenger_metrics",
             "champion_metrics",
             "baseline_metrics",
+            "recovered",
             "build",
         ];
         expected.sort_unstable();
