@@ -32,15 +32,25 @@ fn a_cycle_and_a_long_file_fail_the_lint() {
     std::fs::write(src.join("b/mod.rs"), "//! b\nmod inner;\n").unwrap();
     std::fs::write(src.join("b/inner.rs"), "//! b's part\nuse crate::a;\n").unwrap();
     // A mention in a comment or a test is not an import.
-    std::fs::write(src.join("c.rs"), "//! see crate::a\n#[cfg(test)]\nuse crate::a;\n").unwrap();
+    std::fs::write(
+        src.join("c.rs"),
+        "//! see crate::a\n#[cfg(test)]\nuse crate::a;\n",
+    )
+    .unwrap();
     let (passed, output) = module_graph(dir.path());
     assert!(!passed, "{output}");
-    assert!(output.contains("import cycle in crates/toy: a -> b -> a"), "{output}");
+    assert!(
+        output.contains("import cycle in crates/toy: a -> b -> a"),
+        "{output}"
+    );
     assert!(!output.contains("-> c"), "{output}");
 
     std::fs::write(src.join("b/inner.rs"), "//! b's part\n").unwrap();
     assert!(module_graph(dir.path()).0, "no cycle left");
     std::fs::write(src.join("c.rs"), "//! long\n".repeat(601)).unwrap();
     let (passed, output) = module_graph(dir.path());
-    assert!(!passed && output.contains("crates/toy/src/c.rs: 601 lines"), "{output}");
+    assert!(
+        !passed && output.contains("crates/toy/src/c.rs: 601 lines"),
+        "{output}"
+    );
 }

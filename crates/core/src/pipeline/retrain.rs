@@ -18,9 +18,10 @@ use crate::evaluate::{self, per_series};
 use crate::features::build_features;
 use crate::lake::{Lake, SalesWindow};
 use crate::mapping::AttributeTable;
-use crate::models::Artifact;
 use crate::registry::pause::{self, Step};
-use crate::registry::{BuildInfo, Champion, Lineage, Manifest, NewDecision, Registry, RegistryState};
+use crate::registry::{
+    BuildInfo, Champion, Lineage, LoadedModel, Manifest, NewDecision, Registry, RegistryState,
+};
 use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
 use crate::train::{self, Split, TrainingSet, frame_rows, score};
 use crate::window::Window;
@@ -176,7 +177,7 @@ pub fn retrain(
     };
     report.challenger.stored = Some(
         registry
-            .put_version(challenger.sealed.bytes(), &manifest)
+            .put_version(&challenger.sealed, &manifest)
             .context("storing the challenger")?,
     );
 
@@ -262,12 +263,9 @@ fn score_champion(
     let Some(pointer) = state.champion.clone() else {
         return Ok(None);
     };
-    let bytes = registry
-        .load_artifact(&pointer.version)
+    let LoadedModel { artifact, manifest } = registry
+        .load_model(&pointer.version)
         .with_context(|| format!("loading the champion {}", pointer.version))?;
-    let artifact =
-        Artifact::from_bytes(&bytes).with_context(|| format!("decoding the champion {}", pointer.version))?;
-    let manifest = registry.manifest(&pointer.version)?;
     let same_rows = artifact.mapping.date_column == config.data.date_column
         && artifact.mapping.series_keys == config.data.series_keys
         && artifact.mapping.target == config.data.target;

@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::config::ConfigError;
-use crate::models::Artifact;
 use crate::registry::{DecisionKind, NewDecision, Registry, RegistryError, Repair};
 use crate::storage::RequestCounts;
 
@@ -63,10 +62,9 @@ pub fn rollback(registry: &Registry, to: Option<&str>, reason: &str) -> anyhow::
     if target == current.version {
         return Err(usage(format!("{target} is already the champion")));
     }
-    let bytes = registry
-        .load_artifact(&target)
+    registry
+        .load_model(&target)
         .with_context(|| format!("checking version {target}"))?;
-    Artifact::from_bytes(&bytes).with_context(|| format!("decoding version {target}"))?;
 
     let decision = registry
         .commit(

@@ -22,9 +22,10 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use crate::digest::Sealed;
 pub use crate::evaluate::DecisionKind;
 use crate::evaluate::Metrics;
-use crate::models::Family;
+use crate::models::{Artifact, Family};
 use crate::storage::{PutMode, Store, StoreError, Version};
 
 pub use protocol::{RegistryState, Repair, RepairKind};
@@ -170,6 +171,13 @@ pub struct NewDecision {
     pub recovered: bool,
 }
 
+/// A version loaded by [`Registry::load_model`].
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub artifact: Artifact,
+    pub manifest: Manifest,
+}
+
 /// Did storing a version add it?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -237,14 +245,16 @@ impl Registry {
 
     /// Stores an artifact and its manifest, create-only. Storing the same
     /// bytes again adds nothing and keeps the first manifest.
-    pub fn put_version(&self, artifact: &[u8], manifest: &Manifest) -> Result<Stored, RegistryError> {
-        let version = sha256_hex(artifact);
-        assert_eq!(
-            version, manifest.version,
-            "the manifest names the artifact it describes"
-        );
+    /// The manifest is stored under the sealed artifact's hash, which is also
+    /// the version it records.
+    pub fn put_version(&self, artifact: &Sealed, manifest: &Manifest) -> Result<Stored, RegistryError> {
+        let version = artifact.version().to_string();
+        let manifest = Manifest {
+            version: version.clone(),
+            ..manifest.clone()
+        };
         let artifact_key = self.artifact_key(&version);
-        let added = match self.store.put(&artifact_key, artifact, PutMode::Create) {
+        let added = match self.store.put(&artifact_key, artifact.bytes(), PutMode::Create) {
             Ok(_) => true,
             Err(StoreError::AlreadyExists { .. }) => {
                 self.load_artifact(&version)?;
@@ -254,7 +264,7 @@ impl Registry {
         };
         match self.store.put(
             &self.manifest_key(&version),
-            &Self::json_bytes(manifest),
+            &Self::json_bytes(&manifest),
             PutMode::Create,
         ) {
             Ok(_) => Ok(if added {
@@ -265,6 +275,19 @@ impl Registry {
             Err(StoreError::AlreadyExists { .. }) => Ok(Stored::AlreadyThere),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A whole version, ready to forecast: the artifact re-hashed against its
+    /// name and decoded, and its manifest read back. The one loader of
+    /// models: retrain's champion, rollback's target, predict and serve.
+    pub fn load_model(&self, version: &str) -> Result<LoadedModel, RegistryError> {
+        let bytes = self.load_artifact(version)?;
+        let artifact = Artifact::from_bytes(&bytes).map_err(|e| RegistryError::Unreadable {
+            uri: self.store.uri_of(&self.artifact_key(version)),
+            message: format!("not a salescast model: {e}"),
+        })?;
+        let manifest = self.manifest(version)?;
+        Ok(LoadedModel { artifact, manifest })
     }
 
     /// The artifact's bytes, after checking they hash to `version`.
