@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::sync::Arc;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -134,7 +133,7 @@ impl SalesWindow {
 
 #[derive(Debug, Clone)]
 pub struct Lake {
-    store: Arc<dyn Store>,
+    store: Store,
 }
 
 /// The first day of the `window.history_days` ending on `last_day`.
@@ -143,11 +142,11 @@ pub fn first_day_of_window(config: &Config, last_day: NaiveDate) -> NaiveDate {
 }
 
 impl Lake {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Store) -> Self {
         Self { store }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 
