@@ -173,7 +173,8 @@ fn version_of(meta: &fs::Metadata) -> Version {
     format!("{inode:x}-{mtime:x}-{:x}", meta.len())
 }
 
-/// The blocking work of each call, run on a thread that may block.
+/// The blocking work of each call (the `*_now` methods), run on a thread that
+/// may block, and the hop to such a thread.
 impl LocalStore {
     /// The URI of `key` in this store, for messages (`file:///…`).
     pub fn uri_of(&self, key: &str) -> String {
@@ -270,9 +271,7 @@ impl LocalStore {
             Err(e) => Err(self.io_error(key, e)),
         }
     }
-}
 
-impl LocalStore {
     /// Runs `work` on a clone of this store in tokio's blocking pool; `key`
     /// names the object in the error if the task itself fails.
     async fn off_runtime<T: Send + 'static>(
