@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use salescast_core::storage::{LocalStore, PutMode, Store};
 use serde_json::Value;
 
 use crate::retrain::{Backend, CRIPPLED, LINEAR, Place};
-use crate::util::{Outcome, copy_tree, repo_file, rossmann_lake, run, s, salescast};
+use crate::util::{Outcome, copy_tree, handle, repo_file, rossmann_lake, run, s, salescast};
 
 macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {
@@ -85,7 +87,7 @@ fn seeded(backend: Backend) -> Place {
     match backend {
         Backend::Local => copy_tree(&fixture.registry, Path::new(&place.registry)),
         Backend::S3 => {
-            let from = LocalStore::new(&fixture.registry);
+            let from = Store::new(Arc::new(LocalStore::new(&fixture.registry)), handle().clone());
             let to = place.registry_store();
             for meta in from.list("").unwrap() {
                 let bytes = from.get(&meta.key).unwrap().bytes;

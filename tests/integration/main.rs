@@ -14,5 +14,6 @@ mod pipelines;
 mod promoters;
 mod retrain;
 mod store_conformance;
+mod store_in_runtime;
 mod util;
 mod window;

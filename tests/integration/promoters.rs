@@ -5,12 +5,12 @@
 //! having logged nothing, and the decision log gets exactly one entry per
 //! round: none lost, none twice.
 
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 
 use salescast_core::registry::{DecisionKind, NewDecision, Registry, RegistryError};
-use salescast_core::storage::{S3Settings, S3Store};
+use salescast_core::storage::{self, S3Settings};
 
-use crate::util::{s3_bucket, s3_endpoint};
+use crate::util::{handle, s3_bucket, s3_endpoint};
 
 const PROMOTERS: usize = 32;
 const ROUNDS: usize = 20;
@@ -22,7 +22,7 @@ fn thirty_two_promoters_twenty_rounds_one_winner_each() {
         ..Default::default()
     };
     let bucket = s3_bucket("promoters");
-    let store = Arc::new(S3Store::open(&format!("s3://{bucket}/registry"), &settings).unwrap());
+    let store = storage::open(&format!("s3://{bucket}/registry"), &settings, handle()).unwrap();
     let registry = Registry::new(store, "sales");
     let barrier = Barrier::new(PROMOTERS);
     let winners: Vec<Vec<usize>> = std::thread::scope(|scope| {

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use salescast_core::registry::Registry;
-use salescast_core::storage::{self, Object, ObjectMeta, PutMode, S3Settings, Store, StoreError};
+use salescast_core::storage::{self, AsyncStore, Object, ObjectMeta, PutMode, S3Settings, Store, StoreError};
 
-use crate::util::{Outcome, repo_file, rossmann_lake, run, s, s3_bucket, s3_endpoint, salescast, tempdir};
+use crate::util::{
+    Outcome, handle, repo_file, rossmann_lake, run, s, s3_bucket, s3_endpoint, salescast, tempdir,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
@@ -46,12 +48,12 @@ impl Place {
     }
 
     /// The registry's store, as the library opens it.
-    pub fn registry_store(&self) -> Arc<dyn Store> {
+    pub fn registry_store(&self) -> Store {
         let settings = S3Settings {
             endpoint: self.flags.get(1).cloned(),
             ..Default::default()
         };
-        storage::open(&self.registry, &settings).unwrap()
+        storage::open(&self.registry, &settings, handle()).unwrap()
     }
 
     /// Runs the binary with the lake, the registry and `config`.
@@ -134,7 +136,7 @@ fn rossmann_s3_lake() -> &'static str {
 /// (a listing may be more than one when it pages).
 #[derive(Debug)]
 struct Counting {
-    inner: Arc<dyn Store>,
+    inner: Arc<dyn AsyncStore>,
     calls: std::sync::Mutex<Vec<String>>,
 }
 
@@ -144,29 +146,30 @@ impl Counting {
     }
 }
 
-impl Store for Counting {
+#[async_trait::async_trait]
+impl AsyncStore for Counting {
     fn uri_of(&self, key: &str) -> String {
         self.inner.uri_of(key)
     }
-    fn get(&self, key: &str) -> Result<Object, StoreError> {
+    async fn get(&self, key: &str) -> Result<Object, StoreError> {
         self.note("get", key);
-        self.inner.get(key)
+        self.inner.get(key).await
     }
-    fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+    async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
         self.note("head", key);
-        self.inner.head(key)
+        self.inner.head(key).await
     }
-    fn put(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<ObjectMeta, StoreError> {
+    async fn put(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<ObjectMeta, StoreError> {
         self.note("put", key);
-        self.inner.put(key, bytes, mode)
+        self.inner.put(key, bytes, mode).await
     }
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         self.note("list", prefix);
-        self.inner.list(prefix)
+        self.inner.list(prefix).await
     }
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.note("delete", key);
-        self.inner.delete(key)
+        self.inner.delete(key).await
     }
 }
 
@@ -290,10 +293,10 @@ fn a_worse_challenger_is_not_promoted_and_rollback_restores(backend: Backend) {
 
     // Rollback: back to the predecessor, v1, counting the requests it makes.
     let counting = Arc::new(Counting {
-        inner: place.registry_store(),
+        inner: Arc::clone(place.registry_store().as_async()),
         calls: Default::default(),
     });
-    let registry = Registry::new(counting.clone(), "sales");
+    let registry = Registry::new(Store::new(counting.clone(), handle().clone()), "sales");
     let back = salescast_core::pipeline::rollback(&registry, None, "v2 misbehaves in stores").unwrap();
     assert_eq!(back.from, v2);
     assert_eq!(back.to, v1);

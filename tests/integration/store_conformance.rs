@@ -5,18 +5,21 @@
 
 use std::sync::{Arc, Barrier};
 
-use salescast_core::storage::{LocalStore, PutMode, S3Settings, S3Store, Store, StoreError};
+use salescast_core::storage::{self, LocalStore, PutMode, S3Settings, Store, StoreError};
 
 /// A store under test and whatever keeps it alive (a temporary folder).
 pub struct Backend {
-    pub store: Arc<dyn Store>,
+    pub store: Store,
     _guard: Box<dyn std::any::Any>,
 }
 
 pub fn local_backend() -> Backend {
     let dir = crate::util::tempdir();
     Backend {
-        store: Arc::new(LocalStore::new(dir.path().join("store"))),
+        store: Store::new(
+            Arc::new(LocalStore::new(dir.path().join("store"))),
+            crate::util::handle().clone(),
+        ),
         _guard: Box::new(dir),
     }
 }
@@ -29,7 +32,7 @@ pub fn s3_backend() -> Backend {
         ..Default::default()
     };
     Backend {
-        store: Arc::new(S3Store::open(&format!("s3://{bucket}/store"), &settings).unwrap()),
+        store: storage::open(&format!("s3://{bucket}/store"), &settings, crate::util::handle()).unwrap(),
         _guard: Box::new(()),
     }
 }
@@ -41,35 +44,35 @@ macro_rules! conformance_suite {
 
             #[test]
             fn put_modes() {
-                check_put_modes(&*$make.store);
+                check_put_modes(&$make.store);
             }
             #[test]
             fn not_found() {
-                check_not_found(&*$make.store);
+                check_not_found(&$make.store);
             }
             #[test]
             fn listing() {
-                check_listing(&*$make.store);
+                check_listing(&$make.store);
             }
             #[test]
             fn create_race_has_one_winner() {
-                check_create_race(Arc::clone(&$make.store));
+                check_create_race($make.store.clone());
             }
             #[test]
             fn update_race_has_one_winner() {
-                check_update_race(Arc::clone(&$make.store));
+                check_update_race($make.store.clone());
             }
             #[test]
             fn compare_and_swap_loses_no_update() {
-                check_no_lost_update(Arc::clone(&$make.store));
+                check_no_lost_update($make.store.clone());
             }
             #[test]
             fn large_objects() {
-                check_large_object(&*$make.store);
+                check_large_object(&$make.store);
             }
             #[test]
             fn invalid_keys() {
-                check_invalid_keys(&*$make.store);
+                check_invalid_keys(&$make.store);
             }
         }
     };
@@ -78,7 +81,7 @@ macro_rules! conformance_suite {
 conformance_suite!(local, local_backend());
 conformance_suite!(s3, s3_backend());
 
-fn check_put_modes(store: &dyn Store) {
+pub fn check_put_modes(store: &Store) {
     let created = store.put("a/one", b"first", PutMode::Create).unwrap();
     assert!(matches!(
         store.put("a/one", b"second", PutMode::Create),
@@ -122,7 +125,7 @@ fn check_put_modes(store: &dyn Store) {
     ));
 }
 
-fn check_not_found(store: &dyn Store) {
+pub fn check_not_found(store: &Store) {
     assert!(matches!(
         store.get("nothing/here"),
         Err(StoreError::NotFound { .. })
@@ -141,7 +144,7 @@ fn check_not_found(store: &dyn Store) {
     assert!(err.contains("nothing/here"), "the error names the object: {err}");
 }
 
-fn check_listing(store: &dyn Store) {
+pub fn check_listing(store: &Store) {
     assert!(store.list("").unwrap().is_empty());
     for key in ["m/dt=2/b", "m/dt=1/a", "m/dt=10/c", "other/x", "mm/y"] {
         store.put(key, key.as_bytes(), PutMode::Create).unwrap();
@@ -162,19 +165,15 @@ fn check_listing(store: &dyn Store) {
     assert_eq!(meta.version, store.head("other/x").unwrap().version);
 }
 
-fn race<T: Send>(
-    store: Arc<dyn Store>,
-    writers: usize,
-    work: impl Fn(&dyn Store, usize) -> T + Sync,
-) -> Vec<T> {
+fn race<T: Send>(store: Store, writers: usize, work: impl Fn(&Store, usize) -> T + Sync) -> Vec<T> {
     let barrier = Barrier::new(writers);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..writers)
             .map(|i| {
-                let (store, barrier, work) = (Arc::clone(&store), &barrier, &work);
+                let (store, barrier, work) = (store.clone(), &barrier, &work);
                 scope.spawn(move || {
                     barrier.wait();
-                    work(&*store, i)
+                    work(&store, i)
                 })
             })
             .collect();
@@ -185,8 +184,8 @@ fn race<T: Send>(
 /// Runs 16 writers at once on `key` in `mode`; exactly one must win, every
 /// loser must see `lost` (the trait's error for a lost race), and the object
 /// must hold the winner's bytes.
-fn check_one_winner(store: Arc<dyn Store>, key: &str, mode: PutMode, lost: fn(&StoreError) -> bool) {
-    let results = race(Arc::clone(&store), 16, |store, i| {
+fn check_one_winner(store: Store, key: &str, mode: PutMode, lost: fn(&StoreError) -> bool) {
+    let results = race(store.clone(), 16, |store, i| {
         store.put(key, format!("writer {i}").as_bytes(), mode.clone())
     });
     let winners: Vec<usize> = results
@@ -207,13 +206,13 @@ fn check_one_winner(store: Arc<dyn Store>, key: &str, mode: PutMode, lost: fn(&S
     );
 }
 
-fn check_create_race(store: Arc<dyn Store>) {
+pub fn check_create_race(store: Store) {
     check_one_winner(store, "race/create", PutMode::Create, |e| {
         matches!(e, StoreError::AlreadyExists { .. })
     });
 }
 
-fn check_update_race(store: Arc<dyn Store>) {
+fn check_update_race(store: Store) {
     let start = store
         .put("race/update", b"start", PutMode::Create)
         .unwrap()
@@ -223,11 +222,11 @@ fn check_update_race(store: Arc<dyn Store>) {
     });
 }
 
-fn check_no_lost_update(store: Arc<dyn Store>) {
+pub fn check_no_lost_update(store: Store) {
     const WRITERS: usize = 8;
     const ROUNDS: usize = 10;
     store.put("race/counter", b"0", PutMode::Create).unwrap();
-    race(Arc::clone(&store), WRITERS, |store, _| {
+    race(store.clone(), WRITERS, |store, _| {
         for _ in 0..ROUNDS {
             loop {
                 let current = store.get("race/counter").unwrap();
@@ -248,7 +247,7 @@ fn check_no_lost_update(store: Arc<dyn Store>) {
     assert_eq!(total, (WRITERS * ROUNDS).to_string(), "an increment was lost");
 }
 
-fn check_large_object(store: &dyn Store) {
+fn check_large_object(store: &Store) {
     // 24 MiB of varied bytes: beyond one S3 multipart part.
     let bytes: Vec<u8> = (0..24 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -259,7 +258,7 @@ fn check_large_object(store: &dyn Store) {
     assert!(got.bytes == bytes, "the large object came back changed");
 }
 
-fn check_invalid_keys(store: &dyn Store) {
+fn check_invalid_keys(store: &Store) {
     for key in ["", "/abs", "a/../b", "a/.hidden", "a//b"] {
         assert!(
             matches!(
@@ -301,7 +300,8 @@ print(boto3.client('kms', endpoint_url=sys.argv[1], region_name='us-east-1').cre
             kms_key_id: kms_key_id.clone(),
             ..Default::default()
         };
-        let store = S3Store::open(&format!("s3://{bucket}/{}", sse.replace(':', "-")), &settings).unwrap();
+        let uri = format!("s3://{bucket}/{}", sse.replace(':', "-"));
+        let store = storage::open(&uri, &settings, crate::util::handle()).unwrap();
         store.put("small", b"x", PutMode::Create).unwrap();
         store.put("multipart", &large, PutMode::Overwrite).unwrap();
         for key in ["small", "multipart"] {

@@ -174,6 +174,21 @@ pub fn rossmann(dir: &Path, lake: &Path, args: &[&str]) -> Outcome {
     run(dir, &all)
 }
 
+/// The handle of the test binary's one tokio runtime (built on first use, as
+/// the CLI builds its own), for the tests that open stores themselves.
+pub fn handle() -> &'static tokio::runtime::Handle {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("the test runtime starts")
+        })
+        .handle()
+}
+
 /// The local S3 server that scripts/test.sh started. S3 tests fail (never
 /// skip) without it.
 pub fn s3_endpoint() -> String {

@@ -6,12 +6,14 @@ use salescast_core::pipeline::{
     RetrainOptions, backtest, check_window, demo, ingest_files, models, open_lake, open_registry, retrain,
     rollback, yesterday_utc,
 };
+use salescast_core::storage::Handle;
 
 use crate::cli::{Cli, Command, ModelsCommand};
 use crate::render::Report;
 
-/// Parses nothing, prints once: the whole run of one command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Parses nothing, prints once: the whole run of one command line, its stores
+/// on the runtime behind `handle`.
+pub fn run(cli: Cli, handle: &Handle) -> anyhow::Result<()> {
     let env = EnvLayer::from_vars(std::env::vars())?;
     init_logging(cli.global.verbose, cli.global.quiet, env.log.as_deref())?;
     let flags = FlagLayer {
@@ -22,25 +24,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let json = cli.global.json;
     match cli.command {
-        Command::Demo(args) => emit(&demo::run(&args.dir)?, json),
+        Command::Demo(args) => emit(&demo::run(&args.dir, handle)?, json),
         command => {
             let config = config::load(&env, &flags)?;
-            run_configured(command, &config, json)
+            run_configured(command, &config, handle, json)
         }
     }
 }
 
-fn run_configured(command: Command, config: &Config, json: bool) -> anyhow::Result<()> {
+fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool) -> anyhow::Result<()> {
     match command {
         Command::Ingest(args) => {
-            let lake = open_lake(config)?;
+            let lake = open_lake(config, handle)?;
             emit(
                 &ingest_files(config, &lake, &args.input, &args.attributes, args.replace)?,
                 json,
             )
         }
         Command::Check(args) => {
-            let lake = open_lake(config)?;
+            let lake = open_lake(config, handle)?;
             let day = args.date.unwrap_or_else(yesterday_utc);
             emit(&check_window(config, &lake, day)?, json)
         }
@@ -50,22 +52,29 @@ fn run_configured(command: Command, config: &Config, json: bool) -> anyhow::Resu
                 dry_run: args.dry_run,
                 hold: args.hold_before_commit,
             };
-            let report = retrain(config, &open_lake(config)?, &open_registry(config)?, &options)?;
+            let report = retrain(
+                config,
+                &open_lake(config, handle)?,
+                &open_registry(config, handle)?,
+                &options,
+            )?;
             emit(&report, json)
         }
         Command::Backtest(args) => {
-            let report = backtest(config, &open_lake(config)?, args.from, args.to)?;
+            let report = backtest(config, &open_lake(config, handle)?, args.from, args.to)?;
             emit(&report, json)
         }
         Command::Rollback(args) => emit(
-            &rollback(&open_registry(config)?, args.to.as_deref(), &args.reason)?,
+            &rollback(&open_registry(config, handle)?, args.to.as_deref(), &args.reason)?,
             json,
         ),
-        Command::Models(ModelsCommand::List) => emit(&models::list(&open_registry(config)?)?, json),
+        Command::Models(ModelsCommand::List) => emit(&models::list(&open_registry(config, handle)?)?, json),
         Command::Models(ModelsCommand::Show { version }) => {
-            emit(&models::show(&open_registry(config)?, &version)?, json)
+            emit(&models::show(&open_registry(config, handle)?, &version)?, json)
         }
-        Command::Models(ModelsCommand::History) => emit(&models::history(&open_registry(config)?)?, json),
+        Command::Models(ModelsCommand::History) => {
+            emit(&models::history(&open_registry(config, handle)?)?, json)
+        }
         Command::Demo(_) => unreachable!("the demo builds its own configuration"),
     }
 }

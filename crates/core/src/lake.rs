@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::sync::Arc;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -135,15 +134,15 @@ impl SalesWindow {
 
 #[derive(Debug, Clone)]
 pub struct Lake {
-    store: Arc<dyn Store>,
+    store: Store,
 }
 
 impl Lake {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Store) -> Self {
         Self { store }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 

@@ -17,6 +17,7 @@ use crate::config::{self, Config};
 use crate::models::Family;
 use crate::registry::DecisionKind;
 use crate::sample::{SampleSpec, generate, write_csv};
+use crate::storage::Handle;
 
 /// How many consecutive days the demo retrains.
 const DEMO_DAYS: u64 = 5;
@@ -52,7 +53,7 @@ pub fn demo_config(dir: &Path) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-pub fn run(dir: &Path) -> anyhow::Result<DemoReport> {
+pub fn run(dir: &Path, handle: &Handle) -> anyhow::Result<DemoReport> {
     let config = demo_config(dir)?;
     let spec = SampleSpec::default();
     let input = dir.join("input");
@@ -69,8 +70,8 @@ pub fn run(dir: &Path) -> anyhow::Result<DemoReport> {
         input.display()
     );
 
-    let lake = open_lake(&config)?;
-    let registry = open_registry(&config)?;
+    let lake = open_lake(&config, handle)?;
+    let registry = open_registry(&config, handle)?;
     let ingest = ingest_files(
         &config,
         &lake,

@@ -17,7 +17,7 @@ use chrono::NaiveDate;
 use crate::config::Config;
 use crate::lake::Lake;
 use crate::registry::Registry;
-use crate::storage;
+use crate::storage::{self, Handle};
 
 pub use backtest::{BacktestReport, backtest};
 pub use check::{CheckReport, check_window};
@@ -25,14 +25,17 @@ pub use ingest::{IngestReport, ingest_files};
 pub use retrain::{RetrainOptions, retrain};
 pub use rollback::{RollbackReport, rollback};
 
-pub fn open_lake(config: &Config) -> anyhow::Result<Lake> {
-    let store = storage::open(&config.lake, &config.s3)
+/// Opens the lake for sync code, its store driven by the runtime behind
+/// `handle` (the front end's; see [`storage`]).
+pub fn open_lake(config: &Config, handle: &Handle) -> anyhow::Result<Lake> {
+    let store = storage::open(&config.lake, &config.s3, handle)
         .with_context(|| format!("opening the lake {}", config.lake))?;
     Ok(Lake::new(store))
 }
 
-pub fn open_registry(config: &Config) -> anyhow::Result<Registry> {
-    let store = storage::open(&config.registry, &config.s3)
+/// Opens the registry for sync code, as [`open_lake`] opens the lake.
+pub fn open_registry(config: &Config, handle: &Handle) -> anyhow::Result<Registry> {
+    let store = storage::open(&config.registry, &config.s3, handle)
         .with_context(|| format!("opening the registry {}", config.registry))?;
     Ok(Registry::new(store, &config.training.model_name))
 }

@@ -17,8 +17,6 @@
 pub mod pause;
 mod protocol;
 
-use std::sync::Arc;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -188,19 +186,19 @@ pub enum Stored {
 
 #[derive(Debug, Clone)]
 pub struct Registry {
-    store: Arc<dyn Store>,
+    store: Store,
     model: String,
 }
 
 impl Registry {
-    pub fn new(store: Arc<dyn Store>, model: &str) -> Self {
+    pub fn new(store: Store, model: &str) -> Self {
         Self {
             store,
             model: model.to_string(),
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Store {
         &self.store
     }
 

@@ -1,4 +1,6 @@
-//! The local-folder backend of [`Store`].
+//! The local-folder backend of [`AsyncStore`]: the file-system work is
+//! blocking, so each call runs in `tokio::task::spawn_blocking` and never
+//! blocks a runtime worker.
 //!
 //! Every write goes to a temporary file under `<root>/.salescast/tmp/` first and
 //! reaches its key atomically: create-only by `link` (which fails if the key
@@ -12,7 +14,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Object, ObjectMeta, PutMode, Store, StoreError, Version, check_key};
+use super::{AsyncStore, Object, ObjectMeta, PutMode, StoreError, Version, check_key};
 
 /// Bookkeeping folder inside the root; hidden from listings.
 const INTERNAL_DIR: &str = ".salescast";
@@ -97,7 +99,7 @@ impl LocalStore {
             },
             PutMode::Update(expected) => {
                 let _guard = self.lock(key)?;
-                let current = match self.head(key) {
+                let current = match self.head_now(key) {
                     Ok(meta) => meta.version,
                     Err(StoreError::NotFound { .. }) => {
                         return Err(StoreError::Precondition {
@@ -171,8 +173,11 @@ fn version_of(meta: &fs::Metadata) -> Version {
     format!("{inode:x}-{mtime:x}-{:x}", meta.len())
 }
 
-impl Store for LocalStore {
-    fn uri_of(&self, key: &str) -> String {
+/// The blocking work of each call (the `*_now` methods), run on a thread that
+/// may block, and the hop to such a thread.
+impl LocalStore {
+    /// The URI of `key` in this store, for messages (`file:///…`).
+    pub fn uri_of(&self, key: &str) -> String {
         let root = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
         if key.is_empty() {
             format!("file://{}", root.display())
@@ -181,7 +186,7 @@ impl Store for LocalStore {
         }
     }
 
-    fn get(&self, key: &str) -> Result<Object, StoreError> {
+    fn get_now(&self, key: &str) -> Result<Object, StoreError> {
         let path = self.path_of(key)?;
         let mut file = File::open(&path).map_err(|e| self.io_error(key, e))?;
         let meta = file.metadata().map_err(|e| self.io_error(key, e))?;
@@ -193,7 +198,7 @@ impl Store for LocalStore {
         })
     }
 
-    fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+    fn head_now(&self, key: &str) -> Result<ObjectMeta, StoreError> {
         let path = self.path_of(key)?;
         let meta = fs::metadata(&path).map_err(|e| self.io_error(key, e))?;
         if !meta.is_file() {
@@ -208,7 +213,7 @@ impl Store for LocalStore {
         })
     }
 
-    fn put(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<ObjectMeta, StoreError> {
+    fn put_now(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<ObjectMeta, StoreError> {
         check_key(key)?;
         let tmp = self.write_temp(key, bytes)?;
         let meta = fs::metadata(&tmp).map_err(|e| self.io_error(key, e));
@@ -228,7 +233,7 @@ impl Store for LocalStore {
         })
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+    fn list_now(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         // Walk only the deepest folder the prefix names in full.
         let dir_part = prefix.rfind('/').map(|i| &prefix[..i]).unwrap_or("");
         let start = if dir_part.is_empty() {
@@ -247,7 +252,7 @@ impl Store for LocalStore {
             if !key.starts_with(prefix) {
                 continue;
             }
-            match self.head(&key) {
+            match self.head_now(&key) {
                 Ok(meta) => out.push(meta),
                 // Deleted between the walk and the head.
                 Err(StoreError::NotFound { .. }) => {}
@@ -258,12 +263,62 @@ impl Store for LocalStore {
         Ok(out)
     }
 
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
+    fn delete_now(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path_of(key)?;
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io_error(key, e)),
         }
+    }
+
+    /// Runs `work` on a clone of this store in tokio's blocking pool; `key`
+    /// names the object in the error if the task itself fails.
+    async fn off_runtime<T: Send + 'static>(
+        &self,
+        key: &str,
+        work: impl FnOnce(&LocalStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|e| StoreError::Backend {
+                uri: self.uri_of(key),
+                message: format!("the file-system task did not finish: {e}"),
+            })?
+    }
+}
+
+#[async_trait::async_trait]
+impl AsyncStore for LocalStore {
+    fn uri_of(&self, key: &str) -> String {
+        LocalStore::uri_of(self, key)
+    }
+
+    async fn get(&self, key: &str) -> Result<Object, StoreError> {
+        let owned = key.to_string();
+        self.off_runtime(key, move |store| store.get_now(&owned)).await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+        let owned = key.to_string();
+        self.off_runtime(key, move |store| store.head_now(&owned)).await
+    }
+
+    async fn put(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<ObjectMeta, StoreError> {
+        let (owned, bytes) = (key.to_string(), bytes.to_vec());
+        self.off_runtime(key, move |store| store.put_now(&owned, &bytes, mode))
+            .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let owned = prefix.to_string();
+        self.off_runtime(prefix, move |store| store.list_now(&owned))
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let owned = key.to_string();
+        self.off_runtime(key, move |store| store.delete_now(&owned)).await
     }
 }

@@ -1,19 +1,41 @@
 //! Object storage behind one small trait: the lake and the registry talk only to
-//! [`Store`], so a local folder and S3 are interchangeable.
+//! a [`Store`], so a local folder and S3 are interchangeable.
 //!
 //! Modelled on arrow-rs `object_store`: keys are `/`-separated relative paths,
 //! writes take a [`PutMode`] (overwrite, create-only, update-if-version) and
 //! failures are semantic ([`StoreError::NotFound`], [`StoreError::AlreadyExists`],
 //! [`StoreError::Precondition`]) so callers can act on them whatever the backend.
+//!
+//! Two faces of one store, and one runtime:
+//! - [`AsyncStore`] is the primitive, implemented by both backends and used as
+//!   `Arc<dyn AsyncStore>`. S3 runs every request on the caller's tokio
+//!   runtime (it owns none); the local folder runs its blocking file-system
+//!   work (link, rename, flock, fsync) in `spawn_blocking`. Async code (the
+//!   server) opens stores with [`open_async`] and awaits this trait.
+//! - [`Store`] is the blocking facade the sync code (lake, registry,
+//!   pipelines) uses: a cheap-to-clone pair of an `Arc<dyn AsyncStore>` and a
+//!   runtime [`Handle`], with the same methods, each driven to completion with
+//!   [`block_on`]. Call it from a plain thread (the CLI's main thread, the
+//!   lake's worker threads) or from a blocking context (`spawn_blocking`).
+//!   Never call it from async code: await the [`AsyncStore`] instead. On a
+//!   worker of a multi-thread runtime it still works (through
+//!   `block_in_place`, which stalls the other futures of that task); on a
+//!   current-thread runtime's thread it panics, as any `block_on` does there.
+//! - The runtime belongs to the front end (the CLI builds one multi-thread
+//!   runtime and passes its handle to [`open`]); nothing in the core creates one.
 
+mod blocking;
 mod local;
 mod s3;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use blocking::{Store, block_on};
 pub use local::LocalStore;
 pub use s3::{S3Settings, S3Store};
+pub use tokio::runtime::Handle;
 
 /// An opaque token naming one written state of an object (an ETag on S3).
 pub type Version = String;
@@ -72,30 +94,41 @@ pub enum StoreError {
 }
 
 /// The storage trait: everything salescast persists goes through these calls.
-pub trait Store: Send + Sync + std::fmt::Debug {
+/// Async code uses it directly; sync code goes through the [`Store`] facade.
+#[async_trait::async_trait]
+pub trait AsyncStore: Send + Sync + std::fmt::Debug {
     /// The URI of `key` in this store, for messages (`file:///…`, `s3://…`).
     fn uri_of(&self, key: &str) -> String;
-    fn get(&self, key: &str) -> Result<Object, StoreError>;
-    fn head(&self, key: &str) -> Result<ObjectMeta, StoreError>;
-    fn put(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<ObjectMeta, StoreError>;
+    async fn get(&self, key: &str) -> Result<Object, StoreError>;
+    async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError>;
+    async fn put(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<ObjectMeta, StoreError>;
     /// Every object whose key starts with `prefix`, sorted by key.
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
     /// Removes `key`; removing a missing key is not an error.
-    fn delete(&self, key: &str) -> Result<(), StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// The billable requests sent so far; a local folder sends none.
     fn requests(&self) -> RequestCounts {
         RequestCounts::new()
     }
 }
 
-/// Opens the store a URI names: a plain path or `file://…` for a local
-/// folder, `s3://bucket/prefix` for S3.
-pub fn open(uri: &str, s3: &S3Settings) -> Result<Arc<dyn Store>, StoreError> {
+/// Where a store URI points, before anything is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A local folder: a plain path or `file://PATH`.
+    Local(PathBuf),
+    /// `s3://bucket/prefix`, as written.
+    S3(String),
+}
+
+/// Reads a store URI: a plain path or `file://…` for a local folder,
+/// `s3://bucket/prefix` for S3.
+pub fn locate(uri: &str) -> Result<Location, StoreError> {
     if let Some(rest) = uri.strip_prefix("file://") {
-        return Ok(Arc::new(LocalStore::new(rest)));
+        return Ok(Location::Local(rest.into()));
     }
     if uri.starts_with("s3://") {
-        return Ok(Arc::new(S3Store::open(uri, s3)?));
+        return Ok(Location::S3(uri.to_string()));
     }
     if uri.contains("://") {
         return Err(StoreError::UnsupportedUri {
@@ -103,7 +136,23 @@ pub fn open(uri: &str, s3: &S3Settings) -> Result<Arc<dyn Store>, StoreError> {
             reason: "expected a folder path, file://PATH or s3://BUCKET/PREFIX".into(),
         });
     }
-    Ok(Arc::new(LocalStore::new(uri)))
+    Ok(Location::Local(uri.into()))
+}
+
+/// Opens the store a URI names (see [`locate`]), for async code: runs on the
+/// caller's runtime.
+pub async fn open_async(uri: &str, s3: &S3Settings) -> Result<Arc<dyn AsyncStore>, StoreError> {
+    Ok(match locate(uri)? {
+        Location::Local(root) => Arc::new(LocalStore::new(root)),
+        Location::S3(uri) => Arc::new(S3Store::open(&uri, s3).await?),
+    })
+}
+
+/// Opens the store a URI names as the blocking facade on the runtime behind
+/// `handle`, for sync code (the same rules as [`Store`]'s methods).
+pub fn open(uri: &str, s3: &S3Settings, handle: &Handle) -> Result<Store, StoreError> {
+    let inner = block_on(handle, open_async(uri, s3))?;
+    Ok(Store::new(inner, handle.clone()))
 }
 
 /// Checks that a key is a relative `/`-separated path with no `.`-led segment
@@ -147,11 +196,14 @@ mod tests {
 
     #[test]
     fn uris_pick_a_backend() {
-        let s3 = S3Settings::default();
-        assert!(open("some/folder", &s3).is_ok());
-        assert!(open("file:///tmp/x", &s3).is_ok());
+        assert_eq!(
+            locate("some/folder").unwrap(),
+            Location::Local("some/folder".into())
+        );
+        assert_eq!(locate("file:///tmp/x").unwrap(), Location::Local("/tmp/x".into()));
+        assert_eq!(locate("s3://b/p").unwrap(), Location::S3("s3://b/p".into()));
         assert!(matches!(
-            open("gs://bucket", &s3).unwrap_err(),
+            locate("gs://bucket").unwrap_err(),
             StoreError::UnsupportedUri { .. }
         ));
     }

@@ -1,7 +1,8 @@
-//! The S3 backend of [`Store`], with aws-sdk-s3: the standard credential chain
-//! and region lookup, any S3-compatible endpoint (path-style), conditional
-//! writes, multipart uploads for large objects, paginated listing, retries
-//! with backoff and jitter, and optional server-side encryption.
+//! The S3 backend of [`AsyncStore`], with aws-sdk-s3: the standard credential
+//! chain and region lookup, any S3-compatible endpoint (path-style),
+//! conditional writes, multipart uploads for large objects, paginated listing,
+//! retries with backoff and jitter, and optional server-side encryption. It
+//! owns no runtime: every call, opening included, runs on the caller's.
 //!
 //! Conditional writes map onto the trait's semantics here and nowhere else:
 //! create-only is `If-None-Match: *` (412 means it exists), update-if-version
@@ -22,7 +23,7 @@ use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
-use super::{Object, ObjectMeta, PutMode, RequestCounts, Store, StoreError, check_key};
+use super::{AsyncStore, Object, ObjectMeta, PutMode, RequestCounts, StoreError, check_key};
 
 /// Objects above this size go up in parts.
 const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
@@ -63,7 +64,6 @@ pub struct S3Store {
     bucket: String,
     prefix: String,
     settings: S3Settings,
-    runtime: tokio::runtime::Runtime,
     requests: CountRequests,
 }
 
@@ -123,25 +123,22 @@ pub fn parse_uri(uri: &str) -> Result<(String, String), StoreError> {
 }
 
 impl S3Store {
-    pub fn open(uri: &str, settings: &S3Settings) -> Result<Self, StoreError> {
+    /// Loads the AWS configuration (credential chain, region) and builds the
+    /// client, on the caller's runtime.
+    pub async fn open(uri: &str, settings: &S3Settings) -> Result<Self, StoreError> {
         let (bucket, prefix) = parse_uri(uri)?;
         let backend = |message: String| StoreError::Backend {
             uri: uri.to_string(),
             message,
         };
         settings.check().map_err(backend)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| backend(format!("cannot start the I/O runtime: {e}")))?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(https_client())
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6));
         if let Some(region) = &settings.region {
             loader = loader.region(Region::new(region.clone()));
         }
-        let sdk = runtime.block_on(loader.load());
+        let sdk = loader.load().await;
         let requests = CountRequests::default();
         let mut builder = aws_sdk_s3::config::Builder::from(&sdk).interceptor(requests.clone());
         let endpoint = settings
@@ -165,7 +162,6 @@ impl S3Store {
             bucket,
             prefix,
             settings: settings.clone(),
-            runtime,
             requests,
         })
     }
@@ -350,81 +346,76 @@ fn describe(err: &dyn std::error::Error) -> String {
     text
 }
 
-impl Store for S3Store {
+#[async_trait::async_trait]
+impl AsyncStore for S3Store {
     fn uri_of(&self, key: &str) -> String {
         let path = self.object_key(key);
         format!("s3://{}/{}", self.bucket, path.trim_end_matches('/'))
     }
 
-    fn get(&self, key: &str) -> Result<Object, StoreError> {
+    async fn get(&self, key: &str) -> Result<Object, StoreError> {
         check_key(key)?;
-        self.runtime.block_on(async {
-            let out = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(self.object_key(key))
-                .send()
-                .await
-                .map_err(|e| self.error(key, e))?;
-            let version = out.e_tag().unwrap_or_default().to_string();
-            let bytes = out.body.collect().await.map_err(|e| StoreError::Backend {
-                uri: self.uri_of(key),
-                message: describe(&e),
-            })?;
-            Ok(Object {
-                bytes: bytes.into_bytes().to_vec(),
-                version,
-            })
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .send()
+            .await
+            .map_err(|e| self.error(key, e))?;
+        let version = out.e_tag().unwrap_or_default().to_string();
+        let bytes = out.body.collect().await.map_err(|e| StoreError::Backend {
+            uri: self.uri_of(key),
+            message: describe(&e),
+        })?;
+        Ok(Object {
+            bytes: bytes.into_bytes().to_vec(),
+            version,
         })
     }
 
-    fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
+    async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
         check_key(key)?;
-        self.runtime.block_on(async {
-            let out = self
-                .client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(self.object_key(key))
-                .send()
-                .await
-                .map_err(|e| self.error(key, e))?;
-            Ok(ObjectMeta {
-                key: key.to_string(),
-                size: out.content_length().unwrap_or_default().max(0) as u64,
-                version: out.e_tag().unwrap_or_default().to_string(),
-            })
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .send()
+            .await
+            .map_err(|e| self.error(key, e))?;
+        Ok(ObjectMeta {
+            key: key.to_string(),
+            size: out.content_length().unwrap_or_default().max(0) as u64,
+            version: out.e_tag().unwrap_or_default().to_string(),
         })
     }
 
-    fn put(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<ObjectMeta, StoreError> {
+    async fn put(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<ObjectMeta, StoreError> {
         check_key(key)?;
-        self.runtime.block_on(async {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                match self.put_once(key, bytes, &mode).await {
-                    Ok(version) => {
-                        return Ok(ObjectMeta {
-                            key: key.to_string(),
-                            size: bytes.len() as u64,
-                            version,
-                        });
-                    }
-                    Err(StoreError::Backend { message, .. })
-                        if message == CONFLICT && attempt < CONFLICT_ATTEMPTS =>
-                    {
-                        let jitter = rand::random_range(0..50u64);
-                        tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt) + jitter)).await;
-                    }
-                    Err(e) => return Err(e),
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.put_once(key, bytes, &mode).await {
+                Ok(version) => {
+                    return Ok(ObjectMeta {
+                        key: key.to_string(),
+                        size: bytes.len() as u64,
+                        version,
+                    });
                 }
+                Err(StoreError::Backend { message, .. })
+                    if message == CONFLICT && attempt < CONFLICT_ATTEMPTS =>
+                {
+                    let jitter = rand::random_range(0..50u64);
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt) + jitter)).await;
+                }
+                Err(e) => return Err(e),
             }
-        })
+        }
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         let full_prefix = if self.prefix.is_empty() {
             prefix.to_string()
         } else {
@@ -435,47 +426,43 @@ impl Store for S3Store {
         } else {
             self.prefix.len() + 1
         };
-        self.runtime.block_on(async {
-            let mut out = Vec::new();
-            let mut pages = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(&full_prefix)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| self.error(prefix, e))?;
-                for object in page.contents() {
-                    let Some(key) = object.key() else { continue };
-                    out.push(ObjectMeta {
-                        key: key[strip.min(key.len())..].to_string(),
-                        size: object.size().unwrap_or_default().max(0) as u64,
-                        version: object.e_tag().unwrap_or_default().to_string(),
-                    });
-                }
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full_prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error(prefix, e))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                out.push(ObjectMeta {
+                    key: key[strip.min(key.len())..].to_string(),
+                    size: object.size().unwrap_or_default().max(0) as u64,
+                    version: object.e_tag().unwrap_or_default().to_string(),
+                });
             }
-            out.sort_by(|a, b| a.key.cmp(&b.key));
-            Ok(out)
-        })
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
         check_key(key)?;
-        self.runtime.block_on(async {
-            match self
-                .client
-                .delete_object()
-                .bucket(&self.bucket)
-                .key(self.object_key(key))
-                .send()
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(e) if status_of(&e) == Some(404) => Ok(()),
-                Err(e) => Err(self.error(key, e)),
-            }
-        })
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(self.error(key, e)),
+        }
     }
 
     fn requests(&self) -> RequestCounts {
