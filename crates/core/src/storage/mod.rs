@@ -148,8 +148,12 @@ mod tests {
     #[test]
     fn uris_pick_a_backend() {
         let s3 = S3Settings::default();
-        assert!(open("some/folder", &s3).is_ok());
-        assert!(open("file:///tmp/x", &s3).is_ok());
+        // The opened store is rooted where the URI says: its keys resolve there.
+        let url = open("file:///tmp/x", &s3).unwrap();
+        assert_eq!(url.uri_of("a/b.parquet"), "file:///tmp/x/a/b.parquet");
+        let folder = open("some/folder", &s3).unwrap();
+        let root = std::path::absolute("some/folder").unwrap();
+        assert_eq!(folder.uri_of("k"), format!("file://{}", root.join("k").display()));
         assert!(matches!(
             open("gs://bucket", &s3).unwrap_err(),
             StoreError::UnsupportedUri { .. }
