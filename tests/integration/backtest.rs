@@ -6,10 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{Outcome, repo_file, rossmann_lake, run, s, snapshot, tempdir};
-
-/// Short history and capped boosting rounds, as in the retrain tests.
-const QUICK: &str = "[window]\nhistory_days = 400\n[training.gbdt]\nmax_rounds = 150\n";
+use crate::util::{Cli, Outcome, QUICK, rossmann_config, rossmann_lake, s, snapshot, tempdir};
 
 fn quick_config(dir: &Path) -> PathBuf {
     quick_config_with(dir, "")
@@ -17,10 +14,7 @@ fn quick_config(dir: &Path) -> PathBuf {
 
 /// The quick config with `extra` TOML after it.
 fn quick_config_with(dir: &Path, extra: &str) -> PathBuf {
-    let base = std::fs::read_to_string(repo_file("examples/rossmann.toml")).unwrap();
-    let path = dir.join("quick.toml");
-    std::fs::write(&path, format!("{base}\n{QUICK}{extra}")).unwrap();
-    path
+    rossmann_config(dir, &format!("{QUICK}{extra}"))
 }
 
 fn run_quick(dir: &Path, registry: &Path, args: &[&str]) -> Outcome {
@@ -29,17 +23,10 @@ fn run_quick(dir: &Path, registry: &Path, args: &[&str]) -> Outcome {
 }
 
 fn run_with(dir: &Path, config: &Path, registry: &Path, args: &[&str]) -> Outcome {
-    let mut all = vec![
-        "--config",
-        s(config),
-        "--lake",
-        s(rossmann_lake()),
-        "--registry",
-        s(registry),
-        "--json",
-    ];
-    all.extend_from_slice(args);
-    run(dir, &all)
+    Cli::new(config, s(rossmann_lake()))
+        .registry(s(registry))
+        .json()
+        .run(dir, args)
 }
 
 #[test]

@@ -72,3 +72,33 @@ fn a_bad_command_line_exits_2() {
     run(dir.path(), &["check", "--date", "yesterday"]).expect_code(2);
     run(dir.path(), &["no-such-command"]).expect_code(2);
 }
+
+#[test]
+fn salescast_log_takes_tracing_directives() {
+    let dir = tempdir();
+    let input = dir.path().join("sales.csv");
+    std::fs::write(
+        &input,
+        "date,store,item,sales,promo,holiday,open\n2024-03-01,S01,I01,12,0,0,1\n",
+    )
+    .unwrap();
+    let ingest = |log: Option<&str>| {
+        let mut cmd = salescast(dir.path());
+        if let Some(value) = log {
+            cmd.env("SALESCAST_LOG", value);
+        }
+        run_cmd(cmd.args(["--lake", "lake", "ingest", "--input", "sales.csv"]))
+    };
+    let logged = |out: &crate::util::Outcome| out.stderr.contains("INFO");
+    assert!(logged(&ingest(None).expect_code(0)), "info is the default");
+    assert!(!logged(&ingest(Some("warn")).expect_code(0)));
+    assert!(
+        !logged(&ingest(Some("salescast_core=warn")).expect_code(0)),
+        "a target's level"
+    );
+    assert!(logged(&ingest(Some("salescast_core=debug")).expect_code(0)));
+    for bad in ["debgu", "salescast_core=loud"] {
+        let out = ingest(Some(bad)).expect_code(2);
+        assert!(out.stderr.contains("SALESCAST_LOG"), "{bad}: {}", out.stderr);
+    }
+}

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use salescast_core::storage::{LocalStore, PutMode, Store};
 use serde_json::Value;
 
-use crate::retrain::{Backend, CRIPPLED, LINEAR, Place};
-use crate::util::{Outcome, copy_tree, handle, repo_file, rossmann_lake, run, s, salescast};
+use crate::retrain::{Backend, CRIPPLED, Place};
+use crate::util::{LINEAR, Outcome, copy_tree, handle, repo_file, rossmann_lake, run, s, salescast};
 
 macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {

@@ -11,7 +11,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::retrain::{Backend, Place};
-use crate::util::{copy_tree, python, repo_file, s, s3_bucket, s3_endpoint, tempdir};
+use crate::util::{LINEAR, copy_tree, python, repo_file, s, s3_bucket, s3_endpoint, tempdir};
 
 /// A YAML file as JSON (CloudFormation's `!Tag value` becomes `{"Tag": value}`).
 fn yaml(path: &Path) -> Value {
@@ -136,10 +136,6 @@ fn aws_env() -> Vec<(String, String)> {
     .collect()
 }
 
-/// Training settings that keep the debug-build runs short.
-const QUICK_TRAINING: &str =
-    "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\n";
-
 /// The binary under test and the retailer's config (rossmann's) packaged by
 /// pipelines/package-release and published to a release folder on the local
 /// S3 server, once per test run.
@@ -149,7 +145,7 @@ fn release() -> &'static str {
         let dist = tempdir();
         let config = dist.path().join("retailer.toml");
         let rossmann = std::fs::read_to_string(repo_file("examples/rossmann.toml")).unwrap();
-        std::fs::write(&config, format!("{rossmann}\n{QUICK_TRAINING}")).unwrap();
+        std::fs::write(&config, format!("{rossmann}\n{LINEAR}")).unwrap();
         let out = dist.path().join("release");
         let package = Command::new("bash")
             .arg(repo_file("pipelines/package-release"))
@@ -489,7 +485,7 @@ fn granted_actions(template: &Value) -> BTreeMap<String, BTreeSet<String>> {
 #[test]
 fn the_iam_policy_grants_exactly_the_s3_actions_runs_use() {
     let place = Place::new(Backend::S3);
-    let config = place.config(QUICK_TRAINING);
+    let config = place.config(LINEAR);
     let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut record = |store: &str, requests: &Value| {
         for operation in requests.as_object().unwrap().keys() {

@@ -11,7 +11,8 @@ use salescast_core::registry::Registry;
 use salescast_core::storage::{self, AsyncStore, Object, ObjectMeta, PutMode, S3Settings, Store, StoreError};
 
 use crate::util::{
-    Outcome, handle, repo_file, rossmann_lake, run, s, s3_bucket, s3_endpoint, salescast, tempdir,
+    Cli, LINEAR, Outcome, QUICK, handle, repo_file, rossmann_config, rossmann_lake, s, s3_bucket,
+    s3_endpoint, tempdir,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -58,18 +59,15 @@ impl Place {
 
     /// Runs the binary with the lake, the registry and `config`.
     pub fn run(&self, config: &Path, args: &[&str]) -> Outcome {
-        let mut all: Vec<&str> = vec![
-            "--config",
-            s(config),
-            "--lake",
-            &self.lake,
-            "--registry",
-            &self.registry,
-            "--json",
-        ];
-        all.extend(self.flags.iter().map(String::as_str));
-        all.extend_from_slice(args);
-        run(self.dir.path(), &all)
+        self.cli(config).run(self.dir.path(), args)
+    }
+
+    /// The command line of a run on this place's lake and registry.
+    pub fn cli(&self, config: &Path) -> Cli {
+        Cli::new(config, &self.lake)
+            .registry(&self.registry)
+            .json()
+            .flags(&self.flags)
     }
 
     pub fn retrain(&self, config: &Path, date: &str) -> Outcome {
@@ -94,40 +92,24 @@ impl Place {
 
     /// A config for the rossmann lake with extra TOML appended.
     pub fn config(&self, extra: &str) -> PathBuf {
-        let base = std::fs::read_to_string(repo_file("examples/rossmann.toml")).unwrap();
-        let path = self.dir.path().join(format!("salescast-{}.toml", extra.len()));
-        std::fs::write(&path, format!("{base}\n{extra}\n")).unwrap();
-        path
+        rossmann_config(self.dir.path(), extra)
     }
 }
 
-/// The rossmann lake ingested once per test run into a bucket of the local S3 server.
 fn rossmann_s3_lake() -> &'static str {
     static LAKE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     LAKE.get_or_init(|| {
         let lake = format!("s3://{}/lake", s3_bucket("rossmann"));
         let dir = tempdir();
         let stores = format!("store={}", s(&crate::util::shared_data("rossmann/store.csv")));
-        let config = repo_file("examples/rossmann.toml");
         let train = crate::util::shared_data("rossmann/train.csv");
-        let endpoint = s3_endpoint();
-        run(
-            dir.path(),
-            &[
-                "--config",
-                s(&config),
-                "--lake",
-                &lake,
-                "--s3-endpoint",
-                &endpoint,
-                "ingest",
-                "--input",
-                s(&train),
-                "--attributes",
-                &stores,
-            ],
-        )
-        .expect_code(0);
+        Cli::new(&repo_file("examples/rossmann.toml"), &lake)
+            .flags(&["--s3-endpoint".into(), s3_endpoint()])
+            .run(
+                dir.path(),
+                &["ingest", "--input", s(&train), "--attributes", &stores],
+            )
+            .expect_code(0);
         lake
     })
 }
@@ -173,13 +155,8 @@ impl AsyncStore for Counting {
     }
 }
 
-/// The default candidates (gradient-boosted trees among them) on a shorter
-/// window with fewer boosting rounds, to keep debug-build tests quick.
-const QUICK: &str = "[window]\nhistory_days = 400\n[training.gbdt]\nmax_rounds = 150\n";
 /// A deliberately crippled config: the seasonal-naive rule is the only candidate.
 pub const CRIPPLED: &str = "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\"]\n";
-pub const LINEAR: &str =
-    "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\n";
 
 macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {
@@ -277,7 +254,16 @@ fn a_worse_challenger_is_not_promoted_and_rollback_restores(backend: Backend) {
         .expect_code(0)
         .json();
     assert_eq!(worse["decision"], "kept", "{worse:#}");
-    assert!(worse["challenger"]["holdout"]["wape"].as_f64() > worse["champion"]["holdout"]["wape"].as_f64());
+    let wape_of = |who: &str| {
+        worse[who]["holdout"]["wape"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("the {who}'s holdout WAPE is missing: {worse:#}"))
+    };
+    let (challenger, champion) = (wape_of("challenger"), wape_of("champion"));
+    assert!(
+        challenger > champion,
+        "the crippled challenger ({challenger}) must be worse than the champion ({champion})"
+    );
     assert_eq!(worse["champion_after"], v2.as_str());
     let log = place.decisions();
     let last = log.last().unwrap();
@@ -304,9 +290,10 @@ fn a_worse_challenger_is_not_promoted_and_rollback_restores(backend: Backend) {
     let kinds: Vec<&str> = calls.iter().map(|c| c.split(' ').next().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["get", "list", "get", "get", "put", "put"],
+        ["get", "list", "get", "get", "get", "put", "put"],
         "pointer, decision numbering, the log's head (the pointer names decision 2, the head is 3), \
-         artifact (re-hashed), decision (create-only), pointer CAS: {calls:#?}"
+         artifact (re-hashed), its manifest (a version is whole only if it reads back), \
+         decision (create-only), pointer CAS: {calls:#?}"
     );
     let list = place.registry_cmd(&["models", "list"]).expect_code(0).json();
     assert_eq!(list["champion"], v1.as_str());
@@ -357,24 +344,18 @@ fn two_racing_retrains_have_exactly_one_winner(backend: Backend) {
     let gate = place.dir.path().join("gate");
     let linear = place.config(LINEAR);
     let spawn = || {
-        salescast(place.dir.path())
-            .args([
-                "--config",
-                s(&linear),
-                "--lake",
-                &place.lake,
-                "--registry",
-                &place.registry,
-                "--json",
-            ])
-            .args(&place.flags)
-            .args([
-                "retrain",
-                "--date",
-                "2015-07-31",
-                "--hold-before-commit",
-                s(&gate),
-            ])
+        place
+            .cli(&linear)
+            .command(
+                place.dir.path(),
+                &[
+                    "retrain",
+                    "--date",
+                    "2015-07-31",
+                    "--hold-before-commit",
+                    s(&gate),
+                ],
+            )
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -1,5 +1,6 @@
-//! Small helpers shared by the integration tests: running the real binary,
-//! temporary folders, and the shared datasets beside the repo.
+//! Small helpers shared by the integration tests: running the real binary (the
+//! one command-line builder), the config fixtures, temporary folders, and the
+//! shared datasets beside the repo.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -133,13 +134,10 @@ pub fn rossmann_lake() -> &'static Path {
         std::fs::create_dir_all(&dir).unwrap();
         let lake = dir.join("lake");
         let stores = format!("store={}", s(&shared_data("rossmann/store.csv")));
-        run(
+        rossmann(
             &dir,
+            &lake,
             &[
-                "--config",
-                s(&repo_file("examples/rossmann.toml")),
-                "--lake",
-                s(&lake),
                 "ingest",
                 "--input",
                 s(&shared_data("rossmann/train.csv")),
@@ -166,12 +164,71 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// The default candidates (gradient-boosted trees among them) on a shorter
+/// window with fewer boosting rounds, to keep debug-build tests quick.
+pub const QUICK: &str = "[window]\nhistory_days = 400\n[training.gbdt]\nmax_rounds = 150\n";
+/// The quickest real training: the seasonal-naive rule and the elastic net.
+pub const LINEAR: &str =
+    "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\n";
+
+/// The rossmann example config with `extra` TOML after it, written into `dir`
+/// (one file per distinct `extra`).
+pub fn rossmann_config(dir: &Path, extra: &str) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    extra.hash(&mut hasher);
+    let base = std::fs::read_to_string(repo_file("examples/rossmann.toml")).unwrap();
+    let path = dir.join(format!("salescast-{:016x}.toml", hasher.finish()));
+    std::fs::write(&path, format!("{base}\n{extra}\n")).unwrap();
+    path
+}
+
+/// The one command-line builder of the tests: the global flags of a run
+/// (config, lake, registry, `--json`, backend flags), then the command.
+#[derive(Debug, Clone)]
+pub struct Cli {
+    global: Vec<String>,
+}
+
+impl Cli {
+    /// `--config CONFIG --lake LAKE`.
+    pub fn new(config: &Path, lake: &str) -> Self {
+        Self {
+            global: vec!["--config".into(), s(config).into(), "--lake".into(), lake.into()],
+        }
+    }
+
+    pub fn registry(mut self, uri: &str) -> Self {
+        self.global.extend(["--registry".into(), uri.into()]);
+        self
+    }
+
+    pub fn json(mut self) -> Self {
+        self.global.push("--json".into());
+        self
+    }
+
+    /// Backend flags such as `--s3-endpoint URL`.
+    pub fn flags(mut self, flags: &[String]) -> Self {
+        self.global.extend(flags.iter().cloned());
+        self
+    }
+
+    /// The binary in `dir` with the global flags and `args`, not yet run.
+    pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = salescast(dir);
+        cmd.args(&self.global).args(args);
+        cmd
+    }
+
+    pub fn run(&self, dir: &Path, args: &[&str]) -> Outcome {
+        run_cmd(&mut self.command(dir, args))
+    }
+}
+
 /// Runs the binary with the rossmann example config and `lake`.
 pub fn rossmann(dir: &Path, lake: &Path, args: &[&str]) -> Outcome {
-    let config = repo_file("examples/rossmann.toml");
-    let mut all = vec!["--config", s(&config), "--lake", s(lake)];
-    all.extend_from_slice(args);
-    run(dir, &all)
+    Cli::new(&repo_file("examples/rossmann.toml"), s(lake)).run(dir, args)
 }
 
 /// The handle of the test binary's one tokio runtime (built on first use, as

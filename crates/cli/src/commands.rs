@@ -8,6 +8,9 @@ use salescast_core::pipeline::{
 };
 use salescast_core::storage::Handle;
 
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+
 use crate::cli::{Cli, Command, ModelsCommand};
 use crate::render::Report;
 
@@ -89,23 +92,80 @@ fn emit(report: &impl Report, json: bool) -> anyhow::Result<()> {
 }
 
 fn init_logging(verbose: u8, quiet: bool, from_env: Option<&str>) -> anyhow::Result<()> {
-    use tracing::Level;
-    let level = match (quiet, verbose, from_env) {
-        (true, _, _) => Level::WARN,
-        (false, 0, None) => Level::INFO,
-        (false, 0, Some(text)) => text.parse().map_err(|_| ConfigError::Invalid {
-            key: config::ENV_LOG.into(),
-            problem: format!("{text:?} is not one of error, warn, info, debug, trace"),
-        })?,
-        (false, 1, _) => Level::DEBUG,
-        (false, _, _) => Level::TRACE,
-    };
     let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
+        .with_env_filter(log_filter(verbose, quiet, from_env)?)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .try_init();
     Ok(())
+}
+
+/// What is logged: `-q` (warnings and errors), `-v`/`-vv` (debug, trace),
+/// else `SALESCAST_LOG` as tracing directives on top of `info` (so
+/// `salescast_core=debug` keeps everything else at info), else `info`.
+/// A value tracing cannot parse, or a bare word that is not a level (a typo
+/// such as `debgu` would otherwise silently mean "everything from a target
+/// named debgu"), is a usage error naming the variable.
+fn log_filter(verbose: u8, quiet: bool, from_env: Option<&str>) -> Result<EnvFilter, ConfigError> {
+    let directives = match (quiet, verbose, from_env) {
+        (true, _, _) => "warn",
+        (false, 0, None) => "info",
+        (false, 0, Some(text)) => text,
+        (false, 1, _) => "debug",
+        (false, _, _) => "trace",
+    };
+    let invalid = |problem: String| ConfigError::Invalid {
+        key: config::ENV_LOG.into(),
+        problem,
+    };
+    if let Some(word) = directives
+        .split(',')
+        .map(str::trim)
+        .find(|d| !d.is_empty() && !d.contains('=') && d.parse::<LevelFilter>().is_err())
+    {
+        return Err(invalid(format!(
+            "{word:?} is not a level: use error, warn, info, debug, trace, or TARGET=LEVEL"
+        )));
+    }
+    EnvFilter::builder()
+        .parse(format!("info,{directives}"))
+        .map_err(|e| invalid(format!("{directives:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_filter_takes_levels_and_targets() {
+        let shown = |v, q, env| log_filter(v, q, env).map(|f| f.to_string());
+        assert_eq!(shown(0, false, None).unwrap(), "info");
+        assert_eq!(
+            shown(0, true, Some("trace")).unwrap(),
+            "warn",
+            "-q wins over the variable"
+        );
+        assert_eq!(
+            shown(1, false, Some("error")).unwrap(),
+            "debug",
+            "-v wins over the variable"
+        );
+        assert_eq!(shown(2, false, None).unwrap(), "trace");
+        assert_eq!(
+            shown(0, false, Some("debug")).unwrap(),
+            "debug",
+            "a later level replaces info"
+        );
+        let per_target = shown(0, false, Some("salescast_core=debug")).unwrap();
+        assert!(
+            per_target.contains("salescast_core=debug") && per_target.contains("info"),
+            "{per_target}"
+        );
+        for bad in ["debgu", "salescast_core=loud", "info,verbose"] {
+            let err = log_filter(0, false, Some(bad)).unwrap_err().to_string();
+            assert!(err.contains(config::ENV_LOG), "{bad}: {err}");
+        }
+    }
 }

@@ -9,6 +9,7 @@
 //! categories are text, the target and numeric covariates are 64-bit floats,
 //! and any other column is kept as text.
 
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use chrono::NaiveDate;
@@ -54,43 +55,70 @@ fn read_csv(path: &Path, source: &Source) -> Result<DataFrame, DataError> {
         .with_raise_if_empty(true)
         .try_into_reader_with_file_path(Some(path.to_path_buf()))
         .and_then(|reader| reader.finish())
-        .map_err(|e| match ragged_line(path) {
-            Some((line, found, expected)) => DataError {
-                row: Some(validate::RowRef::Line(line)),
-                ..source.error(format!("the line has {found} fields, the header has {expected}"))
+        .map_err(|e| match std::fs::File::open(path).ok().and_then(ragged_record) {
+            Some(ragged) => DataError {
+                row: Some(validate::RowRef::Line(ragged.line)),
+                ..source.error(format!(
+                    "the line has {} fields, the header has {}",
+                    ragged.fields, ragged.header_fields
+                ))
             },
             None => source.error(format!("not a readable CSV file: {}", first_line(&e))),
         })
 }
 
-/// The first line whose number of fields differs from the header's, as
-/// (line, fields, header fields); polars' own message does not say where.
-fn ragged_line(path: &Path) -> Option<(usize, usize, usize)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut fields_per_record = Vec::new();
-    let (mut fields, mut quoted, mut line, mut record_line) = (1usize, false, 1usize, 1usize);
-    for c in text.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields += 1,
-            '\n' if !quoted => {
-                fields_per_record.push((record_line, fields));
-                fields = 1;
-                line += 1;
-                record_line = line;
-            }
-            '\n' => line += 1,
-            _ => {}
+/// A record whose number of fields differs from the header's.
+#[derive(Debug, PartialEq, Eq)]
+struct Ragged {
+    /// The line the record starts on (the header is line 1), counting the
+    /// newlines inside quoted fields of earlier records.
+    line: usize,
+    fields: usize,
+    header_fields: usize,
+}
+
+/// The first ragged record of a CSV file, found by the `csv` crate after
+/// polars refused the file (polars' own message does not say where). `None`
+/// when every record has the header's width or the text is not CSV at all.
+fn ragged_record<R: Read + Seek>(input: R) -> Option<Ragged> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
+    let mut record = csv::ByteRecord::new();
+    let (pos, len, expected_len) = loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(err) => match err.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    pos: Some(pos),
+                    expected_len,
+                    len,
+                } => break (pos.clone(), *len, *expected_len),
+                _ => return None,
+            },
+        }
+    };
+    Some(Ragged {
+        line: usize::try_from(first_line_of_record(reader.into_inner(), &pos)?).ok()?,
+        fields: usize::try_from(len).ok()?,
+        header_fields: usize::try_from(expected_len).ok()?,
+    })
+}
+
+/// The line a record really starts on. csv's record position is where the
+/// reader stood when it began the record: before any blank lines it skips,
+/// and with CRLF endings on the previous line's `\n`, one line early
+/// (BurntSushi/rust-csv#395). Steps over those line ends from that byte.
+fn first_line_of_record(mut input: impl Read + Seek, pos: &csv::Position) -> Option<u64> {
+    input.seek(SeekFrom::Start(pos.byte())).ok()?;
+    let mut line = pos.line();
+    for byte in BufReader::new(input).bytes() {
+        match byte.ok()? {
+            b'\n' => line += 1,
+            b'\r' => {}
+            _ => break,
         }
     }
-    if !text.ends_with('\n') && !text.is_empty() {
-        fields_per_record.push((record_line, fields));
-    }
-    let (_, expected) = *fields_per_record.first()?;
-    fields_per_record
-        .into_iter()
-        .find(|&(_, n)| n != expected)
-        .map(|(line, n)| (line, n, expected))
+    Some(line)
 }
 
 fn read_parquet_file(path: &Path, source: &Source) -> Result<DataFrame, DataError> {
@@ -135,7 +163,7 @@ pub fn clean_sales(df: DataFrame, mapping: &DataMapping, source: &Source) -> Res
     }
     let df = DataFrame::new_infer_height(columns).map_err(|e| source.error(e.to_string()))?;
     let day_and_series = mapping.day_and_series();
-    validate::check_unique(&df, &day_and_series, source)?;
+    validate::check_unique(&df, &day_and_series, "day and series", source)?;
     df.sort(day_and_series, SortMultipleOptions::default())
         .map_err(|e| source.error(e.to_string()))
 }
@@ -168,8 +196,10 @@ pub fn split_days(df: &DataFrame, date_column: &str) -> PolarsResult<Vec<(NaiveD
     for i in 1..=physical.len() {
         if i == physical.len() || physical[i] != physical[start] {
             let day = physical[start]
-                .map(date_from_days)
-                .ok_or_else(|| polars_err!(ComputeError: "empty date"))?;
+                .ok_or_else(|| polars_err!(ComputeError: "empty date"))
+                .and_then(|d| {
+                    date_from_days(d).ok_or_else(|| polars_err!(ComputeError: "date {d} out of range"))
+                })?;
             days.push((day, df.slice(start as i64, i - start)));
             start = i;
         }
@@ -177,15 +207,16 @@ pub fn split_days(df: &DataFrame, date_column: &str) -> PolarsResult<Vec<(NaiveD
     Ok(days)
 }
 
-/// Days since 1970-01-01, as polars stores dates, to a calendar date.
-pub fn date_from_days(days: i32) -> NaiveDate {
-    NaiveDate::from_num_days_from_ce_opt(days + 719_163).expect("date within chrono's range")
+/// Days since 1970-01-01, as polars stores dates, to a calendar date; `None`
+/// beyond chrono's range (about 262,000 years either side).
+pub fn date_from_days(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_epoch_days(days)
 }
 
-/// A calendar date to polars' days since 1970-01-01.
+/// A calendar date to polars' days since 1970-01-01 (every date chrono can
+/// hold has one).
 pub fn days_from_date(day: NaiveDate) -> i32 {
-    use chrono::Datelike;
-    day.num_days_from_ce() - 719_163
+    day.to_epoch_days()
 }
 
 /// Types and checks a static attribute table: its join keys present, unique
@@ -212,10 +243,7 @@ pub fn clean_attributes(
         columns.push(cleaned);
     }
     let df = DataFrame::new_infer_height(columns).map_err(|e| source.error(e.to_string()))?;
-    validate::check_unique(&df, &table.join_keys, source).map_err(|mut e| {
-        e.problem = e.problem.replace("same day and series", "same join key");
-        e
-    })?;
+    validate::check_unique(&df, &table.join_keys, "join key", source)?;
     df.sort(table.join_keys.clone(), SortMultipleOptions::default())
         .map_err(|e| source.error(e.to_string()))
 }
@@ -225,10 +253,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_ragged_record_is_found_at_its_own_line() {
+        let ragged = |text: &str| {
+            ragged_record(std::io::Cursor::new(text.as_bytes())).map(|r| (r.line, r.fields, r.header_fields))
+        };
+        assert_eq!(
+            ragged("a,b,c\n1,2,3\n4,\"two\nlines\",6\n7,8,9,10\n"),
+            Some((5, 4, 3)),
+            "the quoted newline of line 3 moves the ragged record to line 5"
+        );
+        let crlf = "a,b,c\r\n1,2,3\r\n4,\"two\r\nlines\",6\r\n7,8,9,10\r\n";
+        assert_eq!(ragged(crlf), Some((5, 4, 3)), "CRLF line ends count once");
+        assert_eq!(
+            ragged("a,b\n1,2\n\n\n3\n"),
+            Some((5, 1, 2)),
+            "blank lines are skipped"
+        );
+        assert_eq!(ragged("a,b\r\n1,2\r\n\r\n3\r\n"), Some((4, 1, 2)));
+        assert_eq!(ragged("a,b\n1\n"), Some((2, 1, 2)), "the first record");
+        assert_eq!(ragged("a,b\n1,\"x,y\"\n"), None);
+        assert_eq!(ragged(""), None);
+    }
+
+    #[test]
     fn polars_day_numbers_round_trip() {
         let day = NaiveDate::from_ymd_opt(2015, 7, 31).unwrap();
-        assert_eq!(date_from_days(days_from_date(day)), day);
+        assert_eq!(date_from_days(days_from_date(day)), Some(day));
         assert_eq!(days_from_date(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()), 0);
+        assert_eq!(days_from_date(day), 16_647);
+        assert_eq!(date_from_days(-1), NaiveDate::from_ymd_opt(1969, 12, 31));
+        assert_eq!(
+            date_from_days(i32::MAX),
+            None,
+            "out of range is None, not a panic"
+        );
+        assert_eq!(date_from_days(i32::MIN), None);
+        assert_eq!(
+            date_from_days(days_from_date(NaiveDate::MAX)),
+            Some(NaiveDate::MAX)
+        );
+        assert_eq!(
+            date_from_days(days_from_date(NaiveDate::MIN)),
+            Some(NaiveDate::MIN)
+        );
     }
 
     #[test]

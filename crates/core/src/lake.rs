@@ -344,7 +344,7 @@ impl Lake {
             ),
             false,
         );
-        validate::check_unique(&window.frame, &day_and_series, &source)?;
+        validate::check_unique(&window.frame, &day_and_series, "day and series", &source)?;
         let per_day = window
             .frame
             .clone()
@@ -368,7 +368,7 @@ impl Lake {
             .zip(counts.iter())
             .filter_map(|(d, n)| {
                 Some((
-                    self.store.uri_of(&partition_prefix(ingest::date_from_days(d?))),
+                    self.store.uri_of(&partition_prefix(ingest::date_from_days(d?)?)),
                     n? as usize,
                 ))
             })

@@ -277,8 +277,14 @@ pub fn check_target(column: &Column, source: &Source) -> Result<(), DataError> {
     Ok(())
 }
 
-/// No two rows may share the same values of `columns` (a day and a series).
-pub fn check_unique(df: &DataFrame, columns: &[String], source: &Source) -> Result<(), DataError> {
+/// No two rows may share the same values of `columns`; `what` says what those
+/// columns identify, for the message ("day and series", "join key").
+pub fn check_unique(
+    df: &DataFrame,
+    columns: &[String],
+    what: &str,
+    source: &Source,
+) -> Result<(), DataError> {
     const ROW: &str = "__salescast_row";
     let keys: Vec<Expr> = columns.iter().map(|c| col(c.as_str())).collect();
     let duplicates = df
@@ -321,7 +327,7 @@ pub fn check_unique(df: &DataFrame, columns: &[String], source: &Source) -> Resu
         row: Some(source.row(last)),
         column: None,
         problem: format!(
-            "duplicate row: same day and series as {} ({})",
+            "duplicate row: same {what} as {} ({})",
             source.row(first),
             values.join(", ")
         ),
@@ -381,13 +387,16 @@ mod tests {
     #[test]
     fn duplicates_name_both_rows() {
         let df = df!("d" => ["a", "b", "a"], "k" => [1, 2, 1]).unwrap();
-        let err = check_unique(&df, &["d".into(), "k".into()], &csv()).unwrap_err();
+        let err = check_unique(&df, &["d".into(), "k".into()], "day and series", &csv()).unwrap_err();
         assert!(
             err.to_string().contains("line 4") && err.to_string().contains("line 2"),
             "{err}"
         );
+        assert!(err.to_string().contains("same day and series as line 2"), "{err}");
+        let err = check_unique(&df, &["d".into(), "k".into()], "join key", &csv()).unwrap_err();
+        assert!(err.to_string().contains("same join key as line 2"), "{err}");
         let ok = df!("d" => ["a", "b", "a"], "k" => [1, 2, 2]).unwrap();
-        assert!(check_unique(&ok, &["d".into(), "k".into()], &csv()).is_ok());
+        assert!(check_unique(&ok, &["d".into(), "k".into()], "day and series", &csv()).is_ok());
     }
 
     #[test]

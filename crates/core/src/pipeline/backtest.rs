@@ -185,18 +185,19 @@ fn per_day(
             by_day.entry(day).or_default().push(k);
         }
     }
-    Ok(by_day
+    by_day
         .into_iter()
         .map(|(day, ks)| {
             let actual: Vec<f64> = ks.iter().map(|&k| target[split.holdout[k]]).collect();
             let pick = |p: &[f64]| ks.iter().map(|&k| p[k]).collect::<Vec<f64>>();
-            DayResult {
-                day: crate::ingest::date_from_days(day),
+            Ok(DayResult {
+                day: crate::ingest::date_from_days(day)
+                    .ok_or_else(|| anyhow::anyhow!("day number {day} is outside the calendar"))?,
                 rows: ks.len(),
                 actual: actual.iter().sum(),
                 picked_wape: metrics(&actual, &pick(picked)).wape,
                 baseline_wape: metrics(&actual, &pick(baseline)).wape,
-            }
+            })
         })
-        .collect())
+        .collect()
 }

@@ -113,7 +113,12 @@ fn read_sales(config: &Config, inputs: &[PathBuf]) -> anyhow::Result<Option<Data
     {
         let day_and_series = config.data.day_and_series();
         let names: Vec<_> = inputs.iter().map(|p| p.display().to_string()).collect();
-        validate::check_unique(df, &day_and_series, &Source::new(names.join(" + "), false))?;
+        validate::check_unique(
+            df,
+            &day_and_series,
+            "day and series",
+            &Source::new(names.join(" + "), false),
+        )?;
         let sorted = df.sort(day_and_series, SortMultipleOptions::default())?;
         return Ok(Some(sorted));
     }
