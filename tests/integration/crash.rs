@@ -15,18 +15,9 @@ use salescast_core::storage::{LocalStore, PutMode, Store};
 use serde_json::Value;
 
 use crate::retrain::{Backend, CRIPPLED, Place};
-use crate::util::{LINEAR, Outcome, copy_tree, handle, repo_file, rossmann_lake, run, s, salescast};
-
-macro_rules! on_every_backend {
-    ($($test:ident),* $(,)?) => {
-        mod local {
-            $(#[test] fn $test() { super::$test(super::Backend::Local) })*
-        }
-        mod s3 {
-            $(#[test] fn $test() { super::$test(super::Backend::S3) })*
-        }
-    };
-}
+use crate::util::{
+    LINEAR, Outcome, copy_tree, handle, on_every_backend, repo_file, rossmann_lake, run, s, salescast,
+};
 
 on_every_backend!(
     a_retrain_killed_at_each_step_is_repaired_by_the_next_command,

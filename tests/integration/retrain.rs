@@ -11,8 +11,8 @@ use salescast_core::registry::Registry;
 use salescast_core::storage::{self, AsyncStore, Object, ObjectMeta, PutMode, S3Settings, Store, StoreError};
 
 use crate::util::{
-    Cli, LINEAR, Outcome, QUICK, handle, repo_file, rossmann_config, rossmann_lake, s, s3_bucket,
-    s3_endpoint, tempdir,
+    Cli, LINEAR, Outcome, QUICK, handle, on_every_backend, repo_file, rossmann_config, rossmann_lake, s,
+    s3_bucket, s3_endpoint, tempdir,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -157,17 +157,6 @@ impl AsyncStore for Counting {
 
 /// A deliberately crippled config: the seasonal-naive rule is the only candidate.
 pub const CRIPPLED: &str = "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\"]\n";
-
-macro_rules! on_every_backend {
-    ($($test:ident),* $(,)?) => {
-        mod local {
-            $(#[test] fn $test() { super::$test(super::Backend::Local) })*
-        }
-        mod s3 {
-            $(#[test] fn $test() { super::$test(super::Backend::S3) })*
-        }
-    };
-}
 
 on_every_backend!(
     first_run_promotes_and_a_rerun_adds_no_version,

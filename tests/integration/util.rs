@@ -265,3 +265,17 @@ pub fn s3_bucket(purpose: &str) -> String {
     );
     name
 }
+
+/// Runs each named test function (taking a `Backend`) once per storage
+/// backend: `mod local` and `mod s3` of the calling module.
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod local {
+            $(#[test] fn $test() { super::$test(super::Backend::Local) })*
+        }
+        mod s3 {
+            $(#[test] fn $test() { super::$test(super::Backend::S3) })*
+        }
+    };
+}
+pub(crate) use on_every_backend;
