@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::retrain::{Backend, LINEAR, Place};
 use crate::util::{repo_file, rossmann, rossmann_lake, run, s, shared_data, tempdir};
 
 /// The rossmann config with `date_format = FORMAT` in its `[data]` section.
@@ -96,4 +97,144 @@ fn os_errors_are_printed_once() {
         "the OS error once:\n{}",
         out.stderr
     );
+}
+
+/// A local registry with two linear versions: `v1` (trained through
+/// 2015-07-01) as champion, `v2` (2015-07-31) stored beside it.
+fn two_versions_first_champion() -> (Place, PathBuf, String, String) {
+    let place = Place::new(Backend::Local);
+    let linear = place.config(LINEAR);
+    let first = place.retrain(&linear, "2015-07-01").expect_code(0).json();
+    let v1 = first["challenger"]["version"].as_str().unwrap().to_string();
+    let second = place.retrain(&linear, "2015-07-31").expect_code(0).json();
+    let v2 = second["challenger"]["version"].as_str().unwrap().to_string();
+    assert_ne!(v1, v2);
+    if second["champion_after"] != v1.as_str() {
+        place
+            .registry_cmd(&["rollback", "--to", &v1, "--reason", "test setup"])
+            .expect_code(0);
+    }
+    (place, linear, v1, v2)
+}
+
+fn version_file(place: &Place, version: &str, file: &str) -> PathBuf {
+    Path::new(&place.registry).join(format!("sales/versions/{version}/{file}"))
+}
+
+fn champion_file(place: &Place) -> PathBuf {
+    Path::new(&place.registry).join("sales/champion.json")
+}
+
+#[test]
+fn defect_4_a_truncated_manifest_is_refused_by_rollback_and_listed_apart() {
+    let (place, linear, v1, v2) = two_versions_first_champion();
+    let manifest = version_file(&place, &v2, "manifest.json");
+    let bytes = std::fs::read(&manifest).unwrap();
+    std::fs::write(&manifest, &bytes[..bytes.len() / 2]).unwrap();
+
+    // `models list` lists the broken version apart and goes on.
+    let list = place.registry_cmd(&["models", "list"]).expect_code(0);
+    let json = list.json();
+    assert_eq!(json["champion"], v1.as_str());
+    assert_eq!(json["versions"].as_array().unwrap().len(), 1, "{json:#}");
+    assert_eq!(json["unreadable"][0]["version"], v2.as_str(), "{json:#}");
+    assert!(
+        list.stderr.contains("unreadable manifest"),
+        "a warning: {}",
+        list.stderr
+    );
+
+    // A rollback to it is refused, naming the file, and changes nothing.
+    let pointer = std::fs::read(champion_file(&place)).unwrap();
+    let refused = place
+        .registry_cmd(&["rollback", "--to", &v2, "--reason", "x"])
+        .expect_code(1);
+    assert!(
+        refused.stderr.contains(&format!("{v2}/manifest.json")) && refused.stderr.contains("must be whole"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read(champion_file(&place)).unwrap(), pointer);
+
+    // A retrain still runs, and rewriting the same version repairs its manifest.
+    let rerun = place.retrain(&linear, "2015-07-31").expect_code(0).json();
+    assert_eq!(rerun["challenger"]["version"], v2.as_str());
+    assert_eq!(rerun["challenger"]["stored"], "repaired", "{rerun:#}");
+    let json = place.registry_cmd(&["models", "list"]).expect_code(0).json();
+    assert_eq!(json["versions"].as_array().unwrap().len(), 2, "{json:#}");
+    assert!(json["unreadable"].as_array().unwrap().is_empty(), "{json:#}");
+}
+
+#[test]
+fn defect_5_a_garbage_champion_pointer_is_repaired_by_rollback_to() {
+    let place = Place::new(Backend::Local);
+    let linear = place.config(LINEAR);
+    let first = place.retrain(&linear, "2015-07-01").expect_code(0).json();
+    let v1 = first["challenger"]["version"].as_str().unwrap().to_string();
+    std::fs::write(champion_file(&place), b"\x00garbage{").unwrap();
+
+    // Other commands name the file and say how to repair it.
+    for args in [
+        &["models", "list"][..],
+        &["models", "history"],
+        &["rollback", "--reason", "x"],
+    ] {
+        let out = place.registry_cmd(args).expect_code(1);
+        assert!(
+            out.stderr.contains("champion.json") && out.stderr.contains("rollback --to"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let out = place.retrain(&linear, "2015-07-01").expect_code(1);
+    assert!(out.stderr.contains("rollback --to"), "{}", out.stderr);
+
+    // `rollback --to` replaces it, and the log records the repair.
+    let back = place
+        .registry_cmd(&["rollback", "--to", &v1[..12], "--reason", "pointer was garbage"])
+        .expect_code(0)
+        .json();
+    assert_eq!(back["to"], v1.as_str(), "{back:#}");
+    assert_eq!(back["repairs"][0]["kind"], "pointer_replaced", "{back:#}");
+    assert_eq!(back["repairs"][0]["applied"], true, "{back:#}");
+    let log = place.decisions();
+    assert_eq!(log.len(), 2);
+    let last = &log[1];
+    assert_eq!(last["kind"], "rolled_back");
+    let reason = last["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("repair:") && reason.contains("pointer was garbage"),
+        "{reason}"
+    );
+    let list = place.registry_cmd(&["models", "list"]).expect_code(0).json();
+    assert_eq!(list["champion"], v1.as_str());
+    place.retrain(&linear, "2015-07-01").expect_code(0);
+}
+
+#[test]
+fn defect_10_a_corrupt_non_champion_version_is_replaced_by_the_rerun_of_its_date() {
+    let (place, linear, v1, v2) = two_versions_first_champion();
+    let artifact = version_file(&place, &v2, "model.bin");
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&artifact, &bytes).unwrap();
+
+    // Loading it names the version and how to remove or replace it.
+    let refused = place
+        .registry_cmd(&["rollback", "--to", &v2, "--reason", "x"])
+        .expect_code(3);
+    assert!(
+        refused.stderr.contains(&format!("versions/{v2}/")) && refused.stderr.contains("rerun"),
+        "{}",
+        refused.stderr
+    );
+
+    // The rerun of its date has the right bytes: it replaces the corrupt copy.
+    let rerun = place.retrain(&linear, "2015-07-31").expect_code(0).json();
+    assert_eq!(rerun["challenger"]["version"], v2.as_str());
+    assert_eq!(rerun["challenger"]["stored"], "repaired", "{rerun:#}");
+    let repaired = std::fs::read(&artifact).unwrap();
+    assert_eq!(salescast_core::registry::sha256_hex(&repaired), v2);
+    assert_ne!(v1, v2);
 }

@@ -45,6 +45,7 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
                 }
                 RegistryError::Store(_)
                 | RegistryError::Unreadable { .. }
+                | RegistryError::PointerUnreadable { .. }
                 | RegistryError::Inconsistent { .. }
                 | RegistryError::Pause(_) => {}
             }
