@@ -238,3 +238,66 @@ fn defect_10_a_corrupt_non_champion_version_is_replaced_by_the_rerun_of_its_date
     assert_eq!(salescast_core::registry::sha256_hex(&repaired), v2);
     assert_ne!(v1, v2);
 }
+
+#[test]
+fn defect_2_absurd_sales_are_refused_at_ingest_naming_file_row_and_column() {
+    let dir = tempdir();
+    let lake = dir.path().join("lake");
+    let file = repo_file("tests/data/malformed/absurd_sales.csv");
+    let out = run(dir.path(), &["--lake", s(&lake), "ingest", "--input", s(&file)]).expect_code(3);
+    assert!(
+        out.stderr.contains("absurd_sales.csv")
+            && out.stderr.contains("line 3, column \"sales\"")
+            && out.stderr.contains("1e15"),
+        "{}",
+        out.stderr
+    );
+    assert!(!lake.join("sales").exists(), "nothing reached the lake");
+}
+
+#[test]
+fn defect_2_a_registry_with_null_metrics_stays_readable() {
+    let place = Place::new(Backend::Local);
+    let first = place
+        .retrain(&place.config(LINEAR), "2015-07-01")
+        .expect_code(0)
+        .json();
+    let v1 = first["challenger"]["version"].as_str().unwrap().to_string();
+    // What an older salescast wrote for metrics that overflowed.
+    let null_metric = |path: &Path, pointer: &str| {
+        let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        *json.pointer_mut(pointer).unwrap() = serde_json::Value::Null;
+        std::fs::write(path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    };
+    null_metric(
+        &version_file(&place, &v1, "manifest.json"),
+        "/holdout_metrics/wape",
+    );
+    null_metric(
+        &version_file(&place, &v1, "manifest.json"),
+        "/validation_metrics/rmse",
+    );
+    let decision = Path::new(&place.registry).join("sales/decisions/00000001.json");
+    null_metric(&decision, "/challenger_metrics/wape");
+
+    let list = place.registry_cmd(&["models", "list"]).expect_code(0).json();
+    assert_eq!(list["versions"][0]["version"], v1.as_str(), "{list:#}");
+    assert!(
+        list["versions"][0]["holdout_metrics"]["wape"].is_null(),
+        "{list:#}"
+    );
+    place.registry_cmd(&["models", "show", &v1[..8]]).expect_code(0);
+    let history = place.registry_cmd(&["models", "history"]).expect_code(0).json();
+    assert_eq!(history["decisions"].as_array().unwrap().len(), 1);
+    // The table a person reads works too.
+    let mut args = vec![
+        "--config".to_string(),
+        s(&repo_file("examples/rossmann.toml")).to_string(),
+        "--registry".to_string(),
+        place.registry.clone(),
+    ];
+    args.extend(["models", "list"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let table = run(place.dir.path(), &args).expect_code(0);
+    assert!(table.stdout.contains("NaN"), "{}", table.stdout);
+}

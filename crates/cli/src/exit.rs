@@ -46,6 +46,7 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
                 RegistryError::Store(_)
                 | RegistryError::Unreadable { .. }
                 | RegistryError::PointerUnreadable { .. }
+                | RegistryError::NotFinite { .. }
                 | RegistryError::Inconsistent { .. }
                 | RegistryError::Pause(_) => {}
             }

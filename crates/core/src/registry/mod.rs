@@ -73,6 +73,9 @@ pub enum RegistryError {
     /// or repair (a writer that does not follow it, or a hand edit).
     #[error("{uri}: the champion pointer and the decision log disagree: {detail}")]
     Inconsistent { uri: String, detail: String },
+    /// A record with a non-finite number, which JSON would store as `null`.
+    #[error("refusing to write {uri}: {what} is not a finite number (JSON would store it as null)")]
+    NotFinite { uri: String, what: String },
     /// A test-only pause point failed (see [`pause`]).
     #[error("test pause point: {0}")]
     Pause(#[from] std::io::Error),
@@ -273,6 +276,23 @@ impl Registry {
         Ok((value, object.version))
     }
 
+    /// Refuses metrics that would not read back (see [`RegistryError::NotFinite`]).
+    fn check_finite<'a>(
+        &self,
+        key: &str,
+        metrics: impl IntoIterator<Item = (&'a str, Option<&'a Metrics>)>,
+    ) -> Result<(), RegistryError> {
+        for (what, metrics) in metrics {
+            if metrics.is_some_and(|m| !m.is_finite()) {
+                return Err(RegistryError::NotFinite {
+                    uri: self.store.uri_of(key),
+                    what: format!("a metric of {what} ({metrics:?})"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
         let mut bytes = serde_json::to_vec_pretty(value).expect("registry records serialize");
         bytes.push(b'\n');
@@ -295,6 +315,13 @@ impl Registry {
             version: version.clone(),
             ..manifest.clone()
         };
+        self.check_finite(
+            &self.manifest_key(&version),
+            [
+                ("the holdout", Some(&manifest.holdout_metrics)),
+                ("the validation", Some(&manifest.validation_metrics)),
+            ],
+        )?;
         let mut stored = self.store_whole(&self.artifact_key(&version), artifact.bytes(), |bytes| {
             sha256_hex(bytes) == version
         })?;
@@ -440,6 +467,14 @@ impl Registry {
         sequence: u64,
         decision: &NewDecision,
     ) -> Result<Option<Decision>, RegistryError> {
+        self.check_finite(
+            &self.decision_key(sequence),
+            [
+                ("the challenger", decision.challenger_metrics.as_ref()),
+                ("the champion", decision.champion_metrics.as_ref()),
+                ("the baseline", decision.baseline_metrics.as_ref()),
+            ],
+        )?;
         let entry = Decision {
             sequence,
             at: Utc::now(),
