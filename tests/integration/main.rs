@@ -6,6 +6,7 @@ mod aws_cli;
 mod backtest;
 mod config;
 mod crash;
+mod defects;
 mod demo;
 mod features;
 mod ingest;

@@ -45,6 +45,8 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
                 }
                 RegistryError::Store(_)
                 | RegistryError::Unreadable { .. }
+                | RegistryError::PointerUnreadable { .. }
+                | RegistryError::NotFinite { .. }
                 | RegistryError::Inconsistent { .. }
                 | RegistryError::Pause(_) => {}
             }

@@ -168,7 +168,14 @@ impl Report for VersionList {
                 m.holdout_metrics.wape
             );
         }
-        text += "(* champion)";
+        for u in &self.unreadable {
+            text += &format!("! {}  unreadable: {}: {}\n", short(&u.version), u.uri, u.problem);
+        }
+        text += "(* champion";
+        if !self.unreadable.is_empty() {
+            text += "; ! a version whose manifest does not read back: remove its folder or rerun the retrain that made it";
+        }
+        text += ")";
         text
     }
 }

@@ -35,7 +35,8 @@ const KNOWN_ENV: [&str; 4] = [ENV_CONFIG, ENV_LAKE, ENV_REGISTRY, ENV_LOG];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    /// The OS error is the source (printed once by the chain printer).
+    #[error("cannot read config file {path}")]
     Read {
         path: PathBuf,
         #[source]
@@ -192,6 +193,30 @@ pub fn merge(file: Option<Config>, env: &EnvLayer, flags: &FlagLayer) -> Result<
     if let Some(endpoint) = flags.s3_endpoint.clone() {
         config.s3.endpoint = Some(endpoint);
     }
+    // A location given on the command line or in the environment is named as
+    // given there, so a usage error points at the option the user typed.
+    for (value, flag, env_name, given_flag, given_env) in [
+        (&config.lake, "--lake", ENV_LAKE, &flags.lake, &env.lake),
+        (
+            &config.registry,
+            "--registry",
+            ENV_REGISTRY,
+            &flags.registry,
+            &env.registry,
+        ),
+    ] {
+        let flag = match (given_flag, given_env) {
+            (Some(_), _) => flag.to_string(),
+            (None, Some(_)) => format!("{env_name} (environment)"),
+            (None, None) => continue,
+        };
+        if let Err(e) = crate::storage::locate(value) {
+            return Err(ConfigError::Argument {
+                flag,
+                problem: e.to_string(),
+            });
+        }
+    }
     check(&config)?;
     Ok(config)
 }
@@ -228,6 +253,9 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
     for (key, value) in [("lake", &config.lake), ("registry", &config.registry)] {
         if value.trim().is_empty() {
             return Err(crate::setting::invalid(key, "must not be empty").into());
+        }
+        if let Err(e) = crate::storage::locate(value) {
+            return Err(crate::setting::invalid(key, e.to_string()).into());
         }
     }
     config.data.check()?;

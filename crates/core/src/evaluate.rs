@@ -38,18 +38,39 @@ impl PromotionSettings {
     }
 }
 
-/// Scores of one set of predictions against the actual values.
+/// Scores of one set of predictions against the actual values. Records with
+/// a `null` metric (JSON's spelling of a non-finite number, written by older
+/// versions) read back with NaN there; the registry refuses to write one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub rows: usize,
     /// sum |error| / sum |actual|.
+    #[serde(deserialize_with = "nan_if_null")]
     pub wape: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub mae: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub rmse: f64,
     /// mean of 2|error| / (|actual| + |predicted|), rows where both are 0 count 0.
+    #[serde(deserialize_with = "nan_if_null")]
     pub smape: f64,
     /// sum (predicted - actual) / sum |actual|: > 0 over-forecasts.
+    #[serde(deserialize_with = "nan_if_null")]
     pub bias: f64,
+}
+
+impl Metrics {
+    /// Every metric is a finite number (so its JSON reads back as written).
+    pub fn is_finite(&self) -> bool {
+        [self.wape, self.mae, self.rmse, self.smape, self.bias]
+            .iter()
+            .all(|v| v.is_finite())
+    }
+}
+
+/// A number, or NaN for `null`.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 /// WAPE of one series.

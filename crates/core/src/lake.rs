@@ -32,7 +32,8 @@ pub enum LakeError {
     Data(#[from] DataError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{key}: {source}")]
+    /// The Polars error is the source (printed once by the chain printer).
+    #[error("{key}")]
     Polars {
         key: String,
         #[source]

@@ -53,6 +53,32 @@ pub struct AttributeTable {
     pub columns: Vec<String>,
 }
 
+/// Checks a chrono date format at config time, so a bad one is a usage error
+/// (naming `data.date_format`) and not blamed on the data: every specifier
+/// must be known, and a date written with it must read back as that date
+/// (so it holds a year, a month and a day).
+fn check_date_format(format: &str) -> Result<(), Invalid> {
+    use std::fmt::Write as _;
+    let key = "data.date_format";
+    let probe = chrono::NaiveDate::from_ymd_opt(2024, 3, 15).unwrap_or_default();
+    let mut text = String::new();
+    if write!(text, "{}", probe.format(format)).is_err() {
+        return Err(invalid(
+            key,
+            format!("{format:?} is not a valid chrono date format (an unknown or incomplete % specifier)"),
+        ));
+    }
+    match chrono::NaiveDate::parse_from_str(&text, format) {
+        Ok(back) if back == probe => Ok(()),
+        _ => Err(invalid(
+            key,
+            format!(
+                "{format:?} does not name a whole date (it needs a year, a month and a day, e.g. \"%Y-%m-%d\")"
+            ),
+        )),
+    }
+}
+
 impl DataMapping {
     /// The columns that name one row of the lake: the date, then the series keys.
     pub fn day_and_series(&self) -> Vec<String> {
@@ -77,6 +103,7 @@ impl DataMapping {
                 return Err(invalid(key, "must not be empty"));
             }
         }
+        check_date_format(&self.date_format)?;
         if self.series_keys.is_empty() {
             return Err(invalid("data.series_keys", "name at least one column"));
         }

@@ -195,6 +195,8 @@ impl RunReport {
             match self.challenger.stored {
                 Some(Stored::Added) => ", stored as a new version",
                 Some(Stored::AlreadyThere) => ", already in the registry",
+                Some(Stored::Repaired) =>
+                    ", already in the registry but damaged: replaced with this run's bytes",
                 None => "",
             },
             self.champion_after

@@ -266,13 +266,29 @@ pub fn require_values(column: &Column, what: &str, source: &Source) -> Result<()
     Ok(())
 }
 
-/// Target values: present and not negative.
+/// The largest sales value of one series on one day that is accepted: no
+/// store sells 10^15 of anything in a day, and larger values overflow the
+/// metrics (squared errors) to infinity.
+pub const MAX_SALES: f64 = 1e15;
+
+/// Target values: present, not negative, and at most [`MAX_SALES`].
 pub fn check_target(column: &Column, source: &Source) -> Result<(), DataError> {
     require_values(column, "target", source)?;
     let values = column.f64().map_err(|e| polars_error(source, e))?;
     if let Some(i) = values.iter().position(|v| v.is_some_and(|v| v < 0.0)) {
         let value = value_at(column, i);
         return Err(source.error_at(i, column.name(), format!("negative sales {value}")));
+    }
+    if let Some((i, value)) = values
+        .iter()
+        .enumerate()
+        .find_map(|(i, v)| v.filter(|v| *v > MAX_SALES).map(|v| (i, v)))
+    {
+        return Err(source.error_at(
+            i,
+            column.name(),
+            format!("sales {value:e} are above the bound of 1e15 a day (no real store sells that much)"),
+        ));
     }
     Ok(())
 }

@@ -5,13 +5,15 @@
 
 use serde::Serialize;
 
-use crate::registry::{Decision, Manifest, Registry, Repair};
+use crate::registry::{Decision, Manifest, Registry, Repair, UnreadableVersion};
 
 #[derive(Debug, Serialize)]
 pub struct VersionList {
     pub model: String,
     pub champion: Option<String>,
     pub versions: Vec<Manifest>,
+    /// Versions whose manifest does not read back: listed, not loaded.
+    pub unreadable: Vec<UnreadableVersion>,
     pub repairs: Vec<Repair>,
 }
 
@@ -30,10 +32,12 @@ pub struct History {
 
 pub fn list(registry: &Registry) -> anyhow::Result<VersionList> {
     let state = registry.state()?;
+    let listing = registry.versions()?;
     Ok(VersionList {
         model: registry.model().to_string(),
         champion: state.champion.map(|c| c.version),
-        versions: registry.versions()?,
+        versions: listing.whole,
+        unreadable: listing.unreadable,
         repairs: state.repairs,
     })
 }

@@ -3,12 +3,14 @@
 //! prefix is enough). The target is re-hashed and decoded first; then the
 //! decision (actor and reason) is committed through the registry's promotion
 //! protocol, which logs it and moves the pointer by compare-and-swap.
+//! `--to` also repairs an unreadable `champion.json`: the decision logged
+//! says so, and the pointer is replaced only if it is still the damaged one.
 
 use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::config::ConfigError;
-use crate::registry::{DecisionKind, NewDecision, Registry, RegistryError, Repair};
+use crate::registry::{DecisionKind, NewDecision, Registry, RegistryError, Repair, RepairKind};
 use crate::storage::RequestCounts;
 
 #[derive(Debug, Serialize)]
@@ -36,35 +38,48 @@ pub fn rollback(registry: &Registry, to: Option<&str>, reason: &str) -> anyhow::
     if reason.trim().is_empty() {
         return Err(usage("give a --reason: the decision log records why".into()));
     }
-    let state = registry
-        .state()
-        .context("reading the champion pointer and the decision log")?;
-    let current = state.champion.clone().ok_or_else(|| {
-        usage(format!(
+    // A named target may replace an unreadable champion pointer (the repair
+    // of a damaged `champion.json`); without one, an unreadable pointer is
+    // an error that says how to repair it.
+    let mut state = if to.is_some() {
+        registry.state_replacing_damaged_pointer()
+    } else {
+        registry.state()
+    }
+    .context("reading the champion pointer and the decision log")?;
+    let repairing = state.pointer_unreadable.clone();
+    let current = state.champion.clone();
+    if current.is_none() && repairing.is_none() {
+        return Err(usage(format!(
             "model {:?} has no champion to roll back",
             registry.model()
-        ))
-    })?;
-    let target = match to {
-        Some(prefix) => registry.resolve(prefix).map_err(|e| match e {
+        )));
+    }
+    let target = match (to, &current) {
+        (Some(prefix), _) => registry.resolve(prefix).map_err(|e| match e {
             RegistryError::UnknownVersion { .. } | RegistryError::AmbiguousVersion { .. } => {
                 usage(e.to_string())
             }
             other => other.into(),
         })?,
-        None => current.previous.clone().ok_or_else(|| {
+        (None, Some(current)) => current.previous.clone().ok_or_else(|| {
             usage(format!(
                 "the champion {} has no predecessor; name a version with --to",
                 current.version
             ))
         })?,
+        (None, None) => return Err(usage("name a version with --to".into())),
     };
-    if target == current.version {
+    // Repairing, the log's champion may be the target: the pointer is what
+    // is replaced.
+    if repairing.is_none() && current.as_ref().is_some_and(|c| c.version == target) {
         return Err(usage(format!("{target} is already the champion")));
     }
     registry
         .load_model(&target)
-        .with_context(|| format!("checking version {target}"))?;
+        .with_context(|| {
+            format!("checking version {target}: a rollback target must be whole (its artifact re-hashes and its manifest reads back)")
+        })?;
 
     let decision = registry
         .commit(
@@ -72,7 +87,12 @@ pub fn rollback(registry: &Registry, to: Option<&str>, reason: &str) -> anyhow::
             NewDecision {
                 kind: DecisionKind::RolledBack,
                 actor: super::actor(),
-                reason: reason.to_string(),
+                reason: match &repairing {
+                    Some(problem) => format!(
+                        "repair: the champion pointer did not read back ({problem}); pointed it at {target}. {reason}"
+                    ),
+                    None => reason.to_string(),
+                },
                 run_date: None,
                 champion_before: None,
                 champion_after: Some(target.clone()),
@@ -84,9 +104,19 @@ pub fn rollback(registry: &Registry, to: Option<&str>, reason: &str) -> anyhow::
             },
         )
         .with_context(|| format!("rolling back to {target}"))?;
+    for repair in &mut state.repairs {
+        if repair.kind == RepairKind::PointerReplaced {
+            repair.applied = true;
+            repair.decision = decision.sequence;
+            repair.message = format!(
+                "{}: replaced the pointer with {target} (decision {})",
+                repair.message, decision.sequence
+            );
+        }
+    }
     Ok(RollbackReport {
         model: registry.model().to_string(),
-        from: current.version,
+        from: current.map(|c| c.version).unwrap_or_default(),
         to: target,
         reason: reason.to_string(),
         decision_sequence: decision.sequence,

@@ -16,6 +16,7 @@
 
 pub mod pause;
 mod protocol;
+mod repair;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -32,7 +33,11 @@ pub use protocol::{RegistryState, Repair, RepairKind};
 pub enum RegistryError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{uri}: corrupt artifact: its SHA-256 is {actual}, not {expected}; roll back to another version")]
+    #[error(
+        "{uri}: corrupt artifact: its SHA-256 is {actual}, not {expected}. If it is the champion, roll back to another \
+         version (`salescast rollback --to VERSION --reason ...`); otherwise remove the version's folder \
+         (versions/{expected}/) or rerun the retrain that made it, which replaces a corrupt artifact with the right bytes"
+    )]
     Corrupt {
         uri: String,
         expected: String,
@@ -52,10 +57,25 @@ pub enum RegistryError {
     /// logged nothing and moved nothing (exit 4).
     #[error("superseded: {uri}: {detail}")]
     Superseded { uri: String, detail: String },
+    /// `champion.json` is there but does not read back. Only
+    /// `rollback --to` may replace it (see [`Registry::state_replacing_damaged_pointer`]).
+    #[error(
+        "{uri}: the champion pointer is unreadable ({message}). Repair it with \
+         `salescast rollback --to VERSION --reason \"...\"`, which points it at a whole version and logs the repair \
+         (the decision log's newest champion is {log_champion})"
+    )]
+    PointerUnreadable {
+        uri: String,
+        message: String,
+        log_champion: String,
+    },
     /// The pointer and the log disagree in a way the protocol cannot produce
     /// or repair (a writer that does not follow it, or a hand edit).
     #[error("{uri}: the champion pointer and the decision log disagree: {detail}")]
     Inconsistent { uri: String, detail: String },
+    /// A record with a non-finite number, which JSON would store as `null`.
+    #[error("refusing to write {uri}: {what} is not a finite number (JSON would store it as null)")]
+    NotFinite { uri: String, what: String },
     /// A test-only pause point failed (see [`pause`]).
     #[error("test pause point: {0}")]
     Pause(#[from] std::io::Error),
@@ -182,6 +202,27 @@ pub struct LoadedModel {
 pub enum Stored {
     Added,
     AlreadyThere,
+    /// It was there but damaged (an artifact that did not hash to its name,
+    /// or a manifest that did not read back): replaced with the run's own
+    /// bytes, which hash to the name, by compare-and-swap on the damaged object.
+    Repaired,
+}
+
+/// A version whose manifest is there but does not read back (truncated,
+/// hand-edited): listed apart, never loaded, never a rollback target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnreadableVersion {
+    pub version: String,
+    pub uri: String,
+    pub problem: String,
+}
+
+/// Every version of a model: the whole ones, and the unreadable ones.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VersionListing {
+    /// Whole versions, oldest first.
+    pub whole: Vec<Manifest>,
+    pub unreadable: Vec<UnreadableVersion>,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +276,23 @@ impl Registry {
         Ok((value, object.version))
     }
 
+    /// Refuses metrics that would not read back (see [`RegistryError::NotFinite`]).
+    fn check_finite<'a>(
+        &self,
+        key: &str,
+        metrics: impl IntoIterator<Item = (&'a str, Option<&'a Metrics>)>,
+    ) -> Result<(), RegistryError> {
+        for (what, metrics) in metrics {
+            if metrics.is_some_and(|m| !m.is_finite()) {
+                return Err(RegistryError::NotFinite {
+                    uri: self.store.uri_of(key),
+                    what: format!("a metric of {what} ({metrics:?})"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
         let mut bytes = serde_json::to_vec_pretty(value).expect("registry records serialize");
         bytes.push(b'\n');
@@ -245,34 +303,37 @@ impl Registry {
     /// bytes again adds nothing and keeps the first manifest.
     /// The manifest is stored under the sealed artifact's hash, which is also
     /// the version it records.
+    ///
+    /// A damaged copy already there (a `model.bin` that does not hash to its
+    /// name, a `manifest.json` that does not read back) is replaced by
+    /// compare-and-swap on the damaged object: this run holds the bytes the
+    /// name stands for, so a reader sees the damaged object (refused) or the
+    /// right one, never a wrong one.
     pub fn put_version(&self, artifact: &Sealed, manifest: &Manifest) -> Result<Stored, RegistryError> {
         let version = artifact.version().to_string();
         let manifest = Manifest {
             version: version.clone(),
             ..manifest.clone()
         };
-        let artifact_key = self.artifact_key(&version);
-        let added = match self.store.put(&artifact_key, artifact.bytes(), PutMode::Create) {
-            Ok(_) => true,
-            Err(StoreError::AlreadyExists { .. }) => {
-                self.load_artifact(&version)?;
-                false
-            }
-            Err(e) => return Err(e.into()),
-        };
-        match self.store.put(
+        self.check_finite(
+            &self.manifest_key(&version),
+            [
+                ("the holdout", Some(&manifest.holdout_metrics)),
+                ("the validation", Some(&manifest.validation_metrics)),
+            ],
+        )?;
+        let mut stored = self.store_whole(&self.artifact_key(&version), artifact.bytes(), |bytes| {
+            sha256_hex(bytes) == version
+        })?;
+        let manifest_stored = self.store_whole(
             &self.manifest_key(&version),
             &Self::json_bytes(&manifest),
-            PutMode::Create,
-        ) {
-            Ok(_) => Ok(if added {
-                Stored::Added
-            } else {
-                Stored::AlreadyThere
-            }),
-            Err(StoreError::AlreadyExists { .. }) => Ok(Stored::AlreadyThere),
-            Err(e) => Err(e.into()),
+            |bytes| serde_json::from_slice::<Manifest>(bytes).is_ok(),
+        )?;
+        if manifest_stored == Stored::Repaired && stored == Stored::AlreadyThere {
+            stored = Stored::Repaired;
         }
+        Ok(stored)
     }
 
     /// A whole version, ready to forecast: the artifact re-hashed against its
@@ -307,20 +368,37 @@ impl Registry {
         Ok(self.read_json(&self.manifest_key(version))?.0)
     }
 
-    /// Every whole version (one with a manifest), oldest first.
-    pub fn versions(&self) -> Result<Vec<Manifest>, RegistryError> {
-        let mut manifests = Vec::new();
+    /// Every version with a manifest: the whole ones oldest first, and
+    /// those whose manifest does not read back (listed apart, with a warning,
+    /// so one damaged version does not hide the others).
+    pub fn versions(&self) -> Result<VersionListing, RegistryError> {
+        let mut listing = VersionListing::default();
         for meta in self.store.list(&self.key("versions/"))? {
-            if meta.key.ends_with("/manifest.json") {
-                manifests.push(self.read_json::<Manifest>(&meta.key)?.0);
+            if !meta.key.ends_with("/manifest.json") {
+                continue;
+            }
+            match self.read_json::<Manifest>(&meta.key) {
+                Ok((manifest, _)) => listing.whole.push(manifest),
+                Err(RegistryError::Unreadable { uri, message }) => {
+                    let version = meta.key.split('/').rev().nth(1).unwrap_or_default().to_string();
+                    tracing::warn!("{uri}: unreadable manifest, version {version} left out: {message}");
+                    listing.unreadable.push(UnreadableVersion {
+                        version,
+                        uri,
+                        problem: message,
+                    });
+                }
+                // Removed between the listing and the read: not a version any more.
+                Err(RegistryError::Store(StoreError::NotFound { .. })) => {}
+                Err(e) => return Err(e),
             }
         }
-        manifests.sort_by(|a, b| {
+        listing.whole.sort_by(|a, b| {
             a.created_at
                 .cmp(&b.created_at)
                 .then_with(|| a.version.cmp(&b.version))
         });
-        Ok(manifests)
+        Ok(listing)
     }
 
     /// The one whole version whose hash starts with `prefix`.
@@ -389,6 +467,14 @@ impl Registry {
         sequence: u64,
         decision: &NewDecision,
     ) -> Result<Option<Decision>, RegistryError> {
+        self.check_finite(
+            &self.decision_key(sequence),
+            [
+                ("the challenger", decision.challenger_metrics.as_ref()),
+                ("the champion", decision.champion_metrics.as_ref()),
+                ("the baseline", decision.baseline_metrics.as_ref()),
+            ],
+        )?;
         let entry = Decision {
             sequence,
             at: Utc::now(),

@@ -24,6 +24,14 @@
 //!   to X (`recovered: true`).
 //! - after the CAS: pointer and log agree.
 //!
+//! A `champion.json` that does not read back (garbage, truncated by hand) is
+//! no state: [`Registry::state`] refuses it with
+//! [`RegistryError::PointerUnreadable`], naming the file and the repair. The
+//! repair is a rollback: [`Registry::state_replacing_damaged_pointer`] takes
+//! the champion from the log's head and the damaged object's store version
+//! as the CAS precondition, so the commit logs the repair as a decision and
+//! then replaces the pointer (only if it is still the damaged object).
+//!
 //! Registries written before this protocol moved the pointer first; a crash
 //! there left a pointer no decision records. `state` appends the missing
 //! decision from the pointer's own record (`kind`, `since`, `previous`),
@@ -53,6 +61,9 @@ pub struct RegistryState {
     pointer_version: Option<Version>,
     /// Read without repairing (a dry run): cannot be committed.
     read_only: bool,
+    /// Why the stored pointer does not read back, when this state was read
+    /// to replace it (its champion is then the log's head's).
+    pub pointer_unreadable: Option<String>,
 }
 
 impl RegistryState {
@@ -80,6 +91,8 @@ pub enum RepairKind {
     PointerRolledForward,
     /// The pointer had moved with no decision recording it: logged one.
     DecisionRecovered,
+    /// The pointer did not read back: a rollback replaced it.
+    PointerReplaced,
 }
 
 /// How the pointer relates to the log's head.
@@ -128,10 +141,77 @@ impl Registry {
         self.read_state(false)
     }
 
+    /// [`Registry::state`], except that an unreadable pointer is not an
+    /// error: the state's champion is then the log's head's, its CAS
+    /// precondition the damaged object, and `pointer_unreadable` says why.
+    /// Only a rollback to a named version uses this, to replace the pointer.
+    pub fn state_replacing_damaged_pointer(&self) -> Result<RegistryState, RegistryError> {
+        let message = match self.state() {
+            Err(RegistryError::PointerUnreadable { message, .. }) => message,
+            other => return other,
+        };
+        let damaged = self.store.get(&self.champion_key())?;
+        let last = self.last_sequence()?;
+        let head = if last == 0 {
+            None
+        } else {
+            Some(self.decision(last)?)
+        };
+        let champion = head.and_then(|head| {
+            Some(Champion {
+                version: head.what.champion_after.clone()?,
+                since: head.at,
+                previous: head.what.champion_before.clone(),
+                kind: head.what.kind,
+                decision: Some(head.sequence),
+                recovered: true,
+            })
+        });
+        let repair = Repair {
+            kind: RepairKind::PointerReplaced,
+            decision: last + 1,
+            message: format!(
+                "{} did not read back ({message}); the decision log's newest champion is {}",
+                self.store.uri_of(&self.champion_key()),
+                short(champion.as_ref().map(|c| c.version.as_str())),
+            ),
+            applied: false,
+        };
+        Ok(RegistryState {
+            champion,
+            last_sequence: last,
+            repairs: vec![repair],
+            pointer_version: Some(damaged.version),
+            read_only: false,
+            pointer_unreadable: Some(message),
+        })
+    }
+
+    /// The pointer as stored; one that does not read back is
+    /// [`RegistryError::PointerUnreadable`], naming the log's champion.
+    fn readable_pointer(&self) -> Result<Option<(Champion, Version)>, RegistryError> {
+        match self.champion() {
+            Err(RegistryError::Unreadable { uri, message }) => {
+                let last = self.last_sequence().unwrap_or(0);
+                let log_champion = (last > 0)
+                    .then(|| self.decision(last).ok())
+                    .flatten()
+                    .and_then(|d| d.what.champion_after)
+                    .unwrap_or_else(|| "unknown".into());
+                Err(RegistryError::PointerUnreadable {
+                    uri,
+                    message,
+                    log_champion,
+                })
+            }
+            other => other,
+        }
+    }
+
     fn read_state(&self, repair: bool) -> Result<RegistryState, RegistryError> {
         let mut repairs = Vec::new();
         for _ in 0..MAX_ROUNDS {
-            let pointer = self.champion()?;
+            let pointer = self.readable_pointer()?;
             let last = self.last_sequence()?;
             let by_number = last > 0 && pointer.as_ref().is_some_and(|(c, _)| c.decision == Some(last));
             let finding = if by_number {
@@ -154,6 +234,7 @@ impl Registry {
                 repairs,
                 pointer_version: pointer_version.clone(),
                 read_only: !repair,
+                pointer_unreadable: None,
             };
             match finding {
                 Finding::Agree => return Ok(state(champion, repairs)),

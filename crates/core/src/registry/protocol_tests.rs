@@ -287,3 +287,31 @@ fn a_promotion_must_name_its_champion() {
     ));
     assert!(registry.decisions().unwrap().is_empty());
 }
+
+#[test]
+fn defect_2_a_decision_with_a_non_finite_metric_is_refused_and_nothing_is_written() {
+    let (_dir, registry) = registry();
+    let state = registry.state().unwrap();
+    let mut bad = decision(DecisionKind::Promoted, Some(version('a')));
+    bad.challenger_metrics = Some(crate::evaluate::Metrics {
+        rows: 3,
+        wape: f64::INFINITY,
+        mae: 1.0,
+        rmse: f64::NAN,
+        smape: 0.5,
+        bias: 0.0,
+    });
+    let err = registry.commit(&state, bad).unwrap_err();
+    assert!(matches!(err, RegistryError::NotFinite { .. }), "{err}");
+    assert!(err.to_string().contains("decisions/00000001.json"), "{err}");
+    assert!(registry.decisions().unwrap().is_empty());
+    assert!(registry.champion().unwrap().is_none());
+}
+
+#[test]
+fn defect_2_records_with_null_metrics_read_back() {
+    let json = r#"{"rows": 3, "wape": null, "mae": 1.0, "rmse": null, "smape": 0.5, "bias": 0.0}"#;
+    let metrics: crate::evaluate::Metrics = serde_json::from_str(json).unwrap();
+    assert!(metrics.wape.is_nan() && metrics.rmse.is_nan() && !metrics.is_finite());
+    assert_eq!(metrics.mae, 1.0);
+}

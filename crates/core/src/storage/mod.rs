@@ -81,7 +81,9 @@ pub enum StoreError {
     Precondition { uri: String, detail: String },
     #[error("invalid object key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
-    #[error("{uri}: {source}")]
+    /// The OS error is the source, not part of the message: the chain
+    /// printer (`{err:#}`) prints it once, after the URI.
+    #[error("{uri}")]
     Io {
         uri: String,
         #[source]
