@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::retrain::{Backend, LINEAR, Place};
-use crate::util::{repo_file, rossmann, rossmann_lake, run, s, shared_data, tempdir};
+use crate::retrain::{Backend, Place};
+use crate::util::{LINEAR, repo_file, rossmann, rossmann_lake, run, s, shared_data, tempdir};
 
 /// The rossmann config with `date_format = FORMAT` in its `[data]` section.
 fn rossmann_with_date_format(dir: &Path, format: &str) -> PathBuf {
