@@ -12,7 +12,7 @@
 //!
 //! Every load re-hashes `model.bin` and refuses a mismatch. The champion
 //! pointer and the decision log change only through the promotion protocol
-//! in [`protocol`]: [`Registry::state`] and [`Registry::commit`].
+//! in `protocol.rs`: [`Registry::state`] and [`Registry::commit`].
 
 pub mod pause;
 mod protocol;
@@ -140,7 +140,7 @@ pub struct Manifest {
 }
 
 /// The champion pointer: a cache of the decision log's newest
-/// `champion_after` (see [`protocol`]).
+/// `champion_after` (see `registry/protocol.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Champion {
     pub version: String,
