@@ -335,16 +335,10 @@ fn two_racing_retrains_have_exactly_one_winner(backend: Backend) {
     let spawn = || {
         place
             .cli(&linear)
-            .command(
-                place.dir.path(),
-                &[
-                    "retrain",
-                    "--date",
-                    "2015-07-31",
-                    "--hold-before-commit",
-                    s(&gate),
-                ],
-            )
+            .command(place.dir.path(), &["retrain", "--date", "2015-07-31"])
+            // Test hook (registry::pause): wait with the version stored, before committing.
+            .env("SCAST_TEST_PAUSE_AT", "before-decision")
+            .env("SCAST_TEST_GATE", &gate)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -71,9 +71,6 @@ pub struct RetrainArgs {
     /// Do everything but write to the registry
     #[arg(long)]
     pub dry_run: bool,
-    /// Test hook: before writing, wait in DIR until a file `go` appears
-    #[arg(long, value_name = "DIR", hide = true)]
-    pub hold_before_commit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -53,7 +53,6 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
             let options = RetrainOptions {
                 run_date: args.date.unwrap_or_else(yesterday_utc),
                 dry_run: args.dry_run,
-                hold: args.hold_before_commit,
             };
             let report = retrain(
                 config,

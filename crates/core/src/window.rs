@@ -83,12 +83,7 @@ impl Window {
     /// The window of a run whose data day is `last_day`: `history_days`
     /// ending on it, the newest `holdout_days` held out.
     pub fn ending(settings: &WindowSettings, last_day: NaiveDate) -> Result<Self, OutOfRange> {
-        let holdout_first_day = before(
-            last_day,
-            settings.holdout_days.saturating_sub(1),
-            "ending",
-            last_day,
-        )?;
+        let holdout_first_day = before(last_day, settings.holdout_days.saturating_sub(1), "ending")?;
         Self::holding_out(settings, holdout_first_day, last_day)
     }
 
@@ -102,13 +97,8 @@ impl Window {
     ) -> Result<Self, OutOfRange> {
         let training_days = settings.history_days.saturating_sub(settings.holdout_days);
         Ok(Self {
-            first_day: before(holdout_first_day, training_days, "holding out", holdout_first_day)?,
-            inner_first_day: before(
-                holdout_first_day,
-                settings.holdout_days,
-                "holding out",
-                holdout_first_day,
-            )?,
+            first_day: before(holdout_first_day, training_days, "holding out")?,
+            inner_first_day: before(holdout_first_day, settings.holdout_days, "holding out")?,
             holdout_first_day,
             last_day,
         })
@@ -127,10 +117,10 @@ impl Window {
     }
 }
 
-fn before(day: NaiveDate, days: u32, what: &str, from: NaiveDate) -> Result<NaiveDate, OutOfRange> {
+fn before(day: NaiveDate, days: u32, what: &str) -> Result<NaiveDate, OutOfRange> {
     day.checked_sub_days(Days::new(u64::from(days)))
         .ok_or_else(|| OutOfRange {
-            what: format!("{what} {from}"),
+            what: format!("{what} {day}"),
         })
 }
 

@@ -4,7 +4,6 @@
 //! decision through the registry's promotion protocol (decision logged first,
 //! then the pointer moved by compare-and-swap).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -32,9 +31,6 @@ const WORST_SERIES: usize = 10;
 pub struct RetrainOptions {
     pub run_date: NaiveDate,
     pub dry_run: bool,
-    /// Test hook: wait at this folder's gate before writing (see
-    /// [`pause::wait_at_gate`]).
-    pub hold: Option<PathBuf>,
 }
 
 /// The champion loaded and scored on this run's holdout.
@@ -149,9 +145,6 @@ pub fn retrain(
     if options.dry_run {
         finish(&mut report, config, lake, registry, started);
         return Ok(report);
-    }
-    if let Some(gate) = &options.hold {
-        pause::wait_at_gate(gate, "ready")?;
     }
 
     let manifest = Manifest {

@@ -299,10 +299,9 @@ impl Registry {
         bytes
     }
 
-    /// Stores an artifact and its manifest, create-only. Storing the same
-    /// bytes again adds nothing and keeps the first manifest.
-    /// The manifest is stored under the sealed artifact's hash, which is also
-    /// the version it records.
+    /// Stores an artifact and its manifest, create-only, under the sealed
+    /// artifact's hash (which the stored manifest records as its version).
+    /// Storing the same bytes again adds nothing and keeps the first manifest.
     ///
     /// A damaged copy already there (a `model.bin` that does not hash to its
     /// name, a `manifest.json` that does not read back) is replaced by

@@ -56,7 +56,7 @@ pub fn at(step: Step) -> std::io::Result<()> {
 }
 
 /// Announces `<gate>/<label>-<pid>`, then waits until `<gate>/go` exists.
-pub fn wait_at_gate(gate: &Path, label: &str) -> std::io::Result<()> {
+fn wait_at_gate(gate: &Path, label: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(gate)?;
     std::fs::write(gate.join(format!("{label}-{}", std::process::id())), b"")?;
     let deadline = Instant::now() + WAIT;
