@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use crate::retrain::{Backend, CRIPPLED, Place};
 use crate::util::{
-    LINEAR, Outcome, copy_tree, handle, on_every_backend, repo_file, rossmann_lake, run, s, salescast,
+    LINEAR, Outcome, copy_tree, handle, on_every_backend, repo_file, rossmann_config, rossmann_lake, run, s,
+    salescast,
 };
 
 on_every_backend!(
@@ -41,10 +42,8 @@ fn fixture() -> &'static Fixture {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let registry = dir.join("registry");
-        let retrain = |name: &str, extra: &str| {
-            let config = dir.join(name);
-            let base = std::fs::read_to_string(repo_file("examples/rossmann.toml")).unwrap();
-            std::fs::write(&config, format!("{base}\n{extra}\n")).unwrap();
+        let retrain = |extra: &str| {
+            let config = rossmann_config(&dir, extra);
             let out = run(
                 &dir,
                 &[
@@ -64,8 +63,8 @@ fn fixture() -> &'static Fixture {
             .json();
             out["challenger"]["version"].as_str().unwrap().to_string()
         };
-        let a = retrain("linear.toml", LINEAR);
-        let b = retrain("crippled.toml", CRIPPLED);
+        let a = retrain(LINEAR);
+        let b = retrain(CRIPPLED);
         assert_ne!(a, b);
         Fixture { registry, a, b }
     })
