@@ -1,5 +1,6 @@
-//! The architecture lint (`.ci/module-graph`): it passes on this repo, and it
-//! fails on an import cycle and on a file above the line limit.
+//! The architecture lint (`.ci/module-graph`, which `.ci/lint` runs on this
+//! repo): it fails on an import cycle and on a file above the line limit, and
+//! passes once they are gone.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,12 +15,6 @@ fn module_graph(root: &Path) -> (bool, String) {
         .expect("python3 runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
-}
-
-#[test]
-fn this_repo_has_no_import_cycle_and_no_long_file() {
-    let (passed, output) = module_graph(&repo_file(""));
-    assert!(passed, "{output}");
 }
 
 #[test]
