@@ -13,6 +13,7 @@ pub mod lake;
 pub mod mapping;
 pub mod models;
 pub mod pipeline;
+pub mod predictions;
 pub mod registry;
 pub mod report;
 pub mod sample;
