@@ -60,16 +60,26 @@ fn backtest_over_the_holdout_scores_what_retrain_scores() {
     assert_eq!(backtest["training_rows"], retrain["window"]["training_rows"]);
     assert_eq!(backtest["backtest_rows"], retrain["window"]["holdout_rows"]);
     assert_eq!(backtest["picked"], retrain["challenger"]["family"]);
-    assert_eq!(backtest["baseline"], retrain["baseline"]);
+    let pooled = |h: &serde_json::Value| h["buckets"].as_array().unwrap().last().unwrap()["metrics"].clone();
+    assert_eq!(
+        pooled(&backtest["baseline_horizons"]),
+        retrain["baseline"],
+        "the baseline pooled over horizons 1-14 on the same rolling origins"
+    );
     let families = backtest["families"].as_array().unwrap();
     let picked = families
         .iter()
         .find(|f| f["family"] == backtest["picked"])
         .expect("the picked family is among the families");
     assert_eq!(
-        picked["backtest"], retrain["challenger"]["holdout"],
-        "the picked family scores the retrain challenger's metrics"
+        picked["backtest"], retrain["challenger"]["one_day"],
+        "the picked family scores the retrain challenger's one-day metrics"
     );
+    assert_eq!(
+        picked["horizons"], retrain["challenger"]["horizons"],
+        "and its metrics per horizon on the same rolling origins"
+    );
+    assert_eq!(pooled(&picked["horizons"]), retrain["challenger"]["holdout"]);
     let names: Vec<&str> = families.iter().map(|f| f["family"].as_str().unwrap()).collect();
     assert_eq!(names, ["seasonal_naive", "elastic_net", "gbdt"]);
     for (family, candidate) in families
@@ -182,7 +192,7 @@ fn a_fit_row_limit_samples_the_same_rows_on_every_run() {
         "the same sample, so the same bytes"
     );
     assert_eq!(
-        first["challenger"]["holdout"]["rows"], first["window"]["holdout_rows"],
+        first["challenger"]["one_day"]["rows"], first["window"]["holdout_rows"],
         "scoring uses every holdout row, not a sample"
     );
     assert!(

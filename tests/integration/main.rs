@@ -12,6 +12,7 @@ mod features;
 mod ingest;
 mod malformed;
 mod pipelines;
+mod predict;
 mod predictions;
 mod promoters;
 mod retrain;

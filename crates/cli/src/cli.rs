@@ -52,6 +52,8 @@ pub enum Command {
     Check(CheckArgs),
     /// The daily job: train, evaluate against the champion, store, promote only if better
     Retrain(RetrainArgs),
+    /// Forecast the next days of every series with the champion, with intervals, into the lake
+    Predict(PredictArgs),
     /// Score every candidate family on past days, one day ahead, against the seasonal-naive baseline
     Backtest(BacktestArgs),
     /// Put an earlier version back as champion
@@ -71,6 +73,13 @@ pub struct RetrainArgs {
     /// Do everything but write to the registry
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The newest day of data (D); forecasts are for D+1 .. D+forecast.horizon_days [default: yesterday, UTC]
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<NaiveDate>,
 }
 
 #[derive(Debug, Args)]

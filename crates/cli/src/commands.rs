@@ -3,8 +3,8 @@
 
 use salescast_core::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
 use salescast_core::pipeline::{
-    RetrainOptions, backtest, check_window, demo, ingest_files, models, open_lake, open_registry, retrain,
-    rollback, yesterday_utc,
+    RetrainOptions, backtest, check_window, demo, ingest_files, models, open_lake, open_registry, predict,
+    retrain, rollback, yesterday_utc,
 };
 use salescast_core::storage::Handle;
 
@@ -59,6 +59,15 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
                 &open_lake(config, handle)?,
                 &open_registry(config, handle)?,
                 &options,
+            )?;
+            emit(&report, json)
+        }
+        Command::Predict(args) => {
+            let report = predict(
+                config,
+                &open_lake(config, handle)?,
+                &open_registry(config, handle)?,
+                args.date.unwrap_or_else(yesterday_utc),
             )?;
             emit(&report, json)
         }

@@ -6,6 +6,8 @@
 
 use salescast_core::config::ConfigError;
 use salescast_core::lake::LakeError;
+use salescast_core::pipeline::predict::PredictError;
+use salescast_core::predictions::PredictionsError;
 use salescast_core::registry::RegistryError;
 use salescast_core::train::TrainError;
 use salescast_core::validate::DataError;
@@ -22,6 +24,8 @@ pub enum ExitCode {
     DataInvalid = 3,
     /// Another run changed what this run was about to change.
     Superseded = 4,
+    /// Nothing to forecast with: the registry has no champion yet.
+    NoChampion = 5,
 }
 
 /// Chooses the exit code for a failed run from the first typed error in its chain.
@@ -35,6 +39,14 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
             || matches!(cause.downcast_ref::<TrainError>(), Some(TrainError::Data(_)))
         {
             return ExitCode::DataInvalid;
+        }
+        if cause.is::<PredictError>() {
+            return ExitCode::NoChampion;
+        }
+        match cause.downcast_ref::<PredictionsError>() {
+            Some(PredictionsError::Corrupt { .. }) => return ExitCode::DataInvalid,
+            Some(PredictionsError::Concurrent { .. }) => return ExitCode::Superseded,
+            _ => {}
         }
         if let Some(err) = cause.downcast_ref::<RegistryError>() {
             match err {

@@ -5,11 +5,13 @@ use serde::Serialize;
 
 use salescast_core::digest::short;
 use salescast_core::evaluate::Metrics;
+use salescast_core::lake::WriteOutcome;
 use salescast_core::pipeline::backtest::BacktestReport;
 use salescast_core::pipeline::check::CheckReport;
 use salescast_core::pipeline::demo::DemoReport;
 use salescast_core::pipeline::ingest::IngestReport;
 use salescast_core::pipeline::models::{History, VersionDetail, VersionList};
+use salescast_core::pipeline::predict::PredictReport;
 use salescast_core::pipeline::rollback::RollbackReport;
 use salescast_core::registry::Repair;
 use salescast_core::report::{RunReport, metric_rows};
@@ -87,13 +89,38 @@ impl Report for BacktestReport {
             "## Backtest days (same rows for every model)\n\n{}\n",
             metric_rows(&columns)
         );
-        md += "## Families\n\n| family | validation WAPE | backtest WAPE | fit s |\n|---|---:|---:|---:|\n";
+        let buckets: Vec<String> = self.baseline_horizons.buckets.iter().map(|b| b.name()).collect();
+        md += &format!(
+            "## Families\n\n| family | validation WAPE | backtest WAPE (1 day) | {} | fit s |\n|---|---:|---:|{}---:|\n",
+            buckets
+                .iter()
+                .map(|b| format!("WAPE {b} days"))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            "---:|".repeat(buckets.len())
+        );
+        let per_bucket = |h: &salescast_core::forecast::origins::HorizonScores| {
+            h.buckets
+                .iter()
+                .map(|b| format!("{:.4}", b.metrics.wape))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
         for f in &self.families {
             md += &format!(
-                "| {} | {:.4} | {:.4} | {:.1} |\n",
-                f.family, f.validation.wape, f.backtest.wape, f.fit_seconds
+                "| {} | {:.4} | {:.4} | {} | {:.1} |\n",
+                f.family,
+                f.validation.wape,
+                f.backtest.wape,
+                per_bucket(&f.horizons),
+                f.fit_seconds
             );
         }
+        md += &format!(
+            "| seasonal naive baseline | - | {:.4} | {} | - |\n",
+            self.baseline.wape,
+            per_bucket(&self.baseline_horizons)
+        );
         md += &format!(
             "\n## Per day ({} against the baseline)\n\n| day | rows | actual | WAPE | baseline WAPE |\n|---|---:|---:|---:|---:|\n",
             self.picked
@@ -115,6 +142,51 @@ impl Report for BacktestReport {
             self.seconds.total
         );
         md
+    }
+}
+
+impl Report for PredictReport {
+    fn human(&self) -> String {
+        let mut text = format!(
+            "model {} (champion {}): forecast {} series for {} days after {}: {} rows ({} from plans, {} with default covariates)\n",
+            self.model,
+            short(&self.version),
+            self.series,
+            self.horizon_days,
+            self.data_day,
+            self.rows,
+            self.planned_rows,
+            self.unplanned_rows,
+        );
+        text += &format!(
+            "{}: {} ({} data files)\n",
+            match self.written.outcome {
+                WriteOutcome::Written => "written",
+                WriteOutcome::Unchanged => "unchanged (the same bytes were there)",
+                WriteOutcome::Replaced => "replaced",
+            },
+            self.written.manifest_key,
+            self.written.manifest.files.len(),
+        );
+        let interval = self.interval.map_or("no interval".to_string(), |p| {
+            format!("{:.0}% interval", 100.0 * p)
+        });
+        if let Some(first) = self.preview.first() {
+            text += &format!("\nseries {}, the next days ({interval}):\n", first.series);
+            text += "  day         forecast      lower      upper  plan\n";
+            for row in &self.preview {
+                let bound = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+                text += &format!(
+                    "  {}  {:>9.0}  {:>9}  {:>9}  {}\n",
+                    row.target_date,
+                    row.forecast,
+                    bound(row.lower),
+                    bound(row.upper),
+                    if row.planned { "yes" } else { "default" }
+                );
+            }
+        }
+        text + &format!("done in {:.1} s", self.seconds)
     }
 }
 
@@ -231,6 +303,7 @@ impl Report for DemoReport {
         if let Some(rollback) = &self.rollback {
             text += &format!("\n== rollback\n{}\n", rollback.human());
         }
+        text += &format!("\n== predict\n{}\n", self.forecast.human());
         text += &format!("\n== models history\n{}", self.history.human());
         text += &format!(
             "\n\nThe newest run report: {}/registry/sales/runs/{}/report.md",

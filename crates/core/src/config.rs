@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::cost::CostSettings;
 use crate::evaluate::PromotionSettings;
 use crate::features::{FeatureLayout, FeatureSettings};
+use crate::forecast::ForecastSettings;
 use crate::mapping::DataMapping;
 use crate::setting::Invalid;
 use crate::storage::S3Settings;
@@ -70,6 +71,7 @@ pub struct Config {
     pub window: WindowSettings,
     pub validation: ValidationSettings,
     pub features: FeatureSettings,
+    pub forecast: ForecastSettings,
     pub training: TrainingSettings,
     pub promotion: PromotionSettings,
     pub s3: S3Settings,
@@ -85,6 +87,7 @@ impl Default for Config {
             window: WindowSettings::default(),
             validation: ValidationSettings::default(),
             features: FeatureSettings::default(),
+            forecast: ForecastSettings::default(),
             training: TrainingSettings::default(),
             promotion: PromotionSettings::default(),
             s3: S3Settings::default(),
@@ -260,6 +263,7 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
     }
     config.data.check()?;
     config.features.check()?;
+    config.forecast.check()?;
     config.window.check()?;
     config.validation.check()?;
     let names = FeatureLayout::new(&config.data, &config.features).names();

@@ -9,6 +9,8 @@ use serde::Serialize;
 use crate::cost::CostEstimate;
 use crate::digest::short;
 use crate::evaluate::Metrics;
+use crate::forecast::intervals::Calibration;
+use crate::forecast::origins::HorizonScores;
 use crate::models::Family;
 use crate::registry::{DecisionKind, Repair, Stored};
 use crate::train::CandidateScore;
@@ -57,7 +59,15 @@ pub struct ChallengerSummary {
     /// Whether storing it added a version (none in a dry run).
     pub stored: Option<Stored>,
     pub candidates: Vec<CandidateScore>,
+    /// Pooled over every horizon and rolling origin of the holdout: what
+    /// the promotion gate compares.
     pub holdout: Metrics,
+    /// One day ahead (horizon 1).
+    pub one_day: Metrics,
+    pub horizons: HorizonScores,
+    /// The forecast intervals, calibrated on the inner validation window
+    /// (none when it had too few forecasts).
+    pub calibration: Option<Calibration>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,6 +75,8 @@ pub struct ChampionSummary {
     pub version: String,
     pub family: Family,
     pub holdout: Metrics,
+    pub one_day: Metrics,
+    pub horizons: HorizonScores,
     pub trained_through: NaiveDate,
     /// The champion was trained on days of this holdout: its score flatters it.
     pub saw_holdout: bool,
@@ -89,6 +101,58 @@ pub struct Timings {
 
 /// How one metric is printed.
 type MetricFormat = fn(&Metrics) -> String;
+
+impl RunReport {
+    /// WAPE per bucket of horizons for each model, and the challenger's
+    /// interval coverage.
+    fn horizon_table(&self) -> String {
+        let c = &self.challenger;
+        let mut md = "| horizons | challenger WAPE | challenger bias |".to_string();
+        if self.champion.is_some() {
+            md += " champion WAPE |";
+        }
+        let interval = c.calibration.as_ref().map(|k| k.interval * 100.0);
+        if let Some(p) = interval {
+            md += &format!(" {p:.0}% interval coverage |");
+        }
+        md += "\n|---|---:|---:|";
+        md += &"---:|".repeat(usize::from(self.champion.is_some()) + usize::from(interval.is_some()));
+        md += "\n";
+        let one = format!(
+            "| 1 (one day ahead) | {:.4} | {:+.4} |",
+            c.one_day.wape, c.one_day.bias
+        );
+        let mut rows = vec![(one, self.champion.as_ref().map(|x| x.one_day.wape), None)];
+        for (i, b) in c.horizons.buckets.iter().enumerate() {
+            let champion = self
+                .champion
+                .as_ref()
+                .and_then(|x| x.horizons.buckets.get(i))
+                .map(|x| x.metrics.wape);
+            let row = format!(
+                "| {} | {:.4} | {:+.4} |",
+                b.name(),
+                b.metrics.wape,
+                b.metrics.bias
+            );
+            rows.push((row, champion, b.coverage));
+        }
+        for (row, champion, coverage) in rows {
+            md += &row;
+            if self.champion.is_some() {
+                md += &champion.map_or(" - |".to_string(), |w| format!(" {w:.4} |"));
+            }
+            if interval.is_some() {
+                md += &coverage.map_or(" |".to_string(), |v| format!(" {:.1}% |", 100.0 * v));
+            }
+            md += "\n";
+        }
+        if interval.is_none() {
+            md += "\nNo forecast intervals: the inner validation window had too few forecasts to calibrate them.\n";
+        }
+        md + "\n"
+    }
+}
 
 pub fn metric_rows(columns: &[(&str, &Metrics)]) -> String {
     let mut text = String::from("| metric |");
@@ -147,12 +211,16 @@ impl RunReport {
             columns.push((name.as_str(), &champion.holdout));
         }
         columns.push(("seasonal naive", &self.baseline));
+        let h = self.challenger.horizons.horizon_days;
         md += &format!(
-            "## Holdout {} .. {} (same rows for every model)\n\n{}\n",
+            "## Holdout {} .. {}: forecasts 1-{h} days ahead from every origin {} .. {}, pooled (same rows for every model)\n\n{}\n",
             self.window.holdout_first_day,
             self.window.last_day,
+            self.challenger.horizons.first_origin,
+            self.challenger.horizons.last_origin,
             metric_rows(&columns)
         );
+        md += &self.horizon_table();
         if let Some(champion) = &self.champion
             && champion.saw_holdout
         {

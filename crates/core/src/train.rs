@@ -212,6 +212,8 @@ pub struct Challenger {
     pub sealed: Sealed,
     pub candidates: Vec<CandidateScore>,
     pub validation: Metrics,
+    /// The picked family fitted on the inner training rows only.
+    pub inner: Artifact,
 }
 
 fn take(values: &[f64], rows: &[usize]) -> Vec<f64> {
@@ -235,11 +237,14 @@ pub fn frame_rows(features: &DataFrame, rows: &[usize]) -> PolarsResult<DataFram
 /// A candidate family fitted on the inner training rows and scored on the
 /// inner validation window, with the params its refit should use (for
 /// boosting: the rounds early stopping kept).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Candidate {
     pub score: CandidateScore,
     pub tuned: ModelParams,
     pub seconds: f64,
+    /// The fit on the inner training rows: out of sample on the inner
+    /// validation window, where the forecast intervals are calibrated.
+    pub model: FittedModel,
 }
 
 /// The rows a split's fits use, encoded once: the (sampled) inner training
@@ -342,6 +347,7 @@ impl<'a> TrainingSet<'a> {
                 },
                 tuned: model.tuned(&params),
                 seconds,
+                model,
             });
         }
         Ok(candidates)
@@ -364,7 +370,7 @@ impl<'a> TrainingSet<'a> {
     /// The seasonal-naive baseline's metrics and predictions on the holdout
     /// rows (it learns nothing from training rows beyond the encoder's
     /// categories, so it is fitted on the holdout's own design).
-    pub fn baseline(&self, features: &DataFrame) -> Result<(Metrics, Vec<f64>), TrainError> {
+    pub fn baseline(&self, features: &DataFrame) -> Result<Artifact, TrainError> {
         let holdout = &self.split.holdout;
         let design = self.encoder.design(&frame_rows(features, holdout)?)?;
         let model = models::fit(
@@ -375,7 +381,7 @@ impl<'a> TrainingSet<'a> {
             None,
             0,
         )?;
-        score(&self.artifact(model), features, holdout, &self.target)
+        Ok(self.artifact(model))
     }
 
     fn artifact(&self, model: FittedModel) -> Artifact {
@@ -413,15 +419,23 @@ pub fn best_candidate(candidates: &[Candidate]) -> &Candidate {
 /// Picks the best candidate on the inner validation window and fits it on
 /// every training row.
 pub fn train_challenger(set: &TrainingSet) -> Result<Challenger, TrainError> {
-    let candidates = set.candidates()?;
+    let mut candidates = set.candidates()?;
+    let scores = candidates.iter().map(|c| c.score.clone()).collect();
     let best = best_candidate(&candidates);
     let artifact = set.fit_final(best.score.family, &best.tuned)?;
+    let validation = best.score.validation.clone();
+    let best = candidates
+        .iter()
+        .position(|c| c.score.family == best.score.family)
+        .expect("the best candidate is a candidate");
+    let inner = set.artifact(candidates.swap_remove(best).model);
     let sealed = Sealed::new(artifact.to_bytes());
     Ok(Challenger {
         artifact,
         sealed,
-        validation: best.score.validation.clone(),
-        candidates: candidates.iter().map(|c| c.score.clone()).collect(),
+        validation,
+        candidates: scores,
+        inner,
     })
 }
 

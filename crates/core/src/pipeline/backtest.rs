@@ -1,6 +1,6 @@
 //! `salescast backtest --from --to`: how every candidate family would have
-//! forecast a past stretch of days, one day ahead, next to the seasonal-naive
-//! baseline. Reads the lake, writes nothing.
+//! forecast a past stretch of days, one day ahead and per horizon from
+//! rolling origins, next to the seasonal-naive baseline. Reads the lake, writes nothing.
 //!
 //! Each family is fitted once on the days before `--from` (the same amount of
 //! history `retrain` trains on: `window.history_days - window.holdout_days`,
@@ -18,6 +18,8 @@ use serde::Serialize;
 use super::check::{WindowFeatures, read_features};
 use crate::config::{Config, ConfigError};
 use crate::evaluate::{Metrics, metrics};
+use crate::forecast::origins::{HorizonScores, Scorer};
+use crate::forecast::recursive::History;
 use crate::lake::Lake;
 use crate::models::Family;
 use crate::train::{self, Split, TrainingSet, score};
@@ -40,6 +42,7 @@ pub struct BacktestReport {
     /// The family `retrain` would pick (best on the inner validation window).
     pub picked: Family,
     pub baseline: Metrics,
+    pub baseline_horizons: HorizonScores,
     /// WAPE per day of the picked family and of the baseline.
     pub days: Vec<DayResult>,
     pub seconds: BacktestTimings,
@@ -50,8 +53,12 @@ pub struct FamilyResult {
     pub family: Family,
     /// On the inner validation window (what picks the family).
     pub validation: Metrics,
-    /// On the backtest days.
+    /// On the backtest days, one day ahead.
     pub backtest: Metrics,
+    /// On the backtest days from rolling origins (each day from the one
+    /// before `--from` to the one before `--to`), per horizon: what
+    /// `retrain` scores on its holdout.
+    pub horizons: HorizonScores,
     /// Candidate fit plus the refit on every training row.
     pub fit_seconds: f64,
 }
@@ -115,6 +122,15 @@ pub fn backtest(
     let candidates = set.candidates().context("fitting the candidates")?;
     let picked = train::best_candidate(&candidates).score.family;
     let target = set.target();
+    let history = History::new(&features, &config.data).context("indexing the window's series")?;
+    let scorer = Scorer {
+        features: &features,
+        history: &history,
+        days: (from, to),
+        rows: &split.holdout,
+        target,
+        horizon: config.forecast.horizon_days,
+    };
     let mut families = Vec::with_capacity(candidates.len());
     let mut picked_predictions = Vec::new();
     for candidate in &candidates {
@@ -124,7 +140,8 @@ pub fn backtest(
             .fit_final(family, &candidate.tuned)
             .with_context(|| format!("fitting {family} on every training row"))?;
         let (backtest, predicted) = score(&artifact, &features, &split.holdout, target)?;
-        tracing::info!(%family, wape = backtest.wape, "backtest scored");
+        let horizons = scorer.scores(&artifact, None)?;
+        tracing::info!(%family, wape = backtest.wape, pooled_wape = horizons.pooled().wape, "backtest scored");
         if family == picked {
             picked_predictions = predicted;
         }
@@ -132,10 +149,13 @@ pub fn backtest(
             family,
             validation: candidate.score.validation.clone(),
             backtest,
+            horizons,
             fit_seconds: candidate.seconds + refit.elapsed().as_secs_f64(),
         });
     }
-    let (baseline, baseline_predictions) = set.baseline(&features)?;
+    let baseline_model = set.baseline(&features)?;
+    let (baseline, baseline_predictions) = score(&baseline_model, &features, &split.holdout, target)?;
+    let baseline_horizons = scorer.scores(&baseline_model, None)?;
     seconds.train = phase.elapsed().as_secs_f64();
 
     let days = per_day(
@@ -160,6 +180,7 @@ pub fn backtest(
         families,
         picked,
         baseline,
+        baseline_horizons,
         days,
         seconds,
     })

@@ -2,7 +2,8 @@
 //! and no data of your own. Writes the sample as CSV files, ingests them into
 //! a local lake, runs `retrain` for several consecutive days against a local
 //! registry (the first day with only the simple models, as a team's first
-//! model would be), rolls back once, and shows the decision history.
+//! model would be), rolls back once, forecasts the next days with the
+//! champion, and shows the decision history.
 
 use std::path::Path;
 
@@ -28,6 +29,8 @@ pub struct DemoReport {
     pub ingest: IngestReport,
     pub runs: Vec<DemoRun>,
     pub rollback: Option<RollbackReport>,
+    /// The champion's forecasts after the last day.
+    pub forecast: super::PredictReport,
     pub history: History,
 }
 
@@ -110,11 +113,14 @@ pub fn run(dir: &Path, handle: &Handle) -> anyhow::Result<DemoReport> {
         )?),
         _ => None,
     };
+    let forecast = super::predict(&config, &lake, &registry, spec.last_day())
+        .with_context(|| format!("forecasting the days after {}", spec.last_day()))?;
     Ok(DemoReport {
         folder: dir.display().to_string(),
         ingest,
         runs,
         rollback,
+        forecast,
         history: super::models::history(&registry)?,
     })
 }

@@ -1,4 +1,4 @@
-//! The pipelines: each job of the product (ingest, check, retrain, backtest,
+//! The pipelines: each job of the product (ingest, check, retrain, predict, backtest,
 //! rollback, the registry views, the demo) as one function over the lake and
 //! the registry, returning a serializable report. Front ends parse, call one of
 //! these, and render the report; they hold no pipeline logic.
@@ -8,6 +8,7 @@ pub mod check;
 pub mod demo;
 pub mod ingest;
 pub mod models;
+pub mod predict;
 pub mod retrain;
 pub mod rollback;
 
@@ -22,6 +23,7 @@ use crate::storage::{self, Handle};
 pub use backtest::{BacktestReport, backtest};
 pub use check::{CheckReport, check_window};
 pub use ingest::{IngestReport, ingest_files};
+pub use predict::{PredictReport, predict};
 pub use retrain::{RetrainOptions, retrain};
 pub use rollback::{RollbackReport, rollback};
 

@@ -15,6 +15,9 @@ use crate::config::Config;
 use crate::cost::CostEstimate;
 use crate::evaluate::{self, per_series};
 use crate::features::build_features;
+use crate::forecast::intervals::Calibration;
+use crate::forecast::origins::Scorer;
+use crate::forecast::recursive::History;
 use crate::lake::{Lake, SalesWindow};
 use crate::mapping::AttributeTable;
 use crate::registry::pause::{self, Step};
@@ -70,9 +73,27 @@ pub fn retrain(
     let phase = Instant::now();
     let target = training_set.target();
     let series = series_names(&features, config, &split.holdout)?;
-    let (challenger_holdout, challenger_pred) =
-        score(&challenger.artifact, &features, &split.holdout, target)?;
-    let baseline = training_set.baseline(&features)?.0;
+    let (one_day, challenger_pred) = score(&challenger.artifact, &features, &split.holdout, target)?;
+    let history = History::new(&features, &config.data).context("indexing the window's series")?;
+    let horizon = config.forecast.horizon_days;
+    let holdout = Scorer {
+        features: &features,
+        history: &history,
+        days: (window.holdout_first_day, window.last_day),
+        rows: &split.holdout,
+        target,
+        horizon,
+    };
+    let calibration = calibrate(&holdout, &window, &split, &challenger.inner, config)?;
+    let horizons = holdout
+        .scores(&challenger.artifact, calibration.as_ref())
+        .context("scoring the challenger on rolling origins")?;
+    let challenger_holdout = horizons.pooled().clone();
+    let baseline = holdout
+        .scores(&training_set.baseline(&features)?, None)
+        .context("scoring the seasonal-naive baseline on rolling origins")?
+        .pooled()
+        .clone();
     // The state every decision of this run is tied to (a dry run repairs nothing).
     let state = if options.dry_run {
         registry.peek_state()
@@ -86,9 +107,8 @@ pub fn retrain(
         config,
         (&window, &sales),
         &attributes,
-        &features,
+        &holdout,
         &split,
-        target,
         &series,
     )?;
     seconds.evaluate = phase.elapsed().as_secs_f64();
@@ -134,6 +154,9 @@ pub fn retrain(
             stored: None,
             candidates: challenger.candidates.clone(),
             holdout: challenger_holdout.clone(),
+            one_day,
+            horizons,
+            calibration: calibration.clone(),
         },
         champion: champion.as_ref().map(|c| c.summary.clone()),
         baseline: baseline.clone(),
@@ -167,6 +190,7 @@ pub fn retrain(
         holdout_metrics: challenger_holdout.clone(),
         validation_metrics: challenger.validation.clone(),
         build: BuildInfo::current(),
+        calibration,
     };
     report.challenger.stored = Some(
         registry
@@ -240,7 +264,7 @@ fn series_names(features: &DataFrame, config: &Config, rows: &[usize]) -> anyhow
 
 /// Loads the champion (re-hashed), builds its features from the same window
 /// if it was trained with other feature settings, and scores it on exactly
-/// the challenger's holdout rows.
+/// the challenger's rolling origins and holdout rows.
 #[allow(clippy::too_many_arguments)]
 fn score_champion(
     registry: &Registry,
@@ -248,9 +272,8 @@ fn score_champion(
     config: &Config,
     (window, sales): (&Window, &SalesWindow),
     attributes: &[(AttributeTable, DataFrame)],
-    features: &DataFrame,
+    holdout: &Scorer,
     split: &Split,
-    target: &[f64],
     series: &[String],
 ) -> anyhow::Result<Option<ScoredChampion>> {
     let Some(pointer) = state.champion.clone() else {
@@ -270,26 +293,65 @@ fn score_champion(
         );
     }
     let own_features;
-    let champion_features = if artifact.mapping == config.data && artifact.features == config.features {
-        features
-    } else {
+    let own_history;
+    let mut scorer = *holdout;
+    if !(artifact.mapping == config.data && artifact.features == config.features) {
         own_features = build_features(&sales.frame, attributes, &artifact.mapping, &artifact.features)
             .context("building the champion's features")?;
-        &own_features
-    };
-    let (holdout, predicted) = score(&artifact, champion_features, &split.holdout, target)?;
-    let actual: Vec<f64> = split.holdout.iter().map(|&i| target[i]).collect();
+        own_history = History::new(&own_features, &artifact.mapping)?;
+        scorer.features = &own_features;
+        scorer.history = &own_history;
+    }
+    let horizons = scorer
+        .scores(&artifact, manifest.calibration.as_ref())
+        .context("scoring the champion on rolling origins")?;
+    let (one_day, predicted) = score(&artifact, scorer.features, &split.holdout, holdout.target)?;
+    let actual: Vec<f64> = split.holdout.iter().map(|&i| holdout.target[i]).collect();
     Ok(Some(ScoredChampion {
         summary: ChampionSummary {
             version: pointer.version.clone(),
             family: artifact.model.family(),
-            holdout,
+            holdout: horizons.pooled().clone(),
+            one_day,
+            horizons,
             trained_through: manifest.lineage.trained_through,
             saw_holdout: manifest.lineage.trained_through >= window.holdout_first_day,
         },
         series: per_series(series, &actual, &predicted),
         pointer,
     }))
+}
+
+/// Calibrates the challenger's intervals on the inner validation window,
+/// with its family fitted on the inner training rows only (out of sample),
+/// forecast from rolling origins as on the holdout.
+fn calibrate(
+    holdout: &Scorer,
+    window: &Window,
+    split: &Split,
+    inner: &crate::models::Artifact,
+    config: &Config,
+) -> anyhow::Result<Option<Calibration>> {
+    let last_inner_day = window
+        .holdout_first_day
+        .pred_opt()
+        .unwrap_or(window.holdout_first_day);
+    let scorer = Scorer {
+        days: (window.inner_first_day, last_inner_day),
+        rows: &split.inner_valid,
+        ..*holdout
+    };
+    let scored = scorer
+        .scored(inner)
+        .context("forecasting the inner validation window to calibrate the intervals")?;
+    let calibration = Calibration::fit(&scored, holdout.horizon, config.forecast.interval);
+    if calibration.is_none() {
+        tracing::warn!(
+            forecasts = scored.len(),
+            "too few forecasts on the inner validation window to calibrate intervals: this version's forecasts will have none"
+        );
+    }
+    Ok(calibration)
 }
 
 fn worst_series(

@@ -137,6 +137,9 @@ pub struct Manifest {
     pub holdout_metrics: Metrics,
     pub validation_metrics: Metrics,
     pub build: BuildInfo,
+    /// Its forecast intervals (versions stored before intervals have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::forecast::intervals::Calibration>,
 }
 
 /// The champion pointer: a cache of the decision log's newest

@@ -1,0 +1,204 @@
+//! `salescast predict` on the rossmann lake, through the real binary: every
+//! active series forecast for each of the next days with intervals, read back
+//! with pyarrow; the same bytes on a rerun; no actual after the data day used;
+//! plans marked; no champion refused.
+
+use std::path::Path;
+
+use crate::util::{Cli, LINEAR, copy_tree, python, rossmann_config, rossmann_lake, s, snapshot, tempdir};
+
+const DAY: &str = "2015-07-20";
+/// The stores of the shared rossmann sample (all of them have rows in the
+/// week up to `DAY`).
+const STORES: usize = 100;
+
+/// The store ids of the shared rossmann sample.
+fn stores() -> Vec<String> {
+    let text = std::fs::read_to_string(crate::util::shared_data("rossmann/train.csv")).unwrap();
+    let mut ids: Vec<String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), STORES);
+    ids
+}
+
+/// A private copy of the rossmann lake with a champion trained on `DAY`.
+fn lake_with_champion(dir: &Path) -> (Cli, std::path::PathBuf) {
+    let lake = dir.join("lake");
+    copy_tree(rossmann_lake(), &lake);
+    let config = rossmann_config(dir, LINEAR);
+    let cli = Cli::new(&config, s(&lake)).registry(s(&dir.join("registry")));
+    let report = cli
+        .clone()
+        .json()
+        .run(dir, &["retrain", "--date", DAY])
+        .expect_code(0)
+        .json();
+    assert_eq!(report["decision"], "promoted", "{report}");
+    (cli, lake)
+}
+
+fn predictions_folder(lake: &Path, day: &str) -> std::path::PathBuf {
+    lake.join(format!("predictions/sales/dt={day}"))
+}
+
+#[test]
+fn predict_forecasts_every_series_and_horizon_with_intervals_and_reruns_to_the_same_bytes() {
+    let dir = tempdir();
+    let (cli, lake) = lake_with_champion(dir.path());
+    let out = cli
+        .clone()
+        .json()
+        .run(dir.path(), &["predict", "--date", DAY])
+        .expect_code(0);
+    let report = out.json();
+    assert_eq!(report["series"], STORES, "{report}");
+    assert_eq!(report["rows"], STORES * 14);
+    assert_eq!(report["unplanned_rows"], STORES * 14, "no plans in this lake");
+    assert_eq!(
+        out.stderr.matches("no plan for").count(),
+        1,
+        "warned once:\n{}",
+        out.stderr
+    );
+    let folder = predictions_folder(&lake, DAY);
+    assert!(folder.join("_manifest.json").exists());
+
+    let checked = python(
+        r#"
+import json, sys, pathlib, datetime
+import pyarrow.parquet as pq, pyarrow as pa
+folder = pathlib.Path(sys.argv[1])
+manifest = json.loads((folder / "_manifest.json").read_text())
+t = pa.concat_tables([pq.read_table(folder.parent.parent.parent / f["key"]) for f in manifest["files"]])
+assert t.num_rows == manifest["rows"] == 100 * 14, (t.num_rows, manifest["rows"])
+s = t.schema
+assert str(s.field("target_date").type) == "date32[day]", s
+assert str(s.field("horizon").type) == "int32", s
+assert str(s.field("planned").type) == "bool", s
+rows = t.to_pylist()
+assert {r["horizon"] for r in rows} == set(range(1, 15))
+assert min(r["target_date"] for r in rows) == datetime.date(2015, 7, 21)
+assert max(r["target_date"] for r in rows) == datetime.date(2015, 8, 3)
+for r in rows:
+    assert r["target_date"] == datetime.date(2015, 7, 20) + datetime.timedelta(days=r["horizon"])
+    assert r["lower"] <= r["forecast"] <= r["upper"], r
+    assert r["data_day"] == datetime.date(2015, 7, 20)
+    assert len(r["model_sha256"]) == 64 and r["model_sha256"] == manifest["model_sha256"]
+    assert r["series"] == r["Store"]
+    assert not r["planned"]
+# Sundays: nearly every store is closed, so forecast 0 with a [0, 0] interval.
+sundays = [r for r in rows if r["target_date"].weekday() == 6]
+assert sum(r["forecast"] == 0 and r["upper"] == 0 for r in sundays) > 0.9 * len(sundays)
+weekdays = [r for r in rows if r["target_date"].weekday() < 5]
+assert sum(r["lower"] < r["forecast"] < r["upper"] for r in weekdays) > 0.9 * len(weekdays)
+print(len(rows))
+"#,
+        &[s(&folder)],
+    );
+    assert_eq!(checked, (STORES * 14).to_string());
+
+    let before = snapshot(&folder);
+    let again = cli
+        .json()
+        .run(dir.path(), &["predict", "--date", DAY])
+        .expect_code(0)
+        .json();
+    assert_eq!(again["written"]["outcome"], "unchanged", "{again}");
+    assert_eq!(snapshot(&folder), before, "a rerun writes the same bytes");
+}
+
+#[test]
+fn a_forecast_made_at_d_uses_no_actual_after_d() {
+    let dir = tempdir();
+    let (cli, lake) = lake_with_champion(dir.path());
+    cli.clone()
+        .run(dir.path(), &["predict", "--date", DAY])
+        .expect_code(0);
+    let folder = predictions_folder(&lake, DAY);
+    let before = snapshot(&folder);
+    // Every actual after D changes: tripled, plus one.
+    let changed = python(
+        r#"
+import sys, pathlib
+import pyarrow.parquet as pq, pyarrow.compute as pc
+n = 0
+for part in sorted(pathlib.Path(sys.argv[1], "sales").glob("dt=*/*.parquet")):
+    if part.parent.name > "dt=" + sys.argv[2]:
+        t = pq.read_table(part)
+        i = t.schema.get_field_index("Sales")
+        t = t.set_column(i, "Sales", pc.add(pc.multiply(t["Sales"], 3), 1).cast(t.schema.field(i).type))
+        pq.write_table(t, part)
+        n += 1
+print(n)
+"#,
+        &[s(&lake), DAY],
+    );
+    assert_eq!(changed, "11", "the partitions of 2015-07-21 .. 07-31");
+    std::fs::remove_dir_all(&folder).unwrap();
+    cli.run(dir.path(), &["predict", "--date", DAY]).expect_code(0);
+    assert_eq!(
+        snapshot(&folder),
+        before,
+        "the forecasts made at {DAY} do not change when later actuals do"
+    );
+}
+
+#[test]
+fn a_plan_sets_its_days_and_days_without_one_are_marked_and_warned_once() {
+    let dir = tempdir();
+    let (cli, lake) = lake_with_champion(dir.path());
+    // A plan for the first seven days: every store open with a promotion.
+    let plan = dir.path().join("plan.csv");
+    let mut text = String::from("Store,Date,Promo,StateHoliday,SchoolHoliday,Open\n");
+    for day in 21..=27 {
+        for store in stores() {
+            text += &format!("{store},2015-07-{day},1,0,0,1\n");
+        }
+    }
+    std::fs::write(&plan, text).unwrap();
+    cli.clone()
+        .run(dir.path(), &["ingest", "--plan", s(&plan)])
+        .expect_code(0);
+    let out = cli
+        .json()
+        .run(dir.path(), &["predict", "--date", DAY])
+        .expect_code(0);
+    let report = out.json();
+    assert_eq!(report["planned_rows"], STORES * 7, "{report}");
+    assert_eq!(report["unplanned_rows"], STORES * 7);
+    assert_eq!(out.stderr.matches("no plan for").count(), 1, "{}", out.stderr);
+    let counts = python(
+        r#"
+import json, sys, pathlib
+import pyarrow.parquet as pq, pyarrow as pa
+folder = pathlib.Path(sys.argv[1])
+manifest = json.loads((folder / "_manifest.json").read_text())
+rows = pa.concat_tables([pq.read_table(folder.parent.parent.parent / f["key"]) for f in manifest["files"]]).to_pylist()
+planned = {r["horizon"] for r in rows if r["planned"]}
+unplanned = {r["horizon"] for r in rows if not r["planned"]}
+# The plan opens every store on Sunday 2015-07-26 (h=6): forecasts are not 0 there.
+sunday = [r for r in rows if r["horizon"] == 6]
+print(sorted(planned) == list(range(1, 8)), sorted(unplanned) == list(range(8, 15)), all(r["forecast"] > 0 for r in sunday))
+"#,
+        &[s(&predictions_folder(&lake, DAY))],
+    );
+    assert_eq!(counts, "True True True");
+}
+
+#[test]
+fn predict_without_a_champion_says_so_with_its_own_exit_code() {
+    let dir = tempdir();
+    let lake = dir.path().join("lake");
+    copy_tree(rossmann_lake(), &lake);
+    let out = Cli::new(&rossmann_config(dir.path(), LINEAR), s(&lake))
+        .registry(s(&dir.path().join("registry")))
+        .run(dir.path(), &["predict", "--date", DAY])
+        .expect_code(5);
+    assert!(out.stderr.contains("no champion"), "{}", out.stderr);
+    assert!(!lake.join("predictions").exists(), "nothing written");
+}
