@@ -26,6 +26,8 @@ done
 "$TEST_PYTHON" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" \
     || { echo "the S3 test server did not answer on port $port"; cat target/moto.log; exit 1; }
 export TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+# Its request log (one line per request), which tests read to see what was sent.
+export TEST_S3_LOG="$PWD/target/moto.log"
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 unset AWS_PROFILE AWS_ENDPOINT_URL
 

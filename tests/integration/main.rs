@@ -6,6 +6,7 @@ mod aws_cli;
 mod backtest;
 mod config;
 mod crash;
+mod daily_pipeline;
 mod defects;
 mod demo;
 mod features;

@@ -1,20 +1,22 @@
 //! The CI/CD wiring: each lint of `.ci/lint` fails on a broken copy; the
 //! exact command lines of `buildspec.yml` and of the retrain workflow run the
 //! daily job against the local S3 server with the environment the schedule
-//! (or a person) sets; and the IAM policy of `pipelines/salescast.yml` grants
-//! exactly the S3 actions that runs use.
+//! (or a person) sets. The harness (the release, a CodeBuild-like run of the
+//! buildspec) is shared with `daily_pipeline`, which runs the whole daily
+//! pipeline and checks the template's IAM policy against the requests runs send.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
+use crate::daily_pipeline::{fresh_s3_lake, manifest_of};
 use crate::retrain::{Backend, Place};
 use crate::util::{LINEAR, copy_tree, python, repo_file, s, s3_bucket, s3_endpoint, tempdir};
 
 /// A YAML file as JSON (CloudFormation's `!Tag value` becomes `{"Tag": value}`).
-fn yaml(path: &Path) -> Value {
+pub(crate) fn yaml(path: &Path) -> Value {
     let code = "import json, sys, yaml
 class Loader(yaml.SafeLoader): pass
 def tag(loader, suffix, node):
@@ -83,7 +85,7 @@ fn every_lint_fails_on_a_broken_copy() {
             "    runs-on: ubuntu-24.04\n",
             "",
         ),
-        ("yamllint", "buildspec.yml", "MODE: retrain", "MODE: retrain   "),
+        ("yamllint", "buildspec.yml", "MODE: daily", "MODE: daily   "),
         (
             "buildspec-schema",
             "buildspec.yml",
@@ -104,7 +106,7 @@ fn every_lint_fails_on_a_broken_copy() {
 }
 
 /// The AWS CLI of the test venv, as the build's container runs it.
-fn aws(args: &[&str]) -> String {
+pub(crate) fn aws(args: &[&str]) -> String {
     let out = Command::new(venv_bin().join("aws"))
         .args(args)
         .env_clear()
@@ -121,7 +123,7 @@ fn aws(args: &[&str]) -> String {
 
 /// What the build's container has: the AWS CLI on PATH, credentials, the
 /// region, and (here only) the local S3 server's address.
-fn aws_env() -> Vec<(String, String)> {
+pub(crate) fn aws_env() -> Vec<(String, String)> {
     let path = format!("{}:{}", venv_bin().display(), std::env::var("PATH").unwrap());
     [
         ("PATH", path.as_str()),
@@ -164,17 +166,28 @@ fn release() -> &'static str {
 }
 
 /// The daily job's surroundings: the lake and a fresh registry on the local
-/// S3 server, and the release.
-struct DailyJob {
-    place: Place,
-    release: String,
+/// S3 server, the release, and more of the project's environment (RAW_INPUT).
+pub(crate) struct DailyJob {
+    pub place: Place,
+    pub release: String,
+    pub env: Vec<(String, String)>,
 }
 
 impl DailyJob {
-    fn new() -> Self {
+    /// On the shared rossmann lake: for runs that write nothing to the lake.
+    pub fn new() -> Self {
+        Self::on_lake(Place::new(Backend::S3).lake)
+    }
+
+    /// On `lake` (e.g. a `fresh_s3_lake`), with a fresh registry.
+    pub fn on_lake(lake: String) -> Self {
         DailyJob {
-            place: Place::new(Backend::S3),
+            place: Place {
+                lake,
+                ..Place::new(Backend::S3)
+            },
             release: release().to_string(),
+            env: vec![],
         }
     }
 
@@ -184,6 +197,7 @@ impl DailyJob {
         env.push(("RELEASE_URI".into(), self.release.clone()));
         env.push(("SALESCAST_LAKE".into(), self.place.lake.clone()));
         env.push(("SALESCAST_REGISTRY".into(), self.place.registry.clone()));
+        env.extend(self.env.iter().cloned());
         env
     }
 
@@ -209,7 +223,7 @@ impl DailyJob {
     /// Runs buildspec.yml as CodeBuild does: its `env.variables` under the
     /// project's environment under the start-build overrides; every command
     /// of every phase in order in one bash, stopping at the first failure.
-    fn codebuild(&self, overrides: &[(&str, &str)]) -> Build {
+    pub fn codebuild(&self, overrides: &[(&str, &str)]) -> Build {
         let source = self.source_checkout();
         let spec = yaml(&source.path().join("buildspec.yml"));
         assert_eq!(spec["env"]["shell"], "bash");
@@ -228,7 +242,18 @@ impl DailyJob {
         cmd.envs(self.project_env());
         cmd.envs(overrides.iter().copied());
         let out = cmd.output().unwrap();
-        let report_dir = spec["env"]["variables"]["REPORT_DIR"].as_str().unwrap();
+        let report_dir = source
+            .path()
+            .join(spec["env"]["variables"]["REPORT_DIR"].as_str().unwrap());
+        let reports = std::fs::read_dir(&report_dir)
+            .into_iter()
+            .flatten()
+            .map(|entry| entry.unwrap().path())
+            .map(|path| {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&path).unwrap())
+            })
+            .collect();
         Build {
             code: out.status.code().unwrap_or(-1),
             log: format!(
@@ -236,11 +261,12 @@ impl DailyJob {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             ),
-            report: std::fs::read_to_string(source.path().join(report_dir).join("report.md")).ok(),
+            report: std::fs::read_to_string(report_dir.join("report.md")).ok(),
+            reports,
         }
     }
 
-    fn champion(&self) -> String {
+    pub fn champion(&self) -> String {
         let pointer = aws(&[
             "s3",
             "cp",
@@ -253,7 +279,7 @@ impl DailyJob {
             .to_string()
     }
 
-    fn decision_kinds(&self) -> Vec<String> {
+    pub fn decision_kinds(&self) -> Vec<String> {
         self.place
             .decisions()
             .iter()
@@ -262,14 +288,17 @@ impl DailyJob {
     }
 }
 
-struct Build {
-    code: i32,
-    log: String,
-    report: Option<String>,
+pub(crate) struct Build {
+    pub code: i32,
+    pub log: String,
+    /// REPORT_DIR/report.md
+    pub report: Option<String>,
+    /// Every file of REPORT_DIR by name.
+    pub reports: BTreeMap<String, String>,
 }
 
 impl Build {
-    fn expect_code(self, code: i32) -> Self {
+    pub fn expect_code(self, code: i32) -> Self {
         assert_eq!(self.code, code, "build log:\n{}", self.log);
         self
     }
@@ -332,7 +361,7 @@ fn buildspec_promotes_then_keeps_then_rolls_back() {
     assert!(no_reason.log.contains("REASON"), "{}", no_reason.log);
     let bad_mode = job.codebuild(&[("MODE", "retrian")]).expect_code(2);
     assert!(
-        bad_mode.log.contains("MODE must be retrain or rollback"),
+        bad_mode.log.contains("MODE must be daily, retrain or rollback"),
         "{}",
         bad_mode.log
     );
@@ -380,7 +409,9 @@ fn buildspec_promotes_then_keeps_then_rolls_back() {
 
 #[test]
 fn retrain_workflow_steps_run_the_daily_job() {
-    let job = DailyJob::new();
+    // The daily pipeline (without a raw location: retrain, predict) writes
+    // forecasts into the lake: a lake of its own.
+    let job = DailyJob::on_lake(fresh_s3_lake());
     let workflow = yaml(&repo_file(".github/workflows/retrain.yml"));
     let daily = &workflow["jobs"]["daily-job"];
     let checkout = job.source_checkout();
@@ -388,7 +419,7 @@ fn retrain_workflow_steps_run_the_daily_job() {
     std::fs::write(&summary, "").unwrap();
 
     // The workflow_dispatch inputs a person gives, through the job's `env:`.
-    let inputs = BTreeMap::from([("mode", "retrain"), ("date", "2015-07-30")]);
+    let inputs = BTreeMap::from([("mode", "daily"), ("date", "2015-07-30")]);
     let mut env: Vec<(String, String)> = job.project_env();
     for (key, value) in daily["env"].as_object().unwrap() {
         let expression = value.as_str().unwrap();
@@ -429,99 +460,6 @@ fn retrain_workflow_steps_run_the_daily_job() {
         "{summary}"
     );
     assert_eq!(job.decision_kinds(), ["promoted"]);
-}
-
-/// The IAM action each S3 operation the backend sends needs.
-fn iam_action(operation: &str) -> &'static str {
-    match operation {
-        "GetObject" | "HeadObject" => "s3:GetObject",
-        "PutObject" | "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" => "s3:PutObject",
-        "ListObjectsV2" => "s3:ListBucket",
-        "AbortMultipartUpload" => "s3:AbortMultipartUpload",
-        "DeleteObject" => "s3:DeleteObject",
-        other => panic!("no IAM action known for S3 operation {other}"),
-    }
-}
-
-/// The S3 actions the daily job's policy grants, by the bucket they name.
-fn granted_actions(template: &Value) -> BTreeMap<String, BTreeSet<String>> {
-    let statements = template["Resources"]["DailyJobPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-        .as_array()
-        .unwrap();
-    let mut granted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for statement in statements {
-        assert_eq!(statement["Effect"], "Allow");
-        let actions: Vec<String> = match &statement["Action"] {
-            Value::String(a) => vec![a.clone()],
-            Value::Array(list) => list.iter().map(|a| a.as_str().unwrap().to_string()).collect(),
-            other => panic!("Action {other}"),
-        };
-        let resources = match &statement["Resource"] {
-            Value::Array(list) => list.clone(),
-            one => vec![one.clone()],
-        };
-        for resource in resources {
-            let text = resource.to_string();
-            let place = if text.contains("LakeBucket") {
-                "lake"
-            } else if text.contains("/releases/") {
-                "release"
-            } else if text.contains("RegistryBucket") {
-                "registry"
-            } else {
-                "other"
-            };
-            for action in actions.iter().filter(|a| a.starts_with("s3:")) {
-                granted
-                    .entry(place.to_string())
-                    .or_default()
-                    .insert(action.clone());
-            }
-        }
-    }
-    granted
-}
-
-#[test]
-fn the_iam_policy_grants_exactly_the_s3_actions_runs_use() {
-    let place = Place::new(Backend::S3);
-    let config = place.config(LINEAR);
-    let mut used: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut record = |store: &str, requests: &Value| {
-        for operation in requests.as_object().unwrap().keys() {
-            used.entry(store.to_string())
-                .or_default()
-                .insert(iam_action(operation).to_string());
-        }
-    };
-    let mut versions = vec![];
-    let mut champion = String::new();
-    for day in ["2015-07-30", "2015-07-31"] {
-        let report = place.retrain(&config, day).expect_code(0).json();
-        for store in ["lake", "registry"] {
-            record(store, &report["cost"]["s3_requests"][store]);
-        }
-        versions.push(report["challenger"]["version"].as_str().unwrap().to_string());
-        champion = report["champion_after"].as_str().unwrap().to_string();
-    }
-    let target = versions
-        .iter()
-        .find(|v| **v != champion)
-        .expect("two versions")
-        .clone();
-    let rollback = place
-        .registry_cmd(&["rollback", "--to", &target[..12], "--reason", "iam test"])
-        .expect_code(0)
-        .json();
-    record("registry", &rollback["s3_requests"]);
-
-    let template = yaml(&repo_file("pipelines/salescast.yml"));
-    let mut granted = granted_actions(&template);
-    assert_eq!(
-        granted.remove("release"),
-        Some(BTreeSet::from(["s3:GetObject".to_string()])),
-        "the release folder is only read (daily-job fetch)"
-    );
-    assert_eq!(granted.remove("other"), None);
-    assert_eq!(granted, used, "granted (left) and used (right) S3 actions differ");
+    let manifest = manifest_of(&job.place.lake, "2015-07-30");
+    assert_eq!(manifest["model_sha256"].as_str(), Some(job.champion().as_str()));
 }
