@@ -46,7 +46,7 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Load flat files into the lake: sales split into daily partitions, attribute tables as they are
+    /// Load files into the lake: sales and plans split into daily partitions, attribute tables as they are
     Ingest(IngestArgs),
     /// Read and validate the training window ending on a day, and build its features
     Check(CheckArgs),
@@ -114,9 +114,14 @@ pub enum ModelsCommand {
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Sales file(s) to ingest (.csv or .parquet)
-    #[arg(long, value_name = "FILE")]
-    pub input: Vec<PathBuf>,
+    /// Sales to ingest: a file, s3://BUCKET/KEY, or s3://BUCKET/PREFIX/ (every object under it);
+    /// .csv, .parquet, .json/.jsonl/.ndjson (one JSON object per line), each optionally .gz
+    #[arg(long, value_name = "FILE_OR_URI")]
+    pub input: Vec<String>,
+    /// A plan to ingest: covariates of future days (series keys, date, every data.covariates
+    /// column, no target), in the same places and formats as --input
+    #[arg(long, value_name = "FILE_OR_URI")]
+    pub plan: Vec<String>,
     /// An attribute table to ingest, as TABLE=FILE (the table named in data.attributes)
     #[arg(long, value_name = "TABLE=FILE", value_parser = parse_table_file)]
     pub attributes: Vec<(String, PathBuf)>,

@@ -3,8 +3,8 @@
 
 use salescast_core::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
 use salescast_core::pipeline::{
-    RetrainOptions, backtest, check_window, demo, ingest_files, models, open_lake, open_registry, predict,
-    retrain, rollback, yesterday_utc,
+    IngestRequest, RetrainOptions, backtest, check_window, demo, ingest, models, open_lake, open_registry,
+    predict, retrain, rollback, yesterday_utc,
 };
 use salescast_core::storage::Handle;
 
@@ -39,10 +39,13 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
     match command {
         Command::Ingest(args) => {
             let lake = open_lake(config, handle)?;
-            emit(
-                &ingest_files(config, &lake, &args.input, &args.attributes, args.replace)?,
-                json,
-            )
+            let request = IngestRequest {
+                inputs: args.input,
+                plans: args.plan,
+                attributes: args.attributes,
+                replace: args.replace,
+            };
+            emit(&ingest(config, &lake, &request)?, json)
         }
         Command::Check(args) => {
             let lake = open_lake(config, handle)?;

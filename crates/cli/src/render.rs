@@ -208,9 +208,21 @@ impl Report for IngestReport {
     fn human(&self) -> String {
         let mut text = format!("lake {}\n", self.lake);
         if let (Some(first), Some(last)) = (self.first_day, self.last_day) {
+            let events = self
+                .events
+                .map(|n| format!(" (summed from {n} events)"))
+                .unwrap_or_default();
             text += &format!(
-                "sales: {} rows, {first} .. {last}: {} days written, {} unchanged, {} replaced\n",
+                "sales: {} rows{events}, {first} .. {last}: {} days written, {} unchanged, {} replaced\n",
                 self.rows, self.days.written, self.days.unchanged, self.days.replaced
+            );
+        }
+        if let Some(plans) = &self.plans
+            && let (Some(first), Some(last)) = (plans.first_day, plans.last_day)
+        {
+            text += &format!(
+                "plans: {} rows, {first} .. {last}: {} days written, {} unchanged, {} replaced\n",
+                plans.rows, plans.days.written, plans.days.unchanged, plans.days.replaced
             );
         }
         for (table, outcome) in &self.attributes {

@@ -1,5 +1,6 @@
 //! Turning a user's flat file (CSV or Parquet) into clean, typed frames ready
-//! for the lake: sales rows split by day, and static attribute tables.
+//! for the lake: sales rows split by day, and static attribute tables. (Where
+//! files come from and their other formats: `input`; plans: `plans`.)
 //!
 //! Everything is checked before anything is written: a file is accepted whole
 //! or refused with a [`DataError`] naming the file, row and column.
@@ -15,7 +16,8 @@ use std::path::Path;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::mapping::{AttributeTable, DataMapping};
+use crate::events;
+use crate::mapping::{Aggregate, AttributeTable, DataMapping};
 use crate::validate::{self, DataError, Source};
 
 /// Reads a CSV (every cell as text, typed later by the mapping) or Parquet file.
@@ -48,23 +50,57 @@ pub fn read_input(path: &Path) -> Result<(DataFrame, Source), DataError> {
     Ok((df, source))
 }
 
-fn read_csv(path: &Path, source: &Source) -> Result<DataFrame, DataError> {
+fn csv_options() -> CsvReadOptions {
     CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0))
         .with_raise_if_empty(true)
+}
+
+fn read_csv(path: &Path, source: &Source) -> Result<DataFrame, DataError> {
+    let read = csv_options()
         .try_into_reader_with_file_path(Some(path.to_path_buf()))
-        .and_then(|reader| reader.finish())
-        .map_err(|e| match std::fs::File::open(path).ok().and_then(ragged_record) {
-            Some(ragged) => DataError {
-                row: Some(validate::RowRef::Line(ragged.line)),
-                ..source.error(format!(
-                    "the line has {} fields, the header has {}",
-                    ragged.fields, ragged.header_fields
-                ))
-            },
-            None => source.error(format!("not a readable CSV file: {}", first_line(&e))),
-        })
+        .and_then(|reader| reader.finish());
+    csv_outcome(
+        read,
+        || std::fs::File::open(path).ok().and_then(ragged_record),
+        source,
+    )
+}
+
+/// Reads CSV text held in memory (a decompressed or downloaded file), every
+/// cell as text, with the same messages as a CSV file on disk.
+pub fn read_csv_bytes(bytes: &[u8], source: &Source) -> Result<DataFrame, DataError> {
+    let read = csv_options()
+        .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+        .finish();
+    csv_outcome(read, || ragged_record(std::io::Cursor::new(bytes)), source)
+}
+
+/// Reads a Parquet file held in memory.
+pub fn read_parquet_bytes(bytes: &[u8], source: &Source) -> Result<DataFrame, DataError> {
+    ParquetReader::new(std::io::Cursor::new(bytes))
+        .finish()
+        .map_err(|e| source.error(format!("not a readable Parquet file: {}", first_line(&e))))
+}
+
+/// The frame polars read, or a message naming the ragged record that made
+/// it fail (polars' own message does not say where).
+fn csv_outcome(
+    read: PolarsResult<DataFrame>,
+    ragged: impl FnOnce() -> Option<Ragged>,
+    source: &Source,
+) -> Result<DataFrame, DataError> {
+    read.map_err(|e| match ragged() {
+        Some(ragged) => DataError {
+            row: Some(validate::RowRef::Line(ragged.line)),
+            ..source.error(format!(
+                "the line has {} fields, the header has {}",
+                ragged.fields, ragged.header_fields
+            ))
+        },
+        None => source.error(format!("not a readable CSV file: {}", first_line(&e))),
+    })
 }
 
 /// A record whose number of fields differs from the header's.
@@ -136,16 +172,33 @@ fn first_line(err: &PolarsError) -> String {
 /// covariates, no duplicate day and series. Returns the frame sorted by day
 /// and series with the lake's column types.
 pub fn clean_sales(df: DataFrame, mapping: &DataMapping, source: &Source) -> Result<DataFrame, DataError> {
+    let df = type_sales(df, mapping, source)?;
+    unique_and_sorted(df, mapping, source)
+}
+
+/// The row checks of [`clean_sales`] without the one-row-per-day-and-series
+/// check: what events get before they are summed (`data.aggregate = "sum"`).
+pub fn type_sales(df: DataFrame, mapping: &DataMapping, source: &Source) -> Result<DataFrame, DataError> {
     let required = std::iter::once(&mapping.date_column)
         .chain(&mapping.series_keys)
         .chain(std::iter::once(&mapping.target))
         .chain(&mapping.covariates);
     validate::require_columns(&df, required, source)?;
+    type_columns(df, mapping, source)
+}
+
+/// Types and checks every column by its role in the mapping (the date, a
+/// series key, the target, a covariate, anything else as text); the
+/// required columns are the caller's to check.
+pub fn type_columns(df: DataFrame, mapping: &DataMapping, source: &Source) -> Result<DataFrame, DataError> {
     let mut columns = Vec::with_capacity(df.width());
     for column in df.columns() {
         let name = column.name().as_str();
         let cleaned = if name == mapping.date_column {
-            validate::parse_dates(column, &mapping.date_format, source)?
+            match mapping.aggregate {
+                Aggregate::None => validate::parse_dates(column, &mapping.date_format, source)?,
+                Aggregate::Sum => events::parse_event_days(column, &mapping.date_format, source)?,
+            }
         } else if mapping.series_keys.iter().any(|k| k == name) {
             let keys = validate::to_text(column, source)?;
             validate::require_values(&keys, "series key", source)?;
@@ -161,7 +214,16 @@ pub fn clean_sales(df: DataFrame, mapping: &DataMapping, source: &Source) -> Res
         };
         columns.push(cleaned);
     }
-    let df = DataFrame::new_infer_height(columns).map_err(|e| source.error(e.to_string()))?;
+    DataFrame::new_infer_height(columns).map_err(|e| source.error(e.to_string()))
+}
+
+/// Refuses two rows of one day and series (naming both), then sorts by day
+/// and series.
+pub fn unique_and_sorted(
+    df: DataFrame,
+    mapping: &DataMapping,
+    source: &Source,
+) -> Result<DataFrame, DataError> {
     let day_and_series = mapping.day_and_series();
     validate::check_unique(&df, &day_and_series, "day and series", source)?;
     df.sort(day_and_series, SortMultipleOptions::default())

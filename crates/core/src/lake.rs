@@ -24,7 +24,7 @@ pub const SALES_PREFIX: &str = "sales/dt=";
 pub const DIMS_PREFIX: &str = "dims/";
 
 /// How many partition files are read or written at once.
-const IO_CONCURRENCY: usize = 8;
+pub(crate) const IO_CONCURRENCY: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
@@ -67,8 +67,14 @@ pub struct DayFile {
 }
 
 impl DayFile {
+    /// A sales partition file.
     pub fn encode(day: NaiveDate, df: &mut DataFrame) -> Result<Self, LakeError> {
-        let prefix = partition_prefix(day);
+        Self::encode_in(SALES_PREFIX, day, df)
+    }
+
+    /// A partition file under `root` (`sales/dt=`, `plans/dt=`).
+    pub fn encode_in(root: &str, day: NaiveDate, df: &mut DataFrame) -> Result<Self, LakeError> {
+        let prefix = prefix_in(root, day);
         let bytes = encode_parquet(df).map_err(|source| LakeError::Polars {
             key: prefix.clone(),
             source,
@@ -81,16 +87,26 @@ impl DayFile {
 
 /// The folder (key prefix) of one day's partition.
 pub fn partition_prefix(day: NaiveDate) -> String {
-    format!("{SALES_PREFIX}{}/", day.format("%Y-%m-%d"))
+    prefix_in(SALES_PREFIX, day)
+}
+
+/// The folder of one day's partition under `root` (`sales/dt=`, `plans/dt=`).
+pub fn prefix_in(root: &str, day: NaiveDate) -> String {
+    format!("{root}{}/", day.format("%Y-%m-%d"))
 }
 
 pub fn attributes_key(table: &str) -> String {
     format!("{DIMS_PREFIX}{table}.parquet")
 }
 
-/// Parses the day out of a partition file's key, if it is one.
+/// Parses the day out of a sales partition file's key, if it is one.
 fn day_of_key(key: &str) -> Option<NaiveDate> {
-    let rest = key.strip_prefix(SALES_PREFIX)?;
+    day_of_key_in(SALES_PREFIX, key)
+}
+
+/// Parses the day out of the key of a partition file under `root`.
+pub(crate) fn day_of_key_in(root: &str, key: &str) -> Option<NaiveDate> {
+    let rest = key.strip_prefix(root)?;
     let (day, file) = rest.split_once('/')?;
     if !file.ends_with(".parquet") || file.contains('/') {
         return None;
@@ -147,11 +163,16 @@ impl Lake {
         &self.store
     }
 
-    /// Every partition file, grouped by day.
+    /// Every sales partition file, grouped by day.
     pub fn partitions(&self) -> Result<BTreeMap<NaiveDate, Vec<ObjectMeta>>, LakeError> {
+        self.partitions_in(SALES_PREFIX)
+    }
+
+    /// Every partition file under `root` (`sales/dt=`, `plans/dt=`), grouped by day.
+    pub fn partitions_in(&self, root: &str) -> Result<BTreeMap<NaiveDate, Vec<ObjectMeta>>, LakeError> {
         let mut days: BTreeMap<NaiveDate, Vec<ObjectMeta>> = BTreeMap::new();
-        for meta in self.store.list(SALES_PREFIX)? {
-            if let Some(day) = day_of_key(&meta.key) {
+        for meta in self.store.list(root)? {
+            if let Some(day) = day_of_key_in(root, &meta.key) {
                 days.entry(day).or_default().push(meta);
             }
         }
@@ -164,7 +185,18 @@ impl Lake {
     /// the old. Idempotent: the same rows give the same file name and change
     /// nothing.
     pub fn write_days(&self, days: &[DayFile], replace: bool) -> Result<WriteCounts, LakeError> {
-        let partitions = self.partitions()?;
+        self.write_days_in(SALES_PREFIX, days, replace)
+    }
+
+    /// [`Lake::write_days`] for the partitions under `root` (`plans/dt=`),
+    /// whose files were encoded with [`DayFile::encode_in`] for that root.
+    pub fn write_days_in(
+        &self,
+        root: &str,
+        days: &[DayFile],
+        replace: bool,
+    ) -> Result<WriteCounts, LakeError> {
+        let partitions = self.partitions_in(root)?;
         let mut counts = WriteCounts::default();
         let mut pending = Vec::new();
         for file in days {
@@ -312,20 +344,7 @@ impl Lake {
             e
         })?;
         let df = conform(df, mapping, &source)?;
-        let expected = day_of_key(&file.key).map(days_from_date);
-        let dates = df
-            .column(&mapping.date_column)
-            .and_then(|c| c.date().cloned())
-            .map_err(|e| source.error(e.to_string()))?;
-        if let Some(i) = dates.physical().iter().position(|d| d != expected) {
-            return Err(source
-                .error_at(
-                    i,
-                    &mapping.date_column,
-                    "the date does not match the partition's dt= day",
-                )
-                .into());
-        }
+        check_partition_day(&df, &mapping.date_column, day_of_key(&file.key), &source)?;
         Ok(df)
     }
 
@@ -379,8 +398,30 @@ impl Lake {
     }
 }
 
+/// Every row of a partition file must carry the day of its `dt=` folder.
+pub(crate) fn check_partition_day(
+    df: &DataFrame,
+    date_column: &str,
+    day: Option<NaiveDate>,
+    source: &Source,
+) -> Result<(), DataError> {
+    let expected = day.map(days_from_date);
+    let dates = df
+        .column(date_column)
+        .and_then(|c| c.date().cloned())
+        .map_err(|e| source.error(e.to_string()))?;
+    if let Some(i) = dates.physical().iter().position(|d| d != expected) {
+        return Err(source.error_at(i, date_column, "the date does not match the partition's dt= day"));
+    }
+    Ok(())
+}
+
 /// `f` over `items` on at most `concurrency` threads; results in input order.
-fn parallel_map<T: Sync, R: Send>(items: &[T], concurrency: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub(crate) fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    concurrency: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..concurrency.min(items.len()))
@@ -418,7 +459,7 @@ fn conform(df: DataFrame, mapping: &DataMapping, source: &Source) -> Result<Data
     ingest::clean_sales(selected, mapping, source)
 }
 
-fn concat_frames(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
+pub(crate) fn concat_frames(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
     let mut iter = frames.into_iter();
     let Some(mut out) = iter.next() else {
         return Ok(DataFrame::empty());

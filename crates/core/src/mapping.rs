@@ -36,6 +36,49 @@ pub struct DataMapping {
     /// Static attribute tables joined onto every row by their keys.
     #[serde(default)]
     pub attributes: Vec<AttributeTable>,
+    /// How ingest treats several rows of one day and series: `none` refuses
+    /// them, `sum` adds up events (timestamps allowed in the date column).
+    #[serde(default, with = "aggregate_field")]
+    pub aggregate: Aggregate,
+}
+
+/// What ingest does with input rows finer than a day (`data.aggregate`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    /// One row per day and series; a second one is refused.
+    #[default]
+    None,
+    /// Rows are events: the date column may hold a timestamp (UTC), the
+    /// target is summed per day and series, covariates must agree.
+    Sum,
+}
+
+/// `data.aggregate` is an ingest setting that a model never needs. Model
+/// artifacts embed the mapping with bincode (not self-describing), so the
+/// field is written there as nothing (a unit, zero bytes) and read back as
+/// the default: artifacts keep their bytes and older ones still decode. In
+/// text formats (TOML, the JSON manifests) it is the plain value.
+mod aggregate_field {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Aggregate;
+
+    pub fn serialize<S: Serializer>(value: &Aggregate, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            value.serialize(serializer)
+        } else {
+            serializer.serialize_unit()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Aggregate, D::Error> {
+        if deserializer.is_human_readable() {
+            Aggregate::deserialize(deserializer)
+        } else {
+            <()>::deserialize(deserializer).map(|()| Aggregate::None)
+        }
+    }
 }
 
 pub(crate) fn default_date_format() -> String {
@@ -180,5 +223,41 @@ impl DataMapping {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregate_is_read_from_text_and_left_out_of_artifacts() {
+        let sum = DataMapping {
+            aggregate: Aggregate::Sum,
+            ..DataMapping::default()
+        };
+        let json = serde_json::to_string(&sum).unwrap();
+        assert!(json.contains("\"aggregate\":\"sum\""), "{json}");
+        let back: DataMapping = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.aggregate, Aggregate::Sum);
+        let config = bincode::config::standard();
+        let encoded = bincode::serde::encode_to_vec(&sum, config).unwrap();
+        assert_eq!(
+            encoded,
+            bincode::serde::encode_to_vec(DataMapping::default(), config).unwrap(),
+            "artifacts do not change with data.aggregate"
+        );
+        let (decoded, used): (DataMapping, usize) =
+            bincode::serde::decode_from_slice(&encoded, config).unwrap();
+        assert_eq!(used, encoded.len());
+        assert_eq!(
+            decoded.attributes, sum.attributes,
+            "the fields after it still line up"
+        );
+        let bad = toml::from_str::<DataMapping>(
+            "date_column = \"d\"\nseries_keys = [\"s\"]\ntarget = \"t\"\naggregate = \"mean\"",
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("unknown variant `mean`"), "{bad}");
     }
 }

@@ -169,6 +169,7 @@ pub fn mapping() -> crate::mapping::DataMapping {
             join_keys: vec!["store".into()],
             columns: vec!["store_type".into(), "store_size".into()],
         }],
+        aggregate: Default::default(),
     }
 }
 

@@ -101,6 +101,10 @@ impl fmt::Display for RowRef {
 pub struct Source {
     pub name: String,
     pub is_csv: bool,
+    /// The line each row starts on, for files whose rows do not follow from
+    /// their index (newline-delimited JSON, with blank lines or several
+    /// objects on one line).
+    lines: Option<std::sync::Arc<[usize]>>,
 }
 
 impl Source {
@@ -108,12 +112,23 @@ impl Source {
         Self {
             name: name.into(),
             is_csv,
+            lines: None,
+        }
+    }
+
+    /// A file whose row `i` starts on line `lines[i]` (from 1).
+    pub fn with_lines(name: impl Into<String>, lines: Vec<usize>) -> Self {
+        Self {
+            lines: Some(lines.into()),
+            ..Self::new(name, false)
         }
     }
 
     /// The row reference of the frame's 0-based row `index`.
     pub fn row(&self, index: usize) -> RowRef {
-        if self.is_csv {
+        if let Some(lines) = &self.lines {
+            RowRef::Line(lines.get(index).copied().unwrap_or(index + 1))
+        } else if self.is_csv {
             RowRef::Line(index + 2)
         } else {
             RowRef::Row(index + 1)

@@ -1,4 +1,7 @@
-//! `salescast ingest`: flat files into the lake, all checked before any write.
+//! `salescast ingest`: files into the lake, all checked before any write:
+//! sales into daily partitions (events summed per day first when the mapping
+//! says `aggregate = "sum"`), plans into daily plan partitions, and attribute
+//! tables. Inputs are local files or S3 objects and prefixes (see `input`).
 
 use std::path::PathBuf;
 
@@ -7,8 +10,12 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::config::{Config, ConfigError};
-use crate::ingest::{clean_attributes, clean_sales, read_input, split_days};
-use crate::lake::{DayFile, Lake, WriteCounts, WriteOutcome};
+use crate::events::sum_events;
+use crate::ingest::{clean_attributes, clean_sales, read_input, split_days, type_sales};
+use crate::input;
+use crate::lake::{DayFile, Lake, SALES_PREFIX, WriteCounts, WriteOutcome};
+use crate::mapping::{Aggregate, DataMapping};
+use crate::plans::{PLANS_PREFIX, clean_plan};
 use crate::validate::{self, DataError, Source};
 
 #[derive(Debug, Serialize)]
@@ -19,11 +26,38 @@ pub struct IngestReport {
     pub last_day: Option<chrono::NaiveDate>,
     pub days: WriteCounts,
     pub attributes: Vec<(String, WriteOutcome)>,
+    /// The sales files read (each object under an S3 prefix counts).
+    pub files: usize,
+    /// The input rows before they were summed per day and series
+    /// (`data.aggregate = "sum"`); `None` otherwise.
+    pub events: Option<usize>,
+    /// What `--plan` wrote; `None` when no plan was given.
+    pub plans: Option<PlanReport>,
 }
 
-/// Reads, checks and writes: sales `inputs` into daily partitions and
-/// `attributes` (table, file) into attribute tables. Nothing is written unless
-/// every file passes.
+/// The plan days an ingest wrote.
+#[derive(Debug, Serialize)]
+pub struct PlanReport {
+    pub files: usize,
+    pub rows: usize,
+    pub first_day: Option<chrono::NaiveDate>,
+    pub last_day: Option<chrono::NaiveDate>,
+    pub days: WriteCounts,
+}
+
+/// What to ingest: sales and plan locations (paths, `file://` or `s3://`
+/// URIs; a URI ending in '/' is every object under it), attribute tables
+/// (table, local file), and whether days the lake holds with other rows are
+/// replaced.
+#[derive(Debug, Clone, Default)]
+pub struct IngestRequest {
+    pub inputs: Vec<String>,
+    pub plans: Vec<String>,
+    pub attributes: Vec<(String, PathBuf)>,
+    pub replace: bool,
+}
+
+/// [`ingest`] of local sales files and attribute tables.
 pub fn ingest_files(
     config: &Config,
     lake: &Lake,
@@ -31,22 +65,45 @@ pub fn ingest_files(
     attributes: &[(String, PathBuf)],
     replace: bool,
 ) -> anyhow::Result<IngestReport> {
-    if inputs.is_empty() && attributes.is_empty() {
+    let request = IngestRequest {
+        inputs: inputs.iter().map(|p| p.display().to_string()).collect(),
+        plans: vec![],
+        attributes: attributes.to_vec(),
+        replace,
+    };
+    ingest(config, lake, &request)
+}
+
+/// Reads, checks and writes: sales into daily partitions, plans into daily
+/// plan partitions, attribute tables. Nothing is written unless every file
+/// passes. S3 inputs are read with the lake's runtime and `config.s3`.
+pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::Result<IngestReport> {
+    if request.inputs.is_empty() && request.plans.is_empty() && request.attributes.is_empty() {
         return Err(ConfigError::Invalid {
             key: "ingest".into(),
-            problem: "give at least one --input FILE or --attributes TABLE=FILE".into(),
+            problem: "give at least one --input FILE, --plan FILE or --attributes TABLE=FILE".into(),
         }
         .into());
     }
-    let sales = read_sales(config, inputs)?;
-    let mut days = Vec::new();
-    if let Some(df) = &sales {
-        for (day, mut frame) in split_days(df, &config.data.date_column)? {
-            days.push(DayFile::encode(day, &mut frame)?);
+    let read = |locations: &[String]| -> anyhow::Result<Vec<(DataFrame, Source)>> {
+        let mut files = Vec::new();
+        for location in locations {
+            files.extend(input::read_all(location, &config.s3, lake.store().handle())?);
         }
-    }
+        Ok(files)
+    };
+    let sales_files = read(&request.inputs)?;
+    let files = sales_files.len();
+    let events = (config.data.aggregate == Aggregate::Sum && files > 0)
+        .then(|| sales_files.iter().map(|(df, _)| df.height()).sum());
+    let sales = read_sales(&config.data, sales_files)?;
+    let days = encode_days(SALES_PREFIX, sales.as_ref(), &config.data)?;
+    let plan_files = read(&request.plans)?;
+    let plan_count = plan_files.len();
+    let plans = read_plans(&config.data, plan_files)?;
+    let plan_days = encode_days(PLANS_PREFIX, plans.as_ref(), &config.data)?;
     let mut tables = Vec::new();
-    for (name, path) in attributes {
+    for (name, path) in &request.attributes {
         let table = config
             .data
             .attributes
@@ -61,8 +118,11 @@ pub fn ingest_files(
     }
 
     let counts = lake
-        .write_days(&days, replace)
+        .write_days(&days, request.replace)
         .context("writing sales partitions")?;
+    let plan_counts = lake
+        .write_days_in(PLANS_PREFIX, &plan_days, request.replace)
+        .context("writing plan partitions")?;
     let mut outcomes = Vec::new();
     for (name, mut df) in tables {
         let outcome = lake
@@ -76,6 +136,21 @@ pub fn ingest_files(
         replaced = counts.replaced,
         "ingested sales days"
     );
+    let plans = (!request.plans.is_empty()).then(|| {
+        tracing::info!(
+            written = plan_counts.written,
+            unchanged = plan_counts.unchanged,
+            replaced = plan_counts.replaced,
+            "ingested plan days"
+        );
+        PlanReport {
+            files: plan_count,
+            rows: plans.as_ref().map_or(0, DataFrame::height),
+            first_day: plan_days.first().map(|d| d.day),
+            last_day: plan_days.last().map(|d| d.day),
+            days: plan_counts,
+        }
+    });
     Ok(IngestReport {
         lake: lake.store().uri_of(""),
         rows: sales.as_ref().map_or(0, DataFrame::height),
@@ -83,16 +158,60 @@ pub fn ingest_files(
         last_day: days.last().map(|d| d.day),
         days: counts,
         attributes: outcomes,
+        files,
+        events,
+        plans,
     })
 }
 
-/// Reads and cleans every sales file, then checks them together (one day and
-/// series must not appear in two files).
-fn read_sales(config: &Config, inputs: &[PathBuf]) -> anyhow::Result<Option<DataFrame>> {
+/// One partition file per day of a cleaned, day-sorted frame, under `root`.
+fn encode_days(root: &str, frame: Option<&DataFrame>, mapping: &DataMapping) -> anyhow::Result<Vec<DayFile>> {
+    let mut days = Vec::new();
+    if let Some(df) = frame {
+        for (day, mut frame) in split_days(df, &mapping.date_column)? {
+            days.push(DayFile::encode_in(root, day, &mut frame)?);
+        }
+    }
+    Ok(days)
+}
+
+/// Cleans every sales file, then checks them together (one day and series
+/// must not appear in two files). Events (`aggregate = "sum"`) are typed
+/// file by file and summed over all files together.
+fn read_sales(mapping: &DataMapping, files: Vec<(DataFrame, Source)>) -> anyhow::Result<Option<DataFrame>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    if mapping.aggregate == Aggregate::Sum {
+        let typed = files
+            .into_iter()
+            .map(|(df, source)| Ok((type_sales(df, mapping, &source)?, source)))
+            .collect::<Result<Vec<_>, DataError>>()?;
+        return Ok(Some(sum_events(typed, mapping)?));
+    }
+    let cleaned = files
+        .into_iter()
+        .map(|(df, source)| Ok((clean_sales(df, mapping, &source)?, source)))
+        .collect::<Result<Vec<_>, DataError>>()?;
+    combine(cleaned, mapping)
+}
+
+/// Cleans every plan file, then checks them together as sales files are.
+fn read_plans(mapping: &DataMapping, files: Vec<(DataFrame, Source)>) -> anyhow::Result<Option<DataFrame>> {
+    let cleaned = files
+        .into_iter()
+        .map(|(df, source)| Ok((clean_plan(df, mapping, &source)?, source)))
+        .collect::<Result<Vec<_>, DataError>>()?;
+    combine(cleaned, mapping)
+}
+
+/// Stacks cleaned files (the same columns), refuses a day and series given
+/// by two of them, and sorts by day and series.
+fn combine(files: Vec<(DataFrame, Source)>, mapping: &DataMapping) -> anyhow::Result<Option<DataFrame>> {
+    let several = files.len() > 1;
+    let mut names = Vec::with_capacity(files.len());
     let mut all: Option<DataFrame> = None;
-    for path in inputs {
-        let (df, source) = read_input(path)?;
-        let clean = clean_sales(df, &config.data, &source)?;
+    for (clean, source) in files {
         all = Some(match all {
             None => clean,
             Some(mut acc) => {
@@ -107,12 +226,10 @@ fn read_sales(config: &Config, inputs: &[PathBuf]) -> anyhow::Result<Option<Data
                 acc
             }
         });
+        names.push(source.name);
     }
-    if inputs.len() > 1
-        && let Some(df) = &all
-    {
-        let day_and_series = config.data.day_and_series();
-        let names: Vec<_> = inputs.iter().map(|p| p.display().to_string()).collect();
+    if several && let Some(df) = &all {
+        let day_and_series = mapping.day_and_series();
         validate::check_unique(
             df,
             &day_and_series,

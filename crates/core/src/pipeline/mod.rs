@@ -22,7 +22,7 @@ use crate::storage::{self, Handle};
 
 pub use backtest::{BacktestReport, backtest};
 pub use check::{CheckReport, check_window};
-pub use ingest::{IngestReport, ingest_files};
+pub use ingest::{IngestReport, IngestRequest, ingest, ingest_files};
 pub use predict::{PredictReport, predict};
 pub use retrain::{RetrainOptions, retrain};
 pub use rollback::{RollbackReport, rollback};
