@@ -208,11 +208,12 @@ fn disagreement(
         )
     };
     // Group g is a run of `sorted` (same order); its events in input order.
-    let counts = summed.column(COUNT).and_then(|c| c.cast(&DataType::UInt64));
-    let Ok(counts) = counts.as_ref().map(|c| c.u64()) else {
+    let Ok(counts) = summed.column(COUNT).and_then(|c| c.cast(&DataType::UInt64)) else {
         return general();
     };
-    let Ok(counts) = counts else { return general() };
+    let Ok(counts) = counts.u64() else {
+        return general();
+    };
     let offset: u64 = counts.iter().take(g).map(|n| n.unwrap_or(0)).sum();
     let length = counts.get(g).unwrap_or(0);
     let rows = sorted
@@ -241,7 +242,7 @@ fn disagreement(
         return general();
     };
     let shown = |v: Option<&str>| v.map_or("empty".to_string(), |v| format!("{v:?}"));
-    let mut err = other_source.error_at(
+    other_source.error_at(
         other_row,
         column,
         format!(
@@ -252,9 +253,7 @@ fn disagreement(
             first_source.name,
             first_source.row(first_row)
         ),
-    );
-    err.file = other_source.name.clone();
-    err
+    )
 }
 
 #[cfg(test)]
