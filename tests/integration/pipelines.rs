@@ -147,7 +147,10 @@ fn release() -> &'static str {
         let dist = tempdir();
         let config = dist.path().join("retailer.toml");
         let rossmann = std::fs::read_to_string(repo_file("examples/rossmann.toml")).unwrap();
-        std::fs::write(&config, format!("{rossmann}\n{LINEAR}")).unwrap();
+        // A 2% bar: the challenger of 2015-07-31 beats the one of 07-30 by
+        // 0.5% (pooled 1-14), so the second day keeps the champion.
+        let gate = "[promotion]\nmin_improvement = 0.02\n";
+        std::fs::write(&config, format!("{rossmann}\n{LINEAR}\n{gate}")).unwrap();
         let out = dist.path().join("release");
         let package = Command::new("bash")
             .arg(repo_file("pipelines/package-release"))

@@ -101,6 +101,20 @@ print(len(rows))
         &[s(&folder)],
     );
     assert_eq!(checked, (STORES * 14).to_string());
+    // DuckDB, as Athena would: every Parquet file of the folder, by glob.
+    let sql = python(
+        r#"
+import sys, duckdb
+print(duckdb.connect().execute(f"select count(*), count(distinct series), min(horizon), max(horizon), "
+                 f"sum(case when lower <= forecast and forecast <= upper then 1 else 0 end) "
+                 f"from read_parquet('{sys.argv[1]}/*.parquet')").fetchone())
+"#,
+        &[s(&folder)],
+    );
+    assert_eq!(
+        sql,
+        format!("({}, {STORES}, 1, 14, {})", STORES * 14, STORES * 14)
+    );
 
     let before = snapshot(&folder);
     let again = cli
@@ -201,4 +215,63 @@ fn predict_without_a_champion_says_so_with_its_own_exit_code() {
         .expect_code(5);
     assert!(out.stderr.contains("no champion"), "{}", out.stderr);
     assert!(!lake.join("predictions").exists(), "nothing written");
+}
+
+/// A predict killed after its data files and before its manifest leaves a
+/// folder readers skip; the next predict commits it.
+#[test]
+fn a_predict_killed_before_its_manifest_leaves_a_folder_readers_skip() {
+    use std::time::{Duration, Instant};
+    let dir = tempdir();
+    let (cli, lake) = lake_with_champion(dir.path());
+    let gate = dir.path().join("gate");
+    let mut child = cli
+        .command(dir.path(), &["predict", "--date", DAY])
+        .env("SCAST_TEST_PAUSE_AT", "predictions-staged")
+        .env("SCAST_TEST_GATE", &gate)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = gate.join(format!("ready-predictions-staged-{}", child.id()));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !ready.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "predict ended before the pause point"
+        );
+        assert!(Instant::now() < deadline, "predict never reached the pause point");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
+
+    let folder = predictions_folder(&lake, DAY);
+    let files: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(files.iter().any(|f| f.starts_with("part-")), "{files:?}");
+    assert!(!files.iter().any(|f| f == "_manifest.json"), "{files:?}");
+    let store = salescast_core::storage::open(s(&lake), &Default::default(), crate::util::handle()).unwrap();
+    let reader = salescast_core::lake::Lake::new(store);
+    let day = chrono::NaiveDate::from_ymd_opt(2015, 7, 20).unwrap();
+    assert!(
+        salescast_core::predictions::read_predictions(&reader, "sales", day)
+            .unwrap()
+            .is_none(),
+        "a folder without a manifest is not read"
+    );
+    assert!(
+        salescast_core::predictions::list_prediction_days(&reader, "sales")
+            .unwrap()
+            .is_empty()
+    );
+
+    cli.run(dir.path(), &["predict", "--date", DAY]).expect_code(0);
+    let (manifest, frame) = salescast_core::predictions::read_predictions(&reader, "sales", day)
+        .unwrap()
+        .expect("committed by the next run");
+    assert_eq!(manifest.rows, (STORES * 14) as u64);
+    assert_eq!(frame.height(), STORES * 14);
 }

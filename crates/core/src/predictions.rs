@@ -64,6 +64,9 @@ pub enum PredictionsError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A test-only pause point failed (see `registry::pause`).
+    #[error("test pause point: {0}")]
+    Pause(#[from] std::io::Error),
 }
 
 /// One file of a partition, as its manifest lists it.
@@ -409,6 +412,7 @@ pub fn write_predictions(
         }
     }
 
+    crate::registry::pause::at(crate::registry::pause::Step::PredictionsStaged)?;
     let concurrent = |e: StoreError| match e {
         StoreError::AlreadyExists { .. } | StoreError::Precondition { .. } => PredictionsError::Concurrent {
             uri: store.uri_of(&manifest_key),

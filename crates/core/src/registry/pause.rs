@@ -1,4 +1,5 @@
-//! Test-only pause points: named steps of the promotion protocol where a
+//! Test-only pause points: named steps of the promotion protocol (and of
+//! writing predictions) where a
 //! process can be made to stop, so a test can kill it (SIGKILL) exactly there.
 //!
 //! Set `SCAST_TEST_PAUSE_AT=<step>` and `SCAST_TEST_GATE=<dir>` (deliberately
@@ -29,6 +30,8 @@ pub enum Step {
     DecisionLogged,
     /// The pointer moved; the run has not written its report yet.
     PointerMoved,
+    /// Predict: the data files are written, the manifest is not.
+    PredictionsStaged,
 }
 
 impl Step {
@@ -38,6 +41,7 @@ impl Step {
             Step::BeforeDecision => "before-decision",
             Step::DecisionLogged => "decision-logged",
             Step::PointerMoved => "pointer-moved",
+            Step::PredictionsStaged => "predictions-staged",
         }
     }
 }
