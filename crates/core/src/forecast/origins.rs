@@ -102,7 +102,16 @@ pub fn score_on_origins(
             *w = true;
         }
     }
-    let forecasts = recursive::forecast(artifact, features, history, &paths, horizon, Feed::Forecasts)?;
+    // Forecasts past the scored window are never scored: not made.
+    let until = days_from_date(last);
+    let forecasts = recursive::forecast_until(
+        artifact,
+        features,
+        history,
+        &paths,
+        (horizon, until),
+        Feed::Forecasts,
+    )?;
     Ok(forecasts
         .into_iter()
         .filter(|f| wanted[f.row])

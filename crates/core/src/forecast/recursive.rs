@@ -69,10 +69,25 @@ impl History {
         let mut ids: HashMap<String, u32> = HashMap::new();
         let mut row_series = Vec::with_capacity(height);
         let mut row_day = Vec::with_capacity(height);
+        let mut name = String::new();
         for i in 0..height {
-            let name = series_name(&keys, i);
-            let next = ids.len() as u32;
-            row_series.push(*ids.entry(name).or_insert(next));
+            // One allocation per series, not per row.
+            name.clear();
+            for (j, k) in keys.iter().enumerate() {
+                if j > 0 {
+                    name.push('/');
+                }
+                name.push_str(k.get(i).unwrap_or_default());
+            }
+            let id = match ids.get(name.as_str()) {
+                Some(&id) => id,
+                None => {
+                    let id = ids.len() as u32;
+                    ids.insert(name.clone(), id);
+                    id
+                }
+            };
+            row_series.push(id);
             row_day.push(dates.get(i).unwrap_or(i32::MIN));
         }
         let known = row_day.iter().copied().filter(|&d| d != i32::MIN);
@@ -216,6 +231,19 @@ pub fn forecast(
     horizon: u32,
     feed: Feed,
 ) -> Result<Vec<Forecast>, ForecastError> {
+    forecast_until(artifact, features, history, paths, (horizon, i32::MAX), feed)
+}
+
+/// [`forecast`], for target days up to `last_day` (a day number) only.
+/// Closed days (open flag 0) are forecast 0 without asking the model.
+pub fn forecast_until(
+    artifact: &Artifact,
+    features: &DataFrame,
+    history: &History,
+    paths: &[Path],
+    (horizon, last_day): (u32, i32),
+    feed: Feed,
+) -> Result<Vec<Forecast>, ForecastError> {
     let h_max = horizon as usize;
     // Each path's values for days origin+1 .. origin+horizon (NaN = no history).
     let mut fed = vec![f64::NAN; paths.len() * h_max];
@@ -224,16 +252,29 @@ pub fn forecast(
         Some(flag) => Some(features.column(flag)?.f64()?.clone()),
         None => None,
     };
+    let closed = |row: usize| open.as_ref().is_some_and(|o| o.get(row) == Some(0.0));
     for h in 1..=horizon {
-        let step: Vec<(usize, usize)> = paths
-            .iter()
-            .enumerate()
-            .filter_map(|(p, path)| {
-                history
-                    .row(path.series, path.origin + h as i32)
-                    .map(|row| (p, row))
-            })
-            .collect();
+        let (mut step, mut shut) = (Vec::new(), Vec::new());
+        for (p, path) in paths.iter().enumerate() {
+            let day = path.origin + h as i32;
+            if day > last_day {
+                continue;
+            }
+            if let Some(row) = history.row(path.series, day) {
+                if closed(row) {
+                    shut.push((p, row))
+                } else {
+                    step.push((p, row))
+                }
+            }
+        }
+        // A closed day is 0 and no history (its feed stays NaN).
+        out.extend(shut.iter().map(|&(path, row)| Forecast {
+            path,
+            horizon: h,
+            row,
+            value: 0.0,
+        }));
         if step.is_empty() {
             continue;
         }
@@ -250,12 +291,10 @@ pub fn forecast(
         )?;
         let predicted = artifact.predict(&frame)?;
         for (&(p, row), &value) in step.iter().zip(&predicted) {
-            let closed = open.as_ref().is_some_and(|o| o.get(row) == Some(0.0));
             let (series, day) = history.of_row(row);
-            fed[p * h_max + h as usize - 1] = match (feed, closed) {
-                (_, true) => f64::NAN,
-                (Feed::Forecasts, false) => value,
-                (Feed::Actuals, false) => history.actual(series, day),
+            fed[p * h_max + h as usize - 1] = match feed {
+                Feed::Forecasts => value,
+                Feed::Actuals => history.actual(series, day),
             };
             out.push(Forecast {
                 path: p,
