@@ -275,3 +275,22 @@ fn a_predict_killed_before_its_manifest_leaves_a_folder_readers_skip() {
     assert_eq!(manifest.rows, (STORES * 14) as u64);
     assert_eq!(frame.height(), STORES * 14);
 }
+
+/// `salescast ... | head -1`: a reader that stops early is no panic and no error.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    use std::process::Stdio;
+    let dir = tempdir();
+    let mut child = crate::util::salescast(dir.path())
+        .args(["--json", "models", "list", "--registry"])
+        .arg(dir.path().join("registry"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before anything is printed
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -93,13 +93,19 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
     }
 }
 
+/// Prints the report. A reader that stopped reading (`salescast ... | head`)
+/// is not an error: the run's work is done, so the rest is dropped quietly.
 fn emit(report: &impl Report, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+    use std::io::Write as _;
+    let text = if json {
+        serde_json::to_string_pretty(report)?
     } else {
-        println!("{}", report.human());
+        report.human()
+    };
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    Ok(())
 }
 
 fn init_logging(verbose: u8, quiet: bool, from_env: Option<&str>) -> anyhow::Result<()> {

@@ -48,65 +48,59 @@ impl History {
     /// Reads the frame's days, series and history (target, nulled on closed
     /// days when the mapping has an open flag).
     pub fn new(features: &DataFrame, mapping: &DataMapping) -> Result<Self, ForecastError> {
-        let column = |name: &str| {
-            features
+        Self::split(features, features, mapping)
+    }
+
+    /// The history of `values` (a frame with the date, keys, target and open
+    /// flag), indexing the rows of another frame, `rows` (the feature rows
+    /// to forecast): prediction builds features for the future days only.
+    pub fn split(
+        values: &DataFrame,
+        rows_of: &DataFrame,
+        mapping: &DataMapping,
+    ) -> Result<Self, ForecastError> {
+        let column = |frame: &DataFrame, name: &str| -> Result<Column, ForecastError> {
+            frame
                 .column(name)
+                .cloned()
                 .map_err(|_| ForecastError::Missing(name.to_string()))
         };
-        let dates = column(&mapping.date_column)?.date()?.physical().clone();
-        let target = column(&mapping.target)?.cast(&DataType::Float64)?;
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let (value_series, value_day) = index(values, mapping, &mut ids)?;
+        let (row_series, row_day) = if std::ptr::eq(values, rows_of) {
+            (value_series.clone(), value_day.clone())
+        } else {
+            index(rows_of, mapping, &mut ids)?
+        };
+        let target = column(values, &mapping.target)?.cast(&DataType::Float64)?;
         let target = target.f64()?;
         let open = match &mapping.open_flag {
-            Some(flag) => Some(column(flag)?.f64()?.clone()),
+            Some(flag) => Some(column(values, flag)?.f64()?.clone()),
             None => None,
         };
-        let keys: Vec<StringChunked> = mapping
-            .series_keys
+        let known = value_day
             .iter()
-            .map(|k| Ok(column(k)?.str()?.clone()))
-            .collect::<Result<_, ForecastError>>()?;
-        let height = features.height();
-        let mut ids: HashMap<String, u32> = HashMap::new();
-        let mut row_series = Vec::with_capacity(height);
-        let mut row_day = Vec::with_capacity(height);
-        let mut name = String::new();
-        for i in 0..height {
-            // One allocation per series, not per row.
-            name.clear();
-            for (j, k) in keys.iter().enumerate() {
-                if j > 0 {
-                    name.push('/');
-                }
-                name.push_str(k.get(i).unwrap_or_default());
-            }
-            let id = match ids.get(name.as_str()) {
-                Some(&id) => id,
-                None => {
-                    let id = ids.len() as u32;
-                    ids.insert(name.clone(), id);
-                    id
-                }
-            };
-            row_series.push(id);
-            row_day.push(dates.get(i).unwrap_or(i32::MIN));
-        }
-        let known = row_day.iter().copied().filter(|&d| d != i32::MIN);
+            .chain(&row_day)
+            .copied()
+            .filter(|&d| d != i32::MIN);
         let first_day = known.clone().min().unwrap_or(0);
         let last_day = known.max().unwrap_or(-1);
         let days = (last_day - first_day + 1).max(0) as usize;
         let series = ids.len();
         let mut values = vec![f64::NAN; series * days];
         let mut rows = vec![NONE; series * days];
-        for i in 0..height {
-            let day = row_day[i];
+        for (i, (&s, &day)) in value_series.iter().zip(&value_day).enumerate() {
             if day == i32::MIN {
                 continue;
             }
-            let s = row_series[i];
-            rows[s as usize * days + (day - first_day) as usize] = i as u32;
             let closed = open.as_ref().is_some_and(|o| o.get(i) == Some(0.0));
             if let (false, Some(v)) = (closed, target.get(i)) {
                 values[s as usize * days + (day - first_day) as usize] = v;
+            }
+        }
+        for (i, (&s, &day)) in row_series.iter().zip(&row_day).enumerate() {
+            if day != i32::MIN {
+                rows[s as usize * days + (day - first_day) as usize] = i as u32;
             }
         }
         let mut names = vec![String::new(); series];
@@ -183,6 +177,49 @@ impl History {
         let at = series as usize * (self.days + 1) + i;
         (self.prefix_sum[at], self.prefix_count[at])
     }
+}
+
+/// The series id (by name, added to `ids` when new) and day number of every
+/// row of `frame` (i32::MIN for a missing date).
+fn index(
+    frame: &DataFrame,
+    mapping: &DataMapping,
+    ids: &mut HashMap<String, u32>,
+) -> Result<(Vec<u32>, Vec<i32>), ForecastError> {
+    let column = |name: &str| {
+        frame
+            .column(name)
+            .map_err(|_| ForecastError::Missing(name.to_string()))
+    };
+    let dates = column(&mapping.date_column)?.date()?.physical().clone();
+    let keys: Vec<StringChunked> = mapping
+        .series_keys
+        .iter()
+        .map(|k| Ok(column(k)?.str()?.clone()))
+        .collect::<Result<_, ForecastError>>()?;
+    let mut series = Vec::with_capacity(frame.height());
+    let mut name = String::new();
+    for i in 0..frame.height() {
+        // One allocation per series, not per row.
+        name.clear();
+        for (j, k) in keys.iter().enumerate() {
+            if j > 0 {
+                name.push('/');
+            }
+            name.push_str(k.get(i).unwrap_or_default());
+        }
+        let id = match ids.get(name.as_str()) {
+            Some(&id) => id,
+            None => {
+                let id = ids.len() as u32;
+                ids.insert(name.clone(), id);
+                id
+            }
+        };
+        series.push(id);
+    }
+    let days = dates.iter().map(|d| d.unwrap_or(i32::MIN)).collect();
+    Ok((series, days))
 }
 
 /// The series keys of row `i` joined with "/" (as reports name series).

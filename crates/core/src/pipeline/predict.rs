@@ -120,15 +120,14 @@ pub fn predict(
             future.frame.height()
         );
     }
-    let mut combined = sales.frame.clone();
-    combined
-        .vstack_mut(&future.frame)
-        .map_err(anyhow::Error::from)
-        .context("appending the days to forecast")?;
-    let features = build_features(&combined, &attributes, mapping, &artifact.features)
+    // Features of the future rows only: the recursion recomputes their
+    // history features (lags, rolling means, series mean) from the actuals
+    // of the whole window and its own forecasts; calendar, covariates and
+    // attributes come from here.
+    let features = build_features(&future.frame, &attributes, mapping, &artifact.features)
         .map_err(anyhow::Error::from)
         .context("building features")?;
-    let history = History::new(&features, mapping)?;
+    let history = History::split(&sales.frame, &features, mapping)?;
     let origin = days_from_date(data_day);
     let paths: Vec<Path> = future
         .series
