@@ -365,17 +365,37 @@ impl Lake {
             false,
         );
         validate::check_unique(&window.frame, &day_and_series, "day and series", &source)?;
-        let per_day = window
-            .frame
+        self.check_rows_per_day(
+            &window.frame,
+            &mapping.date_column,
+            SALES_PREFIX,
+            validation.min_series_ratio,
+            &source,
+        )?;
+        Ok(())
+    }
+
+    /// Refuses a day of `frame` with far fewer rows (series) than its other
+    /// days (`validation.min_series_ratio`), naming that day's folder under
+    /// `root` (`sales/dt=`, `plans/dt=`).
+    pub(crate) fn check_rows_per_day(
+        &self,
+        frame: &DataFrame,
+        date_column: &str,
+        root: &str,
+        min_ratio: f64,
+        source: &Source,
+    ) -> Result<(), DataError> {
+        let per_day = frame
             .clone()
             .lazy()
-            .group_by([col(mapping.date_column.as_str())])
+            .group_by([col(date_column)])
             .agg([len().alias("n")])
-            .sort([mapping.date_column.as_str()], Default::default())
+            .sort([date_column], Default::default())
             .collect()
             .map_err(|e| source.error(e.to_string()))?;
         let days = per_day
-            .column(&mapping.date_column)
+            .column(date_column)
             .and_then(|c| c.date().cloned())
             .map_err(|e| source.error(e.to_string()))?;
         let counts = per_day
@@ -388,13 +408,12 @@ impl Lake {
             .zip(counts.iter())
             .filter_map(|(d, n)| {
                 Some((
-                    self.store.uri_of(&partition_prefix(ingest::date_from_days(d?)?)),
+                    self.store.uri_of(&prefix_in(root, ingest::date_from_days(d?)?)),
                     n? as usize,
                 ))
             })
             .collect();
-        validate::check_series_counts(&labelled, validation.min_series_ratio)?;
-        Ok(())
+        validate::check_series_counts(&labelled, min_ratio)
     }
 }
 

@@ -119,7 +119,14 @@ pub fn read_plans(
     };
     let source = Source::new(window_name.clone(), false);
     let frame = ingest::unique_and_sorted(frame, mapping, &source)?;
-    check_series_counts(lake, &frame, mapping, validation, &source)?;
+    // A plan day with far fewer series than the others is refused, as a sales day is.
+    lake.check_rows_per_day(
+        &frame,
+        &mapping.date_column,
+        PLANS_PREFIX,
+        validation.min_series_ratio,
+        &source,
+    )?;
     Ok(PlanWindow { frame, days, files })
 }
 
@@ -166,48 +173,6 @@ fn empty_plan(mapping: &DataMapping) -> DataFrame {
         columns.push(Column::new_empty(covariate.as_str().into(), &dtype));
     }
     DataFrame::new_infer_height(columns).unwrap_or_default()
-}
-
-/// A plan day with far fewer series than the window's others is refused,
-/// as a sales day is.
-fn check_series_counts(
-    lake: &Lake,
-    frame: &DataFrame,
-    mapping: &DataMapping,
-    validation: &ValidationSettings,
-    source: &Source,
-) -> Result<(), DataError> {
-    if frame.height() == 0 {
-        return Ok(());
-    }
-    let per_day = frame
-        .clone()
-        .lazy()
-        .group_by_stable([col(mapping.date_column.as_str())])
-        .agg([len().alias("n")])
-        .collect()
-        .map_err(|e| source.error(e.to_string()))?;
-    let days = per_day
-        .column(&mapping.date_column)
-        .and_then(|c| c.date().cloned())
-        .map_err(|e| source.error(e.to_string()))?;
-    let counts = per_day
-        .column("n")
-        .and_then(|c| c.u32().cloned())
-        .map_err(|e| source.error(e.to_string()))?;
-    let labelled: Vec<(String, usize)> = days
-        .physical()
-        .iter()
-        .zip(counts.iter())
-        .filter_map(|(d, n)| {
-            let day = ingest::date_from_days(d?)?;
-            Some((
-                lake.store().uri_of(&lake::prefix_in(PLANS_PREFIX, day)),
-                n? as usize,
-            ))
-        })
-        .collect();
-    validate::check_series_counts(&labelled, validation.min_series_ratio)
 }
 
 #[cfg(test)]

@@ -84,46 +84,6 @@ pub fn rolling_paths(history: &History, first: NaiveDate, last: NaiveDate) -> Ve
         .collect()
 }
 
-/// Forecasts from every rolling origin of `first..=last` and scores those
-/// landing on `scored_rows` (the window's open rows) against `target`.
-pub fn score_on_origins(
-    artifact: &Artifact,
-    features: &DataFrame,
-    history: &History,
-    (first, last): (NaiveDate, NaiveDate),
-    horizon: u32,
-    scored_rows: &[usize],
-    target: &[f64],
-) -> Result<Vec<Scored>, ForecastError> {
-    let paths = rolling_paths(history, first, last);
-    let mut wanted = vec![false; features.height()];
-    for &row in scored_rows {
-        if let Some(w) = wanted.get_mut(row) {
-            *w = true;
-        }
-    }
-    // Forecasts past the scored window are never scored: not made.
-    let until = days_from_date(last);
-    let forecasts = recursive::forecast_until(
-        artifact,
-        features,
-        history,
-        &paths,
-        (horizon, until),
-        Feed::Forecasts,
-    )?;
-    Ok(forecasts
-        .into_iter()
-        .filter(|f| wanted[f.row])
-        .map(|f| Scored {
-            horizon: f.horizon,
-            row: f.row,
-            forecast: f.value,
-            actual: target[f.row],
-        })
-        .collect())
-}
-
 /// Metrics per horizon and per bucket of `scored`; coverage of the
 /// intervals when a calibration is given.
 pub fn summarize(
@@ -189,17 +149,37 @@ pub struct Scorer<'a> {
 }
 
 impl Scorer<'_> {
-    /// Every scored forecast of `artifact` (built for this frame).
+    /// Every forecast of `artifact` (built for this frame) from the rolling
+    /// origins of the scored days that lands on a scored row.
     pub fn scored(&self, artifact: &Artifact) -> Result<Vec<Scored>, ForecastError> {
-        score_on_origins(
+        let (first, last) = self.days;
+        let paths = rolling_paths(self.history, first, last);
+        let mut wanted = vec![false; self.features.height()];
+        for &row in self.rows {
+            if let Some(w) = wanted.get_mut(row) {
+                *w = true;
+            }
+        }
+        // Forecasts past the scored days are never scored: not made.
+        let until = (self.horizon, days_from_date(last));
+        let forecasts = recursive::forecast_until(
             artifact,
             self.features,
             self.history,
-            self.days,
-            self.horizon,
-            self.rows,
-            self.target,
-        )
+            &paths,
+            until,
+            Feed::Forecasts,
+        )?;
+        Ok(forecasts
+            .into_iter()
+            .filter(|f| wanted[f.row])
+            .map(|f| Scored {
+                horizon: f.horizon,
+                row: f.row,
+                forecast: f.value,
+                actual: self.target[f.row],
+            })
+            .collect())
     }
 
     /// The metrics of `artifact`'s forecasts, with its intervals' coverage.
@@ -217,18 +197,20 @@ impl Scorer<'_> {
     }
 }
 
+/// A scored forecast of row 0, for tests.
+#[cfg(test)]
+pub(crate) fn scored(horizon: u32, forecast: f64, actual: f64) -> Scored {
+    Scored {
+        horizon,
+        row: 0,
+        forecast,
+        actual,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn scored(horizon: u32, forecast: f64, actual: f64) -> Scored {
-        Scored {
-            horizon,
-            row: 0,
-            forecast,
-            actual,
-        }
-    }
 
     #[test]
     fn buckets_are_weeks_of_horizons_and_the_last_pools_all() {

@@ -202,12 +202,7 @@ fn index(
     for i in 0..frame.height() {
         // One allocation per series, not per row.
         name.clear();
-        for (j, k) in keys.iter().enumerate() {
-            if j > 0 {
-                name.push('/');
-            }
-            name.push_str(k.get(i).unwrap_or_default());
-        }
+        push_series_name(&mut name, &keys, i);
         let id = match ids.get(name.as_str()) {
             Some(&id) => id,
             None => {
@@ -224,10 +219,18 @@ fn index(
 
 /// The series keys of row `i` joined with "/" (as reports name series).
 pub fn series_name(keys: &[StringChunked], i: usize) -> String {
-    keys.iter()
-        .map(|k| k.get(i).unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("/")
+    let mut name = String::new();
+    push_series_name(&mut name, keys, i);
+    name
+}
+
+fn push_series_name(name: &mut String, keys: &[StringChunked], i: usize) {
+    for (j, k) in keys.iter().enumerate() {
+        if j > 0 {
+            name.push('/');
+        }
+        name.push_str(k.get(i).unwrap_or_default());
+    }
 }
 
 /// One forecast path: a series forecast from one origin.
@@ -368,6 +371,13 @@ fn with_history_features(
     let mut frame = frame_rows(features, rows)?;
     let target_day = |row: usize| history.of_row(row).1;
     let some = |v: f64| (!v.is_nan()).then_some(v);
+    // Sum and count of the values a path sees on `days`, added to `start`.
+    let add_seen = |p: usize, days: std::ops::Range<i32>, start: (f64, u32)| {
+        days.map(|day| seen(p, day))
+            .filter(|v| !v.is_nan())
+            .fold(start, |(sum, count), v| (sum + v, count + 1))
+    };
+    let mean = |(sum, count): (f64, u32)| (count > 0).then(|| sum / count as f64);
     for &k in &settings.lags {
         let values: Vec<Option<f64>> = step
             .iter()
@@ -380,15 +390,7 @@ fn with_history_features(
             .iter()
             .map(|&(p, row)| {
                 let t = target_day(row);
-                let (mut sum, mut count) = (0.0, 0u32);
-                for day in t - k as i32..t {
-                    let v = seen(p, day);
-                    if !v.is_nan() {
-                        sum += v;
-                        count += 1;
-                    }
-                }
-                (count > 0).then(|| sum / count as f64)
+                mean(add_seen(p, t - k as i32..t, (0.0, 0)))
             })
             .collect();
         frame.with_column(Column::new(rolling_mean_name(k).into(), values))?;
@@ -398,15 +400,11 @@ fn with_history_features(
         .map(|&(p, row)| {
             let Path { series, origin } = paths[p];
             let t = target_day(row);
-            let (mut sum, mut count) = history.before(series, t.min(origin + 1));
-            for day in origin + 1..t {
-                let v = seen(p, day);
-                if !v.is_nan() {
-                    sum += v;
-                    count += 1;
-                }
-            }
-            (count > 0).then(|| sum / count as f64)
+            mean(add_seen(
+                p,
+                origin + 1..t,
+                history.before(series, t.min(origin + 1)),
+            ))
         })
         .collect();
     frame.with_column(Column::new(SERIES_MEAN.into(), means))?;

@@ -24,6 +24,7 @@ use crate::ingest::{date_from_days, days_from_date};
 use crate::lake::Lake;
 use crate::mapping::{AttributeTable, DataMapping};
 use crate::models::Artifact;
+use crate::plans::PlanWindow;
 use crate::predictions::{self, PredictionsWritten};
 use crate::registry::{LoadedModel, Registry};
 use crate::train::frame_rows;
@@ -111,12 +112,13 @@ pub fn predict(
     let plans = crate::plans::read_plans(lake, mapping, &config.validation, first_target, last_target)
         .with_context(|| format!("reading the plans of {first_target} .. {last_target}"))?;
 
-    let future = future_rows(&sales.frame, &plans.frame, mapping, data_day, horizon)?;
-    if future.unplanned > 0 {
+    let future = future_rows(&sales.frame, &plans, mapping, data_day, horizon)?;
+    let unplanned = future.unplanned_rows.len();
+    if unplanned > 0 {
         tracing::warn!(
             "no plan for {} of {} forecast rows: used the covariates of the same weekday in the newest week \
              up to {data_day}; those rows are marked planned = false",
-            future.unplanned,
+            unplanned,
             future.frame.height()
         );
     }
@@ -170,8 +172,8 @@ pub fn predict(
         interval: manifest.calibration.map(|c| c.interval),
         series: paths.len(),
         rows: frame.height(),
-        planned_rows: frame.height() - future.unplanned,
-        unplanned_rows: future.unplanned,
+        planned_rows: frame.height() - unplanned,
+        unplanned_rows: unplanned,
         written,
         preview,
         seconds: started.elapsed().as_secs_f64(),
@@ -185,12 +187,11 @@ struct Future {
     series: Vec<String>,
     /// (series, day number) of rows without a plan.
     unplanned_rows: HashSet<(String, i32)>,
-    unplanned: usize,
 }
 
 fn future_rows(
     sales: &DataFrame,
-    plans: &DataFrame,
+    plans: &PlanWindow,
     mapping: &DataMapping,
     data_day: NaiveDate,
     horizon: u32,
@@ -200,8 +201,8 @@ fn future_rows(
     let active: Vec<u32> = (0..history.series() as u32)
         .filter(|&s| (origin - ACTIVE_DAYS + 1..=origin).any(|d| history.row(s, d).is_some()))
         .collect();
-    let plan_index = plan_index(plans, mapping)?;
-    let (mut from_plan, mut planned_days) = (Vec::new(), Vec::new());
+    let plan_index = plan_index(&plans.frame, mapping)?;
+    let mut from_plan = Vec::new();
     let (mut from_sales, mut sales_days) = (Vec::new(), Vec::new());
     let mut unplanned_rows = HashSet::new();
     for &s in &active {
@@ -211,7 +212,6 @@ fn future_rows(
             let day = origin + h;
             if let Some(&row) = plan_index.get(&(name.to_string(), day)) {
                 from_plan.push(row as IdxSize);
-                planned_days.push(day);
                 continue;
             }
             let weeks_back = 7 * ((h + 6) / 7);
@@ -223,35 +223,25 @@ fn future_rows(
             }
         }
     }
-    let date = mapping.date_column.as_str();
-    let reshape = |frame: DataFrame, days: Vec<i32>| -> PolarsResult<DataFrame> {
-        let n = frame.height();
-        let mut frame = frame;
-        frame.with_column(Column::new(date.into(), days).cast(&DataType::Date)?)?;
-        frame.with_column(Column::full_null(
-            mapping.target.as_str().into(),
-            n,
-            &DataType::Float64,
-        ))?;
-        frame.select(sales.get_column_names().into_iter().cloned())
-    };
-    let unplanned = from_sales.len();
-    let mut frame = reshape(
-        sales.take(&IdxCa::from_vec("rows".into(), from_sales))?,
-        sales_days,
-    )?;
+    // Default rows: a sales row moved to the target day, its target emptied.
+    let mut frame = sales.take(&IdxCa::from_vec("rows".into(), from_sales))?;
+    let n = frame.height();
+    frame.with_column(Column::new(mapping.date_column.as_str().into(), sales_days).cast(&DataType::Date)?)?;
+    frame.with_column(Column::full_null(
+        mapping.target.as_str().into(),
+        n,
+        &DataType::Float64,
+    ))?;
     if !from_plan.is_empty() {
-        let planned = reshape(
-            plans.take(&IdxCa::from_vec("rows".into(), from_plan))?,
-            planned_days,
-        )?;
+        let planned = plans
+            .with_target(mapping)?
+            .take(&IdxCa::from_vec("rows".into(), from_plan))?;
         frame.vstack_mut(&planned)?;
     }
     Ok(Future {
         frame,
         series: active.iter().map(|&s| history.name(s).to_string()).collect(),
         unplanned_rows,
-        unplanned,
     })
 }
 

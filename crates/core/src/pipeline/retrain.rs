@@ -25,7 +25,7 @@ use crate::registry::{
     BuildInfo, Champion, Lineage, LoadedModel, Manifest, NewDecision, Registry, RegistryState,
 };
 use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
-use crate::train::{self, Split, TrainingSet, frame_rows, score};
+use crate::train::{self, Split, TrainingSet, score};
 use crate::window::Window;
 
 /// How many of the worst series the report lists.
@@ -72,9 +72,13 @@ pub fn retrain(
 
     let phase = Instant::now();
     let target = training_set.target();
-    let series = series_names(&features, config, &split.holdout)?;
     let (one_day, challenger_pred) = score(&challenger.artifact, &features, &split.holdout, target)?;
     let history = History::new(&features, &config.data).context("indexing the window's series")?;
+    let series: Vec<String> = split
+        .holdout
+        .iter()
+        .map(|&row| history.name(history.of_row(row).0).to_string())
+        .collect();
     let horizon = config.forecast.horizon_days;
     let holdout = Scorer {
         features: &features,
@@ -242,24 +246,6 @@ fn finish(report: &mut RunReport, config: &Config, lake: &Lake, registry: &Regis
         .map(|(name, store)| (name.to_string(), store.requests()))
         .collect();
     report.cost = Some(CostEstimate::new(&config.cost, report.seconds.total, requests));
-}
-
-fn series_names(features: &DataFrame, config: &Config, rows: &[usize]) -> anyhow::Result<Vec<String>> {
-    let frame = frame_rows(features, rows)?;
-    let keys: Vec<_> = config
-        .data
-        .series_keys
-        .iter()
-        .map(|k| frame.column(k).and_then(|c| c.str().cloned()))
-        .collect::<Result<_, _>>()?;
-    Ok((0..frame.height())
-        .map(|i| {
-            keys.iter()
-                .map(|k| k.get(i).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("/")
-        })
-        .collect())
 }
 
 /// Loads the champion (re-hashed), builds its features from the same window
