@@ -37,7 +37,9 @@ fn venv_bin() -> PathBuf {
 /// The CI/CD files of the repository, copied into a fresh folder.
 fn ci_files_copy() -> tempfile::TempDir {
     let dir = tempdir();
-    std::fs::copy(repo_file("buildspec.yml"), dir.path().join("buildspec.yml")).unwrap();
+    for file in ["buildspec.yml", "Dockerfile"] {
+        std::fs::copy(repo_file(file), dir.path().join(file)).unwrap();
+    }
     copy_tree(
         &repo_file(".github/workflows"),
         &dir.path().join(".github/workflows"),
@@ -72,7 +74,7 @@ fn every_lint_fails_on_a_broken_copy() {
     let (passed, output) = lint(ci_files_copy().path());
     assert!(passed, "an unbroken copy must pass:\n{output}");
 
-    let breakages: [(&str, &str, &str, &str); 4] = [
+    let breakages: [(&str, &str, &str, &str); 5] = [
         (
             "cfn-lint",
             "pipelines/salescast.yml",
@@ -92,6 +94,8 @@ fn every_lint_fails_on_a_broken_copy() {
             "    commands:\n      - bash pipelines/daily-job run",
             "    command:\n      - bash pipelines/daily-job run",
         ),
+        // The image would run as root (hadolint DL3002, a warning).
+        ("hadolint", "Dockerfile", "USER 65532:65532", "USER 0"),
     ];
     for (linter, file, from, to) in breakages {
         let copy = ci_files_copy();
