@@ -74,7 +74,7 @@ fn every_lint_fails_on_a_broken_copy() {
     let (passed, output) = lint(ci_files_copy().path());
     assert!(passed, "an unbroken copy must pass:\n{output}");
 
-    let breakages: [(&str, &str, &str, &str); 5] = [
+    let breakages: [(&str, &str, &str, &str); 6] = [
         (
             "cfn-lint",
             "pipelines/salescast.yml",
@@ -93,6 +93,13 @@ fn every_lint_fails_on_a_broken_copy() {
             "buildspec.yml",
             "    commands:\n      - bash pipelines/daily-job run",
             "    command:\n      - bash pipelines/daily-job run",
+        ),
+        // The web tier's HTTPS listener without its certificate.
+        (
+            "cfn-lint",
+            "pipelines/web.yml",
+            "      Certificates:\n        - CertificateArn: !Ref CertificateArn\n",
+            "",
         ),
         // The image would run as root (hadolint DL3002, a warning).
         ("hadolint", "Dockerfile", "USER 65532:65532", "USER 0"),
