@@ -25,7 +25,7 @@ pub(crate) fn fresh_s3_lake() -> String {
 }
 
 /// The bucket and key prefix of an `s3://BUCKET/PREFIX` URI.
-fn bucket_and_prefix(uri: &str) -> (String, String) {
+pub(crate) fn bucket_and_prefix(uri: &str) -> (String, String) {
     let rest = uri.strip_prefix("s3://").expect("an s3:// URI");
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     (bucket.to_string(), prefix.trim_end_matches('/').to_string())
@@ -289,10 +289,10 @@ fn a_failing_step_stops_the_daily_job_with_its_exit_code() {
 
 /// What the job is granted or uses: (bucket: lake, registry, raw or release;
 /// IAM action; top-level folder of the keys, e.g. `sales/`).
-type Grant = (String, String, String);
+pub(crate) type Grant = (String, String, String);
 
 /// The first folder of a key or prefix, with its slash (`sales/dt=...` -> `sales/`).
-fn top_folder(key: &str) -> String {
+pub(crate) fn top_folder(key: &str) -> String {
     key.split_once('/')
         .map(|(top, _)| format!("{top}/"))
         .unwrap_or_default()
@@ -398,13 +398,13 @@ fn iam_action(method: &str, key: &str, query: &BTreeMap<String, String>) -> &'st
 
 /// The S3 server's request log (scripts/test.sh sends it to TEST_S3_LOG),
 /// read from where it ended when this was made.
-struct RequestLog {
+pub(crate) struct RequestLog {
     path: String,
     offset: u64,
 }
 
 impl RequestLog {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let path = std::env::var("TEST_S3_LOG").expect("TEST_S3_LOG: run the tests with scripts/test.sh");
         let offset = std::fs::metadata(&path).unwrap().len();
         RequestLog { path, offset }
@@ -412,7 +412,7 @@ impl RequestLog {
 
     /// The grants the requests logged since `start` to `buckets` (name ->
     /// what the bucket is) needed.
-    fn used(&self, buckets: &BTreeMap<String, &str>) -> BTreeSet<Grant> {
+    pub(crate) fn used(&self, buckets: &BTreeMap<String, &str>) -> BTreeSet<Grant> {
         let names: Vec<&str> = buckets.keys().map(String::as_str).collect();
         let out = python(
             r#"import json, re, sys, urllib.parse

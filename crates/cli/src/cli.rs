@@ -61,8 +61,17 @@ pub enum Command {
     /// Inspect the registry: versions, one version, the decision log
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Serve the champion's forecasts over HTTP, following the champion as it moves
+    Serve(ServeArgs),
     /// Generate a sample lake in a local folder and run the daily job on it
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on [default: serve.listen, 127.0.0.1:8080]
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -89,6 +89,20 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
         Command::Models(ModelsCommand::History) => {
             emit(&models::history(&open_registry(config, handle)?)?, json)
         }
+        Command::Serve(args) => {
+            let lake = open_lake(config, handle)?;
+            let registry = open_registry(config, handle)?;
+            let mut config = config.clone();
+            if let Some(listen) = args.listen {
+                config.serve.listen = listen.to_string();
+            }
+            let listen = config
+                .serve
+                .listen
+                .parse()
+                .map_err(|e| anyhow::anyhow!("serve.listen {:?}: {e}", config.serve.listen))?;
+            handle.block_on(salescast_server::serve(config, lake, registry, listen))
+        }
         Command::Demo(_) => unreachable!("the demo builds its own configuration"),
     }
 }

@@ -18,6 +18,7 @@ use crate::evaluate::PromotionSettings;
 use crate::features::{FeatureLayout, FeatureSettings};
 use crate::forecast::ForecastSettings;
 use crate::mapping::DataMapping;
+use crate::serve::ServeSettings;
 use crate::setting::Invalid;
 use crate::storage::S3Settings;
 use crate::train::{TrainSpec, TrainingSettings};
@@ -76,6 +77,7 @@ pub struct Config {
     pub promotion: PromotionSettings,
     pub s3: S3Settings,
     pub cost: CostSettings,
+    pub serve: ServeSettings,
 }
 
 impl Default for Config {
@@ -92,6 +94,7 @@ impl Default for Config {
             promotion: PromotionSettings::default(),
             s3: S3Settings::default(),
             cost: CostSettings::default(),
+            serve: ServeSettings::default(),
         }
     }
 }
@@ -270,6 +273,7 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
     config.training.check(&names)?;
     config.promotion.check()?;
     config.cost.check()?;
+    config.serve.check()?;
     config
         .s3
         .check()

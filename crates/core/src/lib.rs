@@ -21,6 +21,7 @@ pub mod predictions;
 pub mod registry;
 pub mod report;
 pub mod sample;
+pub mod serve;
 pub mod setting;
 pub mod storage;
 pub mod train;

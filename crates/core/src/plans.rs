@@ -68,14 +68,20 @@ impl PlanWindow {
     /// keys, target, covariates) with a null Float64 target, ready to stack
     /// under the sales rows.
     pub fn with_target(&self, mapping: &DataMapping) -> PolarsResult<DataFrame> {
-        let mut frame = self.frame.clone();
-        let target = Column::full_null(mapping.target.as_str().into(), frame.height(), &DataType::Float64);
-        frame.with_column(target)?;
-        let mut order = mapping.day_and_series();
-        order.push(mapping.target.clone());
-        order.extend(mapping.covariates.iter().cloned());
-        frame.select(order)
+        with_target(&self.frame, mapping)
     }
+}
+
+/// A plan frame (as [`PlanWindow::frame`]) in the columns and order of a
+/// sales window, with a null Float64 target.
+pub fn with_target(plan: &DataFrame, mapping: &DataMapping) -> PolarsResult<DataFrame> {
+    let mut frame = plan.clone();
+    let target = Column::full_null(mapping.target.as_str().into(), frame.height(), &DataType::Float64);
+    frame.with_column(target)?;
+    let mut order = mapping.day_and_series();
+    order.push(mapping.target.clone());
+    order.extend(mapping.covariates.iter().cloned());
+    frame.select(order)
 }
 
 /// Reads the plan partitions of `first_day ..= last_day`. Each file is read

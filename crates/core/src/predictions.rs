@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::sha256_hex;
 use crate::ingest::days_from_date;
 use crate::lake::{Lake, WriteOutcome, decode_parquet, encode_parquet};
-use crate::storage::{PutMode, StoreError, check_key};
+use crate::storage::{PutMode, StoreError, Version, check_key};
 
 pub const PREDICTIONS_ROOT: &str = "predictions/";
 pub const MANIFEST_FILE: &str = "_manifest.json";
@@ -457,6 +457,27 @@ pub fn write_predictions(
     })
 }
 
+/// The manifest of one committed partition and its store version, without
+/// its files: `None` when the folder has no manifest.
+pub fn read_predictions_manifest(
+    lake: &Lake,
+    model: &str,
+    data_day: NaiveDate,
+) -> Result<Option<(PredictionsManifest, Version)>, PredictionsError> {
+    check_model(model)?;
+    let key = format!("{}{MANIFEST_FILE}", predictions_prefix(model, data_day));
+    let object = match lake.store().get(&key) {
+        Ok(object) => object,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let manifest = serde_json::from_slice(&object.bytes).map_err(|e| PredictionsError::Corrupt {
+        uri: lake.store().uri_of(&key),
+        problem: format!("not a predictions manifest: {e}"),
+    })?;
+    Ok(Some((manifest, object.version)))
+}
+
 /// Reads one committed partition: `None` when the folder has no manifest
 /// (nothing written, or a write that did not finish). Reads exactly the files
 /// the manifest lists, each checked against its SHA-256 and size.
@@ -465,22 +486,16 @@ pub fn read_predictions(
     model: &str,
     data_day: NaiveDate,
 ) -> Result<Option<(PredictionsManifest, DataFrame)>, PredictionsError> {
-    check_model(model)?;
+    let Some((manifest, _)) = read_predictions_manifest(lake, model, data_day)? else {
+        return Ok(None);
+    };
     let store = lake.store();
     let prefix = predictions_prefix(model, data_day);
-    let manifest_key = format!("{prefix}{MANIFEST_FILE}");
-    let manifest_uri = store.uri_of(&manifest_key);
+    let manifest_uri = store.uri_of(&format!("{prefix}{MANIFEST_FILE}"));
     let corrupt = |uri: &str, problem: String| PredictionsError::Corrupt {
         uri: uri.to_string(),
         problem,
     };
-    let object = match store.get(&manifest_key) {
-        Ok(object) => object,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let manifest: PredictionsManifest = serde_json::from_slice(&object.bytes)
-        .map_err(|e| corrupt(&manifest_uri, format!("not a predictions manifest: {e}")))?;
     if manifest.format != MANIFEST_FORMAT || manifest.model != model || manifest.data_day != data_day {
         return Err(corrupt(
             &manifest_uri,

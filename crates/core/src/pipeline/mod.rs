@@ -6,11 +6,13 @@
 pub mod backtest;
 pub mod check;
 pub mod demo;
+pub mod forecaster;
 pub mod ingest;
 pub mod models;
 pub mod predict;
 pub mod retrain;
 pub mod rollback;
+pub mod serving;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;

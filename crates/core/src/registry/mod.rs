@@ -262,7 +262,8 @@ impl Registry {
         self.key(&format!("versions/{version}/manifest.json"))
     }
 
-    fn champion_key(&self) -> String {
+    /// The champion pointer's key in the registry's store.
+    pub fn champion_key(&self) -> String {
         self.key("champion.json")
     }
 

@@ -1,0 +1,111 @@
+//! The API's one error type: a status and a JSON body
+//! `{"error": {"status", "message", "parameter"}, "model_sha256"}`.
+//! Internal errors are logged with their whole chain and answered with a
+//! generic message: their details (paths, buckets) are not shown.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    parameter: Option<String>,
+    model: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+    model_sha256: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    status: u16,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameter: Option<&'a str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            parameter: None,
+            model: None,
+        }
+    }
+
+    /// 400, naming the query parameter or body field at fault.
+    pub fn bad(parameter: &str, message: impl Into<String>) -> Self {
+        Self {
+            parameter: Some(parameter.to_string()),
+            ..Self::new(StatusCode::BAD_REQUEST, message)
+        }
+    }
+
+    /// 400 about the request as a whole.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+    }
+
+    pub fn not_ready() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no champion is loaded yet: see /readyz",
+        )
+    }
+
+    pub fn timeout(seconds: f64) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the request took longer than {seconds} s"),
+        )
+    }
+
+    /// With the status a rejection chose (an extractor's 400, 413, 415).
+    pub fn with_status(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, message)
+    }
+
+    /// Logged here, once, with its chain; the caller sees a generic message.
+    pub fn internal(err: anyhow::Error) -> Self {
+        tracing::error!("internal error: {err:#}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error (logged on the server)",
+        )
+    }
+
+    /// The model the request was answered with.
+    pub fn model(mut self, version: &str) -> Self {
+        self.model = Some(version.to_string());
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: Detail {
+                status: self.status.as_u16(),
+                message: &self.message,
+                parameter: self.parameter.as_deref(),
+            },
+            model_sha256: self.model.as_deref(),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,70 @@
+//! salescast-server: the HTTP front end of `salescast serve`. A JSON API over
+//! the champion's forecasts (stored, or on demand under a caller's plan), its
+//! record, health and Prometheus metrics; it follows the champion pointer by
+//! itself (`reload`), swapping snapshots atomically. Every forecast and
+//! decision comes from salescast-core (`pipeline::serving`); this crate only
+//! routes, bounds, counts and renders.
+
+mod error;
+mod metrics;
+mod reload;
+mod routes;
+mod state;
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use salescast_core::config::Config;
+use salescast_core::lake::Lake;
+use salescast_core::registry::Registry;
+
+pub use state::AppState;
+
+/// Serves until SIGTERM or Ctrl-C: then stops accepting connections and
+/// finishes the requests in flight. Call it on the process's runtime; the
+/// lake and registry are its blocking facades (used from blocking threads).
+pub async fn serve(config: Config, lake: Lake, registry: Registry, listen: SocketAddr) -> anyhow::Result<()> {
+    let state = AppState::new(config, lake, registry);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    tracing::info!("listening on http://{local}");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(reload::follow(state.clone(), stop_rx));
+    let app = routes::app(state);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP");
+    let _ = stop_tx.send(true);
+    let _ = follower.await;
+    tracing::info!("stopped: every request in flight was answered");
+    served
+}
+
+/// SIGTERM (ECS stopping a task) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: no new connections; finishing requests in flight");
+}

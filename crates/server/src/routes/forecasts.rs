@@ -1,0 +1,288 @@
+//! `/v1/forecasts`: `GET` the served forecasts of one series (by its key
+//! columns as query parameters, optionally `from` and `to`), and `POST`
+//! on-demand forecasts of some series under the caller's plan ("what if
+//! store 12 runs a promotion next Tuesday"), computed by the loaded champion.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::NaiveDate;
+use salescast_core::pipeline::serving::{ForecastRow, Snapshot, Source, rows_by_series};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new().route(
+        "/v1/forecasts",
+        get(stored)
+            .post(on_demand)
+            .layer(DefaultBodyLimit::max(state.config.serve.max_body_bytes)),
+    )
+}
+
+/// The rows of one series, with whose forecasts they are.
+#[derive(Serialize)]
+struct SeriesForecasts<'a> {
+    model: &'a str,
+    model_sha256: &'a str,
+    data_day: NaiveDate,
+    source: Source,
+    interval: Option<f64>,
+    series: BTreeMap<String, String>,
+    forecasts: Vec<&'a ForecastRow>,
+}
+
+async fn stored(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let snapshot = state.snapshot.load_full().ok_or_else(ApiError::not_ready)?;
+    let in_model = |e: ApiError| e.model(snapshot.version());
+    let Query(params) = query.map_err(|e| in_model(ApiError::bad_request(e.body_text())))?;
+    let mapping = snapshot.forecaster.mapping();
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    let (mut from, mut to) = (None, None);
+    for (name, value) in &params {
+        let slot = match name.as_str() {
+            "from" => {
+                from = Some(date(name, value).map_err(in_model)?);
+                continue;
+            }
+            "to" => {
+                to = Some(date(name, value).map_err(in_model)?);
+                continue;
+            }
+            key if mapping.series_keys.iter().any(|k| k == key) => keys.insert(name.clone(), value.clone()),
+            _ => {
+                return Err(in_model(ApiError::bad(
+                    name,
+                    format!(
+                        "unknown parameter {name:?} (expected the series keys {} and optionally from, to)",
+                        mapping.series_keys.join(", ")
+                    ),
+                )));
+            }
+        };
+        if slot.is_some() {
+            return Err(in_model(ApiError::bad(name, format!("{name:?} is given twice"))));
+        }
+    }
+    let name = series_name(&snapshot, &keys).map_err(in_model)?;
+    check_range(from, to).map_err(in_model)?;
+    let rows = snapshot
+        .forecasts
+        .get(&name)
+        .ok_or_else(|| in_model(unknown_series(&keys)))?;
+    let body = SeriesForecasts {
+        model: &snapshot.manifest.model,
+        model_sha256: snapshot.version(),
+        data_day: snapshot.data_day,
+        source: snapshot.source,
+        interval: snapshot.forecaster.interval(),
+        series: keys.clone(),
+        forecasts: rows.iter().filter(|r| in_range(r, from, to)).collect(),
+    };
+    json(&body).map_err(in_model)
+}
+
+/// A plan or series value: text, a number or a flag, as a plan file holds it.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Number(serde_json::Number),
+    Flag(bool),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Text(s) => s.clone(),
+            Scalar::Number(n) => n.to_string(),
+            Scalar::Flag(b) => u8::from(*b).to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnDemandRequest {
+    /// Each series by its key columns.
+    series: Vec<BTreeMap<String, Scalar>>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    /// Plan rows: the date, the series keys and any covariates to set.
+    #[serde(default)]
+    plan: Vec<BTreeMap<String, Scalar>>,
+}
+
+#[derive(Serialize)]
+struct OnDemandResponse<'a> {
+    model: &'a str,
+    model_sha256: &'a str,
+    data_day: NaiveDate,
+    source: &'static str,
+    interval: Option<f64>,
+    series: Vec<OnDemandSeries>,
+}
+
+#[derive(Serialize)]
+struct OnDemandSeries {
+    series: BTreeMap<String, String>,
+    forecasts: Vec<ForecastRow>,
+}
+
+async fn on_demand(
+    State(state): State<AppState>,
+    body: Result<Json<OnDemandRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let snapshot = state.snapshot.load_full().ok_or_else(ApiError::not_ready)?;
+    let version = snapshot.version().to_string();
+    let in_model = |e: ApiError| e.model(&version);
+    let Json(request) = body.map_err(|e| in_model(rejected(&e)))?;
+    let limit = state.config.serve.max_series;
+    if request.series.is_empty() {
+        return Err(in_model(ApiError::bad("series", "give at least one series")));
+    }
+    if request.series.len() > limit {
+        return Err(in_model(ApiError::too_large(format!(
+            "{} series in one request; at most {limit} (serve.max_series)",
+            request.series.len()
+        ))));
+    }
+    let horizon = snapshot.forecaster.horizon() as usize;
+    if request.plan.len() > limit * horizon {
+        return Err(in_model(ApiError::too_large(format!(
+            "{} plan rows in one request; at most {} (serve.max_series x forecast.horizon_days)",
+            request.plan.len(),
+            limit * horizon
+        ))));
+    }
+    check_range(request.from, request.to).map_err(in_model)?;
+    let mut wanted = Vec::with_capacity(request.series.len());
+    for given in &request.series {
+        let keys: BTreeMap<String, String> = given.iter().map(|(k, v)| (k.clone(), v.text())).collect();
+        let name = series_name(&snapshot, &keys).map_err(in_model)?;
+        if !snapshot.forecaster.is_active(&name) {
+            return Err(in_model(unknown_series(&keys)));
+        }
+        wanted.push((name, keys));
+    }
+    let plan: Vec<HashMap<String, String>> = request
+        .plan
+        .iter()
+        .map(|row| row.iter().map(|(k, v)| (k.clone(), v.text())).collect())
+        .collect();
+    let _permit = state
+        .forecast_permits
+        .acquire()
+        .await
+        .map_err(|e| in_model(ApiError::internal(e.into())))?;
+    let worker = snapshot.clone();
+    let names: Vec<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
+    let computed = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let plan = worker
+            .forecaster
+            .caller_plan(&plan, "request body: plan")
+            .map_err(|e| ApiError::bad("plan", e.to_string()))?;
+        let forecasts = worker
+            .forecaster
+            .forecast(Some(&names), Some(&plan))
+            .map_err(ApiError::internal)?;
+        rows_by_series(&forecasts.frame).map_err(ApiError::internal)
+    })
+    .await
+    .map_err(|e| in_model(ApiError::internal(e.into())))?
+    .map_err(in_model)?;
+    let mut computed = computed;
+    let series = wanted
+        .into_iter()
+        .map(|(name, keys)| OnDemandSeries {
+            series: keys,
+            forecasts: computed
+                .remove(&name)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| in_range(r, request.from, request.to))
+                .collect(),
+        })
+        .collect();
+    let body = OnDemandResponse {
+        model: &snapshot.manifest.model,
+        model_sha256: &version,
+        data_day: snapshot.data_day,
+        source: "on_demand",
+        interval: snapshot.forecaster.interval(),
+        series,
+    };
+    json(&body).map_err(in_model)
+}
+
+/// A JSON response, serialized once, straight to bytes.
+fn json(body: &impl Serialize) -> Result<Response, ApiError> {
+    let bytes = serde_json::to_vec(body).map_err(|e| ApiError::internal(e.into()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+/// A body axum could not take: 413 (too large) and 415 (not JSON) as they
+/// are, and every malformed or mistyped body a 400.
+fn rejected(rejection: &JsonRejection) -> ApiError {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        ApiError::with_status(status, rejection.body_text())
+    } else {
+        ApiError::bad_request(rejection.body_text())
+    }
+}
+
+fn date(name: &str, value: &str) -> Result<NaiveDate, ApiError> {
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|e| ApiError::bad(name, format!("{name}={value:?} is not a date YYYY-MM-DD: {e}")))
+}
+
+fn check_range(from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<(), ApiError> {
+    match (from, to) {
+        (Some(f), Some(t)) if f > t => Err(ApiError::bad("from", format!("from {f} is after to {t}"))),
+        _ => Ok(()),
+    }
+}
+
+fn in_range(row: &ForecastRow, from: Option<NaiveDate>, to: Option<NaiveDate>) -> bool {
+    from.is_none_or(|f| row.target_date >= f) && to.is_none_or(|t| row.target_date <= t)
+}
+
+/// The series name (keys joined with "/") of exactly the mapping's keys.
+fn series_name(snapshot: &Snapshot, keys: &BTreeMap<String, String>) -> Result<String, ApiError> {
+    let expected = &snapshot.forecaster.mapping().series_keys;
+    if let Some(extra) = keys.keys().find(|k| !expected.contains(k)) {
+        return Err(ApiError::bad(
+            extra,
+            format!("{extra:?} is not a series key (expected {})", expected.join(", ")),
+        ));
+    }
+    expected
+        .iter()
+        .map(|k| {
+            keys.get(k)
+                .cloned()
+                .ok_or_else(|| ApiError::bad(k, format!("missing series key {k:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|parts| parts.join("/"))
+}
+
+fn unknown_series(keys: &BTreeMap<String, String>) -> ApiError {
+    let shown: Vec<String> = keys.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    ApiError::not_found(format!(
+        "unknown series {}: no forecasts for it (not active in the last 7 days of data?)",
+        shown.join(", ")
+    ))
+}

@@ -1,0 +1,444 @@
+//! `salescast serve` through the real binary on both backends: it serves the
+//! champion's stored forecasts with intervals and its hash, follows the
+//! champion through a promotion and a rollback (never labelling one model's
+//! forecasts with another's hash), refuses a corrupt version while the old
+//! one keeps answering, answers bad requests with JSON 400/404/413, computes
+//! on-demand forecasts under a caller's plan, counts all of it in /metrics,
+//! and stops cleanly on SIGTERM.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::retrain::{Backend, Place};
+use crate::util::{Cli, LINEAR, QUICK, copy_tree, on_every_backend, python, rossmann_lake, s, s3_endpoint};
+
+/// A running `salescast serve`, its stderr collected; killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `serve` on a free port and waits for it to listen.
+    pub fn start(cli: &Cli, dir: &Path) -> Self {
+        let mut child = cli
+            .command(dir, &["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("serve did not listen:\n{}", log.lock().unwrap()));
+        Self { child, addr, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// One request; (status, body).
+    pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        http(&self.addr, method, path, body)
+    }
+
+    pub fn get_json(&self, path: &str) -> (u16, Value) {
+        let (status, body) = self.call("GET", path, None);
+        let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
+        (status, json)
+    }
+
+    /// Polls `path` until `done` holds of its JSON, or fails after `limit`.
+    pub fn wait_for(&self, path: &str, limit: Duration, done: impl Fn(u16, &Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, json) = self.get_json(path);
+            if done(status, &json) {
+                return json;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{path} did not get there in {limit:?}: {status} {json}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "serve ignored SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection): (status, body).
+pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    (status, if chunked { unchunk(rest) } else { rest.to_string() })
+}
+
+fn unchunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    out
+}
+
+/// How long a switch may take: the poll interval plus a snapshot load (a
+/// debug build reading 400 days from the S3 test server, forecasting 100
+/// stores), with room for a busy CI machine.
+const SWITCH: Duration = Duration::from_secs(120);
+
+on_every_backend!(serve_follows_the_champion_and_refuses_a_corrupt_version);
+
+fn serve_follows_the_champion_and_refuses_a_corrupt_version(backend: Backend) {
+    let mut place = Place::new(backend);
+    if matches!(backend, Backend::Local) {
+        // predict writes into the lake: a private copy of the shared one.
+        let lake = place.dir.path().join("lake");
+        copy_tree(rossmann_lake(), &lake);
+        place.lake = s(&lake).to_string();
+    }
+    // Its own model name: its forecasts never meet another test's in the shared S3 lake.
+    let serving = "[training]\nmodel_name = \"serving\"\n";
+    // Checks every 0.2 s, and lists the partitions every second (the days
+    // here are in 2015, so the head of yesterday's partition never finds one).
+    let poll = "[serve]\npoll_seconds = 0.2\nrescan_seconds = 1\n";
+    let linear = place.config(&format!("{}{poll}", LINEAR.replace("[training]\n", serving)));
+    let quick = place.config(&format!(
+        "{}{poll}",
+        QUICK.replace("[training.gbdt]", &format!("{serving}[training.gbdt]"))
+    ));
+    let cli = |config: &Path| place.cli(config);
+    let dir = place.dir.path();
+
+    let v1 = cli(&linear)
+        .run(dir, &["retrain", "--date", "2015-07-01"])
+        .expect_code(0)
+        .json();
+    assert_eq!(v1["decision"], "promoted", "{v1}");
+    let v1 = v1["challenger"]["version"].as_str().unwrap().to_string();
+    cli(&linear)
+        .run(dir, &["predict", "--date", "2015-07-01"])
+        .expect_code(0);
+
+    let server = Server::start(&cli(&linear), dir);
+    let ready = server.wait_for("/readyz", SWITCH, |status, _| status == 200);
+    assert_eq!(ready["model_sha256"], v1.as_str());
+
+    // The stored forecasts of one store: 14 days, intervals, whose they are.
+    let (status, one) = server.get_json("/v1/forecasts?Store=102");
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["model_sha256"], v1.as_str());
+    assert_eq!(one["source"], "stored");
+    assert_eq!(one["data_day"], "2015-07-01");
+    let rows = one["forecasts"].as_array().unwrap();
+    assert_eq!(rows.len(), 14, "{one}");
+    for row in rows {
+        let (f, lo, hi) = (
+            row["forecast"].as_f64().unwrap(),
+            row["lower"].as_f64().unwrap(),
+            row["upper"].as_f64().unwrap(),
+        );
+        assert!(lo <= f && f <= hi, "{row}");
+    }
+    let (_, some) = server.get_json("/v1/forecasts?Store=102&from=2015-07-03&to=2015-07-05");
+    assert_eq!(some["forecasts"].as_array().unwrap().len(), 3, "{some}");
+    let (_, champion) = server.get_json("/v1/champion");
+    assert_eq!(champion["model_sha256"], v1.as_str());
+    assert_eq!(champion["decision"]["kind"], "promoted", "{champion}");
+    assert!(champion["holdout_metrics"]["wape"].as_f64().unwrap() > 0.0);
+
+    bad_requests_get_json_errors(&server, &v1);
+    on_demand_forecasts_use_the_callers_plan(&server, &v1);
+
+    // A better champion: the server switches to it by itself. The newest
+    // stored forecasts are v1's, so it forecasts that day itself, and says so.
+    let v2 = cli(&quick)
+        .run(dir, &["retrain", "--date", "2015-07-31"])
+        .expect_code(0)
+        .json();
+    assert_eq!(v2["decision"], "promoted", "{v2}");
+    let v2 = v2["challenger"]["version"].as_str().unwrap().to_string();
+    let served = server.wait_for("/v1/forecasts?Store=102", SWITCH, |_, j| {
+        j["model_sha256"] == v2.as_str()
+    });
+    assert_eq!(
+        served["source"], "computed",
+        "v1's stored forecasts are not served as v2's: {served}"
+    );
+    assert_eq!(served["data_day"], "2015-07-01");
+    // Its own forecasts, once predict writes them.
+    cli(&quick)
+        .run(dir, &["predict", "--date", "2015-07-31"])
+        .expect_code(0);
+    let served = server.wait_for("/v1/forecasts?Store=102", SWITCH, |_, j| j["source"] == "stored");
+    assert_eq!(
+        (served["model_sha256"].as_str(), served["data_day"].as_str()),
+        (Some(v2.as_str()), Some("2015-07-31"))
+    );
+
+    // Rollback: back to v1, whose forecasts of 2015-07-31 are computed.
+    cli(&linear)
+        .run(dir, &["rollback", "--reason", "serve test"])
+        .expect_code(0);
+    let served = server.wait_for("/v1/forecasts?Store=102", SWITCH, |_, j| {
+        j["model_sha256"] == v1.as_str()
+    });
+    assert_eq!(
+        (served["source"].as_str(), served["data_day"].as_str()),
+        (Some("computed"), Some("2015-07-31"))
+    );
+    let (_, champion) = server.get_json("/v1/champion");
+    assert_eq!(champion["decision"]["kind"], "rolled_back", "{champion}");
+
+    // A pointer at a version whose artifact does not hash to its name.
+    let reloads_before = metric(&server, "salescast_reload_failures_total");
+    point_at_a_corrupt_version(&place, &v1);
+    let started = Instant::now();
+    while metric(&server, "salescast_reload_failures_total") <= reloads_before {
+        assert!(
+            started.elapsed() < SWITCH,
+            "the corrupt version was not refused:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, still) = server.get_json("/v1/forecasts?Store=102");
+    assert_eq!(
+        (status, still["model_sha256"].as_str()),
+        (200, Some(v1.as_str())),
+        "the old model keeps answering"
+    );
+    assert_eq!(server.get_json("/readyz").0, 200);
+    assert!(
+        server.log().contains("does not match") || server.log().contains("refused"),
+        "{}",
+        server.log()
+    );
+
+    let metrics = server.call("GET", "/metrics", None).1;
+    for expected in [
+        "salescast_http_requests_total{route=\"/v1/forecasts\",method=\"GET\",status=\"200\"}",
+        "salescast_http_requests_total{route=\"/v1/forecasts\",method=\"GET\",status=\"404\"}",
+        "salescast_http_request_duration_seconds_bucket{route=\"/v1/forecasts\",le=\"+Inf\"}",
+        &format!("salescast_model_info{{model_sha256=\"{v1}\""),
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing from /metrics:\n{metrics}"
+        );
+    }
+    assert!(metric(&server, "salescast_reloads_total") >= 4.0, "{metrics}");
+
+    let log = server.log();
+    let status = server.terminate();
+    assert!(status.success(), "serve exited {status:?} on SIGTERM:\n{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+fn bad_requests_get_json_errors(server: &Server, version: &str) {
+    let big = format!(
+        "{{\"series\": [{}]}}",
+        vec!["{\"Store\": \"102\"}"; 20_000].join(",")
+    );
+    // (method, path, body, status, the parameter the error names)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, u16, Option<&'a str>);
+    let cases: [Case; 9] = [
+        ("GET", "/v1/forecasts?Store=99999", None, 404, None),
+        (
+            "GET",
+            "/v1/forecasts?Store=102&from=2015-13-01",
+            None,
+            400,
+            Some("from"),
+        ),
+        (
+            "GET",
+            "/v1/forecasts?Store=102&from=2015-07-05&to=2015-07-03",
+            None,
+            400,
+            Some("from"),
+        ),
+        ("GET", "/v1/forecasts", None, 400, Some("Store")),
+        ("GET", "/v1/forecasts?Store=102&Shop=2", None, 400, Some("Shop")),
+        ("POST", "/v1/forecasts", Some("{not json"), 400, None),
+        ("POST", "/v1/forecasts", Some(&big), 413, None),
+        (
+            "POST",
+            "/v1/forecasts",
+            Some("{\"series\": [{\"Store\": \"99999\"}]}"),
+            404,
+            None,
+        ),
+        ("GET", "/no/such/route", None, 404, None),
+    ];
+    for (method, path, body, expected, parameter) in cases {
+        let (status, text) = server.call(method, path, body);
+        let json: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text}"));
+        assert_eq!(status, expected, "{method} {path}: {json}");
+        assert_eq!(json["error"]["status"], expected, "{json}");
+        assert!(
+            json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{json}"
+        );
+        if let Some(parameter) = parameter {
+            assert_eq!(json["error"]["parameter"], parameter, "{method} {path}: {json}");
+        }
+        if path.starts_with("/v1/") {
+            assert_eq!(json["model_sha256"], version, "{json}");
+        }
+    }
+}
+
+fn on_demand_forecasts_use_the_callers_plan(server: &Server, version: &str) {
+    let ask = |promo: u8| {
+        let body = format!(
+            "{{\"series\": [{{\"Store\": \"102\"}}], \"from\": \"2015-07-06\", \"to\": \"2015-07-08\",
+              \"plan\": [{{\"Store\": 102, \"Date\": \"2015-07-07\", \"Promo\": {promo}, \"Open\": 1}}]}}"
+        );
+        let (status, text) = server.call("POST", "/v1/forecasts", Some(&body));
+        let json: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(status, 200, "{json}");
+        assert_eq!(json["model_sha256"], version);
+        assert_eq!(json["source"], "on_demand");
+        let rows = json["series"][0]["forecasts"].as_array().unwrap().clone();
+        assert_eq!(rows.len(), 3, "{json}");
+        assert_eq!(rows[1]["target_date"], "2015-07-07");
+        assert_eq!(rows[1]["planned"], true, "the caller's plan row: {json}");
+        rows[1]["forecast"].as_f64().unwrap()
+    };
+    let (with, without) = (ask(1), ask(0));
+    assert!(
+        with > without,
+        "a promotion raises the forecast: {with} vs {without}"
+    );
+    // A plan row outside the forecast days names the field.
+    let body = "{\"series\": [{\"Store\": \"102\"}], \"plan\": [{\"Store\": \"102\", \"Date\": \"2016-01-01\", \"Promo\": 1}]}";
+    let (status, text) = server.call("POST", "/v1/forecasts", Some(body));
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("outside the forecast days") && text.contains("\"parameter\":\"plan\""),
+        "{text}"
+    );
+}
+
+/// A metric's value (the first sample of that name).
+fn metric(server: &Server, name: &str) -> f64 {
+    let text = server.call("GET", "/metrics", None).1;
+    text.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Writes a version named by a hash its artifact does not have, and points
+/// the champion at it: what a damaged copy or a hand edit would leave.
+fn point_at_a_corrupt_version(place: &Place, good: &str) {
+    let fake = "f".repeat(64);
+    let model = "serving";
+    let script = r#"
+import sys, json, pathlib
+registry, good, fake, model, endpoint = sys.argv[1:6]
+def rw(read, write):
+    pointer = json.loads(read(f"{model}/champion.json"))
+    write(f"{model}/versions/{fake}/model.bin", read(f"{model}/versions/{good}/model.bin")[:-7] + b"damaged")
+    manifest = json.loads(read(f"{model}/versions/{good}/manifest.json"))
+    manifest["version"] = fake
+    write(f"{model}/versions/{fake}/manifest.json", json.dumps(manifest).encode())
+    pointer["version"] = fake
+    pointer["decision"] = None
+    write(f"{model}/champion.json", json.dumps(pointer).encode())
+if registry.startswith("s3://"):
+    import boto3
+    bucket, _, prefix = registry[5:].partition("/")
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    key = lambda k: f"{prefix}/{k}" if prefix else k
+    rw(lambda k: s3.get_object(Bucket=bucket, Key=key(k))["Body"].read(),
+       lambda k, b: s3.put_object(Bucket=bucket, Key=key(k), Body=b))
+else:
+    root = pathlib.Path(registry)
+    def write(k, b):
+        path = root / k
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name("tmp-" + path.name)
+        tmp.write_bytes(b)
+        tmp.rename(path)
+    rw(lambda k: (root / k).read_bytes(), write)
+"#;
+    let endpoint = if place.registry.starts_with("s3://") {
+        s3_endpoint()
+    } else {
+        String::new()
+    };
+    python(script, &[&place.registry, good, &fake, model, &endpoint]);
+}
