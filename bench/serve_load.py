@@ -20,7 +20,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from horizons import git_commit, machine  # noqa: E402
-from lakes import OUT, REPO, lakes, ingest  # noqa: E402
+from lakes import OUT, REPO, SHARED, BenchLake, ingest  # noqa: E402
 
 LINEAR = '[window]\nhistory_days = 400\n[training]\ncandidates = ["seasonal_naive", "elastic_net"]\n'
 QUICK = "[window]\nhistory_days = 400\n[training.gbdt]\nmax_rounds = 150\n"
@@ -112,12 +112,12 @@ class Server:
 
 
 def swapper(binary, config, lake, registry, versions, every, stop, swaps):
-    i = 0
+    """Rolls back to whichever of the two versions is not the champion."""
     while not stop.is_set():
-        target = versions[i % 2]
+        champion = run(binary, config, lake, registry, "models", "list")["champion"]
+        target = versions[1] if champion == versions[0] else versions[0]
         run(binary, config, lake, registry, "rollback", "--to", target, "--reason", "load test swap")
         swaps.append(time.monotonic())
-        i += 1
         stop.wait(every)
 
 
@@ -149,7 +149,9 @@ def main():
         raise SystemExit("wrk is not installed: apt-get install wrk")
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
-    rossmann = lakes()[0]
+    rossmann = BenchLake("rossmann", os.path.join(REPO, "examples", "rossmann.toml"),
+                         ["--input", os.path.join(SHARED, "rossmann", "train.csv"),
+                          "--attributes", "store=" + os.path.join(SHARED, "rossmann", "store.csv")], "2015-07-31")
     lake, registry = os.path.join(args.work, "lake"), os.path.join(args.work, "registry")
     ingest(args.binary, rossmann, lake)
     with open(rossmann.config) as f:
@@ -164,24 +166,27 @@ def main():
     assert v1["decision"] == v2["decision"] == "promoted", (v1["decision"], v2["decision"])
     versions = [v1["challenger"]["version"], v2["challenger"]["version"]]
     run(args.binary, configs["quick"], lake, registry, "predict", "--date", "2015-07-31")
-    stores = sorted({line.split(",")[0] for line in open(os.path.join(REPO, "..", "shared", "data", "rossmann",
-                                                                      "train.csv")).read().splitlines()[1:]})
+    stores = sorted({line.split(",")[0] for line in open(os.path.join(SHARED, "rossmann", "train.csv")).read().splitlines()[1:]})
 
     server = Server(args.binary, configs["quick"], lake, registry, os.path.join(args.work, "serve.log"))
     result = {"machine": machine(), "commit": git_commit(), "wrk": {"threads": args.threads,
               "connections": args.connections, "seconds": args.seconds}, "swap_every_s": args.swap_every,
               "poll_s": args.poll, "ready_seconds": round(server.ready_seconds, 3), "runs": {}}
     # GET without swaps first (the comparison), then GET and POST with swaps.
-    for name, method, swapping in [("get_steady", "GET", False), ("get_swapping", "GET", True),
-                                   ("post_swapping", "POST", True)]:
+    # Many connections show throughput; few show the latency of one request
+    # (with 32 connections on a saturated machine most of it is queueing).
+    for name, method, swapping, connections in [
+            ("get_steady_c32", "GET", False, args.connections), ("get_swapping_c32", "GET", True, args.connections),
+            ("get_swapping_c4", "GET", True, 4), ("post_swapping_c4", "POST", True, 4)]:
         reloads = metric(server.addr, "salescast_reloads_total")
         failures = metric(server.addr, "salescast_reload_failures_total")
         stop, swaps = threading.Event(), []
-        thread = threading.Thread(target=swapper, args=(args.binary, configs["quick"], lake, registry, versions,
+        thread = threading.Thread(target=swapper, daemon=True, args=(args.binary, configs["quick"], lake, registry, versions,
                                                         args.swap_every, stop, swaps))
         if swapping:
             thread.start()
-        run_result = wrk(server.addr, method, args.seconds, args.threads, args.connections, stores, args.work)
+        run_result = wrk(server.addr, method, args.seconds, args.threads, connections, stores, args.work)
+        run_result["connections"] = connections
         stop.set()
         if swapping:
             thread.join()

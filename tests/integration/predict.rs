@@ -13,7 +13,7 @@ const DAY: &str = "2015-07-20";
 const STORES: usize = 100;
 
 /// The store ids of the shared rossmann sample.
-fn stores() -> Vec<String> {
+pub(crate) fn stores() -> Vec<String> {
     let text = std::fs::read_to_string(crate::util::shared_data("rossmann/train.csv")).unwrap();
     let mut ids: Vec<String> = text
         .lines()

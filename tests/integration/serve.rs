@@ -219,6 +219,32 @@ fn serve_follows_the_champion_and_refuses_a_corrupt_version(backend: Backend) {
     bad_requests_get_json_errors(&server, &v1);
     on_demand_forecasts_use_the_callers_plan(&server, &v1);
 
+    // A request slower than serve.request_timeout_seconds gets a JSON 503.
+    let hasty = place.config(&format!(
+        "{}[serve]\npoll_seconds = 0.2\nrequest_timeout_seconds = 0.05\n",
+        LINEAR.replace("[training]\n", serving)
+    ));
+    let hurried = Server::start(&place.cli(&hasty), dir);
+    hurried.wait_for("/readyz", SWITCH, |status, _| status == 200);
+    // Every store at once: far slower than 0.05 s in a debug build.
+    let many: Vec<String> = crate::predict::stores()
+        .iter()
+        .map(|store| format!("{{\"Store\": \"{store}\"}}"))
+        .collect();
+    let (status, body) = hurried.call(
+        "POST",
+        "/v1/forecasts",
+        Some(&format!("{{\"series\": [{}]}}", many.join(","))),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("took longer than 0.05 s"), "{body}");
+    assert_eq!(
+        hurried.get_json("/healthz").0,
+        200,
+        "a timeout leaves the server up"
+    );
+    drop(hurried);
+
     // A better champion: the server switches to it by itself. The newest
     // stored forecasts are v1's, so it forecasts that day itself, and says so.
     let v2 = cli(&quick)
@@ -298,8 +324,17 @@ fn serve_follows_the_champion_and_refuses_a_corrupt_version(backend: Backend) {
     }
     assert!(metric(&server, "salescast_reloads_total") >= 4.0, "{metrics}");
 
+    // SIGTERM while an on-demand forecast is in flight: it is answered, then serve exits 0.
+    let addr = server.addr.clone();
+    let in_flight = std::thread::spawn(move || {
+        let body = "{\"series\": [{\"Store\": \"102\"}, {\"Store\": \"1020\"}, {\"Store\": \"1029\"}]}";
+        http(&addr, "POST", "/v1/forecasts", Some(body))
+    });
+    std::thread::sleep(Duration::from_millis(30));
     let log = server.log();
     let status = server.terminate();
+    let (answered, body) = in_flight.join().unwrap();
+    assert_eq!(answered, 200, "the request in flight at SIGTERM: {body}");
     assert!(status.success(), "serve exited {status:?} on SIGTERM:\n{log}");
     assert!(!log.contains("panicked"), "{log}");
 }
