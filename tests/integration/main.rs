@@ -22,6 +22,7 @@ mod retrain;
 mod serve;
 mod store_conformance;
 mod store_in_runtime;
+mod users;
 mod util;
 mod web_tier;
 mod window;

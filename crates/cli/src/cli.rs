@@ -61,10 +61,48 @@ pub enum Command {
     /// Inspect the registry: versions, one version, the decision log
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// The dashboard's and API's user accounts (kept in the registry)
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Serve the champion's forecasts over HTTP, following the champion as it moves
     Serve(ServeArgs),
     /// Generate a sample lake in a local folder and run the daily job on it
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user; the password is read from stdin (never an argument: those show in ps and history)
+    Add {
+        name: String,
+        /// store, manager, analyst or admin
+        #[arg(long)]
+        role: String,
+        /// A store a `store` user may see (repeat for several)
+        #[arg(long = "store", value_name = "STORE")]
+        stores: Vec<String>,
+        /// Read the password from the first line of stdin
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Set a new password (read from stdin); ends the user's sessions
+    Passwd {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Change a user's role and stores; ends the user's sessions
+    SetRole {
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long = "store", value_name = "STORE")]
+        stores: Vec<String>,
+    },
+    /// Disable a user; ends the user's sessions
+    Disable { name: String },
+    /// Every user, their role and stores (never a hash)
+    List,
 }
 
 #[derive(Debug, Args)]

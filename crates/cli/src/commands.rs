@@ -1,17 +1,18 @@
 //! Runs a parsed command line: loads the configuration, sets up logging, calls
 //! the command, and prints its report (human text, or JSON with `--json`).
 
+use salescast_core::accounts::{AccountsError, Role};
 use salescast_core::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
 use salescast_core::pipeline::{
-    IngestRequest, RetrainOptions, backtest, check_window, demo, ingest, models, open_lake, open_registry,
-    predict, retrain, rollback, yesterday_utc,
+    IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, ingest, models,
+    open_lake, open_registry, predict, retrain, rollback, users, yesterday_utc,
 };
 use salescast_core::storage::Handle;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::cli::{Cli, Command, ModelsCommand};
+use crate::cli::{Cli, Command, ModelsCommand, UsersCommand as UsersArgs};
 use crate::render::Report;
 
 /// Parses nothing, prints once: the whole run of one command line, its stores
@@ -89,6 +90,10 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
         Command::Models(ModelsCommand::History) => {
             emit(&models::history(&open_registry(config, handle)?)?, json)
         }
+        Command::Users(command) => {
+            let registry = open_registry(config, handle)?;
+            emit(&users(&registry, users_command(command)?, &actor())?, json)
+        }
         Command::Serve(args) => {
             let lake = open_lake(config, handle)?;
             let registry = open_registry(config, handle)?;
@@ -105,6 +110,65 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
         }
         Command::Demo(_) => unreachable!("the demo builds its own configuration"),
     }
+}
+
+/// The core's users command, with the password read from stdin.
+fn users_command(command: UsersArgs) -> anyhow::Result<UsersCommand> {
+    let role = |text: &str| text.parse::<Role>().map_err(usage("--role"));
+    Ok(match command {
+        UsersArgs::Add {
+            name,
+            role: r,
+            stores,
+            ..
+        } => UsersCommand::Add {
+            name,
+            role: role(&r)?,
+            stores,
+            password: password_from_stdin()?,
+        },
+        UsersArgs::Passwd { name, .. } => UsersCommand::Passwd {
+            name,
+            password: password_from_stdin()?,
+        },
+        UsersArgs::SetRole {
+            name,
+            role: r,
+            stores,
+        } => UsersCommand::SetRole {
+            name,
+            role: role(&r)?,
+            stores,
+        },
+        UsersArgs::Disable { name } => UsersCommand::Disable { name },
+        UsersArgs::List => UsersCommand::List,
+    })
+}
+
+fn usage(flag: &'static str) -> impl Fn(AccountsError) -> ConfigError {
+    move |e| ConfigError::Argument {
+        flag: flag.into(),
+        problem: e.to_string(),
+    }
+}
+
+/// The first line of stdin, without its line ending.
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| anyhow::anyhow!("reading the password from stdin: {e}"))?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        return Err(ConfigError::Argument {
+            flag: "--password-stdin".into(),
+            problem:
+                "stdin gave no password (pipe it in: printf '%s\\n' \"$PASSWORD\" | salescast users ...)"
+                    .into(),
+        }
+        .into());
+    }
+    Ok(password)
 }
 
 /// Prints the report. A reader that stopped reading (`salescast ... | head`)

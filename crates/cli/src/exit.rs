@@ -4,6 +4,7 @@
 //! (anyhow). `main` walks the whole chain and takes the first typed failure it
 //! finds, so context never hides what kind of failure it was.
 
+use salescast_core::accounts::AccountsError;
 use salescast_core::config::ConfigError;
 use salescast_core::lake::LakeError;
 use salescast_core::pipeline::predict::PredictError;
@@ -39,6 +40,18 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
             || matches!(cause.downcast_ref::<TrainError>(), Some(TrainError::Data(_)))
         {
             return ExitCode::DataInvalid;
+        }
+        match cause.downcast_ref::<AccountsError>() {
+            Some(
+                AccountsError::Invalid { .. }
+                | AccountsError::UnknownUser { .. }
+                | AccountsError::Exists { .. },
+            ) => {
+                return ExitCode::Usage;
+            }
+            Some(AccountsError::Concurrent { .. }) => return ExitCode::Superseded,
+            Some(AccountsError::Unreadable { .. }) => return ExitCode::DataInvalid,
+            _ => {}
         }
         if cause.is::<PredictError>() {
             return ExitCode::NoChampion;

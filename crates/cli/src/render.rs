@@ -13,6 +13,7 @@ use salescast_core::pipeline::ingest::IngestReport;
 use salescast_core::pipeline::models::{History, VersionDetail, VersionList};
 use salescast_core::pipeline::predict::PredictReport;
 use salescast_core::pipeline::rollback::RollbackReport;
+use salescast_core::pipeline::users::UsersReport;
 use salescast_core::registry::Repair;
 use salescast_core::report::{RunReport, metric_rows};
 
@@ -201,6 +202,32 @@ impl Report for RollbackReport {
             self.decision_sequence,
             self.reason
         )
+    }
+}
+
+impl Report for UsersReport {
+    fn human(&self) -> String {
+        let mut text = match self.action {
+            "listed" if self.users.is_empty() => "no users yet: add the first admin with \
+                `salescast users add NAME --role admin --password-stdin`"
+                .to_string(),
+            "listed" => String::new(),
+            action => format!("{}: ", action.replace('_', " ")),
+        };
+        for user in &self.users {
+            let stores = if user.stores.is_empty() {
+                String::new()
+            } else {
+                format!(" (stores {})", user.stores.join(", "))
+            };
+            let disabled = if user.disabled { ", disabled" } else { "" };
+            text.push_str(&format!(
+                "{} {}{stores}{disabled}\n",
+                user.name,
+                user.role.as_str()
+            ));
+        }
+        text.trim_end().to_string()
     }
 }
 

@@ -3,6 +3,7 @@
 //! and the pipelines that combine them. The `salescast` binary (`crates/cli`)
 //! parses a command line, calls a pipeline here and renders its report.
 
+pub mod accounts;
 pub mod config;
 pub mod cost;
 pub mod digest;

@@ -13,6 +13,7 @@ pub mod predict;
 pub mod retrain;
 pub mod rollback;
 pub mod serving;
+pub mod users;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
@@ -28,6 +29,7 @@ pub use ingest::{IngestReport, IngestRequest, ingest, ingest_files};
 pub use predict::{PredictReport, predict};
 pub use retrain::{RetrainOptions, retrain};
 pub use rollback::{RollbackReport, rollback};
+pub use users::{UsersCommand, UsersReport, users};
 
 /// Opens the lake for sync code, its store driven by the runtime behind
 /// `handle` (the front end's; see [`storage`]).
