@@ -30,6 +30,8 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Histogram>>,
     pub reloads: AtomicU64,
     pub failed_reloads: AtomicU64,
+    /// Polls that could not reach the registry or the lake.
+    pub failed_checks: AtomicU64,
 }
 
 impl Metrics {
@@ -106,6 +108,11 @@ impl Metrics {
                 "salescast_reload_failures_total",
                 "Snapshots refused (failed to load, verify or warm up); the previous one kept serving.",
                 &self.failed_reloads,
+            ),
+            (
+                "salescast_check_failures_total",
+                "Polls of the champion that the store did not answer (retried at the next poll).",
+                &self.failed_checks,
             ),
         ] {
             let _ = write!(

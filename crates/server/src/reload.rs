@@ -4,13 +4,14 @@
 //! load the new one on a blocking thread and swap it in with one atomic
 //! store. A load that fails (unreadable, hash mismatch, warm-up) is logged
 //! and counted, and the old snapshot keeps serving; the same pointer is not
-//! retried until it moves again or the next rescan.
+//! retried until it moves again. A store that does not answer is not a
+//! refusal: the check is counted as failed and retried at the next poll.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use salescast_core::pipeline::serving::{Snapshot, pointer_version};
+use salescast_core::pipeline::serving::{Snapshot, is_transient, pointer_version};
 use salescast_core::storage::Version;
 use tokio::sync::watch;
 
@@ -28,7 +29,6 @@ pub async fn follow(state: AppState, mut stop: watch::Receiver<bool>) {
         let rescan_now = last_rescan.elapsed() >= rescan;
         if rescan_now {
             last_rescan = Instant::now();
-            refused = None;
         }
         check(&state, rescan_now, &mut refused).await;
         tokio::select! {
@@ -73,6 +73,7 @@ async fn check(state: &AppState, rescan: bool, refused: &mut Option<Option<Versi
                 tracing::warn!("no champion yet: not ready (run `salescast retrain`)");
                 Checked::Current
             }
+            Err(e) if is_transient(&e) => Checked::Unchecked(e),
             Err(e) => Checked::Refused(e, pointer),
         }
     })
@@ -93,7 +94,10 @@ async fn check(state: &AppState, rescan: bool, refused: &mut Option<Option<Versi
             state.metrics.reloads.fetch_add(1, Ordering::Relaxed);
             *refused = None;
         }
-        Checked::Unchecked(e) => tracing::warn!("cannot check the champion: {e:#}"),
+        Checked::Unchecked(e) => {
+            state.metrics.failed_checks.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("cannot check the champion (retrying at the next poll): {e:#}");
+        }
         Checked::Refused(e, pointer) => {
             state.metrics.failed_reloads.fetch_add(1, Ordering::Relaxed);
             let serving = state

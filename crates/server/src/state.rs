@@ -25,7 +25,7 @@ pub struct Inner {
     pub snapshot: ArcSwapOption<Snapshot>,
     pub metrics: Metrics,
     /// On-demand forecasts are CPU work: at most one per core at a time.
-    pub forecast_permits: Semaphore,
+    pub forecast_permits: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -37,7 +37,7 @@ impl AppState {
             registry,
             snapshot: ArcSwapOption::empty(),
             metrics: Metrics::default(),
-            forecast_permits: Semaphore::new(cores),
+            forecast_permits: Arc::new(Semaphore::new(cores)),
         }))
     }
 }

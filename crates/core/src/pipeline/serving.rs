@@ -105,12 +105,10 @@ impl Snapshot {
         };
         let forecaster = Forecaster::load(config, lake, loaded, &champion.version, data_day)
             .with_context(|| format!("loading the forecaster of {} for {data_day}", champion.version))?;
-        let warm_up = forecaster
-            .active()
-            .first()
-            .cloned()
-            .into_iter()
-            .collect::<Vec<_>>();
+        let Some(first) = forecaster.active().first() else {
+            anyhow::bail!("no series has sales in the 7 days up to {data_day}: nothing to forecast");
+        };
+        let warm_up = vec![first.clone()];
         let warm = rows_by_series(&forecaster.forecast(Some(&warm_up), None)?.frame)?;
         if let Some(bad) = warm.values().flatten().find(|r| !r.forecast.is_finite()) {
             anyhow::bail!(
@@ -120,22 +118,31 @@ impl Snapshot {
                 bad.target_date
             );
         }
-        let (source, partition, frame) = match stored {
-            Some((day, (m, version))) if m.model_sha256 == champion.version => {
-                let (_, frame) = predictions::read_predictions(lake, model, day)?
-                    .ok_or_else(|| anyhow::anyhow!("the prediction partition of {day} disappeared"))?;
-                (Source::Stored, Some(version), frame)
+        // Stored only if the partition read back is still the champion's:
+        // `predict` may have rewritten it since its manifest was read above
+        // (then this snapshot forecasts itself, and the next poll sees the
+        // new manifest's version).
+        let stored_frame = match &stored {
+            Some((day, (m, _))) if m.model_sha256 == champion.version => {
+                match predictions::read_predictions(lake, model, *day)? {
+                    Some((manifest, frame)) if manifest.model_sha256 == champion.version => Some(frame),
+                    _ => None,
+                }
             }
-            other => {
-                if let Some((day, (m, _))) = &other {
+            _ => None,
+        };
+        let partition = stored.as_ref().map(|(_, (_, version))| version.clone());
+        let (source, frame) = match stored_frame {
+            Some(frame) => (Source::Stored, frame),
+            None => {
+                if let Some((day, (m, _))) = &stored {
                     tracing::info!(
                         "the newest forecasts ({day}) were made by {}, not the champion {}: forecasting them again",
                         m.model_sha256,
                         champion.version
                     );
                 }
-                let version = other.map(|(_, (_, v))| v);
-                (Source::Computed, version, forecaster.forecast(None, None)?.frame)
+                (Source::Computed, forecaster.forecast(None, None)?.frame)
             }
         };
         Ok(Some(Self {
@@ -186,6 +193,22 @@ impl Snapshot {
 
 /// The store version of the champion pointer (one head request), or `None`
 /// when there is no champion yet.
+/// Did loading fail because the store did not answer (worth retrying at
+/// the next poll), rather than because what it holds is broken (a version to
+/// refuse)? A missing object is a broken version, not an outage.
+pub fn is_transient(err: &anyhow::Error) -> bool {
+    use crate::lake::LakeError;
+    use crate::predictions::PredictionsError;
+    use crate::registry::RegistryError;
+    let outage = |e: &StoreError| !matches!(e, StoreError::NotFound { .. } | StoreError::InvalidKey { .. });
+    err.chain().any(|cause| {
+        cause.downcast_ref::<StoreError>().is_some_and(outage)
+            || matches!(cause.downcast_ref::<RegistryError>(), Some(RegistryError::Store(e)) if outage(e))
+            || matches!(cause.downcast_ref::<PredictionsError>(), Some(PredictionsError::Store(e)) if outage(e))
+            || matches!(cause.downcast_ref::<LakeError>(), Some(LakeError::Store(e)) if outage(e))
+    })
+}
+
 pub fn pointer_version(registry: &Registry) -> Result<Option<Version>, StoreError> {
     match registry.store().head(&registry.champion_key()) {
         Ok(meta) => Ok(Some(meta.version)),

@@ -4,6 +4,7 @@
 //! store 12 runs a promotion next Tuesday"), computed by the loaded champion.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -52,12 +53,11 @@ async fn stored(
     let (mut from, mut to) = (None, None);
     for (name, value) in &params {
         let slot = match name.as_str() {
-            "from" => {
-                from = Some(date(name, value).map_err(in_model)?);
-                continue;
-            }
-            "to" => {
-                to = Some(date(name, value).map_err(in_model)?);
+            "from" | "to" => {
+                let slot = if name == "from" { &mut from } else { &mut to };
+                if slot.replace(date(name, value).map_err(in_model)?).is_some() {
+                    return Err(in_model(ApiError::bad(name, format!("{name:?} is given twice"))));
+                }
                 continue;
             }
             key if mapping.series_keys.iter().any(|k| k == key) => keys.insert(name.clone(), value.clone()),
@@ -174,6 +174,12 @@ async fn on_demand(
         if !snapshot.forecaster.is_active(&name) {
             return Err(in_model(unknown_series(&keys)));
         }
+        if wanted.iter().any(|(n, _)| *n == name) {
+            return Err(in_model(ApiError::bad(
+                "series",
+                format!("series {name:?} is asked for twice"),
+            )));
+        }
         wanted.push((name, keys));
     }
     let plan: Vec<HashMap<String, String>> = request
@@ -181,14 +187,16 @@ async fn on_demand(
         .iter()
         .map(|row| row.iter().map(|(k, v)| (k.clone(), v.text())).collect())
         .collect();
-    let _permit = state
-        .forecast_permits
-        .acquire()
+    // The permit moves into the blocking task: a request that times out
+    // stops waiting, but its forecast keeps its core until it ends.
+    let permit = Arc::clone(&state.forecast_permits)
+        .acquire_owned()
         .await
         .map_err(|e| in_model(ApiError::internal(e.into())))?;
     let worker = snapshot.clone();
     let names: Vec<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
     let computed = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let _permit = permit;
         let plan = worker
             .forecaster
             .caller_plan(&plan, "request body: plan")

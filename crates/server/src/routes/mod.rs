@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
@@ -35,11 +35,19 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = method_label(request.method());
+    let method_text = request.method().to_string();
     let uri = request.uri().clone();
     let limit = state.config.serve.request_timeout_seconds;
     let response = match tokio::time::timeout(Duration::from_secs_f64(limit), next.run(request)).await {
+        Ok(response) if response.status() == StatusCode::METHOD_NOT_ALLOWED => {
+            let mut json = with_model(&state, ApiError::method_not_allowed(&method_text)).into_response();
+            if let Some(allow) = response.headers().get(header::ALLOW) {
+                json.headers_mut().insert(header::ALLOW, allow.clone());
+            }
+            json
+        }
         Ok(response) => response,
-        Err(_) => ApiError::timeout(limit).into_response(),
+        Err(_) => with_model(&state, ApiError::timeout(limit)).into_response(),
     };
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
@@ -62,7 +70,11 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 /// Any path that is not a route: a JSON 404, counted as `unmatched`.
 async fn unmatched(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
-    let response = ApiError::not_found(format!("no such resource: {}", request.uri().path())).into_response();
+    let response = with_model(
+        &state,
+        ApiError::not_found(format!("no such resource: {}", request.uri().path())),
+    )
+    .into_response();
     state.metrics.observe(
         "unmatched",
         method_label(request.method()),
@@ -70,6 +82,14 @@ async fn unmatched(State(state): State<AppState>, request: Request) -> Response 
         started.elapsed(),
     );
     response
+}
+
+/// The error, with the hash of the model being served (if one is).
+fn with_model(state: &AppState, error: ApiError) -> ApiError {
+    match state.snapshot.load().as_ref() {
+        Some(s) => error.model(s.version()),
+        None => error,
+    }
 }
 
 fn method_label(method: &Method) -> &'static str {
