@@ -1,5 +1,6 @@
 """Issue 13's load test: `salescast serve` (release build) on the rossmann
-lake under wrk, GET /v1/forecasts and POST /v1/forecasts, while the champion
+lake under wrk (as a logged-in admin: a session cookie and its CSRF token on
+every request), GET /v1/forecasts and POST /v1/forecasts, while the champion
 is swapped (rollback to the other version) every SWAP_EVERY seconds; also the
 time from start to ready and the server's peak memory (VmHWM).
 
@@ -121,12 +122,32 @@ def swapper(binary, config, lake, registry, versions, every, stop, swaps):
         stop.wait(every)
 
 
-def wrk(addr, method, seconds, threads, connections, stores, work):
+def add_admin(binary, config, lake, registry, password):
+    out = subprocess.run([binary, "--config", config, "--lake", lake, "--registry", registry, "users", "add",
+                          "bench", "--role", "admin", "--password-stdin"], input=password + "\n",
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"users add exited {out.returncode}:\n{out.stderr}")
+
+
+def login(addr, password):
+    """(cookie header, CSRF token) of a new session."""
+    req = urllib.request.Request(f"http://{addr}/login", method="POST",
+                                 data=json.dumps({"user": "bench", "password": password}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        cookie = r.headers["Set-Cookie"].split(";")[0]
+        return cookie, json.loads(r.read())["csrf_token"]
+
+
+def wrk(addr, method, seconds, threads, connections, stores, work, session):
     script = os.path.join(work, f"{method.lower()}.lua")
     with open(script, "w") as f:
         f.write(LUA % {"stores": ", ".join(f'"{s}"' for s in stores), "method": method,
                        "body": POST_BODY if method == "POST" else "nil"})
+    cookie, csrf = session
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+                          "-H", f"Cookie: {cookie}", "-H", f"X-CSRF-Token: {csrf}",
                           "-s", script, f"http://{addr}"], capture_output=True, text=True, check=True)
     line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
@@ -168,10 +189,22 @@ def main():
     run(args.binary, configs["quick"], lake, registry, "predict", "--date", "2015-07-31")
     stores = sorted({line.split(",")[0] for line in open(os.path.join(SHARED, "rossmann", "train.csv")).read().splitlines()[1:]})
 
+    password = "the benchmark's long password"
+    add_admin(args.binary, configs["quick"], lake, registry, password)
     server = Server(args.binary, configs["quick"], lake, registry, os.path.join(args.work, "serve.log"))
+    session = login(server.addr, password)
+    # Login time: argon2id at OWASP's parameters, plus the audit write (10 logins,
+    # under the default 20 per minute and address).
+    timings = []
+    for _ in range(10):
+        started = time.perf_counter()
+        login(server.addr, password)
+        timings.append((time.perf_counter() - started) * 1000)
+    timings.sort()
     result = {"machine": machine(), "commit": git_commit(), "wrk": {"threads": args.threads,
               "connections": args.connections, "seconds": args.seconds}, "swap_every_s": args.swap_every,
-              "poll_s": args.poll, "ready_seconds": round(server.ready_seconds, 3), "runs": {}}
+              "poll_s": args.poll, "ready_seconds": round(server.ready_seconds, 3),
+              "login_ms": {"p50": round(timings[len(timings) // 2], 1), "max": round(timings[-1], 1)}, "runs": {}}
     # GET without swaps first (the comparison), then GET and POST with swaps.
     # Many connections show throughput; few show the latency of one request
     # (with 32 connections on a saturated machine most of it is queueing).
@@ -185,7 +218,7 @@ def main():
                                                         args.swap_every, stop, swaps))
         if swapping:
             thread.start()
-        run_result = wrk(server.addr, method, args.seconds, args.threads, connections, stores, args.work)
+        run_result = wrk(server.addr, method, args.seconds, args.threads, connections, stores, args.work, session)
         run_result["connections"] = connections
         stop.set()
         if swapping:

@@ -2,6 +2,7 @@
 //! They run the real `salescast` binary on real files and the shared datasets.
 
 mod architecture;
+mod auth;
 mod aws_cli;
 mod backtest;
 mod config;
@@ -20,6 +21,7 @@ mod promoters;
 mod raw_zone;
 mod retrain;
 mod serve;
+mod server_util;
 mod store_conformance;
 mod store_in_runtime;
 mod users;

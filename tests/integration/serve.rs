@@ -6,170 +6,19 @@
 //! on-demand forecasts under a caller's plan, counts all of it in /metrics,
 //! and stops cleanly on SIGTERM.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::retrain::{Backend, Place};
-use crate::util::{Cli, LINEAR, QUICK, copy_tree, on_every_backend, python, rossmann_lake, s, s3_endpoint};
+use crate::server_util::Server;
+use crate::util::{LINEAR, QUICK, copy_tree, on_every_backend, python, rossmann_lake, s, s3_endpoint};
 
-/// A running `salescast serve`, its stderr collected; killed on drop.
-pub struct Server {
-    child: Child,
-    pub addr: String,
-    log: Arc<Mutex<String>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    /// Starts `serve` on a free port and waits for it to listen.
-    pub fn start(cli: &Cli, dir: &Path) -> Self {
-        let mut child = cli
-            .command(dir, &["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&log);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("serve did not listen:\n{}", log.lock().unwrap()));
-        Self {
-            child,
-            addr,
-            log,
-            reader: Some(reader),
-        }
-    }
-
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// One request; (status, body).
-    pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        http(&self.addr, method, path, body)
-    }
-
-    pub fn get_json(&self, path: &str) -> (u16, Value) {
-        let (status, body) = self.call("GET", path, None);
-        let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
-        (status, json)
-    }
-
-    /// Polls `path` until `done` holds of its JSON, or fails after `limit`.
-    pub fn wait_for(&self, path: &str, limit: Duration, done: impl Fn(u16, &Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
-            let (status, json) = self.get_json(path);
-            if done(status, &json) {
-                return json;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "{path} did not get there in {limit:?}: {status} {json}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Sends SIGTERM.
-    pub fn signal_term(&self) {
-        let pid = self.child.id().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-    }
-
-    /// Waits for the exit (20 s at most): its status and the whole log.
-    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                if let Some(reader) = self.reader.take() {
-                    let _ = reader.join();
-                }
-                return (status, self.log());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "serve did not exit:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM, then the exit status.
-    pub fn terminate(self) -> std::process::ExitStatus {
-        self.signal_term();
-        self.wait().0
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A minimal HTTP/1.1 client (one request per connection): (status, body).
-pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let body = body.unwrap_or("");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {head:?}"));
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    (status, if chunked { unchunk(rest) } else { rest.to_string() })
-}
-
-fn unchunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
-    }
-    out
-}
+pub const ADMIN_PASSWORD: &str = "the admin's long password";
+pub const ADMIN_PASSWORD_LINE: &str = "the admin's long password\n";
 
 /// How long a switch may take: the poll interval plus a snapshot load (a
 /// debug build reading 400 days from the S3 test server, forecasting 100
@@ -209,8 +58,15 @@ fn serve_follows_the_champion_and_refuses_a_corrupt_version(backend: Backend) {
         .run(dir, &["predict", "--date", "2015-07-01"])
         .expect_code(0);
 
+    crate::users::users(
+        &place,
+        &["add", "root", "--role", "admin", "--password-stdin"],
+        Some(ADMIN_PASSWORD_LINE),
+    )
+    .expect_code(0);
     let server = Server::start(&cli(&linear), dir);
     let ready = server.wait_for("/readyz", SWITCH, |status, _| status == 200);
+    let admin = server.login("root", ADMIN_PASSWORD).unwrap();
     assert_eq!(ready["model_sha256"], v1.as_str());
 
     // The stored forecasts of one store: 14 days, intervals, whose they are.
@@ -246,6 +102,8 @@ fn serve_follows_the_champion_and_refuses_a_corrupt_version(backend: Backend) {
     ));
     let hurried = Server::start(&place.cli(&hasty), dir);
     hurried.wait_for("/readyz", SWITCH, |status, _| status == 200);
+    // The session made on the other server: both read the same key and accounts.
+    hurried.use_session(admin.clone());
     // Every store at once: far slower than 0.05 s in a debug build.
     let many: Vec<String> = crate::predict::stores()
         .iter()
@@ -340,6 +198,7 @@ fn serve_follows_the_champion_and_refuses_a_corrupt_version(backend: Backend) {
     }
     assert!(metric(&server, "salescast_reloads_total") >= 4.0, "{metrics}");
 
+    let session = server.login("root", ADMIN_PASSWORD).unwrap();
     // SIGTERM while a request is in flight (its body half sent): serve
     // finishes it, answers it, then exits 0.
     let body = "{\"series\": [{\"Store\": \"102\"}]}";
@@ -347,7 +206,9 @@ fn serve_follows_the_champion_and_refuses_a_corrupt_version(backend: Backend) {
     stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let head = format!(
         "POST /v1/forecasts HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
+         Cookie: salescast_session={}\r\nX-CSRF-Token: {}\r\nContent-Length: {}\r\n\r\n",
+        session.cookie,
+        session.csrf,
         body.len()
     );
     stream

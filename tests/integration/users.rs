@@ -14,7 +14,7 @@ const PASSWORD: &str = "a long enough passphrase";
 on_every_backend!(users_are_added_changed_listed_and_audited);
 
 /// `users ARGS`, with `stdin` piped in.
-fn users(place: &Place, args: &[&str], stdin: Option<&str>) -> Outcome {
+pub(crate) fn users(place: &Place, args: &[&str], stdin: Option<&str>) -> Outcome {
     let mut all = vec!["users"];
     all.extend_from_slice(args);
     let mut cmd = place

@@ -1,8 +1,7 @@
 //! The web tier's task role (`pipelines/web.yml`, `TaskPolicy`) against what
 //! `salescast serve` really sends: serve runs on the S3 test server (startup,
 //! GET and POST forecasts, polls and rescans), its requests are read off the
-//! server's log, and each must be granted; each object-read grant must be
-//! used. Listing is granted on whole buckets on purpose (see the template:
+//! server's log, and each must be granted; each object grant must be used. Listing is granted on whole buckets on purpose (see the template:
 //! 404 rather than 403 for missing keys), so only its use is checked.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,7 +12,9 @@ use serde_json::Value;
 use crate::daily_pipeline::{Grant, RequestLog, bucket_and_prefix, fresh_s3_lake, top_folder};
 use crate::pipelines::yaml;
 use crate::retrain::{Backend, Place};
-use crate::serve::Server;
+use crate::serve::ADMIN_PASSWORD;
+use crate::serve::ADMIN_PASSWORD_LINE;
+use crate::server_util::Server;
 use crate::util::{LINEAR, python, repo_file, s, shared_data};
 
 /// The S3 grants of the task policy: (bucket, action, folder), with `*` for
@@ -93,9 +94,22 @@ with open(sys.argv[2], 'w', newline='') as f:
         .run(&config, &["predict", "--date", "2015-07-31"])
         .expect_code(0);
 
+    crate::users::users(
+        &place,
+        &["add", "root", "--role", "admin", "--password-stdin"],
+        Some(ADMIN_PASSWORD_LINE),
+    )
+    .expect_code(0);
+
     let log = RequestLog::start();
     let server = Server::start(&place.cli(&config), place.dir.path());
     server.wait_for("/readyz", Duration::from_secs(120), |status, _| status == 200);
+    // A failed login counts in the account; a login writes the audit log.
+    assert_eq!(
+        server.login("root", "not the password at all").unwrap_err().0,
+        401
+    );
+    server.login("root", ADMIN_PASSWORD).unwrap();
     assert_eq!(server.get_json("/v1/forecasts?Store=102").0, 200);
     let body =
         r#"{"series": [{"Store": "102"}], "plan": [{"Store": "102", "Date": "2015-08-04", "Promo": 1}]}"#;
@@ -125,9 +139,9 @@ with open(sys.argv[2], 'w', newline='') as f:
         "granted but never used by serve: {unused:?}\nused: {used:?}"
     );
     assert!(
-        granted
-            .iter()
-            .all(|g| g.1 == "s3:GetObject" || (g.1 == "s3:ListBucket" && g.2 == "*")),
-        "the task role only reads: {granted:?}"
+        granted.iter().all(|g| g.1 == "s3:GetObject"
+            || (g.1 == "s3:ListBucket" && g.2 == "*")
+            || (g.1 == "s3:PutObject" && g.0 == "registry")),
+        "the task role only reads, but for the accounts' audit log and lockouts: {granted:?}"
     );
 }

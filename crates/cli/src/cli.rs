@@ -110,6 +110,9 @@ pub struct ServeArgs {
     /// The address to listen on [default: serve.listen, 127.0.0.1:8080]
     #[arg(long, value_name = "IP:PORT")]
     pub listen: Option<std::net::SocketAddr>,
+    /// Behind a load balancer: trust its X-Forwarded-For and X-Forwarded-Proto [serve.behind_proxy]
+    #[arg(long)]
+    pub behind_proxy: bool,
 }
 
 #[derive(Debug, Args)]

@@ -101,6 +101,7 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
             if let Some(listen) = args.listen {
                 config.serve.listen = listen.to_string();
             }
+            config.serve.behind_proxy |= args.behind_proxy;
             let listen = config
                 .serve
                 .listen

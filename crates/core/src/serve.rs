@@ -23,6 +23,21 @@ pub struct ServeSettings {
     pub max_series: usize,
     /// One structured log line per request.
     pub access_log: bool,
+    /// A session ends after this many minutes without a request.
+    pub session_idle_minutes: u32,
+    /// And this many hours after its login, whatever happens.
+    pub session_max_hours: u32,
+    /// Behind a load balancer that sets `X-Forwarded-For` and
+    /// `X-Forwarded-Proto`: the client's address is the last of the former
+    /// (for login throttling and the audit log), and cookies are `Secure`
+    /// when the latter is https. Off when clients reach serve directly
+    /// (they could forge the headers).
+    pub behind_proxy: bool,
+    /// Login attempts per client address per minute (then 429).
+    pub logins_per_minute: u32,
+    /// The series-key column that names a store (what a `store` user is
+    /// limited to); the first series key when unset.
+    pub store_key: Option<String>,
 }
 
 impl Default for ServeSettings {
@@ -35,6 +50,11 @@ impl Default for ServeSettings {
             max_body_bytes: 256 * 1024,
             max_series: 100,
             access_log: true,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            behind_proxy: false,
+            logins_per_minute: 20,
+            store_key: None,
         }
     }
 }
@@ -62,6 +82,18 @@ impl ServeSettings {
                 "serve.max_body_bytes",
                 "must be between 1024 and 67108864",
             ));
+        }
+        if !(1..=1440).contains(&self.session_idle_minutes) {
+            return Err(invalid(
+                "serve.session_idle_minutes",
+                "must be between 1 and 1440",
+            ));
+        }
+        if !(1..=720).contains(&self.session_max_hours) {
+            return Err(invalid("serve.session_max_hours", "must be between 1 and 720"));
+        }
+        if !(1..=10_000).contains(&self.logins_per_minute) {
+            return Err(invalid("serve.logins_per_minute", "must be between 1 and 10000"));
         }
         if !(1..=100_000).contains(&self.max_series) {
             return Err(invalid("serve.max_series", "must be between 1 and 100000"));

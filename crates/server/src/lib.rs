@@ -5,11 +5,13 @@
 //! decision comes from salescast-core (`pipeline::serving`); this crate only
 //! routes, bounds, counts and renders.
 
+mod auth;
 mod error;
 mod metrics;
 mod reload;
 mod routes;
 mod state;
+mod throttle;
 
 use std::net::SocketAddr;
 
@@ -33,7 +35,7 @@ pub async fn serve(config: Config, lake: Lake, registry: Registry, listen: Socke
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let follower = tokio::spawn(reload::follow(state.clone(), stop_rx));
     let app = routes::app(state);
-    let served = axum::serve(listener, app)
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP");

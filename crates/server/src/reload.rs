@@ -52,6 +52,7 @@ async fn check(state: &AppState, rescan: bool, refused: &mut Option<Option<Versi
     let worker = state.clone();
     let skip = refused.clone();
     let checked = tokio::task::spawn_blocking(move || {
+        worker.load_session_key();
         let current = worker.snapshot.load_full();
         if let Some(current) = &current {
             match current.stale(&worker.lake, &worker.registry, rescan) {

@@ -2,16 +2,21 @@
 //! served snapshot (swapped atomically by `reload`), metrics, and the permits
 //! that bound concurrent on-demand forecasts.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
+use salescast_core::accounts::{Accounts, AccountsError, User};
 use salescast_core::config::Config;
 use salescast_core::lake::Lake;
 use salescast_core::pipeline::serving::Snapshot;
 use salescast_core::registry::Registry;
 use tokio::sync::Semaphore;
 
+use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::throttle::Throttle;
 
 /// Cheap to clone: one `Arc`.
 #[derive(Clone)]
@@ -24,6 +29,11 @@ pub struct Inner {
     /// The snapshot requests answer from; `None` until the first load.
     pub snapshot: ArcSwapOption<Snapshot>,
     pub metrics: Metrics,
+    /// The session-signing key (from the registry's store), once there is one.
+    pub session_key: ArcSwapOption<[u8; 32]>,
+    /// Accounts as last read, with when: re-read after `serve.poll_seconds`.
+    users: Mutex<HashMap<String, (Arc<User>, Instant)>>,
+    throttle: Throttle,
     /// On-demand forecasts are CPU work: at most one per core at a time.
     pub forecast_permits: Arc<Semaphore>,
 }
@@ -37,8 +47,62 @@ impl AppState {
             registry,
             snapshot: ArcSwapOption::empty(),
             metrics: Metrics::default(),
+            session_key: ArcSwapOption::empty(),
+            users: Mutex::new(HashMap::new()),
+            throttle: Throttle::default(),
             forecast_permits: Arc::new(Semaphore::new(cores)),
         }))
+    }
+}
+
+impl AppState {
+    /// The account `name` (re-read when older than the poll interval), or
+    /// `None` if there is no such account.
+    pub async fn user(&self, name: &str) -> Result<Option<Arc<User>>, ApiError> {
+        let fresh = Duration::from_secs_f64(self.config.serve.poll_seconds);
+        if let Ok(users) = self.users.lock()
+            && let Some((user, at)) = users.get(name)
+            && at.elapsed() < fresh
+        {
+            return Ok(Some(Arc::clone(user)));
+        }
+        let accounts = Accounts::new(self.registry.store().clone());
+        let wanted = name.to_string();
+        let read = tokio::task::spawn_blocking(move || accounts.get(&wanted))
+            .await
+            .map_err(|e| ApiError::internal(e.into()))?;
+        let user = match read {
+            Ok((user, _)) => Arc::new(user),
+            Err(AccountsError::UnknownUser { .. } | AccountsError::Invalid { .. }) => return Ok(None),
+            Err(e) => return Err(ApiError::internal(e.into())),
+        };
+        if let Ok(mut users) = self.users.lock() {
+            users.insert(name.to_string(), (Arc::clone(&user), Instant::now()));
+        }
+        Ok(Some(user))
+    }
+
+    /// Drops the cached account (after a login or logout changed it).
+    pub fn forget_user(&self, name: &str) {
+        if let Ok(mut users) = self.users.lock() {
+            users.remove(name);
+        }
+    }
+
+    pub fn allow_login_attempt(&self, from: &str) -> bool {
+        self.throttle.allow(from, self.config.serve.logins_per_minute)
+    }
+
+    /// Reads the session key if it is not loaded yet (it appears with the first user).
+    pub fn load_session_key(&self) {
+        if self.session_key.load().is_some() {
+            return;
+        }
+        match Accounts::new(self.registry.store().clone()).session_key() {
+            Ok(Some(key)) => self.session_key.store(Some(Arc::new(key))),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cannot read the session key: {e:#}"),
+        }
     }
 }
 

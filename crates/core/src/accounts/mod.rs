@@ -14,12 +14,14 @@
 //! gain at this size.
 
 mod audit;
+mod login;
 mod password;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use audit::{AuditEntry, AuditLog};
+pub use login::{LOCKOUT_FAILURES, LOCKOUT_MINUTES, LOCKOUT_WINDOW_MINUTES, SESSION_KEY};
 pub use password::{MIN_PASSWORD_CHARS, check_password, hash_password, verify_password};
 
 use crate::storage::{PutMode, Store, StoreError, Version};
@@ -85,6 +87,12 @@ pub struct User {
     pub session_epoch: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Failed logins of the last [`LOCKOUT_WINDOW_MINUTES`].
+    #[serde(default)]
+    pub failed_logins: Vec<DateTime<Utc>>,
+    /// No login succeeds before this (after too many failures).
+    #[serde(default)]
+    pub locked_until: Option<DateTime<Utc>>,
 }
 
 /// An account as listed: everything but the hash.
@@ -180,7 +188,10 @@ impl Accounts {
             session_epoch: 1,
             created_at: now,
             updated_at: now,
+            failed_logins: Vec::new(),
+            locked_until: None,
         };
+        self.ensure_session_key()?;
         match self.store.put(&Self::key(name), &to_json(&user), PutMode::Create) {
             Ok(_) => {}
             Err(StoreError::AlreadyExists { .. }) => return Err(AccountsError::Exists { name: name.into() }),

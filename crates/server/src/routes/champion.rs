@@ -1,17 +1,21 @@
 //! `GET /v1/champion`: the served champion, since when, its holdout metrics,
-//! the decision that made it champion, and whose forecasts are served.
+//! the decision that made it champion, and whose forecasts are served
+//! (analysts and admins: the model is theirs to see).
 
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use chrono::{DateTime, NaiveDate, Utc};
+use salescast_core::accounts::Role;
 use salescast_core::evaluate::Metrics;
 use salescast_core::models::Family;
 use salescast_core::pipeline::serving::Source;
 use salescast_core::registry::Decision;
 use serde::Serialize;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -36,7 +40,11 @@ struct ChampionView {
     horizon_days: u32,
 }
 
-async fn champion(State(state): State<AppState>) -> Result<Json<ChampionView>, ApiError> {
+async fn champion(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<ChampionView>, ApiError> {
+    caller.require(Role::Analyst)?;
     let snapshot = state.snapshot.load_full().ok_or_else(ApiError::not_ready)?;
     Ok(Json(ChampionView {
         model: snapshot.manifest.model.clone(),

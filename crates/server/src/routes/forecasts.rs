@@ -2,10 +2,13 @@
 //! columns as query parameters, optionally `from` and `to`), and `POST`
 //! on-demand forecasts of some series under the caller's plan ("what if
 //! store 12 runs a promotion next Tuesday"), computed by the loaded champion.
+//! A `store` user sees only their stores: any other store's series is an
+//! unknown series (404), whether it exists or not.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -17,6 +20,7 @@ use chrono::NaiveDate;
 use salescast_core::pipeline::serving::{ForecastRow, Snapshot, Source, rows_by_series};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -43,6 +47,7 @@ struct SeriesForecasts<'a> {
 
 async fn stored(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let snapshot = state.snapshot.load_full().ok_or_else(ApiError::not_ready)?;
@@ -77,6 +82,10 @@ async fn stored(
     }
     let name = series_name(&snapshot, &keys).map_err(in_model)?;
     check_range(from, to).map_err(in_model)?;
+    // Another store's series does not exist for a store user.
+    if !caller.may_see(store_of(&state, &snapshot, &keys)) {
+        return Err(in_model(unknown_series(&keys)));
+    }
     let rows = snapshot
         .forecasts
         .get(&name)
@@ -142,6 +151,7 @@ struct OnDemandSeries {
 
 async fn on_demand(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: Result<Json<OnDemandRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let snapshot = state.snapshot.load_full().ok_or_else(ApiError::not_ready)?;
@@ -171,7 +181,7 @@ async fn on_demand(
     for given in &request.series {
         let keys: BTreeMap<String, String> = given.iter().map(|(k, v)| (k.clone(), v.text())).collect();
         let name = series_name(&snapshot, &keys).map_err(in_model)?;
-        if !snapshot.forecaster.is_active(&name) {
+        if !snapshot.forecaster.is_active(&name) || !caller.may_see(store_of(&state, &snapshot, &keys)) {
             return Err(in_model(unknown_series(&keys)));
         }
         if wanted.iter().any(|(n, _)| *n == name) {
@@ -187,6 +197,12 @@ async fn on_demand(
         .iter()
         .map(|row| row.iter().map(|(k, v)| (k.clone(), v.text())).collect())
         .collect();
+    for row in &plan {
+        let keys: BTreeMap<String, String> = row.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if !caller.may_see(store_of(&state, &snapshot, &keys)) {
+            return Err(in_model(unknown_series(&keys)));
+        }
+    }
     // The permit moves into the blocking task: a request that times out
     // stops waiting, but its forecast keeps its core until it ends.
     let permit = Arc::clone(&state.forecast_permits)
@@ -285,6 +301,20 @@ fn series_name(snapshot: &Snapshot, keys: &BTreeMap<String, String>) -> Result<S
         })
         .collect::<Result<Vec<_>, _>>()
         .map(|parts| parts.join("/"))
+}
+
+/// The store a series (or plan row) belongs to: its `serve.store_key`
+/// value (the first series key by default); empty when absent.
+fn store_of<'a>(state: &AppState, snapshot: &Snapshot, keys: &'a BTreeMap<String, String>) -> &'a str {
+    let mapping = snapshot.forecaster.mapping();
+    let key = state
+        .config
+        .serve
+        .store_key
+        .as_deref()
+        .or(mapping.series_keys.first().map(String::as_str))
+        .unwrap_or_default();
+    keys.get(key).map(String::as_str).unwrap_or_default()
 }
 
 fn unknown_series(keys: &BTreeMap<String, String>) -> ApiError {

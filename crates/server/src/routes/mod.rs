@@ -13,15 +13,23 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 
+use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    // Everything but health, metrics and the login needs a session.
+    let protected = Router::new()
         .merge(forecasts::router(&state))
         .merge(champion::router())
+        .route("/logout", post(auth::logout))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    Router::new()
+        .merge(protected)
         .merge(health::router())
+        .route("/login", post(auth::login))
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .fallback(unmatched)
         .with_state(state)

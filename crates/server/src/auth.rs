@@ -1,0 +1,293 @@
+//! Who is calling. Sessions are signed cookies (HMAC-SHA256 with the key
+//! every task reads from the registry's store): a random 128-bit session id,
+//! the user, the account's session epoch, the login time and the last-seen
+//! time. A session ends after `serve.session_idle_minutes` without a request,
+//! `serve.session_max_hours` after login, and as soon as the account's epoch
+//! moves (password, role or stores changed, disabled, logged out) on every
+//! task (accounts are re-read at most every `serve.poll_seconds`). State-
+//! changing requests carry a CSRF token (`X-CSRF-Token`) bound to the
+//! session id. Logins are throttled per client address (`throttle.rs`) and per account
+//! in the account itself (see `salescast_core::accounts`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use hmac::{Hmac, KeyInit, Mac};
+use rand::RngCore as _;
+use salescast_core::accounts::{Accounts, Role, User};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub const COOKIE: &str = "salescast_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The signed content of a session cookie.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claims {
+    sid: String,
+    user: String,
+    epoch: u64,
+    /// Login and last request, seconds since the epoch.
+    iat: i64,
+    seen: i64,
+}
+
+/// The authenticated caller of a request (an extension set by [`authenticate`]).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: Arc<User>,
+}
+
+impl Caller {
+    /// 403 unless the caller's role is at least `role`.
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.user.role >= role {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "the {} role may not see this (needs {} or above)",
+                self.user.role.as_str(),
+                role.as_str()
+            )))
+        }
+    }
+
+    /// May the caller see this store's data? Store users only their own.
+    pub fn may_see(&self, store: &str) -> bool {
+        self.user.role != Role::Store || self.user.stores.iter().any(|s| s == store)
+    }
+}
+
+fn sign(key: &[u8; 32], message: &[u8]) -> Vec<u8> {
+    // HMAC takes a key of any length: the error cannot happen.
+    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else {
+        return Vec::new();
+    };
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn encode(key: &[u8; 32], claims: &Claims) -> String {
+    let payload = hex::encode(serde_json::to_vec(claims).unwrap_or_default());
+    let tag = hex::encode(sign(key, payload.as_bytes()));
+    format!("{payload}.{tag}")
+}
+
+fn decode(key: &[u8; 32], cookie: &str) -> Option<Claims> {
+    let (payload, tag) = cookie.split_once('.')?;
+    let tag = hex::decode(tag).ok()?;
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).ok()?;
+    mac.update(payload.as_bytes());
+    mac.verify_slice(&tag).ok()?;
+    serde_json::from_slice(&hex::decode(payload).ok()?).ok()
+}
+
+/// The CSRF token of a session: bound to its id, unguessable without the key.
+fn csrf_token(key: &[u8; 32], sid: &str) -> String {
+    hex::encode(sign(key, format!("csrf:{sid}").as_bytes()))
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// `Set-Cookie` for a session (or its removal with `None`).
+fn set_cookie(state: &AppState, headers: &HeaderMap, value: Option<&str>) -> HeaderValue {
+    let secure = state.config.serve.behind_proxy
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let max_age = match value {
+        Some(_) => i64::from(state.config.serve.session_max_hours) * 3600,
+        None => 0,
+    };
+    let text = format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        value.unwrap_or(""),
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
+}
+
+/// The client's address: the socket's, or behind a load balancer the last
+/// `X-Forwarded-For` entry (the one the balancer appended).
+pub fn client_address(state: &AppState, headers: &HeaderMap, socket: SocketAddr) -> String {
+    if state.config.serve.behind_proxy
+        && let Some(last) = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|v| !v.is_empty())
+    {
+        return last.to_string();
+    }
+    socket.ip().to_string()
+}
+
+/// Requires a valid session (and a CSRF token on state changes), puts the
+/// [`Caller`] in the request, and renews the cookie's last-seen time.
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let (caller, claims, key) = match check(&state, request.headers(), request.method().clone()).await {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
+    request.extensions_mut().insert(caller);
+    let headers = request.headers().clone();
+    let mut response = next.run(request).await;
+    let now = Utc::now().timestamp();
+    if now - claims.seen >= 60 {
+        let renewed = encode(&key, &Claims { seen: now, ..claims });
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, set_cookie(&state, &headers, Some(&renewed)));
+    }
+    response
+}
+
+async fn check(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: Method,
+) -> Result<(Caller, Claims, [u8; 32]), ApiError> {
+    let key = *state.session_key.load_full().ok_or_else(|| {
+        ApiError::unauthorized("no accounts yet: add the first admin with `salescast users add`")
+    })?;
+    let cookie =
+        cookie_value(headers, COOKIE).ok_or_else(|| ApiError::unauthorized("log in first (POST /login)"))?;
+    let ended = || ApiError::unauthorized("the session has ended: log in again");
+    let claims = decode(&key, cookie).ok_or_else(ended)?;
+    let now = Utc::now().timestamp();
+    let settings = &state.config.serve;
+    if now - claims.iat > i64::from(settings.session_max_hours) * 3600
+        || now - claims.seen > i64::from(settings.session_idle_minutes) * 60
+    {
+        return Err(ended());
+    }
+    let user = state.user(&claims.user).await?.ok_or_else(ended)?;
+    if user.disabled || user.session_epoch != claims.epoch {
+        return Err(ended());
+    }
+    let safe = matches!(method, Method::GET | Method::HEAD);
+    if !safe {
+        let given = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if given != Some(csrf_token(&key, &claims.sid).as_str()) {
+            return Err(ApiError::forbidden(
+                "missing or wrong CSRF token (send the X-CSRF-Token the login gave)",
+            ));
+        }
+    }
+    Ok((Caller { user }, claims, key))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    user: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct LoginResponse<'a> {
+    user: &'a str,
+    role: Role,
+    stores: &'a [String],
+    csrf_token: String,
+}
+
+/// `POST /login {"user", "password"}`: a new session (cookie) and its CSRF
+/// token; one message for every refusal.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(socket): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<axum::Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let axum::Json(request) = match body {
+        Ok(body) => body,
+        Err(e) => return ApiError::bad_request(e.body_text()).into_response(),
+    };
+    let from = client_address(&state, &headers, socket);
+    if !state.allow_login_attempt(&from) {
+        return ApiError::too_many("too many login attempts from this address: wait a minute")
+            .into_response();
+    }
+    let Some(key) = state.session_key.load_full() else {
+        return ApiError::unauthorized("no accounts yet: add the first admin with `salescast users add`")
+            .into_response();
+    };
+    let accounts = Accounts::new(state.registry.store().clone());
+    let worker_from = from.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || accounts.login(&request.user, &request.password, &worker_from))
+            .await;
+    let user = match outcome {
+        Ok(Ok(Some(user))) => user,
+        Ok(Ok(None)) => return ApiError::unauthorized("wrong user name or password").into_response(),
+        Ok(Err(e)) => return ApiError::internal(e.into()).into_response(),
+        Err(e) => return ApiError::internal(e.into()).into_response(),
+    };
+    state.forget_user(&user.name);
+    let mut sid = [0u8; 16];
+    rand::rng().fill_bytes(&mut sid);
+    let now = Utc::now().timestamp();
+    let claims = Claims {
+        sid: hex::encode(sid),
+        user: user.name.clone(),
+        epoch: user.session_epoch,
+        iat: now,
+        seen: now,
+    };
+    let body = LoginResponse {
+        user: &user.name,
+        role: user.role,
+        stores: &user.stores,
+        csrf_token: csrf_token(&key, &claims.sid),
+    };
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(&state, &headers, Some(&encode(&key, &claims))),
+    );
+    response
+}
+
+/// `POST /logout`: ends every session of the caller (the account's epoch
+/// moves, on every task) and clears the cookie.
+pub async fn logout(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ConnectInfo(socket): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let accounts = Accounts::new(state.registry.store().clone());
+    let from = client_address(&state, &headers, socket);
+    let name = caller.user.name.clone();
+    let ended = tokio::task::spawn_blocking(move || accounts.end_sessions(&name, &from)).await;
+    match ended {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return ApiError::internal(e.into()).into_response(),
+        Err(e) => return ApiError::internal(e.into()).into_response(),
+    }
+    state.forget_user(&caller.user.name);
+    let mut response = axum::Json(serde_json::json!({"logged_out": caller.user.name})).into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, set_cookie(&state, &headers, None));
+    response
+}
