@@ -287,6 +287,23 @@ fn a_failing_step_stops_the_daily_job_with_its_exit_code() {
     );
 }
 
+/// Writes a plan file (the covariates of rossmann's days `first ..= last`,
+/// moved two weeks later) at `path`.
+pub(crate) fn plan_two_weeks_later(path: &std::path::Path, first: &str, last: &str) {
+    python(
+        "import csv, sys, datetime
+rows = [r for r in csv.DictReader(open(sys.argv[1], newline='')) if sys.argv[3] <= r['Date'] <= sys.argv[4]]
+with open(sys.argv[2], 'w', newline='') as f:
+    keep = ['Store', 'Date', 'Promo', 'StateHoliday', 'SchoolHoliday', 'Open']
+    w = csv.DictWriter(f, fieldnames=keep, extrasaction='ignore', lineterminator='\\n')
+    w.writeheader()
+    for r in rows:
+        r['Date'] = str(datetime.date.fromisoformat(r['Date']) + datetime.timedelta(days=14))
+        w.writerow(r)",
+        &[s(&shared_data("rossmann/train.csv")), s(path), first, last],
+    );
+}
+
 /// What the job is granted or uses: (bucket: lake, registry, raw or release;
 /// IAM action; top-level folder of the keys, e.g. `sales/`).
 pub(crate) type Grant = (String, String, String);
@@ -461,18 +478,7 @@ fn the_iam_policy_grants_exactly_the_s3_actions_runs_use() {
     // A person loads the plan of the next week (not the job: not counted):
     // the Sunday-to-Saturday rows of two weeks before, two weeks later.
     let plan = place.dir.path().join("plan.csv");
-    python(
-        "import csv, sys, datetime
-rows = [r for r in csv.DictReader(open(sys.argv[1], newline='')) if '2015-07-19' <= r['Date'] <= '2015-07-25']
-with open(sys.argv[2], 'w', newline='') as f:
-    keep = ['Store', 'Date', 'Promo', 'StateHoliday', 'SchoolHoliday', 'Open']
-    w = csv.DictWriter(f, fieldnames=keep, extrasaction='ignore', lineterminator='\\n')
-    w.writeheader()
-    for r in rows:
-        r['Date'] = str(datetime.date.fromisoformat(r['Date']) + datetime.timedelta(days=14))
-        w.writerow(r)",
-        &[s(&shared_data("rossmann/train.csv")), s(&plan)],
-    );
+    plan_two_weeks_later(&plan, "2015-07-19", "2015-07-25");
     place.run(&config, &["ingest", "--plan", s(&plan)]).expect_code(0);
 
     // The job's runs: a retrain, the next day's ingest, retrain and predict,

@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::daily_pipeline::{Grant, RequestLog, bucket_and_prefix, fresh_s3_lake, top_folder};
+use crate::daily_pipeline::{
+    Grant, RequestLog, bucket_and_prefix, fresh_s3_lake, plan_two_weeks_later, top_folder,
+};
 use crate::pipelines::yaml;
 use crate::retrain::{Backend, Place};
 use crate::serve::ADMIN_PASSWORD;
 use crate::serve::ADMIN_PASSWORD_LINE;
 use crate::server_util::Server;
-use crate::util::{LINEAR, python, repo_file, s, shared_data};
+use crate::util::{LINEAR, repo_file, s};
 
 /// The S3 grants of the task policy: (bucket, action, folder), with `*` for
 /// a whole bucket.
@@ -76,18 +78,7 @@ fn the_web_task_role_grants_what_serve_uses() {
     ));
     // A plan for the days after the data day (its week of two weeks before).
     let plan = place.dir.path().join("plan.csv");
-    python(
-        "import csv, sys, datetime
-rows = [r for r in csv.DictReader(open(sys.argv[1], newline='')) if '2015-07-18' <= r['Date'] <= '2015-07-24']
-with open(sys.argv[2], 'w', newline='') as f:
-    keep = ['Store', 'Date', 'Promo', 'StateHoliday', 'SchoolHoliday', 'Open']
-    w = csv.DictWriter(f, fieldnames=keep, extrasaction='ignore', lineterminator='\\n')
-    w.writeheader()
-    for r in rows:
-        r['Date'] = str(datetime.date.fromisoformat(r['Date']) + datetime.timedelta(days=14))
-        w.writerow(r)",
-        &[s(&shared_data("rossmann/train.csv")), s(&plan)],
-    );
+    plan_two_weeks_later(&plan, "2015-07-18", "2015-07-24");
     place.run(&config, &["ingest", "--plan", s(&plan)]).expect_code(0);
     place.retrain(&config, "2015-07-31").expect_code(0);
     place

@@ -2,28 +2,10 @@
 //! rerun, replacement by a new champion, a crashed write skipped and cleaned, tampered
 //! files, and frames off the schema refused naming the column.
 
-use std::sync::{Arc, OnceLock};
-
 use super::*;
-use crate::storage::{LocalStore, Store};
-
-fn handle() -> tokio::runtime::Handle {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap()
-        })
-        .handle()
-        .clone()
-}
 
 fn lake() -> (tempfile::TempDir, Lake) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Arc::new(LocalStore::new(dir.path())), handle());
+    let (dir, store) = crate::storage::temp_store();
     (dir, Lake::new(store))
 }
 

@@ -1,28 +1,10 @@
 //! Accounts on a local store in a temporary folder: hashing, verification,
 //! conditional changes (no lost update), session epochs, the audit log.
 
-use std::sync::{Arc, OnceLock};
-
 use super::*;
-use crate::storage::LocalStore;
-
-fn handle() -> tokio::runtime::Handle {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("a test runtime")
-        })
-        .handle()
-        .clone()
-}
 
 fn accounts() -> (tempfile::TempDir, Accounts) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Arc::new(LocalStore::new(dir.path())), handle());
+    let (dir, store) = crate::storage::temp_store();
     (dir, Accounts::new(store))
 }
 

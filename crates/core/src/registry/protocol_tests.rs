@@ -2,30 +2,12 @@
 //! superseded cases, and the two repairs (a decision logged with the pointer
 //! behind; a pre-protocol pointer no decision records).
 
-use std::sync::{Arc, OnceLock};
-
 use super::super::{Champion, DecisionKind, NewDecision, Registry, RegistryError};
 use super::RepairKind;
-use crate::storage::{LocalStore, PutMode, Store};
-
-/// The runtime the tests' stores run on (the CLI owns the one in production).
-fn handle() -> tokio::runtime::Handle {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap()
-        })
-        .handle()
-        .clone()
-}
+use crate::storage::PutMode;
 
 fn registry() -> (tempfile::TempDir, Registry) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(Arc::new(LocalStore::new(dir.path())), handle());
+    let (dir, store) = crate::storage::temp_store();
     (dir, Registry::new(store, "sales"))
 }
 

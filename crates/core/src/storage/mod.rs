@@ -184,6 +184,23 @@ pub fn check_key(key: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A local store in a new temporary folder, on a test runtime of one
+/// worker (the CLI owns the runtime in production): for the core's tests.
+#[cfg(test)]
+pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a test runtime")
+    });
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let store = Store::new(Arc::new(LocalStore::new(dir.path())), runtime.handle().clone());
+    (dir, store)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
