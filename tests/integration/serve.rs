@@ -18,7 +18,16 @@ use crate::server_util::Server;
 use crate::util::{LINEAR, QUICK, copy_tree, on_every_backend, python, rossmann_lake, s, s3_endpoint};
 
 pub const ADMIN_PASSWORD: &str = "the admin's long password";
-pub const ADMIN_PASSWORD_LINE: &str = "the admin's long password\n";
+
+/// Adds the admin `root` (password [`ADMIN_PASSWORD`]) with `salescast users add`.
+pub fn add_admin(place: &Place) {
+    crate::users::users(
+        place,
+        &["add", "root", "--role", "admin", "--password-stdin"],
+        Some(&format!("{ADMIN_PASSWORD}\n")),
+    )
+    .expect_code(0);
+}
 
 /// How long a switch may take: the poll interval plus a snapshot load (a
 /// debug build reading 400 days from the S3 test server, forecasting 100
@@ -58,12 +67,7 @@ fn serve_follows_the_champion_and_refuses_a_corrupt_version(backend: Backend) {
         .run(dir, &["predict", "--date", "2015-07-01"])
         .expect_code(0);
 
-    crate::users::users(
-        &place,
-        &["add", "root", "--role", "admin", "--password-stdin"],
-        Some(ADMIN_PASSWORD_LINE),
-    )
-    .expect_code(0);
+    add_admin(&place);
     let server = Server::start(&cli(&linear), dir);
     let ready = server.wait_for("/readyz", SWITCH, |status, _| status == 200);
     let admin = server.login("root", ADMIN_PASSWORD).unwrap();

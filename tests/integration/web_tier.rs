@@ -14,8 +14,7 @@ use crate::daily_pipeline::{
 };
 use crate::pipelines::yaml;
 use crate::retrain::{Backend, Place};
-use crate::serve::ADMIN_PASSWORD;
-use crate::serve::ADMIN_PASSWORD_LINE;
+use crate::serve::{ADMIN_PASSWORD, add_admin};
 use crate::server_util::Server;
 use crate::util::{LINEAR, repo_file, s};
 
@@ -85,12 +84,7 @@ fn the_web_task_role_grants_what_serve_uses() {
         .run(&config, &["predict", "--date", "2015-07-31"])
         .expect_code(0);
 
-    crate::users::users(
-        &place,
-        &["add", "root", "--role", "admin", "--password-stdin"],
-        Some(ADMIN_PASSWORD_LINE),
-    )
-    .expect_code(0);
+    add_admin(&place);
 
     let log = RequestLog::start();
     let server = Server::start(&place.cli(&config), place.dir.path());
