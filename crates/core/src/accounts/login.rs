@@ -8,7 +8,7 @@ use chrono::{Duration, Utc};
 use rand::RngCore as _;
 
 use super::{Accounts, AccountsError, User, password};
-use crate::storage::{PutMode, StoreError, Version};
+use crate::storage::{PutMode, StoreError};
 
 /// Failures within [`LOCKOUT_WINDOW_MINUTES`] that lock an account.
 pub const LOCKOUT_FAILURES: usize = 5;
@@ -106,23 +106,6 @@ impl Accounts {
             }
         }
         Err(AccountsError::Concurrent { name: name.into() })
-    }
-
-    /// Writes the account if it is still at `version`, without touching its
-    /// session epoch (bookkeeping, not a change by a person).
-    fn put_at(&self, user: &User, version: Version) -> Result<(), AccountsError> {
-        let bytes = serde_json::to_vec_pretty(user).unwrap_or_default();
-        match self.store.put(
-            &format!("{}{}.json", super::USERS_PREFIX, user.name),
-            &bytes,
-            PutMode::Update(version),
-        ) {
-            Ok(_) => Ok(()),
-            Err(StoreError::Precondition { .. }) => Err(AccountsError::Concurrent {
-                name: user.name.clone(),
-            }),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Ends every session of the user (logout): the session epoch moves.

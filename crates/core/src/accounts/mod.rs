@@ -261,18 +261,24 @@ impl Accounts {
         };
         user.session_epoch += 1;
         user.updated_at = Utc::now();
-        match self
-            .store
-            .put(&Self::key(&user.name), &to_json(&user), PutMode::Update(version))
-        {
-            Ok(_) => {}
-            Err(StoreError::Precondition { .. }) => {
-                return Err(AccountsError::Concurrent { name: user.name });
-            }
-            Err(e) => return Err(e.into()),
-        }
+        self.put_at(&user, version)?;
         self.audit().record(actor, what, Some(&user.name), &detail)?;
         Ok(user)
+    }
+
+    /// Writes the account if it is still at `version` (else
+    /// [`AccountsError::Concurrent`]); the one conditional write of a change.
+    fn put_at(&self, user: &User, version: Version) -> Result<(), AccountsError> {
+        match self
+            .store
+            .put(&Self::key(&user.name), &to_json(user), PutMode::Update(version))
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::Precondition { .. }) => Err(AccountsError::Concurrent {
+                name: user.name.clone(),
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads the account and applies the change to what was read.
@@ -300,22 +306,6 @@ impl Accounts {
         }
         users.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(users)
-    }
-
-    /// The user, if `name` exists, is enabled and `password` is theirs. An
-    /// unknown name costs one hash like a known one, so the answer's timing
-    /// does not tell whether the user exists.
-    pub fn verify(&self, name: &str, password: &str) -> Result<Option<User>, AccountsError> {
-        let found = match self.get(name) {
-            Ok((user, _)) => Some(user),
-            Err(AccountsError::UnknownUser { .. } | AccountsError::Invalid { .. }) => None,
-            Err(e) => return Err(e),
-        };
-        let matches = match &found {
-            Some(user) => verify_password(password, &user.password),
-            None => verify_password(password, password::decoy_hash()),
-        };
-        Ok(found.filter(|u| matches && !u.disabled))
     }
 }
 

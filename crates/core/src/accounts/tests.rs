@@ -24,17 +24,22 @@ fn a_user_is_stored_hashed_and_verifies_only_with_their_password() {
     let stored = std::fs::read_to_string(dir.path().join("accounts/users/maria.json")).unwrap();
     assert!(!stored.contains(PASSWORD), "the password is not stored in clear");
     assert_eq!(
-        accounts.verify("maria", PASSWORD).unwrap().map(|u| u.name),
+        accounts.login("maria", PASSWORD, "test").unwrap().map(|u| u.name),
         Some("maria".into())
     );
     assert!(
         accounts
-            .verify("maria", "correct horse batterY")
+            .login("maria", "correct horse batterY", "test")
             .unwrap()
             .is_none()
     );
-    assert!(accounts.verify("nobody", PASSWORD).unwrap().is_none());
-    assert!(accounts.verify("../etc/passwd", PASSWORD).unwrap().is_none());
+    assert!(accounts.login("nobody", PASSWORD, "test").unwrap().is_none());
+    assert!(
+        accounts
+            .login("../etc/passwd", PASSWORD, "test")
+            .unwrap()
+            .is_none()
+    );
     // Two hashes of one password differ (a salt each).
     assert_ne!(hash_password(PASSWORD).unwrap(), user.password);
 }
@@ -99,7 +104,10 @@ fn changes_bump_the_session_epoch_and_two_editors_cannot_both_win() {
         )
         .unwrap_err();
     assert!(matches!(lost, AccountsError::Concurrent { .. }), "{lost}");
-    assert!(accounts.verify("joe", PASSWORD).unwrap().is_none(), "disabled");
+    assert!(
+        accounts.login("joe", PASSWORD, "test").unwrap().is_none(),
+        "disabled"
+    );
     let enabled = accounts.change("joe", Change::Enable, "admin-1").unwrap();
     assert_eq!(enabled.session_epoch, 3);
     let moved = accounts
@@ -135,6 +143,7 @@ fn changes_bump_the_session_epoch_and_two_editors_cannot_both_win() {
         [
             ("admin".to_string(), "user_added".to_string()),
             ("admin-1".into(), "user_disabled".into()),
+            ("joe".into(), "login_failed".into()),
             ("admin-1".into(), "user_enabled".into()),
             ("admin-1".into(), "role_changed".into()),
         ],

@@ -242,7 +242,7 @@ impl Forecaster {
         }
         // The defaults of the rows' days, for the covariates the rows leave out.
         let names: Vec<String> = parsed.iter().map(|(n, _)| n.clone()).collect();
-        let future = self.forecast_rows(&names)?;
+        let (defaults, index) = self.default_rows(&names)?;
         let text: Vec<Column> = columns
             .iter()
             .map(|column| {
@@ -252,7 +252,7 @@ impl Forecaster {
                     .map(|(row, key)| {
                         row.get(column)
                             .cloned()
-                            .or_else(|| future.get(key).and_then(|&r| cell_text(&future.frame, column, r)))
+                            .or_else(|| index.get(key).and_then(|&r| cell_text(&defaults, column, r)))
                     })
                     .collect();
                 Column::new(column.as_str().into(), values)
@@ -277,7 +277,7 @@ impl Forecaster {
 
     /// The default future rows of some series (no caller plan), indexed by
     /// (series, day number).
-    fn forecast_rows(&self, names: &[String]) -> Result<IndexedRows, DataError> {
+    fn default_rows(&self, names: &[String]) -> Result<(DataFrame, RowIndex), DataError> {
         let internal = |e: anyhow::Error| DataError::file("the forecast's default rows", format!("{e:#}"));
         let sales = self.sales_of(names).map_err(|e| internal(e.into()))?;
         let future = future_rows(
@@ -289,23 +289,12 @@ impl Forecaster {
         )
         .map_err(internal)?;
         let index = row_index(&future.frame, self.mapping()).map_err(internal)?;
-        Ok(IndexedRows {
-            frame: future.frame,
-            index,
-        })
+        Ok((future.frame, index))
     }
 }
 
-struct IndexedRows {
-    frame: DataFrame,
-    index: HashMap<(String, i32), usize>,
-}
-
-impl IndexedRows {
-    fn get(&self, key: &(String, i32)) -> Option<&usize> {
-        self.index.get(key)
-    }
-}
+/// (series name, day number) -> frame row.
+type RowIndex = HashMap<(String, i32), usize>;
 
 /// A cell as the text a plan file would hold (None for null).
 fn cell_text(frame: &DataFrame, column: &str, row: usize) -> Option<String> {
@@ -422,7 +411,7 @@ fn future_rows(
 }
 
 /// (series name, day number) -> row, the last row winning.
-fn row_index(frame: &DataFrame, mapping: &DataMapping) -> anyhow::Result<HashMap<(String, i32), usize>> {
+fn row_index(frame: &DataFrame, mapping: &DataMapping) -> anyhow::Result<RowIndex> {
     if frame.height() == 0 {
         return Ok(Default::default());
     }
