@@ -24,10 +24,19 @@ struct Histogram {
     count: u64,
 }
 
+/// What is counted of one route.
+#[derive(Default)]
+struct RouteStats {
+    /// Requests by method and status.
+    requests: BTreeMap<(&'static str, u16), u64>,
+    latency: Histogram,
+}
+
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    /// By route: one lock per request, and a route's name is allocated
+    /// only the first time it is seen.
+    routes: Mutex<BTreeMap<String, RouteStats>>,
     pub reloads: AtomicU64,
     pub failed_reloads: AtomicU64,
     /// Polls that could not reach the registry or the lake.
@@ -37,19 +46,24 @@ pub struct Metrics {
 impl Metrics {
     pub fn observe(&self, route: &str, method: &'static str, status: u16, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
-        if let Ok(mut requests) = self.requests.lock() {
-            *requests.entry((route.to_string(), method, status)).or_default() += 1;
+        let Ok(mut routes) = self.routes.lock() else {
+            return;
+        };
+        if !routes.contains_key(route) {
+            routes.insert(route.to_string(), RouteStats::default());
         }
-        if let Ok(mut latency) = self.latency.lock() {
-            let h = latency.entry(route.to_string()).or_default();
-            let bucket = BUCKETS
-                .iter()
-                .position(|&b| seconds <= b)
-                .unwrap_or(BUCKETS.len());
-            h.counts[bucket] += 1;
-            h.sum += seconds;
-            h.count += 1;
-        }
+        let Some(stats) = routes.get_mut(route) else {
+            return;
+        };
+        *stats.requests.entry((method, status)).or_default() += 1;
+        let h = &mut stats.latency;
+        let bucket = BUCKETS
+            .iter()
+            .position(|&b| seconds <= b)
+            .unwrap_or(BUCKETS.len());
+        h.counts[bucket] += 1;
+        h.sum += seconds;
+        h.count += 1;
     }
 
     /// The text exposition format (version 0.0.4).
@@ -59,8 +73,11 @@ impl Metrics {
             "# HELP salescast_http_requests_total HTTP requests answered, by route, method and status.\n",
         );
         out.push_str("# TYPE salescast_http_requests_total counter\n");
-        if let Ok(requests) = self.requests.lock() {
-            for ((route, method, status), n) in requests.iter() {
+        let Ok(routes) = self.routes.lock() else {
+            return out;
+        };
+        for (route, stats) in routes.iter() {
+            for ((method, status), n) in &stats.requests {
                 let _ = writeln!(
                     out,
                     "salescast_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
@@ -70,8 +87,8 @@ impl Metrics {
         }
         out.push_str("# HELP salescast_http_request_duration_seconds Time to answer a request, by route.\n");
         out.push_str("# TYPE salescast_http_request_duration_seconds histogram\n");
-        if let Ok(latency) = self.latency.lock() {
-            for (route, h) in latency.iter() {
+        {
+            for (route, h) in routes.iter().map(|(r, s)| (r, &s.latency)) {
                 let route = escape(route);
                 let mut cumulative = 0;
                 for (i, le) in BUCKETS.iter().enumerate() {
