@@ -8,6 +8,7 @@ mod backtest;
 mod config;
 mod crash;
 mod daily_pipeline;
+mod dashboard;
 mod defects;
 mod demo;
 mod features;

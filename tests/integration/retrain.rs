@@ -272,7 +272,8 @@ fn a_worse_challenger_is_not_promoted_and_rollback_restores(backend: Backend) {
         calls: Default::default(),
     });
     let registry = Registry::new(Store::new(counting.clone(), handle().clone()), "sales");
-    let back = salescast_core::pipeline::rollback(&registry, None, "v2 misbehaves in stores").unwrap();
+    let back =
+        salescast_core::pipeline::rollback(&registry, None, "v2 misbehaves in stores", "tester").unwrap();
     assert_eq!(back.from, v2);
     assert_eq!(back.to, v1);
     let calls = counting.calls.lock().unwrap().clone();

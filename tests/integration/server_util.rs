@@ -206,7 +206,8 @@ pub struct Reply {
     pub body: String,
 }
 
-/// A minimal HTTP/1.1 client: one request (with extra headers) per connection.
+/// A minimal HTTP/1.1 client: one request (with extra headers) per
+/// connection; the body is JSON unless a Content-Type header says otherwise.
 pub fn request(
     addr: &str,
     method: &str,
@@ -217,9 +218,15 @@ pub fn request(
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let body = body.unwrap_or("");
-    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let mut extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        extra.push_str("Content-Type: application/json\r\n");
+    }
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
          {extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );

@@ -80,7 +80,12 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
             emit(&report, json)
         }
         Command::Rollback(args) => emit(
-            &rollback(&open_registry(config, handle)?, args.to.as_deref(), &args.reason)?,
+            &rollback(
+                &open_registry(config, handle)?,
+                args.to.as_deref(),
+                &args.reason,
+                &actor(),
+            )?,
             json,
         ),
         Command::Models(ModelsCommand::List) => emit(&models::list(&open_registry(config, handle)?)?, json),

@@ -13,6 +13,7 @@ pub mod features;
 pub mod forecast;
 pub mod ingest;
 pub mod input;
+pub mod insights;
 pub mod lake;
 pub mod mapping;
 pub mod models;

@@ -4,7 +4,7 @@
 //! markdown fit for a CI job summary.
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cost::CostEstimate;
 use crate::digest::short;
@@ -82,7 +82,7 @@ pub struct ChampionSummary {
     pub saw_holdout: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SeriesRow {
     pub series: String,
     pub actual: f64,

@@ -5,8 +5,8 @@
 //! `serve.session_max_hours` after login, and as soon as the account's epoch
 //! moves (password, role or stores changed, disabled, logged out) on every
 //! task (accounts are re-read at most every `serve.poll_seconds`). State-
-//! changing requests carry a CSRF token (`X-CSRF-Token`) bound to the
-//! session id. Logins are throttled per client address (`throttle.rs`) and per account
+//! changing requests carry a CSRF token bound to the session id: the
+//! `X-CSRF-Token` header (API clients), or a form's `csrf` field (pages). Logins are throttled per client address (`throttle.rs`) and per account
 //! in the account itself (see `salescast_core::accounts`).
 
 use std::net::SocketAddr;
@@ -31,7 +31,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The signed content of a session cookie.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Claims {
+pub(crate) struct Claims {
     sid: String,
     user: String,
     epoch: u64,
@@ -44,6 +44,8 @@ struct Claims {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: Arc<User>,
+    /// The session's CSRF token, for the forms a page renders.
+    pub csrf: String,
 }
 
 impl Caller {
@@ -142,12 +144,34 @@ pub fn client_address(state: &AppState, headers: &HeaderMap, socket: SocketAddr)
 
 /// Requires a valid session (and a CSRF token on state changes), puts the
 /// [`Caller`] in the request, and renews the cookie's last-seen time.
-pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let (caller, claims, key) = match check(&state, request.headers(), request.method().clone()).await {
+pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut request, form_csrf) = match form_csrf(&state, request).await {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
+    let (caller, claims, key) = match check(
+        &state,
+        request.headers(),
+        request.method().clone(),
+        form_csrf.as_deref(),
+    )
+    .await
+    {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
     request.extensions_mut().insert(caller);
+    renew(&state, request, next, claims, key).await
+}
+
+/// Runs the request, renewing the cookie's last-seen time once a minute.
+pub(crate) async fn renew(
+    state: &AppState,
+    request: Request,
+    next: Next,
+    claims: Claims,
+    key: [u8; 32],
+) -> Response {
     let headers = request.headers().clone();
     let mut response = next.run(request).await;
     let now = Utc::now().timestamp();
@@ -155,15 +179,40 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         let renewed = encode(&key, &Claims { seen: now, ..claims });
         response
             .headers_mut()
-            .append(header::SET_COOKIE, set_cookie(&state, &headers, Some(&renewed)));
+            .append(header::SET_COOKIE, set_cookie(state, &headers, Some(&renewed)));
     }
     response
 }
 
-async fn check(
+/// A form post's `csrf` field: its body is read (at most
+/// `serve.max_body_bytes`) and put back for the handler.
+pub(crate) async fn form_csrf(
+    state: &AppState,
+    request: Request,
+) -> Result<(Request, Option<String>), ApiError> {
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form || matches!(*request.method(), Method::GET | Method::HEAD) {
+        return Ok((request, None));
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, state.config.serve.max_body_bytes)
+        .await
+        .map_err(|_| ApiError::too_large("the form is larger than serve.max_body_bytes"))?;
+    let token = form_urlencoded::parse(&bytes)
+        .find(|(name, _)| name == "csrf")
+        .map(|(_, value)| value.into_owned());
+    Ok((Request::from_parts(parts, axum::body::Body::from(bytes)), token))
+}
+
+pub(crate) async fn check(
     state: &AppState,
     headers: &HeaderMap,
     method: Method,
+    form_csrf: Option<&str>,
 ) -> Result<(Caller, Claims, [u8; 32]), ApiError> {
     let key = *state.session_key.load_full().ok_or_else(|| {
         ApiError::unauthorized("no accounts yet: add the first admin with `salescast users add`")
@@ -183,23 +232,27 @@ async fn check(
     if user.disabled || user.session_epoch != claims.epoch {
         return Err(ended());
     }
+    let csrf = csrf_token(&key, &claims.sid);
     let safe = matches!(method, Method::GET | Method::HEAD);
     if !safe {
-        let given = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-        if given != Some(csrf_token(&key, &claims.sid).as_str()) {
+        let given = headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .or(form_csrf);
+        if given != Some(csrf.as_str()) {
             return Err(ApiError::forbidden(
                 "missing or wrong CSRF token (send the X-CSRF-Token the login gave)",
             ));
         }
     }
-    Ok((Caller { user }, claims, key))
+    Ok((Caller { user, csrf }, claims, key))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    user: String,
-    password: String,
+    pub user: String,
+    pub password: String,
 }
 
 #[derive(Serialize)]
@@ -210,37 +263,47 @@ struct LoginResponse<'a> {
     csrf_token: String,
 }
 
-/// `POST /login {"user", "password"}`: a new session (cookie) and its CSRF
-/// token; one message for every refusal.
-pub async fn login(
-    State(state): State<AppState>,
-    ConnectInfo(socket): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<axum::Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let axum::Json(request) = match body {
-        Ok(body) => body,
-        Err(e) => return ApiError::bad_request(e.body_text()).into_response(),
+/// The JSON answer to a login: who, their role and stores, and the CSRF
+/// token; the session in the cookie.
+pub(crate) fn login_response(user: &User, cookie: HeaderValue, csrf: String) -> Response {
+    let body = LoginResponse {
+        user: &user.name,
+        role: user.role,
+        stores: &user.stores,
+        csrf_token: csrf,
     };
-    let from = client_address(&state, &headers, socket);
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    response
+}
+
+/// One login attempt (throttled per address, checked and audited by the
+/// accounts): the user, the new session's `Set-Cookie` and its CSRF token.
+pub(crate) async fn attempt(
+    state: &AppState,
+    socket: SocketAddr,
+    headers: &HeaderMap,
+    name: String,
+    password: String,
+) -> Result<(User, HeaderValue, String), ApiError> {
+    let from = client_address(state, headers, socket);
     if !state.allow_login_attempt(&from) {
-        return ApiError::too_many("too many login attempts from this address: wait a minute")
-            .into_response();
+        return Err(ApiError::too_many(
+            "too many login attempts from this address: wait a minute",
+        ));
     }
     let Some(key) = state.session_key.load_full() else {
-        return ApiError::unauthorized("no accounts yet: add the first admin with `salescast users add`")
-            .into_response();
+        return Err(ApiError::unauthorized(
+            "no accounts yet: add the first admin with `salescast users add`",
+        ));
     };
     let accounts = Accounts::new(state.registry.store().clone());
-    let worker_from = from.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || accounts.login(&request.user, &request.password, &worker_from))
-            .await;
+    let outcome = tokio::task::spawn_blocking(move || accounts.login(&name, &password, &from)).await;
     let user = match outcome {
         Ok(Ok(Some(user))) => user,
-        Ok(Ok(None)) => return ApiError::unauthorized("wrong user name or password").into_response(),
-        Ok(Err(e)) => return ApiError::internal(e.into()).into_response(),
-        Err(e) => return ApiError::internal(e.into()).into_response(),
+        Ok(Ok(None)) => return Err(ApiError::unauthorized("wrong user name or password")),
+        Ok(Err(e)) => return Err(ApiError::internal(e.into())),
+        Err(e) => return Err(ApiError::internal(e.into())),
     };
     state.forget_user(&user.name);
     let mut sid = [0u8; 16];
@@ -253,18 +316,8 @@ pub async fn login(
         iat: now,
         seen: now,
     };
-    let body = LoginResponse {
-        user: &user.name,
-        role: user.role,
-        stores: &user.stores,
-        csrf_token: csrf_token(&key, &claims.sid),
-    };
-    let mut response = axum::Json(body).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        set_cookie(&state, &headers, Some(&encode(&key, &claims))),
-    );
-    response
+    let cookie = set_cookie(state, headers, Some(&encode(&key, &claims)));
+    Ok((user, cookie, csrf_token(&key, &claims.sid)))
 }
 
 /// `POST /logout`: ends every session of the caller (the account's epoch
@@ -285,7 +338,16 @@ pub async fn logout(
         Err(e) => return ApiError::internal(e.into()).into_response(),
     }
     state.forget_user(&caller.user.name);
-    let mut response = axum::Json(serde_json::json!({"logged_out": caller.user.name})).into_response();
+    // A page's logout form goes back to the login page.
+    let from_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let mut response = if from_form {
+        axum::response::Redirect::to("/login?ended=1").into_response()
+    } else {
+        axum::Json(serde_json::json!({"logged_out": caller.user.name})).into_response()
+    };
     response
         .headers_mut()
         .insert(header::SET_COOKIE, set_cookie(&state, &headers, None));

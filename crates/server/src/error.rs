@@ -111,6 +111,14 @@ impl ApiError {
         )
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The model the request was answered with.
     pub fn model(mut self, version: &str) -> Self {
         self.model = Some(version.to_string());

@@ -12,6 +12,7 @@ mod reload;
 mod routes;
 mod state;
 mod throttle;
+mod web;
 
 use std::net::SocketAddr;
 

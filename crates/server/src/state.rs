@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use salescast_core::accounts::{Accounts, AccountsError, User};
 use salescast_core::config::Config;
+use salescast_core::insights::history::ModelHistory;
 use salescast_core::lake::Lake;
 use salescast_core::pipeline::serving::Snapshot;
 use salescast_core::registry::Registry;
@@ -36,6 +37,8 @@ pub struct Inner {
     throttle: Throttle,
     /// On-demand forecasts are CPU work: at most one per core at a time.
     pub forecast_permits: Arc<Semaphore>,
+    /// The model page's registry reads, with when (kept `serve.poll_seconds`).
+    model_history: Mutex<Option<(Arc<ModelHistory>, Instant)>>,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             users: Mutex::new(HashMap::new()),
             throttle: Throttle::default(),
             forecast_permits: Arc::new(Semaphore::new(cores)),
+            model_history: Mutex::new(None),
         }))
     }
 }
@@ -80,6 +84,35 @@ impl AppState {
             users.insert(name.to_string(), (Arc::clone(&user), Instant::now()));
         }
         Ok(Some(user))
+    }
+
+    /// The champion, decision log and scores the model page shows: read from
+    /// the registry at most once per poll interval (and after a rollback).
+    pub async fn model_history(&self) -> Result<Arc<ModelHistory>, ApiError> {
+        let fresh = Duration::from_secs_f64(self.config.serve.poll_seconds);
+        if let Ok(cached) = self.model_history.lock()
+            && let Some((history, at)) = cached.as_ref()
+            && at.elapsed() < fresh
+        {
+            return Ok(Arc::clone(history));
+        }
+        let registry = self.registry.clone();
+        let history = tokio::task::spawn_blocking(move || ModelHistory::load(&registry))
+            .await
+            .map_err(|e| ApiError::internal(e.into()))?
+            .map_err(|e| ApiError::internal(anyhow::Error::new(e).context("reading the model's history")))?;
+        let history = Arc::new(history);
+        if let Ok(mut cached) = self.model_history.lock() {
+            *cached = Some((Arc::clone(&history), Instant::now()));
+        }
+        Ok(history)
+    }
+
+    /// Drops the model page's cached history (after a rollback here).
+    pub fn forget_model_history(&self) {
+        if let Ok(mut cached) = self.model_history.lock() {
+            *cached = None;
+        }
     }
 
     /// Drops the cached account (after a login or logout changed it).

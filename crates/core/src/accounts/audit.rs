@@ -75,6 +75,28 @@ impl AuditLog {
         Ok(entry)
     }
 
+    /// The newest `count` entries, newest first (keys sort by time).
+    pub fn newest(&self, count: usize) -> Result<Vec<AuditEntry>, AccountsError> {
+        let mut keys: Vec<String> = self
+            .store
+            .list(AUDIT_PREFIX)?
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        keys.sort_unstable();
+        let mut entries = Vec::new();
+        for key in keys.iter().rev().take(count) {
+            let bytes = self.store.get(key)?.bytes;
+            entries.push(
+                serde_json::from_slice(&bytes).map_err(|e| AccountsError::Unreadable {
+                    uri: self.store.uri_of(key),
+                    problem: e.to_string(),
+                })?,
+            );
+        }
+        Ok(entries)
+    }
+
     /// Every entry, oldest first.
     pub fn entries(&self) -> Result<Vec<AuditEntry>, AccountsError> {
         let mut entries = Vec::new();

@@ -54,6 +54,12 @@ impl Role {
     }
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for Role {
     type Err = AccountsError;
 
@@ -151,15 +157,26 @@ pub enum Change {
 #[derive(Debug, Clone)]
 pub struct Accounts {
     store: Store,
+    /// Where changes come from, for the audit log: `cli`, or a client address.
+    from: String,
 }
 
 impl Accounts {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            from: "cli".into(),
+        }
+    }
+
+    /// The same accounts, auditing changes as made from `from` (a client address).
+    pub fn from(mut self, from: &str) -> Self {
+        self.from = from.to_string();
+        self
     }
 
     pub fn audit(&self) -> AuditLog {
-        AuditLog::new(self.store.clone())
+        AuditLog::new(self.store.clone()).from(&self.from)
     }
 
     fn key(name: &str) -> String {

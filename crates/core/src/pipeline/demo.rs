@@ -110,6 +110,7 @@ pub fn run(dir: &Path, handle: &Handle) -> anyhow::Result<DemoReport> {
             &registry,
             None,
             "demo: a store manager reports odd forecasts, so the previous champion goes back while it is checked",
+            &super::actor(),
         )?),
         _ => None,
     };

@@ -137,6 +137,19 @@ impl Forecaster {
         self.rows_of.contains_key(series)
     }
 
+    /// The sales window the forecasts start from (validated rows).
+    pub fn sales(&self) -> &DataFrame {
+        &self.sales
+    }
+
+    /// Each active series with the index of one of its rows in [`Self::sales`].
+    pub fn active_rows(&self) -> Vec<(String, usize)> {
+        self.active
+            .iter()
+            .filter_map(|name| Some((name.clone(), *self.rows_of.get(name)?.first()? as usize)))
+            .collect()
+    }
+
     /// Forecasts D+1 .. D+H of `only` (every active series when `None`;
     /// names not active are skipped), with the caller's `plan` (typed by
     /// [`Forecaster::caller_plan`]) over the lake's.

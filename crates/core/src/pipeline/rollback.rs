@@ -34,7 +34,14 @@ fn usage(problem: String) -> anyhow::Error {
     .into()
 }
 
-pub fn rollback(registry: &Registry, to: Option<&str>, reason: &str) -> anyhow::Result<RollbackReport> {
+/// `actor` is who the decision log names: the command line's user, or the
+/// dashboard's logged-in admin.
+pub fn rollback(
+    registry: &Registry,
+    to: Option<&str>,
+    reason: &str,
+    actor: &str,
+) -> anyhow::Result<RollbackReport> {
     if reason.trim().is_empty() {
         return Err(usage("give a --reason: the decision log records why".into()));
     }
@@ -86,7 +93,7 @@ pub fn rollback(registry: &Registry, to: Option<&str>, reason: &str) -> anyhow::
             &state,
             NewDecision {
                 kind: DecisionKind::RolledBack,
-                actor: super::actor(),
+                actor: actor.to_string(),
                 reason: match &repairing {
                     Some(problem) => format!(
                         "repair: the champion pointer did not read back ({problem}); pointed it at {target}. {reason}"

@@ -15,17 +15,19 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use chrono::NaiveDate;
+use chrono::{Days, NaiveDate};
 use polars::prelude::*;
 use serde::Serialize;
 
 use super::forecaster::Forecaster;
 use crate::config::Config;
 use crate::ingest::date_from_days;
+use crate::insights::Board;
 use crate::lake::Lake;
 use crate::predictions::{self, MANIFEST_FILE, predictions_prefix};
 use crate::registry::{Champion, Decision, Manifest, Registry};
 use crate::storage::{StoreError, Version};
+use crate::window::Window;
 
 /// Where the served forecasts come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,6 +66,8 @@ pub struct Snapshot {
     /// Forecasts by series name (keys joined with "/").
     pub forecasts: HashMap<String, Vec<ForecastRow>>,
     pub forecaster: Forecaster,
+    /// Each store's sales over the window, for the dashboard.
+    pub board: Board,
     pub load_seconds: f64,
 }
 
@@ -131,6 +135,7 @@ impl Snapshot {
             }
             _ => None,
         };
+        let board = board(config, lake, registry, &forecaster)?;
         let partition = stored.as_ref().map(|(_, (_, version))| version.clone());
         let (source, frame) = match stored_frame {
             Some(frame) => (Source::Stored, frame),
@@ -155,6 +160,7 @@ impl Snapshot {
             partition,
             forecasts: rows_by_series(&frame)?,
             forecaster,
+            board,
             load_seconds: started.elapsed().as_secs_f64(),
         }))
     }
@@ -189,6 +195,61 @@ impl Snapshot {
         }
         Ok(false)
     }
+}
+
+/// The dashboard's sales board of a forecaster's window, with each store's
+/// error on the newest earlier forecasts: those of a data day at least a
+/// week back (a week of days scored) within the horizon, else the newest
+/// earlier one. Earlier forecasts that do not read are skipped with a warning.
+fn board(
+    config: &Config,
+    lake: &Lake,
+    registry: &Registry,
+    forecaster: &Forecaster,
+) -> anyhow::Result<Board> {
+    let mapping = forecaster.mapping();
+    let store_key = match &config.serve.store_key {
+        Some(key) if mapping.series_keys.contains(key) => key.clone(),
+        Some(key) => anyhow::bail!(
+            "serve.store_key = {key:?} is not a series key of the model (its keys: {})",
+            mapping.series_keys.join(", ")
+        ),
+        None => mapping.series_keys.first().cloned().unwrap_or_default(),
+    };
+    let data_day = forecaster.data_day();
+    let window = Window::ending(&config.window, data_day)?;
+    let mut board = Board::build(
+        forecaster.sales(),
+        mapping,
+        &store_key,
+        &forecaster.active_rows(),
+        window.first_day,
+        data_day,
+    )
+    .map_err(|e| anyhow::anyhow!("summing the sales window by store: {e}"))?;
+    let horizon = u64::from(forecaster.horizon());
+    let earliest = data_day.checked_sub_days(Days::new(horizon)).unwrap_or(data_day);
+    let week_back = data_day.checked_sub_days(Days::new(7)).unwrap_or(data_day);
+    let earlier: Vec<NaiveDate> = predictions::list_prediction_days(lake, registry.model())?
+        .into_iter()
+        .filter(|d| *d >= earliest && *d < data_day)
+        .collect();
+    let chosen = earlier
+        .iter()
+        .rev()
+        .find(|d| **d <= week_back)
+        .or(earlier.last())
+        .copied();
+    if let Some(day) = chosen {
+        match predictions::read_predictions(lake, registry.model(), day) {
+            Ok(Some((manifest, frame))) => {
+                board.accuracy = board.score(&frame, day, &manifest.model_sha256)?
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("the forecasts of {day} do not read, so they are not scored: {e}"),
+        }
+    }
+    Ok(board)
 }
 
 /// The store version of the champion pointer (one head request), or `None`

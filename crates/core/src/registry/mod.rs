@@ -528,6 +528,16 @@ impl Registry {
         Ok(out)
     }
 
+    /// The JSON report of a run date read as `T` (any view of its fields),
+    /// or `None` when that date has no report.
+    pub fn report<T: DeserializeOwned>(&self, run_date: NaiveDate) -> Result<Option<T>, RegistryError> {
+        match self.read_json(&self.key(&format!("runs/{run_date}/report.json"))) {
+            Ok((report, _)) => Ok(Some(report)),
+            Err(RegistryError::Store(StoreError::NotFound { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes the report of a run date (the newest run of that date wins).
     pub fn put_report(&self, run_date: NaiveDate, json: &[u8], markdown: &str) -> Result<(), RegistryError> {
         let base = self.key(&format!("runs/{run_date}"));

@@ -29,7 +29,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(protected)
         .merge(health::router())
-        .route("/login", post(auth::login))
+        .merge(crate::web::router(&state))
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .fallback(unmatched)
         .with_state(state)

@@ -1,0 +1,351 @@
+//! The admin page (admin only): user accounts (add, set role and stores,
+//! reset password, disable and enable), API tokens (created and shown once,
+//! revoked), the rollback of the champion (a reason required; it goes
+//! through the registry's one promotion protocol, so the decision log names
+//! the admin) and the newest audit entries. Every change is a form post with
+//! the session's CSRF token (checked by `require_session`), written by the
+//! core with a conditional write and audited with the admin and the client
+//! address; a success redirects back (post/redirect/get), a refusal shows the
+//! page again with the reason.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use salescast_core::accounts::{Accounts, AccountsError, Change, Role};
+use salescast_core::config::ConfigError;
+use salescast_core::pipeline::rollback;
+use salescast_core::registry::RegistryError;
+use serde::Deserialize;
+
+use super::PageError;
+use super::view::{self, Nav, render};
+use crate::auth::{Caller, client_address};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(page))
+        .route("/admin/users", post(add_user))
+        .route("/admin/users/{name}/{action}", post(change_user))
+        .route("/admin/rollback", post(roll_back))
+}
+
+pub struct UserRow {
+    name: String,
+    role: Role,
+    stores: String,
+    disabled: bool,
+}
+
+pub struct TokenRow {
+    id: String,
+    user: String,
+    label: String,
+    created: String,
+    state: String,
+    active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    nav: Option<Nav>,
+    csrf: String,
+    message: Option<String>,
+    champion: Option<String>,
+    /// (version, label, preselected)
+    versions: Vec<(String, String, bool)>,
+    users: Vec<UserRow>,
+    roles: [Role; 4],
+    tokens: Vec<TokenRow>,
+    audit: Vec<(String, String, String, String, String, String)>,
+}
+
+#[derive(Deserialize)]
+struct Done {
+    done: Option<String>,
+    subject: Option<String>,
+}
+
+/// What a successful change says when the page comes back (fixed texts: a
+/// link cannot make the page say anything else).
+fn done_message(done: &Done) -> Option<String> {
+    let subject = done.subject.clone().unwrap_or_default();
+    let text = match done.done.as_deref()? {
+        "added" => format!("User {subject} added."),
+        "role" => format!("Role and stores of {subject} changed; their sessions ended."),
+        "password" => format!("Password of {subject} reset; their sessions ended."),
+        "disable" => format!("User {subject} disabled; their sessions ended."),
+        "enable" => format!("User {subject} enabled."),
+        "rollback" => {
+            format!("Rolled back: {subject} is the champion. Servers follow within their poll interval.")
+        }
+        "revoked" => format!("Token {subject} revoked."),
+        _ => return None,
+    };
+    Some(text)
+}
+
+async fn page(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(done): Query<Done>,
+) -> Result<Response, PageError> {
+    caller.require(Role::Admin)?;
+    show(&state, &caller, done_message(&done), StatusCode::OK).await
+}
+
+/// The admin page, with a message and status (a refusal shows it again).
+async fn show(
+    state: &AppState,
+    caller: &Caller,
+    message: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let accounts = Accounts::new(state.registry.store().clone());
+    let registry = state.registry.clone();
+    let read = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let users = accounts.list()?;
+        let audit = accounts.audit().newest(50)?;
+        let versions = registry.versions()?.whole;
+        let champion = registry.champion()?.map(|(c, _)| c);
+        Ok((users, audit, versions, champion))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.into()))?
+    .map_err(ApiError::internal)?;
+    let (users, audit, versions, champion) = read;
+    let previous = champion.as_ref().and_then(|c| c.previous.clone());
+    let current = champion.as_ref().map(|c| c.version.clone());
+    let mut page = render(&AdminPage {
+        nav: Some(Nav::new(caller, "admin")),
+        csrf: caller.csrf.clone(),
+        message,
+        versions: versions
+            .iter()
+            .rev()
+            .filter(|m| Some(&m.version) != current.as_ref())
+            .map(|m| {
+                let label = format!(
+                    "{} · {} · trained through {} · holdout WAPE {}",
+                    view::short(&m.version),
+                    serde_json::to_value(m.family)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    m.lineage.trained_through,
+                    view::share(Some(m.holdout_metrics.wape)),
+                );
+                (m.version.clone(), label, Some(&m.version) == previous.as_ref())
+            })
+            .collect(),
+        champion: current,
+        users: users
+            .iter()
+            .map(|u| UserRow {
+                name: u.name.clone(),
+                role: u.role,
+                stores: u.stores.join(","),
+                disabled: u.disabled,
+            })
+            .collect(),
+        roles: [Role::Store, Role::Manager, Role::Analyst, Role::Admin],
+        tokens: Vec::new(),
+        audit: audit
+            .into_iter()
+            .map(|a| {
+                (
+                    a.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    a.actor,
+                    a.event,
+                    a.subject.unwrap_or_default(),
+                    a.from,
+                    a.detail,
+                )
+            })
+            .collect(),
+    })?;
+    *page.status_mut() = status;
+    Ok(page)
+}
+
+/// A refused change: the page again with why (4xx), or an internal error.
+async fn refused(state: &AppState, caller: &Caller, err: anyhow::Error) -> Result<Response, PageError> {
+    let status = if let Some(e) = err.downcast_ref::<AccountsError>() {
+        match e {
+            AccountsError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            AccountsError::UnknownUser { .. } => StatusCode::NOT_FOUND,
+            AccountsError::Exists { .. } | AccountsError::Concurrent { .. } => StatusCode::CONFLICT,
+            _ => return Err(ApiError::internal(err).into()),
+        }
+    } else if err
+        .chain()
+        .any(|c| matches!(c.downcast_ref::<ConfigError>(), Some(ConfigError::Invalid { .. })))
+    {
+        StatusCode::BAD_REQUEST
+    } else if err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<RegistryError>(),
+            Some(RegistryError::Superseded { .. })
+        )
+    }) {
+        StatusCode::CONFLICT
+    } else {
+        return Err(ApiError::internal(err).into());
+    };
+    let message = match err.downcast_ref::<ConfigError>() {
+        Some(ConfigError::Invalid { problem, .. }) => problem.clone(),
+        _ => format!("{err:#}"),
+    };
+    show(state, caller, Some(format!("Not done: {message}")), status).await
+}
+
+fn back(done: &str, subject: &str) -> Response {
+    let subject: String = form_urlencoded::byte_serialize(subject.as_bytes()).collect();
+    Redirect::to(&format!("/admin?done={done}&subject={subject}")).into_response()
+}
+
+/// Comma-separated store names, trimmed, empty ones dropped.
+fn stores(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    name: String,
+    role: String,
+    #[serde(default)]
+    stores: String,
+    password: String,
+}
+
+async fn add_user(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ConnectInfo(socket): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<NewUser>,
+) -> Result<Response, PageError> {
+    caller.require(Role::Admin)?;
+    let accounts =
+        Accounts::new(state.registry.store().clone()).from(&client_address(&state, &headers, socket));
+    let actor = caller.user.name.clone();
+    let name = form.name.trim().to_string();
+    let added = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let role: Role = form.role.parse()?;
+        accounts.add(&name, role, &stores(&form.stores), &form.password, &actor)?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.into()))?;
+    match added {
+        Ok(()) => Ok(back("added", form.name.trim())),
+        Err(e) => refused(&state, &caller, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct UserChange {
+    role: Option<String>,
+    stores: Option<String>,
+    password: Option<String>,
+}
+
+async fn change_user(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ConnectInfo(socket): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+    Form(form): Form<UserChange>,
+) -> Result<Response, PageError> {
+    caller.require(Role::Admin)?;
+    let change = match action.as_str() {
+        "disable" if name == caller.user.name => {
+            return refused(
+                &state,
+                &caller,
+                AccountsError::Invalid {
+                    what: "change",
+                    problem: "an admin cannot disable their own account here (another admin can)".into(),
+                }
+                .into(),
+            )
+            .await;
+        }
+        "disable" => Change::Disable,
+        "enable" => Change::Enable,
+        "password" => Change::Password(form.password.unwrap_or_default()),
+        "role" => match form.role.as_deref().unwrap_or("").parse::<Role>() {
+            Ok(role) => Change::Role {
+                role,
+                stores: stores(form.stores.as_deref().unwrap_or("")),
+            },
+            Err(e) => return refused(&state, &caller, e.into()).await,
+        },
+        other => return Err(ApiError::not_found(format!("no user action {other:?}")).into()),
+    };
+    let accounts =
+        Accounts::new(state.registry.store().clone()).from(&client_address(&state, &headers, socket));
+    let actor = caller.user.name.clone();
+    let subject = name.clone();
+    let changed = tokio::task::spawn_blocking(move || accounts.change(&subject, change, &actor))
+        .await
+        .map_err(|e| ApiError::internal(e.into()))?;
+    state.forget_user(&name);
+    match changed {
+        Ok(_) => Ok(back(&action, &name)),
+        Err(e) => refused(&state, &caller, e.into()).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct RollbackForm {
+    to: String,
+    reason: String,
+}
+
+async fn roll_back(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ConnectInfo(socket): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<RollbackForm>,
+) -> Result<Response, PageError> {
+    caller.require(Role::Admin)?;
+    let registry = state.registry.clone();
+    let audit = Accounts::new(state.registry.store().clone())
+        .from(&client_address(&state, &headers, socket))
+        .audit();
+    let actor = caller.user.name.clone();
+    let done = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let report = rollback(&registry, Some(form.to.trim()), form.reason.trim(), &actor)?;
+        audit.record(
+            &actor,
+            "rolled_back",
+            None,
+            &format!(
+                "{} -> {} (decision {}): {}",
+                report.from, report.to, report.decision_sequence, report.reason
+            ),
+        )?;
+        Ok(report.to)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.into()))?;
+    state.forget_model_history();
+    match done {
+        Ok(to) => Ok(back("rollback", &view::short(&to))),
+        Err(e) => refused(&state, &caller, e).await,
+    }
+}

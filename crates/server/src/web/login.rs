@@ -1,0 +1,118 @@
+//! `/login`: the login page, and the one login endpoint for both clients:
+//! a JSON body answers JSON (the API's session and CSRF token), a form post
+//! sets the cookie and goes on to the page asked for. Both go through
+//! [`auth::attempt`]: the same throttle, lockout, audit and message.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::Deserialize;
+
+use super::PageError;
+use super::view::{Nav, render};
+use crate::auth::{self, LoginRequest};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/login", get(page).post(submit))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    nav: Option<Nav>,
+    next: String,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    next: Option<String>,
+    ended: Option<String>,
+}
+
+async fn page(Query(query): Query<PageQuery>) -> Result<Response, PageError> {
+    render(&LoginPage {
+        nav: None,
+        next: local_path(query.next.as_deref()),
+        message: query.ended.map(|_| "You are logged out.".to_string()),
+    })
+}
+
+/// Only a path on this site: never another host (no open redirect).
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
+        _ => "/".into(),
+    }
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    ConnectInfo(socket): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        return form_login(&state, socket, &headers, &body).await;
+    }
+    let request: LoginRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return ApiError::bad_request(format!(
+                "the login body must be JSON {{\"user\", \"password\"}} (or a form): {e}"
+            ))
+            .into_response();
+        }
+    };
+    match auth::attempt(&state, socket, &headers, request.user, request.password).await {
+        Ok((user, cookie, csrf)) => auth::login_response(&user, cookie, csrf),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn form_login(state: &AppState, socket: SocketAddr, headers: &HeaderMap, body: &[u8]) -> Response {
+    let (mut user, mut password, mut next) = (String::new(), String::new(), None);
+    for (name, value) in form_urlencoded::parse(body) {
+        match name.as_ref() {
+            "user" => user = value.into_owned(),
+            "password" => password = value.into_owned(),
+            "next" => next = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let next = local_path(next.as_deref());
+    match auth::attempt(state, socket, headers, user, password).await {
+        Ok((_, cookie, _)) => {
+            let mut response = Redirect::to(&next).into_response();
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(e) if e.status() == StatusCode::INTERNAL_SERVER_ERROR => PageError(e).into_response(),
+        Err(e) => {
+            let status = e.status();
+            match render(&LoginPage {
+                nav: None,
+                next,
+                message: Some(e.message().to_string()),
+            }) {
+                Ok(mut page) => {
+                    *page.status_mut() = status;
+                    page
+                }
+                Err(e) => e.into_response(),
+            }
+        }
+    }
+}
