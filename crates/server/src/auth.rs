@@ -7,7 +7,8 @@
 //! task (accounts are re-read at most every `serve.poll_seconds`). State-
 //! changing requests carry a CSRF token (`X-CSRF-Token`) bound to the
 //! session id. Logins are throttled per client address (`throttle.rs`) and per account
-//! in the account itself (see `salescast_core::accounts`).
+//! in the account itself (see `salescast_core::accounts`). Machine clients
+//! send a bearer API token instead of a cookie (`bearer.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use salescast_core::accounts::{Accounts, Role, User};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::bearer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -140,10 +142,11 @@ pub fn client_address(state: &AppState, headers: &HeaderMap, socket: SocketAddr)
     socket.ip().to_string()
 }
 
-/// Requires a valid session (and a CSRF token on state changes), puts the
-/// [`Caller`] in the request, and renews the cookie's last-seen time.
+/// Requires a valid bearer API token, or a valid session (and a CSRF token
+/// on state changes), puts the [`Caller`] in the request, and renews a
+/// session cookie's last-seen time.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let (caller, claims, key) = match check(&state, request.headers(), request.method().clone()).await {
+    let (caller, session) = match check(&state, request.headers(), request.method().clone()).await {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
@@ -151,7 +154,9 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     let headers = request.headers().clone();
     let mut response = next.run(request).await;
     let now = Utc::now().timestamp();
-    if now - claims.seen >= 60 {
+    if let Some((claims, key)) = session
+        && now - claims.seen >= 60
+    {
         let renewed = encode(&key, &Claims { seen: now, ..claims });
         response
             .headers_mut()
@@ -160,11 +165,17 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     response
 }
 
+/// The caller, and for a session its claims and the signing key (`None`
+/// for a bearer token: no cookie to renew).
 async fn check(
     state: &AppState,
     headers: &HeaderMap,
     method: Method,
-) -> Result<(Caller, Claims, [u8; 32]), ApiError> {
+) -> Result<(Caller, Option<(Claims, [u8; 32])>), ApiError> {
+    if let Some(token) = bearer::token(headers) {
+        let user = bearer::user(state, token).await?;
+        return Ok((Caller { user }, None));
+    }
     let key = *state.session_key.load_full().ok_or_else(|| {
         ApiError::unauthorized("no accounts yet: add the first admin with `salescast users add`")
     })?;
@@ -192,7 +203,7 @@ async fn check(
             ));
         }
     }
-    Ok((Caller { user }, claims, key))
+    Ok((Caller { user }, Some((claims, key))))
 }
 
 #[derive(Deserialize)]
