@@ -25,6 +25,7 @@ mod serve;
 mod server_util;
 mod store_conformance;
 mod store_in_runtime;
+mod tokens;
 mod users;
 mod util;
 mod web_tier;

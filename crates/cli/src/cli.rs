@@ -103,6 +103,17 @@ pub enum UsersCommand {
     Disable { name: String },
     /// Every user, their role and stores (never a hash)
     List,
+    /// Make an API token acting as USER (with USER's role and stores); it is printed this once
+    TokenAdd {
+        user: String,
+        /// What the token is for (1 to 64 characters)
+        #[arg(long, value_name = "TEXT")]
+        label: String,
+    },
+    /// Every API token: id, user, label, created, revoked (never a secret)
+    Tokens,
+    /// Revoke an API token for good (by its id, as `tokens` lists it)
+    TokenRevoke { id: String },
 }
 
 #[derive(Debug, Args)]

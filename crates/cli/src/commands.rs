@@ -148,6 +148,9 @@ fn users_command(command: UsersArgs) -> anyhow::Result<UsersCommand> {
         },
         UsersArgs::Disable { name } => UsersCommand::Disable { name },
         UsersArgs::List => UsersCommand::List,
+        UsersArgs::TokenAdd { user, label } => UsersCommand::TokenAdd { user, label },
+        UsersArgs::Tokens => UsersCommand::Tokens,
+        UsersArgs::TokenRevoke { id } => UsersCommand::TokenRevoke { id },
     })
 }
 

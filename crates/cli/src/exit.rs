@@ -45,7 +45,9 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
             Some(
                 AccountsError::Invalid { .. }
                 | AccountsError::UnknownUser { .. }
-                | AccountsError::Exists { .. },
+                | AccountsError::Exists { .. }
+                | AccountsError::UnknownToken { .. }
+                | AccountsError::TokenRevoked { .. },
             ) => {
                 return ExitCode::Usage;
             }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use salescast_core::accounts::TokenView;
 use salescast_core::digest::short;
 use salescast_core::evaluate::Metrics;
 use salescast_core::lake::WriteOutcome;
@@ -207,6 +208,9 @@ impl Report for RollbackReport {
 
 impl Report for UsersReport {
     fn human(&self) -> String {
+        if self.action.starts_with("token") {
+            return tokens_text(self);
+        }
         let mut text = match self.action {
             "listed" if self.users.is_empty() => "no users yet: add the first admin with \
                 `salescast users add NAME --role admin --password-stdin`"
@@ -228,6 +232,40 @@ impl Report for UsersReport {
             ));
         }
         text.trim_end().to_string()
+    }
+}
+
+/// What a token command did: the new token's text once, or the tokens as a table.
+fn tokens_text(report: &UsersReport) -> String {
+    let line = |t: &TokenView| format!("{} for {} ({:?})", t.id, t.user, t.label);
+    match (report.action, report.tokens.first(), &report.token) {
+        ("token_added", Some(t), Some(text)) => format!(
+            "token added: {}\n{text}\nThis token is not shown again: keep it now (only its SHA-256 hash is stored). \
+             Send it as `Authorization: Bearer <token>`.",
+            line(t)
+        ),
+        ("token_revoked", Some(t), _) => format!("token revoked: {}", line(t)),
+        _ if report.tokens.is_empty() => {
+            "no API tokens yet: make one with `salescast users token-add USER --label TEXT`".to_string()
+        }
+        _ => {
+            let mut text = format!(
+                "{:<16}  {:<20}  {:<19}  {:<19}  label\n",
+                "id", "user", "created", "revoked"
+            );
+            let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+            for t in &report.tokens {
+                text += &format!(
+                    "{:<16}  {:<20}  {:<19}  {:<19}  {}\n",
+                    t.id,
+                    t.user,
+                    time(t.created_at),
+                    t.revoked_at.map_or("-".to_string(), time),
+                    t.label
+                );
+            }
+            text.trim_end().to_string()
+        }
     }
 }
 

@@ -6,8 +6,10 @@
 //! moves (password, role or stores changed, disabled, logged out) on every
 //! task (accounts are re-read at most every `serve.poll_seconds`). State-
 //! changing requests carry a CSRF token bound to the session id: the
-//! `X-CSRF-Token` header (API clients), or a form's `csrf` field (pages). Logins are throttled per client address (`throttle.rs`) and per account
-//! in the account itself (see `salescast_core::accounts`).
+//! `X-CSRF-Token` header (API clients), or a form's `csrf` field (pages).
+//! Logins are throttled per client address (`throttle.rs`) and per account
+//! in the account itself (see `salescast_core::accounts`). Machine clients
+//! send a bearer API token instead of a cookie (`bearer.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use salescast_core::accounts::{Accounts, Role, User};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::bearer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -149,7 +152,7 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
-    let (caller, claims, key) = match check(
+    let (caller, session) = match check(
         &state,
         request.headers(),
         request.method().clone(),
@@ -161,21 +164,23 @@ pub async fn authenticate(State(state): State<AppState>, request: Request, next:
         Err(e) => return e.into_response(),
     };
     request.extensions_mut().insert(caller);
-    renew(&state, request, next, claims, key).await
+    renew(&state, request, next, session).await
 }
 
-/// Runs the request, renewing the cookie's last-seen time once a minute.
+/// Runs the request, renewing a session cookie's last-seen time once a
+/// minute (`session`: its claims and key; `None` for a bearer token).
 pub(crate) async fn renew(
     state: &AppState,
     request: Request,
     next: Next,
-    claims: Claims,
-    key: [u8; 32],
+    session: Option<(Claims, [u8; 32])>,
 ) -> Response {
     let headers = request.headers().clone();
     let mut response = next.run(request).await;
     let now = Utc::now().timestamp();
-    if now - claims.seen >= 60 {
+    if let Some((claims, key)) = session
+        && now - claims.seen >= 60
+    {
         let renewed = encode(&key, &Claims { seen: now, ..claims });
         response
             .headers_mut()
@@ -208,12 +213,25 @@ pub(crate) async fn form_csrf(
     Ok((Request::from_parts(parts, axum::body::Body::from(bytes)), token))
 }
 
+/// The caller, and for a session its claims and the signing key (`None`
+/// for a bearer token: no cookie to renew, no CSRF token needed since a
+/// browser never sends one by itself).
 pub(crate) async fn check(
     state: &AppState,
     headers: &HeaderMap,
     method: Method,
     form_csrf: Option<&str>,
-) -> Result<(Caller, Claims, [u8; 32]), ApiError> {
+) -> Result<(Caller, Option<(Claims, [u8; 32])>), ApiError> {
+    if let Some(token) = bearer::token(headers) {
+        let user = bearer::user(state, token).await?;
+        return Ok((
+            Caller {
+                user,
+                csrf: String::new(),
+            },
+            None,
+        ));
+    }
     let key = *state.session_key.load_full().ok_or_else(|| {
         ApiError::unauthorized("no accounts yet: add the first admin with `salescast users add`")
     })?;
@@ -245,7 +263,7 @@ pub(crate) async fn check(
             ));
         }
     }
-    Ok((Caller { user, csrf }, claims, key))
+    Ok((Caller { user, csrf }, Some((claims, key))))
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,7 @@
 //! routes, bounds, counts and renders.
 
 mod auth;
+mod bearer;
 mod error;
 mod metrics;
 mod reload;

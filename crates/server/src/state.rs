@@ -19,6 +19,9 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::throttle::Throttle;
 
+/// A user as last read, with when.
+pub type Verified = (Arc<User>, Instant);
+
 /// Cheap to clone: one `Arc`.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -34,6 +37,9 @@ pub struct Inner {
     pub session_key: ArcSwapOption<[u8; 32]>,
     /// Accounts as last read, with when: re-read after `serve.poll_seconds`.
     users: Mutex<HashMap<String, (Arc<User>, Instant)>>,
+    /// The users of verified API tokens, by the SHA-256 of the token's text,
+    /// with when: re-verified after `serve.poll_seconds` (see `bearer`).
+    pub token_users: Mutex<HashMap<[u8; 32], Verified>>,
     throttle: Throttle,
     /// On-demand forecasts are CPU work: at most one per core at a time.
     pub forecast_permits: Arc<Semaphore>,
@@ -52,6 +58,7 @@ impl AppState {
             metrics: Metrics::default(),
             session_key: ArcSwapOption::empty(),
             users: Mutex::new(HashMap::new()),
+            token_users: Mutex::new(HashMap::new()),
             throttle: Throttle::default(),
             forecast_permits: Arc::new(Semaphore::new(cores)),
             model_history: Mutex::new(None),

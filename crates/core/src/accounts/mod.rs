@@ -1,5 +1,6 @@
 //! User accounts of the dashboard and API: who may log in, with which role
-//! and stores, their argon2id password hashes, and the append-only audit log.
+//! and stores, their argon2id password hashes, the bearer API tokens of
+//! machine clients (`tokens`), and the append-only audit log.
 //!
 //! Accounts live in the registry's store (`accounts/users/<name>.json`), so
 //! every server task behind the load balancer reads the same ones, and every
@@ -16,6 +17,7 @@
 mod audit;
 mod login;
 mod password;
+mod tokens;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use audit::{AuditEntry, AuditLog};
 pub use login::{LOCKOUT_FAILURES, LOCKOUT_MINUTES, LOCKOUT_WINDOW_MINUTES, SESSION_KEY};
 pub use password::{MIN_PASSWORD_CHARS, check_password, hash_password, verify_password};
+pub use tokens::{ApiToken, MAX_LABEL_CHARS, TOKEN_PREFIX, TOKENS_PREFIX, TokenView};
 
 use crate::storage::{PutMode, Store, StoreError, Version};
 
@@ -136,6 +139,10 @@ pub enum AccountsError {
     /// Another writer changed the account after this one read it.
     #[error("user {name:?} was changed by someone else meanwhile; read it again and retry")]
     Concurrent { name: String },
+    #[error("no API token {id:?}")]
+    UnknownToken { id: String },
+    #[error("API token {id:?} is already revoked")]
+    TokenRevoked { id: String },
     #[error("{uri}: not a readable account: {problem}")]
     Unreadable { uri: String, problem: String },
     #[error("password hashing failed: {0}")]

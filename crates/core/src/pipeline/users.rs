@@ -1,19 +1,26 @@
-//! `salescast users add|passwd|set-role|disable|list`: the accounts of the
-//! dashboard and API, kept in the registry's store (see `accounts`). The
-//! first admin is added this way by whoever can write the registry; there is
-//! no default account or password.
+//! `salescast users add|passwd|set-role|disable|list|token-add|tokens|token-revoke`:
+//! the accounts of the dashboard and API and the API tokens of machine
+//! clients, kept in the registry's store (see `accounts`). The first admin is
+//! added this way by whoever can write the registry; there is no default
+//! account or password.
 
 use serde::Serialize;
 
-use crate::accounts::{Accounts, AccountsError, Change, Role, UserView};
+use crate::accounts::{Accounts, AccountsError, Change, Role, TokenView, UserView};
 use crate::registry::Registry;
 
 /// What a `users` command did.
 #[derive(Debug, Clone, Serialize)]
 pub struct UsersReport {
-    /// `added`, `password_changed`, `role_changed`, `disabled`, `listed`.
+    /// `added`, `password_changed`, `role_changed`, `disabled`, `listed`,
+    /// `token_added`, `tokens_listed`, `token_revoked`.
     pub action: &'static str,
     pub users: Vec<UserView>,
+    /// The tokens concerned (never a secret or a hash).
+    pub tokens: Vec<TokenView>,
+    /// The new token's text, after `token_added` only: shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// One `users` command.
@@ -38,6 +45,15 @@ pub enum UsersCommand {
         name: String,
     },
     List,
+    /// A new API token acting as `user`.
+    TokenAdd {
+        user: String,
+        label: String,
+    },
+    Tokens,
+    TokenRevoke {
+        id: String,
+    },
 }
 
 pub fn users(registry: &Registry, command: UsersCommand, actor: &str) -> Result<UsersReport, AccountsError> {
@@ -45,6 +61,14 @@ pub fn users(registry: &Registry, command: UsersCommand, actor: &str) -> Result<
     let one = |action, user: &crate::accounts::User| UsersReport {
         action,
         users: vec![user.into()],
+        tokens: Vec::new(),
+        token: None,
+    };
+    let of_tokens = |action, tokens: Vec<TokenView>, token| UsersReport {
+        action,
+        users: Vec::new(),
+        tokens,
+        token,
     };
     Ok(match command {
         UsersCommand::Add {
@@ -65,6 +89,22 @@ pub fn users(registry: &Registry, command: UsersCommand, actor: &str) -> Result<
         UsersCommand::List => UsersReport {
             action: "listed",
             users: accounts.list()?.iter().map(UserView::from).collect(),
+            tokens: Vec::new(),
+            token: None,
         },
+        UsersCommand::TokenAdd { user, label } => {
+            let (token, text) = accounts.create_token(&user, &label, actor, "cli")?;
+            of_tokens("token_added", vec![(&token).into()], Some(text))
+        }
+        UsersCommand::Tokens => of_tokens(
+            "tokens_listed",
+            accounts.tokens()?.iter().map(TokenView::from).collect(),
+            None,
+        ),
+        UsersCommand::TokenRevoke { id } => of_tokens(
+            "token_revoked",
+            vec![(&accounts.revoke_token(&id, actor, "cli")?).into()],
+            None,
+        ),
     })
 }

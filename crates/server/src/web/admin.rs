@@ -34,6 +34,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users", post(add_user))
         .route("/admin/users/{name}/{action}", post(change_user))
         .route("/admin/rollback", post(roll_back))
+        .route("/admin/tokens", post(add_token))
+        .route("/admin/tokens/{id}/revoke", post(revoke_token))
 }
 
 pub struct UserRow {
@@ -112,15 +114,16 @@ async fn show(
     let registry = state.registry.clone();
     let read = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let users = accounts.list()?;
+        let tokens = accounts.tokens()?;
         let audit = accounts.audit().newest(50)?;
         let versions = registry.versions()?.whole;
         let champion = registry.champion()?.map(|(c, _)| c);
-        Ok((users, audit, versions, champion))
+        Ok((users, tokens, audit, versions, champion))
     })
     .await
     .map_err(|e| ApiError::internal(e.into()))?
     .map_err(ApiError::internal)?;
-    let (users, audit, versions, champion) = read;
+    let (users, tokens, audit, versions, champion) = read;
     let previous = champion.as_ref().and_then(|c| c.previous.clone());
     let current = champion.as_ref().map(|c| c.version.clone());
     let mut page = render(&AdminPage {
@@ -156,7 +159,22 @@ async fn show(
             })
             .collect(),
         roles: [Role::Store, Role::Manager, Role::Analyst, Role::Admin],
-        tokens: Vec::new(),
+        tokens: tokens
+            .iter()
+            .rev()
+            .map(|t| TokenRow {
+                id: t.id.clone(),
+                user: t.user.clone(),
+                label: t.label.clone(),
+                created: format!("{} by {}", t.created_at.format("%Y-%m-%d %H:%M"), t.created_by),
+                state: match (&t.revoked_at, &t.revoked_by) {
+                    (Some(at), Some(by)) => format!("revoked {} by {by}", at.format("%Y-%m-%d %H:%M")),
+                    (Some(at), None) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
+                    _ => "active".into(),
+                },
+                active: t.revoked_at.is_none(),
+            })
+            .collect(),
         audit: audit
             .into_iter()
             .map(|a| {
@@ -180,7 +198,8 @@ async fn refused(state: &AppState, caller: &Caller, err: anyhow::Error) -> Resul
     let status = if let Some(e) = err.downcast_ref::<AccountsError>() {
         match e {
             AccountsError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            AccountsError::UnknownUser { .. } => StatusCode::NOT_FOUND,
+            AccountsError::UnknownUser { .. } | AccountsError::UnknownToken { .. } => StatusCode::NOT_FOUND,
+            AccountsError::TokenRevoked { .. } => StatusCode::CONFLICT,
             AccountsError::Exists { .. } | AccountsError::Concurrent { .. } => StatusCode::CONFLICT,
             _ => return Err(ApiError::internal(err).into()),
         }
@@ -347,5 +366,72 @@ async fn roll_back(
     match done {
         Ok(to) => Ok(back("rollback", &view::short(&to))),
         Err(e) => refused(&state, &caller, e).await,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "token.html")]
+struct TokenPage {
+    nav: Option<Nav>,
+    user: String,
+    label: String,
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    user: String,
+    label: String,
+}
+
+/// A new token, shown on this answer only (never stored or logged in clear).
+async fn add_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ConnectInfo(socket): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<NewToken>,
+) -> Result<Response, PageError> {
+    caller.require(Role::Admin)?;
+    let accounts = Accounts::new(state.registry.store().clone());
+    let from = client_address(&state, &headers, socket);
+    let actor = caller.user.name.clone();
+    let (user, label) = (form.user.clone(), form.label.clone());
+    let made = tokio::task::spawn_blocking(move || accounts.create_token(&user, &label, &actor, &from))
+        .await
+        .map_err(|e| ApiError::internal(e.into()))?;
+    match made {
+        Ok((token, text)) => {
+            let mut page = render(&TokenPage {
+                nav: Some(Nav::new(&caller, "admin")),
+                user: token.user,
+                label: token.label,
+                token: text,
+            })?;
+            *page.status_mut() = StatusCode::CREATED;
+            Ok(page)
+        }
+        Err(e) => refused(&state, &caller, e.into()).await,
+    }
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ConnectInfo(socket): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    caller.require(Role::Admin)?;
+    let accounts = Accounts::new(state.registry.store().clone());
+    let from = client_address(&state, &headers, socket);
+    let actor = caller.user.name.clone();
+    let token = id.clone();
+    let revoked = tokio::task::spawn_blocking(move || accounts.revoke_token(&token, &actor, &from))
+        .await
+        .map_err(|e| ApiError::internal(e.into()))?;
+    match revoked {
+        Ok(_) => Ok(back("revoked", &id)),
+        Err(e) => refused(&state, &caller, e.into()).await,
     }
 }

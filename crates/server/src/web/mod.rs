@@ -57,9 +57,9 @@ async fn require_session(State(state): State<AppState>, request: Request, next: 
         Err(e) => return PageError::from(e).into_response(),
     };
     match auth::check(&state, request.headers(), method.clone(), form_csrf.as_deref()).await {
-        Ok((caller, claims, key)) => {
+        Ok((caller, session)) => {
             request.extensions_mut().insert(caller);
-            auth::renew(&state, request, next, claims, key).await
+            auth::renew(&state, request, next, session).await
         }
         Err(e) if e.status() == StatusCode::UNAUTHORIZED && method == Method::GET => {
             let next: String = form_urlencoded::byte_serialize(back.as_bytes()).collect();
