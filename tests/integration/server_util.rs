@@ -231,8 +231,7 @@ pub fn request(
         body.len()
     );
     stream.write_all(request.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
+    let raw = read_reply(&mut stream);
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -255,6 +254,38 @@ pub fn request(
         status,
         headers,
         body: if chunked { unchunk(rest) } else { rest.to_string() },
+    }
+}
+
+/// The reply's bytes: up to its Content-Length when it has one (chromedriver
+/// keeps the connection open despite `Connection: close`), else to the close.
+/// Not for HEAD, whose Content-Length announces a body that never comes.
+fn read_reply(stream: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head.lines().find_map(|l| {
+                l.strip_prefix("content-length:")
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+            });
+            if let Some(length) = length {
+                while raw.len() < end + 4 + length {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => raw.extend_from_slice(&buf[..n]),
+                    }
+                }
+                return raw;
+            }
+            let _ = stream.read_to_end(&mut raw);
+            return raw;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return raw,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
     }
 }
 
