@@ -10,6 +10,7 @@ mod config;
 mod crash;
 mod daily_pipeline;
 mod dashboard;
+mod dashboard_browser;
 mod defects;
 mod demo;
 mod features;
