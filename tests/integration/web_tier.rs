@@ -1,6 +1,7 @@
 //! The web tier's task role (`pipelines/web.yml`, `TaskPolicy`) against what
 //! `salescast serve` really sends: serve runs on the S3 test server (startup,
-//! GET and POST forecasts, polls and rescans), its requests are read off the
+//! GET and POST forecasts, the dashboard's pages and a rollback from its
+//! admin page, polls and rescans), its requests are read off the
 //! server's log, and each must be granted; each object grant must be used. Listing is granted on whole buckets on purpose (see the template:
 //! 404 rather than 403 for missing keys), so only its use is checked.
 
@@ -15,7 +16,7 @@ use crate::daily_pipeline::{
 use crate::pipelines::yaml;
 use crate::retrain::{Backend, Place};
 use crate::serve::{ADMIN_PASSWORD, add_admin};
-use crate::server_util::Server;
+use crate::server_util::{Server, request};
 use crate::util::{LINEAR, repo_file, s};
 
 /// The S3 grants of the task policy: (bucket, action, folder), with `*` for
@@ -79,6 +80,8 @@ fn the_web_task_role_grants_what_serve_uses() {
     let plan = place.dir.path().join("plan.csv");
     plan_two_weeks_later(&plan, "2015-07-18", "2015-07-24");
     place.run(&config, &["ingest", "--plan", s(&plan)]).expect_code(0);
+    // Two versions, so the admin page has one to roll back to.
+    place.retrain(&config, "2015-07-24").expect_code(0);
     place.retrain(&config, "2015-07-31").expect_code(0);
     place
         .run(&config, &["predict", "--date", "2015-07-31"])
@@ -99,6 +102,37 @@ fn the_web_task_role_grants_what_serve_uses() {
     let body =
         r#"{"series": [{"Store": "102"}], "plan": [{"Store": "102", "Date": "2015-08-04", "Promo": 1}]}"#;
     assert_eq!(server.call("POST", "/v1/forecasts", Some(body)).0, 200);
+    // The dashboard's pages, and a rollback from the admin page.
+    let root = server.login("root", ADMIN_PASSWORD).unwrap();
+    let headers = vec![
+        ("Cookie".to_string(), format!("salescast_session={}", root.cookie)),
+        ("X-CSRF-Token".to_string(), root.csrf.clone()),
+        (
+            "Content-Type".to_string(),
+            "application/x-www-form-urlencoded".to_string(),
+        ),
+    ];
+    for page in ["/stores/102", "/chain", "/model", "/admin"] {
+        assert_eq!(
+            request(&server.addr, "GET", page, None, &headers).status,
+            200,
+            "{page}"
+        );
+    }
+    let versions = place.registry_cmd(&["models", "list"]).expect_code(0).json();
+    let champion = versions["champion"].as_str().unwrap().to_string();
+    let other = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["version"].as_str())
+        .find(|v| *v != champion)
+        .expect("two versions")
+        .to_string();
+    let form = format!("to={other}&reason=web+tier+check");
+    let reply = request(&server.addr, "POST", "/admin/rollback", Some(&form), &headers);
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    assert_eq!(place.decisions().last().unwrap()["actor"], "root");
     std::thread::sleep(Duration::from_secs(2)); // polls and rescans
     assert!(server.terminate().success());
 
@@ -127,6 +161,6 @@ fn the_web_task_role_grants_what_serve_uses() {
         granted.iter().all(|g| g.1 == "s3:GetObject"
             || (g.1 == "s3:ListBucket" && g.2 == "*")
             || (g.1 == "s3:PutObject" && g.0 == "registry")),
-        "the task role only reads, but for the accounts' audit log and lockouts: {granted:?}"
+        "the task role only reads, but for accounts, the audit log and rollbacks: {granted:?}"
     );
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::ingest::days_from_date;
 use crate::mapping::DataMapping;
-use crate::pipeline::serving::ForecastRow;
+use crate::predictions::ForecastRow;
 
 /// Days between a period and the same weekdays a year earlier.
 pub const YEAR_DAYS: u64 = 364;

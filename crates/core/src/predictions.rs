@@ -78,6 +78,18 @@ pub struct PredictionFile {
     pub bytes: u64,
 }
 
+/// One forecast day of one series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForecastRow {
+    pub target_date: NaiveDate,
+    pub horizon: u32,
+    pub forecast: f64,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    /// Covariates from a plan (false: the documented defaults).
+    pub planned: bool,
+}
+
 /// `_manifest.json`: the commit marker of one forecast partition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,7 +8,7 @@ use polars::prelude::*;
 
 use super::*;
 use crate::mapping::DataMapping;
-use crate::pipeline::serving::ForecastRow;
+use crate::predictions::ForecastRow;
 
 fn day(text: &str) -> NaiveDate {
     text.parse().unwrap()

@@ -39,17 +39,7 @@ pub enum Source {
     Computed,
 }
 
-/// One forecast day of one series.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ForecastRow {
-    pub target_date: NaiveDate,
-    pub horizon: u32,
-    pub forecast: f64,
-    pub lower: Option<f64>,
-    pub upper: Option<f64>,
-    /// Covariates from a plan (false: the documented defaults).
-    pub planned: bool,
-}
+pub use crate::predictions::ForecastRow;
 
 /// Everything the server answers from, for one champion.
 pub struct Snapshot {

@@ -8,7 +8,8 @@
 //! - `champion.json`: the champion pointer, changed only by compare-and-swap.
 //! - `decisions/<sequence>.json`: one file per decision, create-only, numbered
 //!   from 1 with no gap; nothing is ever overwritten.
-//! - `runs/<date>/report.json` and `report.md`: the newest report of a run date.
+//! - `runs/<date>/report.json` and `report.md`: the newest report of a run
+//!   date (`reports.rs`).
 //!
 //! Every load re-hashes `model.bin` and refuses a mismatch. The champion
 //! pointer and the decision log change only through the promotion protocol
@@ -17,6 +18,7 @@
 pub mod pause;
 mod protocol;
 mod repair;
+mod reports;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -526,29 +528,6 @@ impl Registry {
         }
         out.sort_by_key(|d| d.sequence);
         Ok(out)
-    }
-
-    /// The JSON report of a run date read as `T` (any view of its fields),
-    /// or `None` when that date has no report.
-    pub fn report<T: DeserializeOwned>(&self, run_date: NaiveDate) -> Result<Option<T>, RegistryError> {
-        match self.read_json(&self.key(&format!("runs/{run_date}/report.json"))) {
-            Ok((report, _)) => Ok(Some(report)),
-            Err(RegistryError::Store(StoreError::NotFound { .. })) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Writes the report of a run date (the newest run of that date wins).
-    pub fn put_report(&self, run_date: NaiveDate, json: &[u8], markdown: &str) -> Result<(), RegistryError> {
-        let base = self.key(&format!("runs/{run_date}"));
-        self.store
-            .put(&format!("{base}/report.json"), json, PutMode::Overwrite)?;
-        self.store.put(
-            &format!("{base}/report.md"),
-            markdown.as_bytes(),
-            PutMode::Overwrite,
-        )?;
-        Ok(())
     }
 }
 
