@@ -158,6 +158,41 @@ fn each_role_sees_its_pages_and_a_store_user_only_their_store() {
         ],
     );
     assert_eq!(header(&open_redirect, "location"), Some("/"));
+    // An unknown path: a page for a browser, JSON for a machine.
+    let html = [(
+        "Accept".to_string(),
+        "text/html,application/xhtml+xml".to_string(),
+    )];
+    let lost = request(&d.server.addr, "GET", "/no/such/page", None, &html);
+    assert_eq!(lost.status, 404);
+    assert!(lost.body.contains("<h1>404 Not Found</h1>"), "{}", lost.body);
+    let lost = d.get(None, "/no/such/page");
+    assert_eq!(lost.status, 404);
+    assert!(lost.body.contains("\"status\":404"), "{}", lost.body);
+    // A login forged on another site is refused: by its Origin, or as a
+    // JSON body sent as text/plain (what a cross-site form can send).
+    let forged = request(
+        &d.server.addr,
+        "POST",
+        "/login",
+        Some("user=mo&password=x"),
+        &[
+            (
+                "Content-Type".to_string(),
+                "application/x-www-form-urlencoded".to_string(),
+            ),
+            ("Origin".to_string(), "https://evil.example".to_string()),
+        ],
+    );
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let plain = request(
+        &d.server.addr,
+        "POST",
+        "/login",
+        Some(r#"{"user": "mo", "password": "mo's long password!!"}"#),
+        &[("Content-Type".to_string(), "text/plain".to_string())],
+    );
+    assert_eq!(plain.status, 415, "{}", plain.body);
     let css = d.get(None, "/assets/app.css");
     assert_eq!(
         (css.status, header(&css, "content-type")),
@@ -170,6 +205,7 @@ fn each_role_sees_its_pages_and_a_store_user_only_their_store() {
     let page = d.get(Some(&maria), "/stores/102");
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(header(&page, "cache-control"), Some("no-store"));
+    assert_eq!(header(&page, "x-frame-options"), Some("DENY"));
     assert!(page.body.contains("<svg class=\"chart\""), "the chart is drawn");
     assert!(page.body.contains("class=\"band\""), "with the interval band");
     assert!(page.body.contains("2015-07-31"), "the data day is shown");

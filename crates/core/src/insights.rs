@@ -41,28 +41,48 @@ pub struct Board {
 }
 
 /// A period's total against the period before it and a year before it.
+/// Each comparison is like for like: the stores counted are those whose
+/// earlier period has rows on at least [`COVERAGE`] of the days their
+/// current period has (a store that opened, closed for a refit or joined the
+/// data meanwhile is left out of that comparison, not counted as growth).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Period {
     pub days: u32,
     pub total: Option<f64>,
-    pub previous: Option<f64>,
-    pub last_year: Option<f64>,
+    /// (the compared stores' total now, their total then).
+    pub previous: Option<(f64, f64)>,
+    pub last_year: Option<(f64, f64)>,
 }
+
+/// The share of a period's days with rows an earlier period must have.
+pub const COVERAGE: f64 = 0.8;
 
 impl Period {
     /// Change against the period before, as a fraction (0.05 = +5%).
     pub fn growth(&self) -> Option<f64> {
-        ratio(self.total?, self.previous?)
+        self.previous.and_then(|(now, then)| ratio(now, then))
     }
 
     /// Change against the same weekdays a year before.
     pub fn year_on_year(&self) -> Option<f64> {
-        ratio(self.total?, self.last_year?)
+        self.last_year.and_then(|(now, then)| ratio(now, then))
     }
 }
 
 fn ratio(now: f64, before: f64) -> Option<f64> {
     (before > 0.0).then(|| now / before - 1.0)
+}
+
+/// Adds a store's (now, then) to a comparison when its earlier period is
+/// covered well enough.
+fn compare(into: &mut Option<(f64, f64)>, now: Option<(f64, usize)>, then: Option<(f64, usize)>) {
+    if let (Some((now, now_days)), Some((then, then_days))) = (now, then)
+        && then_days as f64 >= COVERAGE * now_days as f64
+    {
+        let sum = into.get_or_insert((0.0, 0.0));
+        sum.0 += now;
+        sum.1 += then;
+    }
 }
 
 /// One day of a store's forecast: its series summed.
@@ -180,56 +200,70 @@ impl Board {
     /// The total from `from` to `to` (inclusive); `None` when no day of it
     /// has a row or it is outside the window.
     pub fn total(&self, store: Option<&str>, from: NaiveDate, to: NaiveDate) -> Option<f64> {
-        let first = self.first_day?;
-        let last = self.last_day?;
-        if to < first || from > last || from > to {
-            return None;
-        }
-        let from = usize::try_from((from.max(first) - first).num_days()).ok()?;
-        let to = usize::try_from((to.min(last) - first).num_days()).ok()?;
-        let mut sum = None;
         let columns: Vec<&Vec<f64>> = match store {
             Some(s) => self.totals.get(s).into_iter().collect(),
             None => self.totals.values().collect(),
         };
+        let mut sum = None;
         for column in columns {
-            for value in column.get(from..=to).unwrap_or_default() {
-                if !value.is_nan() {
-                    *sum.get_or_insert(0.0) += value;
-                }
+            if let Some((part, _)) = self.span(column, from, to) {
+                *sum.get_or_insert(0.0) += part;
             }
         }
         sum
     }
 
+    /// One store's sum and days with rows from `from` to `to` (inclusive).
+    fn span(&self, column: &[f64], from: NaiveDate, to: NaiveDate) -> Option<(f64, usize)> {
+        let (first, last) = (self.first_day?, self.last_day?);
+        if to < first || from > last || from > to {
+            return None;
+        }
+        let from = usize::try_from((from.max(first) - first).num_days()).ok()?;
+        let to = usize::try_from((to.min(last) - first).num_days()).ok()?;
+        let values = column.get(from..=to)?.iter().filter(|v| !v.is_nan());
+        let (sum, days) = values.fold((0.0, 0), |(s, d), v| (s + v, d + 1));
+        (days > 0).then_some((sum, days))
+    }
+
     /// The last `days` days up to the last day, against the `days` before
-    /// and the same days [`YEAR_DAYS`] earlier. A comparison is `None` when
-    /// the window does not reach back that far.
+    /// and the same days [`YEAR_DAYS`] earlier, like for like (see
+    /// [`Period`]). A comparison is `None` when the window does not reach
+    /// back that far or no store is covered.
     pub fn period(&self, store: Option<&str>, days: u32) -> Period {
-        let empty = Period {
+        let mut period = Period {
             days,
             total: None,
             previous: None,
             last_year: None,
         };
         let (Some(first), Some(last)) = (self.first_day, self.last_day) else {
-            return empty;
+            return period;
         };
         let span = u64::from(days.max(1));
         let back = |to: NaiveDate| -> Option<(NaiveDate, NaiveDate)> {
             let from = to.checked_sub_days(Days::new(span - 1))?;
             (from >= first).then_some((from, to))
         };
-        let within = |range: Option<(NaiveDate, NaiveDate)>| range.and_then(|(f, t)| self.total(store, f, t));
         let now = back(last);
         let previous = now.and_then(|(f, _)| back(f.pred_opt()?));
         let last_year = last.checked_sub_days(Days::new(YEAR_DAYS)).and_then(back);
-        Period {
-            days,
-            total: within(now),
-            previous: within(previous),
-            last_year: within(last_year),
+        let columns: Vec<&Vec<f64>> = match store {
+            Some(s) => self.totals.get(s).into_iter().collect(),
+            None => self.totals.values().collect(),
+        };
+        let within = |column: &[f64], range: Option<(NaiveDate, NaiveDate)>| {
+            range.and_then(|(f, t)| self.span(column, f, t))
+        };
+        for column in columns {
+            let current = within(column, now);
+            if let Some((sum, _)) = current {
+                *period.total.get_or_insert(0.0) += sum;
+            }
+            compare(&mut period.previous, current, within(column, previous));
+            compare(&mut period.last_year, current, within(column, last_year));
         }
+        period
     }
 
     /// A store's forecast: its series' rows summed by target day.
@@ -305,18 +339,27 @@ impl Board {
         let dates = frame.column("target_date")?.date()?.physical().clone();
         let forecast = frame.column("forecast")?.f64()?;
         let mut sums: BTreeMap<(&str, i32), f64> = BTreeMap::new();
+        let mut forecast_series: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
         let mut through = None;
         for i in 0..frame.height() {
             let (Some(name), Some(day), Some(value)) = (series.get(i), dates.get(i), forecast.get(i)) else {
                 continue;
             };
             let Some(store) = store_of.get(name) else { continue };
+            forecast_series.entry(store).or_default().insert(name);
             if day > days_from_date(last) {
                 continue;
             }
             through = through.max(Some(day));
             *sums.entry((store, day)).or_insert(0.0) += value;
         }
+        // The sales are a store's total over its series now: a store whose
+        // series changed since (one added or gone) is not scored.
+        sums.retain(|(store, _), _| {
+            forecast_series
+                .get(store)
+                .is_some_and(|then| then.len() == self.series_of(store).len())
+        });
         let Some(through) = through.and_then(crate::ingest::date_from_days) else {
             return Ok(None);
         };

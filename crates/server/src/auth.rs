@@ -95,6 +95,11 @@ fn decode(key: &[u8; 32], cookie: &str) -> Option<Claims> {
     serde_json::from_slice(&hex::decode(payload).ok()?).ok()
 }
 
+/// Equal bytes, compared in time independent of where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
 /// The CSRF token of a session: bound to its id, unguessable without the key.
 fn csrf_token(key: &[u8; 32], sid: &str) -> String {
     hex::encode(sign(key, format!("csrf:{sid}").as_bytes()))
@@ -178,7 +183,10 @@ pub(crate) async fn renew(
     let headers = request.headers().clone();
     let mut response = next.run(request).await;
     let now = Utc::now().timestamp();
+    // A response that sets the cookie itself (logout clears it) keeps it so.
+    let sets_cookie = response.headers().contains_key(header::SET_COOKIE);
     if let Some((claims, key)) = session
+        && !sets_cookie
         && now - claims.seen >= 60
     {
         let renewed = encode(&key, &Claims { seen: now, ..claims });
@@ -257,7 +265,7 @@ pub(crate) async fn check(
             .get(CSRF_HEADER)
             .and_then(|v| v.to_str().ok())
             .or(form_csrf);
-        if given != Some(csrf.as_str()) {
+        if !given.is_some_and(|g| same(g.as_bytes(), csrf.as_bytes())) {
             return Err(ApiError::forbidden(
                 "missing or wrong CSRF token (send the X-CSRF-Token the login gave)",
             ));

@@ -225,7 +225,7 @@ impl Accounts {
             actor,
             "user_added",
             Some(name),
-            &format!("role {}", role.as_str()),
+            &format!("role {}, stores [{}]", role.as_str(), stores.join(",")),
         )?;
         Ok(user)
     }

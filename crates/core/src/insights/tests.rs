@@ -71,18 +71,22 @@ fn periods_compare_with_the_period_before_and_a_year_before() {
     assert_eq!(b.stores().collect::<Vec<_>>(), ["a", "b"]);
     let week = b.period(Some("a"), 7);
     assert_eq!(week.total, Some(140.0));
-    assert_eq!(week.previous, Some(70.0));
-    assert_eq!(week.last_year, Some(70.0));
+    assert_eq!(week.previous, Some((140.0, 70.0)));
+    assert_eq!(week.last_year, Some((140.0, 70.0)));
     assert_eq!(week.growth(), Some(1.0));
     // 28 days: 7 at 20 and 21 at 10, against 28 at 10.
     let month = b.period(Some("a"), 28);
     assert_eq!(month.total, Some(350.0));
-    assert_eq!(month.previous, Some(280.0));
+    assert_eq!(month.previous, Some((350.0, 280.0)));
     assert!((month.growth().unwrap() - 0.25).abs() < 1e-12);
     // The chain adds store b's odd days.
     let chain = b.period(None, 7);
     assert!(chain.total.unwrap() > 140.0 && chain.total.unwrap() < 145.0);
-    // A year plus 28 days is more than the 400-day window: no comparison.
+    // Store b sells on odd days: 4 days in its last week, 3 in the week
+    // before (under 80% of 4: not compared), 14 and 15 over 28 days.
+    assert_eq!(b.period(Some("b"), 7).previous, None);
+    assert_eq!(b.period(Some("b"), 28).previous, Some((14.0, 15.0)));
+    // A year plus 60 days is more than the 400-day window: no comparison.
     let long = b.period(Some("a"), 60);
     assert_eq!(long.last_year, None);
     assert!(long.previous.is_some());
@@ -182,4 +186,30 @@ fn earlier_forecasts_are_scored_per_store_on_the_days_with_sales() {
     assert!((accuracy.by_store["a"] - 6.0 / 40.0).abs() < 1e-12);
     assert!((accuracy.by_store["b"] - 1.0).abs() < 1e-12);
     assert!((accuracy.chain.unwrap() - 7.0 / 41.0).abs() < 1e-12);
+}
+
+#[test]
+fn a_store_without_an_earlier_period_is_left_out_of_the_comparison() {
+    // Store "new" has rows only in the last 10 days: the chain's growth is
+    // store a's and b's, not inflated by a store that was not there.
+    let b = board();
+    let mut with_new = b.clone();
+    let mut column = vec![f64::NAN; 400];
+    for slot in column.iter_mut().skip(390) {
+        *slot = 1000.0;
+    }
+    with_new.totals.insert("new".into(), column);
+    let (old, new) = (b.period(None, 7), with_new.period(None, 7));
+    assert_eq!(new.total.unwrap(), old.total.unwrap() + 7000.0);
+    assert_eq!(new.growth(), old.growth(), "the new store is not growth");
+    assert_eq!(with_new.period(Some("new"), 7).growth(), None);
+    // A week with a single earlier day is not covered either.
+    let mut sparse = b.clone();
+    let mut column = vec![f64::NAN; 400];
+    column[385] = 1.0;
+    for slot in column.iter_mut().skip(393) {
+        *slot = 10.0;
+    }
+    sparse.totals.insert("sparse".into(), column);
+    assert_eq!(sparse.period(Some("sparse"), 7).growth(), None);
 }

@@ -208,15 +208,24 @@ fn board(
     };
     let data_day = forecaster.data_day();
     let window = Window::ending(&config.window, data_day)?;
-    let mut board = Board::build(
+    // The dashboard's figures never stop a champion from being served.
+    let built = Board::build(
         forecaster.sales(),
         mapping,
         &store_key,
         &forecaster.active_rows(),
         window.first_day,
         data_day,
-    )
-    .map_err(|e| anyhow::anyhow!("summing the sales window by store: {e}"))?;
+    );
+    let mut board = match built {
+        Ok(board) => board,
+        Err(e) => {
+            tracing::warn!(
+                "the dashboard has no sales figures: summing the sales window by store failed: {e}"
+            );
+            return Ok(Board::default());
+        }
+    };
     let horizon = u64::from(forecaster.horizon());
     let earliest = data_day.checked_sub_days(Days::new(horizon)).unwrap_or(data_day);
     let week_back = data_day.checked_sub_days(Days::new(7)).unwrap_or(data_day);
@@ -232,9 +241,10 @@ fn board(
         .copied();
     if let Some(day) = chosen {
         match predictions::read_predictions(lake, registry.model(), day) {
-            Ok(Some((manifest, frame))) => {
-                board.accuracy = board.score(&frame, day, &manifest.model_sha256)?
-            }
+            Ok(Some((manifest, frame))) => match board.score(&frame, day, &manifest.model_sha256) {
+                Ok(accuracy) => board.accuracy = accuracy,
+                Err(e) => tracing::warn!("the forecasts of {day} are not scored: {e}"),
+            },
             Ok(None) => {}
             Err(e) => tracing::warn!("the forecasts of {day} do not read, so they are not scored: {e}"),
         }

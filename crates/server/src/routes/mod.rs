@@ -75,14 +75,21 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     response
 }
 
-/// Any path that is not a route: a JSON 404, counted as `unmatched`.
+/// Any path that is not a route: a 404 (an HTML page for a browser, else
+/// JSON), counted as `unmatched`.
 async fn unmatched(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
-    let response = with_model(
-        &state,
-        ApiError::not_found(format!("no such resource: {}", request.uri().path())),
-    )
-    .into_response();
+    let error = ApiError::not_found(format!("no such resource: {}", request.uri().path()));
+    let browser = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    let response = if browser {
+        crate::web::PageError(error).into_response()
+    } else {
+        with_model(&state, error).into_response()
+    };
     state.metrics.observe(
         "unmatched",
         method_label(request.method()),

@@ -78,7 +78,11 @@ struct Done {
 /// What a successful change says when the page comes back (fixed texts: a
 /// link cannot make the page say anything else).
 fn done_message(done: &Done) -> Option<String> {
-    let subject = done.subject.clone().unwrap_or_default();
+    // A name, a hash prefix or a token id: nothing else is shown.
+    let subject = done
+        .subject
+        .clone()
+        .filter(|s| s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))?;
     let text = match done.done.as_deref()? {
         "added" => format!("User {subject} added."),
         "role" => format!("Role and stores of {subject} changed; their sessions ended."),
@@ -218,8 +222,12 @@ async fn refused(state: &AppState, caller: &Caller, err: anyhow::Error) -> Resul
     } else {
         return Err(ApiError::internal(err).into());
     };
-    let message = match err.downcast_ref::<ConfigError>() {
-        Some(ConfigError::Invalid { problem, .. }) => problem.clone(),
+    let message = match (err.downcast_ref::<ConfigError>(), status) {
+        (Some(ConfigError::Invalid { problem, .. }), _) => problem.clone(),
+        // A lost race names storage addresses: say what happened instead.
+        (_, StatusCode::CONFLICT) if err.downcast_ref::<AccountsError>().is_none() => {
+            "another change to the champion came first; reload the page and try again".into()
+        }
         _ => format!("{err:#}"),
     };
     show(state, caller, Some(format!("Not done: {message}")), status).await
@@ -349,15 +357,15 @@ async fn roll_back(
     let actor = caller.user.name.clone();
     let done = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
         let report = rollback(&registry, Some(form.to.trim()), form.reason.trim(), &actor)?;
-        audit.record(
-            &actor,
-            "rolled_back",
-            None,
-            &format!(
-                "{} -> {} (decision {}): {}",
-                report.from, report.to, report.decision_sequence, report.reason
-            ),
-        )?;
+        // Done and in the decision log: a failed audit write is logged, not
+        // answered as a failure of the rollback.
+        let detail = format!(
+            "{} -> {} (decision {}): {}",
+            report.from, report.to, report.decision_sequence, report.reason
+        );
+        if let Err(e) = audit.record(&actor, "rolled_back", None, &detail) {
+            tracing::error!("the rollback ({detail}) is done but its audit entry failed: {e}");
+        }
         Ok(report.to)
     })
     .await

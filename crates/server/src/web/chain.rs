@@ -102,7 +102,7 @@ fn sorted(mut rows: Vec<Figures>, sort: &Sort) -> Result<(Vec<Figures>, usize, b
         }
         match (a.values[column - 1], b.values[column - 1]) {
             (Some(x), Some(y)) => {
-                let o = x.partial_cmp(&y).unwrap_or(Ordering::Equal);
+                let o = x.total_cmp(&y).then_with(|| natural(&a.store, &b.store));
                 if descending { o.reverse() } else { o }
             }
             (Some(_), None) => Ordering::Less,
@@ -113,11 +113,14 @@ fn sorted(mut rows: Vec<Figures>, sort: &Sort) -> Result<(Vec<Figures>, usize, b
     Ok((rows, column, descending))
 }
 
-/// Numbers as numbers ("9" before "10"), then text.
+/// Numbers as numbers ("9" before "10"), before any text; text by bytes.
+/// A total order (a sort on a non-total order may panic).
 fn natural(a: &str, b: &str) -> Ordering {
     match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
-        _ => a.cmp(b),
+        (Ok(x), Ok(y)) => x.total_cmp(&y).then_with(|| a.cmp(b)),
+        (Ok(_), Err(_)) => Ordering::Less,
+        (Err(_), Ok(_)) => Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
     }
 }
 
@@ -173,9 +176,11 @@ fn cells(f: &Figures) -> Vec<String> {
 fn top(rows: &[Figures], column: usize, show: fn(Option<f64>) -> String) -> Vec<(String, String, String)> {
     let mut ranked: Vec<&Figures> = rows.iter().filter(|f| f.values[column].is_some()).collect();
     ranked.sort_by(|a, b| {
-        b.values[column]
-            .partial_cmp(&a.values[column])
-            .unwrap_or(Ordering::Equal)
+        let (x, y) = (
+            a.values[column].unwrap_or(f64::NAN),
+            b.values[column].unwrap_or(f64::NAN),
+        );
+        y.total_cmp(&x).then_with(|| natural(&a.store, &b.store))
     });
     ranked
         .into_iter()
@@ -310,4 +315,16 @@ async fn download(
         &header,
         &table,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_names_sort_in_a_total_order() {
+        let mut names = vec!["9", "10", "1a", "b", "NaN", "-1", "10", "a"];
+        names.sort_by(|a, b| natural(a, b));
+        assert_eq!(names, ["-1", "9", "10", "10", "NaN", "1a", "a", "b"]);
+    }
 }

@@ -40,11 +40,14 @@ impl IntoResponse for PageError {
         };
         match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
-            Err(e) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("rendering failed: {e}"),
-            )
-                .into_response(),
+            Err(e) => {
+                tracing::error!("rendering the error page failed: {e}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error (logged on the server)",
+                )
+                    .into_response()
+            }
         }
     }
 }

@@ -46,11 +46,34 @@ async fn page(Query(query): Query<PageQuery>) -> Result<Response, PageError> {
     })
 }
 
-/// Only a path on this site: never another host (no open redirect).
+/// Only a path on this site: never another host (no open redirect). One
+/// leading `/` not followed by `/` or `\`, and no whitespace, control
+/// character or backslash anywhere (browsers drop tabs and newlines from a
+/// URL, which would turn `/\t/host` into `//host`).
 fn local_path(next: Option<&str>) -> String {
+    let safe = |p: &str| {
+        p.starts_with('/')
+            && !p[1..].starts_with(['/', '\\'])
+            && p.chars().all(|c| c > ' ' && c != '\u{7f}' && c != '\\')
+    };
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
+        Some(p) if safe(p) => p.to_string(),
         _ => "/".into(),
+    }
+}
+
+/// A login posted from another site (a forged form that would log the
+/// victim into the attacker's account): refused by the browser's own
+/// `Sec-Fetch-Site`, or an `Origin` whose host is not this one.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if text("sec-fetch-site") == Some("cross-site") {
+        return true;
+    }
+    match (text("origin"), text("host")) {
+        (Some("null"), _) => true,
+        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, h)| h) != Some(host),
+        _ => false,
     }
 }
 
@@ -60,12 +83,24 @@ async fn submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if cross_site(&headers) {
+        return ApiError::forbidden("a login from another site is refused").into_response();
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if content_type.starts_with("application/x-www-form-urlencoded") {
         return form_login(&state, socket, &headers, &body).await;
+    }
+    // JSON only with its own type: a cross-site `text/plain` form could
+    // otherwise post a JSON-looking body.
+    if !content_type.starts_with("application/json") {
+        return ApiError::with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "POST /login takes application/json (or a form)",
+        )
+        .into_response();
     }
     let request: LoginRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -114,5 +149,58 @@ async fn form_login(state: &AppState, socket: SocketAddr, headers: &HeaderMap, b
                 Err(e) => e.into_response(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_of_this_site_are_followed() {
+        for ok in ["/", "/chain", "/stores/102?x=1"] {
+            assert_eq!(local_path(Some(ok)), ok);
+        }
+        for bad in [
+            "//evil.example/",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/x",
+            "https://evil.example",
+            "",
+            " /x",
+        ] {
+            assert_eq!(local_path(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(local_path(None), "/");
+    }
+
+    #[test]
+    fn logins_from_another_site_are_recognised() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            h
+        };
+        assert!(!cross_site(&headers(&[("host", "a.example:8080")])));
+        assert!(!cross_site(&headers(&[
+            ("host", "a.example:8080"),
+            ("origin", "http://a.example:8080")
+        ])));
+        assert!(cross_site(&headers(&[
+            ("host", "a.example:8080"),
+            ("origin", "https://evil.example")
+        ])));
+        assert!(cross_site(&headers(&[("host", "a.example"), ("origin", "null")])));
+        assert!(cross_site(&headers(&[
+            ("host", "a.example"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(!cross_site(&headers(&[
+            ("host", "a.example"),
+            ("sec-fetch-site", "same-origin")
+        ])));
     }
 }

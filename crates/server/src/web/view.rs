@@ -47,7 +47,16 @@ pub fn render(page: &impl Template) -> Result<Response, PageError> {
     let html = page
         .render()
         .map_err(|e| ApiError::internal(anyhow::anyhow!("rendering a page: {e}")))?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response())
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            // Never inside another site's frame (no clickjacking of the forms).
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+        ],
+        Html(html),
+    )
+        .into_response())
 }
 
 /// The served snapshot, or a 503 page until the first one is loaded.
@@ -100,7 +109,7 @@ pub fn short(hash: &str) -> String {
 }
 
 /// A CSV download. Fields are quoted when needed, and text that a
-/// spreadsheet would run as a formula (= + - @ at the start) is prefixed
+/// spreadsheet would run as a formula (= + - @ tab or CR at the start) is prefixed
 /// with a quote mark.
 pub fn csv(filename: &str, header_row: &[&str], rows: &[Vec<String>]) -> Response {
     let mut out = String::new();
@@ -129,7 +138,7 @@ pub fn csv(filename: &str, header_row: &[&str], rows: &[Vec<String>]) -> Respons
 
 fn csv_field(text: &str) -> String {
     let numeric = text.parse::<f64>().is_ok();
-    let guarded = if !numeric && text.starts_with(['=', '+', '-', '@']) {
+    let guarded = if !numeric && text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {
         text.to_string()
