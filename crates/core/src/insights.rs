@@ -272,26 +272,23 @@ impl Board {
         store: &str,
         forecasts: &HashMap<String, Vec<ForecastRow>>,
     ) -> Vec<StoreForecast> {
-        let mut by_day: BTreeMap<NaiveDate, StoreForecast> = BTreeMap::new();
-        for row in self
-            .series_of(store)
-            .iter()
-            .filter_map(|s| forecasts.get(s))
-            .flatten()
-        {
-            let day = by_day.entry(row.target_date).or_insert(StoreForecast {
-                target_date: row.target_date,
-                forecast: 0.0,
-                lower: Some(0.0),
-                upper: Some(0.0),
-                planned: true,
-            });
-            day.forecast += row.forecast;
-            day.lower = day.lower.zip(row.lower).map(|(a, b)| a + b);
-            day.upper = day.upper.zip(row.upper).map(|(a, b)| a + b);
-            day.planned &= row.planned;
-        }
-        by_day.into_values().collect()
+        by_day(
+            self.series_of(store)
+                .iter()
+                .filter_map(|s| forecasts.get(s))
+                .flatten(),
+        )
+    }
+
+    /// The chain's forecast: every store's series summed by target day.
+    pub fn chain_forecast(&self, forecasts: &HashMap<String, Vec<ForecastRow>>) -> Vec<StoreForecast> {
+        by_day(
+            self.series_of
+                .values()
+                .flatten()
+                .filter_map(|s| forecasts.get(s))
+                .flatten(),
+        )
     }
 
     /// The total forecast of a store (or the chain) over the first `days`
@@ -390,6 +387,26 @@ impl Board {
             chain: (actuals > 0.0).then(|| errors / actuals),
         }))
     }
+}
+
+/// Forecast rows summed by target day; a day's bounds only where every
+/// row has them.
+fn by_day<'a>(rows: impl Iterator<Item = &'a ForecastRow>) -> Vec<StoreForecast> {
+    let mut days: BTreeMap<NaiveDate, StoreForecast> = BTreeMap::new();
+    for row in rows {
+        let day = days.entry(row.target_date).or_insert(StoreForecast {
+            target_date: row.target_date,
+            forecast: 0.0,
+            lower: Some(0.0),
+            upper: Some(0.0),
+            planned: true,
+        });
+        day.forecast += row.forecast;
+        day.lower = day.lower.zip(row.lower).map(|(a, b)| a + b);
+        day.upper = day.upper.zip(row.upper).map(|(a, b)| a + b);
+        day.planned &= row.planned;
+    }
+    days.into_values().collect()
 }
 
 #[cfg(test)]

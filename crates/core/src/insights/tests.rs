@@ -146,6 +146,10 @@ fn a_store_forecast_sums_its_series() {
     assert!(a[0].planned && !a[1].planned);
     assert_eq!(b.forecast_total(Some("a"), &forecasts, 1), Some(10.0));
     assert_eq!(b.forecast_total(None, &forecasts, 7), Some(23.0));
+    let chain = b.chain_forecast(&forecasts);
+    assert_eq!(chain.len(), 2);
+    assert_eq!((chain[0].forecast, chain[1].forecast), (11.0, 12.0));
+    assert_eq!(chain[1].lower, Some(10.0), "b has no row that day: a's bounds");
 }
 
 #[test]

@@ -5,16 +5,13 @@
 //! server: no script), which `/chain.csv` downloads in the same order.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
-use chrono::NaiveDate;
 use salescast_core::accounts::Role;
-use salescast_core::insights::StoreForecast;
 use salescast_core::pipeline::serving::Snapshot;
 use serde::Deserialize;
 
@@ -214,7 +211,7 @@ async fn page(
         ),
         None => ("—".into(), "no earlier forecasts to score yet".into()),
     };
-    let chain_forecast = chain_forecast(&snapshot);
+    let chain_forecast = board.chain_forecast(&snapshot.forecasts);
     let chart = store_chart(
         "The chain: sales and forecast",
         board.daily(None, 56),
@@ -259,27 +256,6 @@ async fn page(
             })
             .collect(),
     })
-}
-
-/// The chain's forecast: every store's summed by day.
-fn chain_forecast(snapshot: &Snapshot) -> Vec<StoreForecast> {
-    let mut by_day: BTreeMap<NaiveDate, StoreForecast> = BTreeMap::new();
-    for store in snapshot.board.stores() {
-        for f in snapshot.board.store_forecast(store, &snapshot.forecasts) {
-            let day = by_day.entry(f.target_date).or_insert(StoreForecast {
-                target_date: f.target_date,
-                forecast: 0.0,
-                lower: Some(0.0),
-                upper: Some(0.0),
-                planned: true,
-            });
-            day.forecast += f.forecast;
-            day.lower = day.lower.zip(f.lower).map(|(a, b)| a + b);
-            day.upper = day.upper.zip(f.upper).map(|(a, b)| a + b);
-            day.planned &= f.planned;
-        }
-    }
-    by_day.into_values().collect()
 }
 
 async fn download(
