@@ -35,9 +35,17 @@ fn rows(df: &DataFrame, config: &Config, day: NaiveDate, up_to: bool) -> DataFra
 #[test]
 fn changing_day_d_changes_no_feature_of_day_d_or_before() {
     let config = rossmann_config();
-    let (raw, source) = read_input(&shared_data("rossmann/train.csv")).unwrap();
+    let (raw, source) = read_input(
+        &shared_data("rossmann/train.csv"),
+        config.validation.max_line_bytes,
+    )
+    .unwrap();
     let sales = clean_sales(raw, &config.data, &source).unwrap();
-    let (raw_stores, store_source) = read_input(&shared_data("rossmann/store.csv")).unwrap();
+    let (raw_stores, store_source) = read_input(
+        &shared_data("rossmann/store.csv"),
+        config.validation.max_line_bytes,
+    )
+    .unwrap();
     let stores = clean_attributes(
         raw_stores,
         &config.data.attributes[0],

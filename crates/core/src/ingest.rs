@@ -18,10 +18,13 @@ use polars::prelude::*;
 
 use crate::events;
 use crate::mapping::{Aggregate, AttributeTable, DataMapping};
-use crate::validate::{self, DataError, Source};
+use crate::scan::{Layout, Scanner};
+use crate::validate::{self, DataError, RowLines, Source};
 
-/// Reads a CSV (every cell as text, typed later by the mapping) or Parquet file.
-pub fn read_input(path: &Path) -> Result<(DataFrame, Source), DataError> {
+/// Reads a CSV (every cell as text, typed later by the mapping) or Parquet
+/// file. A CSV file is scanned first: a record longer than `max_line_bytes`
+/// is refused before polars sees it.
+pub fn read_input(path: &Path, max_line_bytes: usize) -> Result<(DataFrame, Source), DataError> {
     let name = path.display().to_string();
     let extension = path
         .extension()
@@ -37,17 +40,29 @@ pub fn read_input(path: &Path) -> Result<(DataFrame, Source), DataError> {
             ));
         }
     };
-    let source = Source::new(name.clone(), is_csv);
+    let mut source = Source::new(name.clone(), is_csv);
     if !path.is_file() {
         return Err(source.error("no such file"));
     }
     let df = if is_csv {
+        source = Source::csv_with_lines(name.clone(), scan_csv_file(path, max_line_bytes, &name)?);
         read_csv(path, &source)?
     } else {
         read_parquet_file(path, &source)?
     };
     validate::require_rows(&df, &source)?;
     Ok((df, source))
+}
+
+/// Scans a CSV file on disk (see `scan`): refuses a record longer than
+/// `max_line_bytes`, else returns the line each row starts on.
+fn scan_csv_file(path: &Path, max_line_bytes: usize, name: &str) -> Result<RowLines, DataError> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::file(name, format!("cannot open: {e}")))?;
+    let mut scanner = Scanner::new(Layout::Csv, max_line_bytes);
+    scanner
+        .read_all(file, None)
+        .map_err(|e| e.into_error(name, "cannot read"))?;
+    Ok(scanner.finish())
 }
 
 fn csv_options() -> CsvReadOptions {
@@ -69,7 +84,8 @@ fn read_csv(path: &Path, source: &Source) -> Result<DataFrame, DataError> {
 }
 
 /// Reads CSV text held in memory (a decompressed or downloaded file), every
-/// cell as text, with the same messages as a CSV file on disk.
+/// cell as text, with the same messages as a CSV file on disk (its rows
+/// named by the lines `source` has from the scan).
 pub fn read_csv_bytes(bytes: &[u8], source: &Source) -> Result<DataFrame, DataError> {
     let read = csv_options()
         .into_reader_with_file_handle(std::io::Cursor::new(bytes))

@@ -8,7 +8,9 @@
 //! The format comes from the name: `.csv`, `.parquet`, or `.json`, `.jsonl`,
 //! `.ndjson` (newline-delimited JSON objects), each optionally gzip-compressed
 //! (`.gz`). Every cell is read as text and typed later by the mapping, so a
-//! JSON file and a CSV file with the same values give the same rows.
+//! JSON file and a CSV file with the same values give the same rows. CSV and
+//! JSON bytes pass the line bound (`validation.max_line_bytes`, see `scan`)
+//! as they are read or decompressed, before they are parsed.
 
 use std::io::Read as _;
 use std::path::Path;
@@ -17,6 +19,7 @@ use polars::prelude::*;
 
 use crate::ingest;
 use crate::lake::{self, LakeError};
+use crate::scan::{Layout, ScanError, Scanner};
 use crate::storage::{self, Handle, S3Settings, StoreError};
 use crate::validate::{self, DataError, RowRef, Source};
 
@@ -51,16 +54,18 @@ const UNSUPPORTED: &str = "unsupported file type: expected a .csv, .parquet, .js
      file, optionally gzip-compressed (.gz)";
 
 /// Reads every file one `--input` (or `--plan`) names, in key order for a
-/// prefix. A missing file or object, an empty prefix and an unreadable file
-/// are [`DataError`]s naming the path or URI.
+/// prefix. A missing file or object, an empty prefix, an unreadable file
+/// and a line longer than `max_line_bytes` are [`DataError`]s naming the
+/// path or URI.
 pub fn read_all(
     location: &str,
     s3: &S3Settings,
+    max_line_bytes: usize,
     handle: &Handle,
 ) -> Result<Vec<(DataFrame, Source)>, LakeError> {
     let Some(rest) = location.strip_prefix("s3://") else {
         let path = location.strip_prefix("file://").unwrap_or(location);
-        return Ok(vec![read_local(Path::new(path))?]);
+        return Ok(vec![read_local(Path::new(path), max_line_bytes)?]);
     };
     let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
@@ -101,48 +106,76 @@ pub fn read_all(
             }
             other => other.into(),
         })?;
-        Ok(read_bytes(object.bytes, &uri, format, gzip)?)
+        Ok(read_bytes(object.bytes, &uri, format, gzip, max_line_bytes)?)
     })
     .into_iter()
     .collect()
 }
 
 /// Reads a local file. Plain CSV and Parquet are read from disk as they
-/// always were (memory-mapped); other formats through memory.
-pub fn read_local(path: &Path) -> Result<(DataFrame, Source), DataError> {
+/// always were (memory-mapped); other formats through memory (plain JSON
+/// read through the line bound, so a long line stops the read).
+pub fn read_local(path: &Path, max_line_bytes: usize) -> Result<(DataFrame, Source), DataError> {
     let name = path.display().to_string();
     let Some((format, gzip)) = format_of(&name) else {
         return Err(DataError::file(name, UNSUPPORTED));
     };
     if !gzip && format != Format::Json {
-        return ingest::read_input(path);
+        return ingest::read_input(path, max_line_bytes);
     }
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+    let not_read = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => DataError::file(name.clone(), "no such file"),
         _ => DataError::file(name.clone(), format!("cannot read: {e}")),
-    })?;
-    read_bytes(bytes, &name, format, gzip)
+    };
+    let bytes = if gzip {
+        std::fs::read(path).map_err(not_read)?
+    } else {
+        let file = std::fs::File::open(path).map_err(not_read)?;
+        let mut bytes = Vec::new();
+        Scanner::new(Layout::Lines, max_line_bytes)
+            .read_all(file, Some(&mut bytes))
+            .map_err(|e| e.into_error(&name, "cannot read"))?;
+        bytes
+    };
+    read_bytes(bytes, &name, format, gzip, max_line_bytes)
 }
 
 /// Reads a file's bytes in `format`, decompressing them first if `gzip`.
+/// CSV and JSON are scanned before they are parsed (as they are
+/// decompressed): a line longer than `max_line_bytes` is refused.
 pub fn read_bytes(
     bytes: Vec<u8>,
     name: &str,
     format: Format,
     gzip: bool,
+    max_line_bytes: usize,
 ) -> Result<(DataFrame, Source), DataError> {
+    let mut scanner = match format {
+        Format::Csv => Some(Scanner::new(Layout::Csv, max_line_bytes)),
+        Format::Json => Some(Scanner::new(Layout::Lines, max_line_bytes)),
+        Format::Parquet => None,
+    };
     let bytes = if gzip {
         let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::file(name, format!("not a readable gzip file: {e}")))?;
+        let mut decoder = flate2::read::MultiGzDecoder::new(bytes.as_slice());
+        let read = match scanner.as_mut() {
+            Some(scanner) => scanner.read_all(decoder, Some(&mut out)),
+            None => decoder.read_to_end(&mut out).map(drop).map_err(ScanError::Read),
+        };
+        read.map_err(|e| e.into_error(name, "not a readable gzip file"))?;
         out
     } else {
+        if let Some(scanner) = scanner.as_mut() {
+            scanner.feed(&bytes).map_err(|e| e.error(name))?;
+        }
         bytes
     };
     let (df, source) = match format {
         Format::Csv => {
-            let source = Source::new(name, true);
+            let source = match scanner {
+                Some(scanner) => Source::csv_with_lines(name, scanner.finish()),
+                None => Source::new(name, true),
+            };
             (ingest::read_csv_bytes(&bytes, &source)?, source)
         }
         Format::Parquet => {
@@ -317,15 +350,80 @@ mod tests {
         );
     }
 
+    fn gzip(text: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(text).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// A blank line (skipped before the header), a quoted field over two
+    /// lines, and a bad value on line 6.
+    const BAD_AFTER_QUOTED_NEWLINE: &str = "\ndate,store,item,sales,promo,holiday,open\n\
+        2024-03-01,S01,\"I01\nsecond line\",12,0,0,1\n\
+        2024-03-01,S01,I02,7,1,0,1\n\
+        2024-03-01,S01,I03,12a,1,0,1\n";
+
+    #[test]
+    fn defect_7_a_bad_value_after_a_quoted_newline_is_named_at_its_own_line() {
+        let mapping = crate::mapping::DataMapping::default();
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("lf.csv", BAD_AFTER_QUOTED_NEWLINE.to_string()),
+            ("crlf.csv", BAD_AFTER_QUOTED_NEWLINE.replace('\n', "\r\n")),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &text).unwrap();
+            let on_disk = read_local(&path, 1 << 20).unwrap();
+            let in_memory = read_bytes(text.clone().into_bytes(), name, Format::Csv, false, 1 << 20).unwrap();
+            let gz = read_bytes(gzip(text.as_bytes()), name, Format::Csv, true, 1 << 20).unwrap();
+            for (df, source) in [on_disk, in_memory, gz] {
+                assert_eq!(df.height(), 3, "{name}");
+                let err = crate::ingest::clean_sales(df, &mapping, &source).unwrap_err();
+                assert!(
+                    err.to_string()
+                        .ends_with("line 6, column \"sales\": \"12a\" is not a number"),
+                    "{name}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn defect_8_a_line_longer_than_the_bound_is_refused_before_parsing() {
+        let long = "x".repeat(2 << 20);
+        let csv = format!("a,b\n1,2\n3,{long}\n4,5\n");
+        let json = format!("{{\"a\":1}}\n\n{{\"a\":\"{long}\"}}\n");
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text, format) in [("l.csv", &csv, Format::Csv), ("l.jsonl", &json, Format::Json)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let errors = [
+                read_local(&path, 1 << 20).unwrap_err(),
+                read_bytes(text.clone().into_bytes(), name, format, false, 1 << 20).unwrap_err(),
+                read_bytes(gzip(text.as_bytes()), name, format, true, 1 << 20).unwrap_err(),
+            ];
+            for err in errors {
+                assert_eq!(err.row, Some(RowRef::Line(3)), "{name}: {err}");
+                assert!(
+                    err.to_string()
+                        .contains("longer than 1048576 bytes (validation.max_line_bytes)"),
+                    "{err}"
+                );
+            }
+            assert!(read_local(&path, 3 << 20).is_ok(), "{name} within a larger bound");
+        }
+    }
+
     #[test]
     fn gzip_is_read_and_a_broken_one_is_named() {
         use std::io::Write as _;
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         encoder.write_all(b"a,b\n1,2\n").unwrap();
         let gz = encoder.finish().unwrap();
-        let (df, _) = read_bytes(gz, "x.csv.gz", Format::Csv, true).unwrap();
+        let (df, _) = read_bytes(gz, "x.csv.gz", Format::Csv, true, 1 << 20).unwrap();
         assert_eq!(df.shape(), (1, 2));
-        let err = read_bytes(b"not gzip".to_vec(), "x.csv.gz", Format::Csv, true).unwrap_err();
+        let err = read_bytes(b"not gzip".to_vec(), "x.csv.gz", Format::Csv, true, 1 << 20).unwrap_err();
         assert!(
             err.to_string().starts_with("x.csv.gz: not a readable gzip file"),
             "{err}"

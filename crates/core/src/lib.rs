@@ -23,6 +23,7 @@ pub mod predictions;
 pub mod registry;
 pub mod report;
 pub mod sample;
+pub mod scan;
 pub mod serve;
 pub mod setting;
 pub mod storage;

@@ -15,12 +15,23 @@ use serde::{Deserialize, Serialize};
 pub struct ValidationSettings {
     /// A day with fewer series than this share of the window's median count is refused.
     pub min_series_ratio: f64,
+    /// The longest line an input file may hold, in bytes, its line end not
+    /// counted: a file with a longer one is refused before it is parsed
+    /// (exit 3, naming the line). In a CSV file the bound applies to a
+    /// record, which a quoted field may spread over several lines, named by
+    /// the line it starts on; in a JSON file, to each physical line.
+    pub max_line_bytes: usize,
 }
+
+/// The largest `validation.max_line_bytes` accepted (1 GiB): a line is read
+/// into memory whole.
+pub const MAX_LINE_BYTES_LIMIT: usize = 1 << 30;
 
 impl Default for ValidationSettings {
     fn default() -> Self {
         Self {
             min_series_ratio: 0.5,
+            max_line_bytes: 1 << 20,
         }
     }
 }
@@ -31,6 +42,12 @@ impl ValidationSettings {
             return Err(crate::setting::invalid(
                 "validation.min_series_ratio",
                 "must be between 0 and 1",
+            ));
+        }
+        if !(1..=MAX_LINE_BYTES_LIMIT).contains(&self.max_line_bytes) {
+            return Err(crate::setting::invalid(
+                "validation.max_line_bytes",
+                format!("must be between 1 and {MAX_LINE_BYTES_LIMIT} (1 GiB)"),
             ));
         }
         Ok(())
@@ -96,6 +113,50 @@ impl fmt::Display for RowRef {
     }
 }
 
+/// The line each row of a file starts on, kept as the rows where the
+/// numbering jumps (a quoted CSV field holding line breaks, blank lines):
+/// row `i` after a jump at `(row, line)` starts on `line + i - row`, and
+/// before any jump on `first + i`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowLines {
+    first: usize,
+    jumps: Vec<(usize, usize)>,
+    rows: usize,
+}
+
+impl RowLines {
+    /// Rows that start on `first`, `first + 1`, ... until a jump.
+    pub fn new(first: usize) -> Self {
+        Self {
+            first,
+            jumps: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    /// The next row starts on `line`.
+    pub fn push(&mut self, line: usize) {
+        if line != self.line(self.rows) {
+            self.jumps.push((self.rows, line));
+        }
+        self.rows += 1;
+    }
+
+    /// How many rows were pushed.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The line row `index` (from 0) starts on.
+    pub fn line(&self, index: usize) -> usize {
+        let after = self.jumps.partition_point(|(row, _)| *row <= index);
+        match after.checked_sub(1).and_then(|i| self.jumps.get(i)) {
+            Some((row, line)) => line + (index - row),
+            None => self.first + index,
+        }
+    }
+}
+
 /// The file a frame was read from, for messages.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -103,8 +164,8 @@ pub struct Source {
     pub is_csv: bool,
     /// The line each row starts on, for files whose rows do not follow from
     /// their index (newline-delimited JSON, with blank lines or several
-    /// objects on one line).
-    lines: Option<std::sync::Arc<[usize]>>,
+    /// objects on one line; CSV with line breaks in quoted fields).
+    lines: Option<std::sync::Arc<RowLines>>,
 }
 
 impl Source {
@@ -118,16 +179,28 @@ impl Source {
 
     /// A file whose row `i` starts on line `lines[i]` (from 1).
     pub fn with_lines(name: impl Into<String>, lines: Vec<usize>) -> Self {
+        let mut rows = RowLines::new(1);
+        for line in lines {
+            rows.push(line);
+        }
+        Self {
+            lines: Some(rows.into()),
+            ..Self::new(name, false)
+        }
+    }
+
+    /// A CSV file whose rows start on the lines `lines` says.
+    pub fn csv_with_lines(name: impl Into<String>, lines: RowLines) -> Self {
         Self {
             lines: Some(lines.into()),
-            ..Self::new(name, false)
+            ..Self::new(name, true)
         }
     }
 
     /// The row reference of the frame's 0-based row `index`.
     pub fn row(&self, index: usize) -> RowRef {
         if let Some(lines) = &self.lines {
-            RowRef::Line(lines.get(index).copied().unwrap_or(index + 1))
+            RowRef::Line(lines.line(index))
         } else if self.is_csv {
             RowRef::Line(index + 2)
         } else {
@@ -428,6 +501,37 @@ mod tests {
         assert!(err.to_string().contains("same join key as line 2"), "{err}");
         let ok = df!("d" => ["a", "b", "a"], "k" => [1, 2, 2]).unwrap();
         assert!(check_unique(&ok, &["d".into(), "k".into()], "day and series", &csv()).is_ok());
+    }
+
+    #[test]
+    fn row_lines_keep_the_jumps_only() {
+        let mut lines = RowLines::new(2);
+        for line in [2, 3, 5, 6, 7, 10] {
+            lines.push(line);
+        }
+        assert_eq!(lines.jumps, [(2, 5), (5, 10)]);
+        let source = Source::csv_with_lines("in.csv", lines);
+        assert_eq!(
+            (0..7).map(|i| source.row(i).to_string()).collect::<Vec<_>>(),
+            [
+                "line 2", "line 3", "line 5", "line 6", "line 7", "line 10", "line 11"
+            ]
+        );
+        let json = Source::with_lines("e.jsonl", vec![1, 3, 3]);
+        assert_eq!(json.row(2), RowRef::Line(3));
+    }
+
+    #[test]
+    fn the_line_bound_is_checked_with_the_config() {
+        assert!(ValidationSettings::default().check().is_ok());
+        assert_eq!(ValidationSettings::default().max_line_bytes, 1 << 20);
+        for bad in [0, MAX_LINE_BYTES_LIMIT + 1] {
+            let settings = ValidationSettings {
+                max_line_bytes: bad,
+                ..ValidationSettings::default()
+            };
+            assert_eq!(settings.check().unwrap_err().key, "validation.max_line_bytes");
+        }
     }
 
     #[test]

@@ -88,7 +88,12 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
     let read = |locations: &[String]| -> anyhow::Result<Vec<(DataFrame, Source)>> {
         let mut files = Vec::new();
         for location in locations {
-            files.extend(input::read_all(location, &config.s3, lake.store().handle())?);
+            files.extend(input::read_all(
+                location,
+                &config.s3,
+                config.validation.max_line_bytes,
+                lake.store().handle(),
+            )?);
         }
         Ok(files)
     };
@@ -113,7 +118,7 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
                 key: "data.attributes".into(),
                 problem: format!("no attribute table named {name:?} is configured"),
             })?;
-        let (df, source) = read_input(path)?;
+        let (df, source) = read_input(path, config.validation.max_line_bytes)?;
         tables.push((name.clone(), clean_attributes(df, table, &config.data, &source)?));
     }
 
