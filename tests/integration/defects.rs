@@ -338,11 +338,17 @@ fn defect_6_temp_files_of_killed_runs_are_removed_by_the_next_command() {
     gone.extend(registry_gone);
     kept.extend(registry_kept);
 
-    let out = place
-        .retrain(&place.config(LINEAR), "2015-07-01")
-        .expect_code(0)
-        .json();
-    assert!(out["challenger"]["version"].is_string(), "{out:#}");
+    let out = place.retrain(&place.config(LINEAR), "2015-07-01").expect_code(0);
+    assert!(out.json()["challenger"]["version"].is_string(), "{}", out.stdout);
+    // The operator is told, once per folder.
+    assert_eq!(
+        out.stderr
+            .matches("removed 3 temporary files of runs that are gone")
+            .count(),
+        2,
+        "{}",
+        out.stderr
+    );
     for path in &gone {
         assert!(!path.exists(), "{} is left over", path.display());
     }

@@ -158,7 +158,10 @@ pub(super) fn clean(dir: &Path) -> usize {
 fn sweep(dir: &Path) -> io::Result<usize> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        // No folder, no leftovers (a write there reports the error itself).
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            return Ok(0);
+        }
         Err(e) => return Err(e),
     };
     let mut names = Vec::new();
