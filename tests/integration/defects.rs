@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::retrain::{Backend, Place};
-use crate::util::{LINEAR, repo_file, rossmann, rossmann_lake, run, s, shared_data, tempdir};
+use crate::util::{LINEAR, copy_tree, repo_file, rossmann, rossmann_lake, run, s, shared_data, tempdir};
 
 /// The rossmann config with `date_format = FORMAT` in its `[data]` section.
 fn rossmann_with_date_format(dir: &Path, format: &str) -> PathBuf {
@@ -300,4 +300,66 @@ fn defect_2_a_registry_with_null_metrics_stays_readable() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let table = run(place.dir.path(), &args).expect_code(0);
     assert!(table.stdout.contains("NaN"), "{}", table.stdout);
+}
+
+/// What killed runs leave in `<root>/.salescast/tmp`, planted by hand: a dead
+/// owner's lock file (nobody holds its lock) with one temp file, and a temp
+/// file of the earlier naming (no owner file), both last written two hours
+/// ago; also a fresh file with no owner, which a run on another host may
+/// still be writing. Returns (what must go, what must stay).
+fn plant_leftovers(root: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let tmp = root.join(".salescast/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    let stale = [
+        "4194303-18a2b3c4d5e6f708-0.owner",
+        "4194303-18a2b3c4d5e6f708-0.0",
+        "4194302-3-1764662400000000000",
+    ]
+    .map(|name| tmp.join(name));
+    for path in &stale {
+        std::fs::write(path, b"half a parquet file").unwrap();
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(two_hours_ago).unwrap();
+    }
+    let fresh = tmp.join("4194301-1-1764662400000000001");
+    std::fs::write(&fresh, b"still being written").unwrap();
+    (stale.to_vec(), vec![fresh])
+}
+
+#[test]
+fn defect_6_temp_files_of_killed_runs_are_removed_by_the_next_command() {
+    let mut place = Place::new(Backend::Local);
+    let lake = place.dir.path().join("lake");
+    copy_tree(rossmann_lake(), &lake);
+    place.lake = s(&lake).to_string();
+    let (mut gone, mut kept) = plant_leftovers(&lake);
+    let (registry_gone, registry_kept) = plant_leftovers(Path::new(&place.registry));
+    gone.extend(registry_gone);
+    kept.extend(registry_kept);
+
+    let out = place.retrain(&place.config(LINEAR), "2015-07-01").expect_code(0);
+    assert!(out.json()["challenger"]["version"].is_string(), "{}", out.stdout);
+    // The operator is told, once per folder.
+    assert_eq!(
+        out.stderr
+            .matches("removed 3 temporary files of runs that are gone")
+            .count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    for path in &gone {
+        assert!(!path.exists(), "{} is left over", path.display());
+    }
+    for path in &kept {
+        assert!(
+            path.exists(),
+            "{} is gone though it may be in use",
+            path.display()
+        );
+    }
+    // Nothing else in the bookkeeping folder, nor the data, was touched.
+    assert!(lake.join(".salescast/tmp").is_dir());
+    assert!(lake.join("sales").is_dir());
 }

@@ -7,13 +7,15 @@
 //! exists), overwrite by `rename`, update-if-version by `rename` while holding
 //! an exclusive lock on `<root>/.salescast/lock`, so two processes never both
 //! win. A version is the file's inode, modification time and size, which every
-//! write changes because every write is a new file.
+//! write changes because every write is a new file. The temporary files of
+//! runs that were killed are cleaned up by the rule of [`super::local_tmp`].
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use super::local_tmp::{self, Owner};
 use super::{AsyncStore, Object, ObjectMeta, PutMode, StoreError, Version, check_key};
 
 /// Bookkeeping folder inside the root; hidden from listings.
@@ -22,11 +24,28 @@ const INTERNAL_DIR: &str = ".salescast";
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    /// This store's claim on its temporary folder, taken at its first write
+    /// and shared by its clones.
+    owner: Arc<OnceLock<Owner>>,
 }
 
 impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            owner: Arc::default(),
+        }
+    }
+
+    fn temp_dir(&self) -> PathBuf {
+        self.root.join(INTERNAL_DIR).join("tmp")
+    }
+
+    /// Removes the temporary files no live run owns (see
+    /// [`super::local_tmp`]) and returns how many; a failure is logged, not
+    /// returned. Blocking: [`super::open_async`] runs it off the runtime.
+    pub fn clean_temp_files(&self) -> usize {
+        local_tmp::clean(&self.temp_dir())
     }
 
     pub fn root(&self) -> &Path {
@@ -49,16 +68,9 @@ impl LocalStore {
     /// Writes `bytes` to a fresh temporary file on the same file system as the
     /// root and syncs it, so a later rename or link publishes whole content.
     fn write_temp(&self, key: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let dir = self.root.join(INTERNAL_DIR).join("tmp");
+        let dir = self.temp_dir();
         fs::create_dir_all(&dir).map_err(|e| self.io_error(key, e))?;
-        let name = format!(
-            "{}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-        );
-        let tmp = dir.join(name);
+        let tmp = self.owner.get_or_init(|| Owner::claim(&dir)).temp_path();
         let written = File::create(&tmp).and_then(|mut f| {
             f.write_all(bytes)?;
             f.sync_all()

@@ -26,6 +26,7 @@
 
 mod blocking;
 mod local;
+mod local_tmp;
 mod s3;
 
 use std::collections::BTreeMap;
@@ -142,10 +143,17 @@ pub fn locate(uri: &str) -> Result<Location, StoreError> {
 }
 
 /// Opens the store a URI names (see [`locate`]), for async code: runs on the
-/// caller's runtime.
+/// caller's runtime. Opening a local folder removes the temporary files of
+/// runs that are gone ([`LocalStore::clean_temp_files`]).
 pub async fn open_async(uri: &str, s3: &S3Settings) -> Result<Arc<dyn AsyncStore>, StoreError> {
     Ok(match locate(uri)? {
-        Location::Local(root) => Arc::new(LocalStore::new(root)),
+        Location::Local(root) => {
+            // The leftovers of killed runs; never an error (see `local_tmp`).
+            let store = LocalStore::new(root);
+            let sweeper = store.clone();
+            let _ = tokio::task::spawn_blocking(move || sweeper.clean_temp_files()).await;
+            Arc::new(store)
+        }
         Location::S3(uri) => Arc::new(S3Store::open(&uri, s3).await?),
     })
 }
