@@ -42,7 +42,7 @@ impl LocalStore {
     }
 
     /// Removes the temporary files no live run owns (see
-    /// [`super::local_tmp`]) and returns how many; a failure is logged, not
+    /// `storage/local_tmp.rs`) and returns how many; a failure is logged, not
     /// returned. Blocking: [`super::open_async`] runs it off the runtime.
     pub fn clean_temp_files(&self) -> usize {
         local_tmp::clean(&self.temp_dir())
