@@ -21,6 +21,13 @@ class BenchLake:
     run_date: str
 
 
+def rossmann():
+    """The rossmann lake (100 stores, from ../shared/data)."""
+    return BenchLake("rossmann", os.path.join(REPO, "examples", "rossmann.toml"),
+                     ["--input", os.path.join(SHARED, "rossmann", "train.csv"),
+                      "--attributes", "store=" + os.path.join(SHARED, "rossmann", "store.csv")], "2015-07-31")
+
+
 def lakes(series=5000, days=2000, history_days=730):
     """The three lakes; the generated one is written on first use and read
     with a `history_days` window."""
@@ -35,9 +42,7 @@ def lakes(series=5000, days=2000, history_days=730):
     with open(generated_config, "w") as f:
         f.write(config + f"\n[window]\nhistory_days = {history_days}\n")
     return [
-        BenchLake("rossmann", os.path.join(REPO, "examples", "rossmann.toml"),
-                  ["--input", os.path.join(SHARED, "rossmann", "train.csv"),
-                   "--attributes", "store=" + os.path.join(SHARED, "rossmann", "store.csv")], "2015-07-31"),
+        rossmann(),
         BenchLake("store_item", os.path.join(REPO, "examples", "store_item.toml"),
                   ["--input", os.path.join(SHARED, "store_item", "train.csv")], "2017-12-31"),
         BenchLake(f"generated {series}x{days}", generated_config, ["--input", generated], "2025-12-31"),

@@ -21,7 +21,8 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from horizons import git_commit, machine  # noqa: E402
-from lakes import OUT, REPO, SHARED, BenchLake, ingest  # noqa: E402
+from lakes import OUT, ingest  # noqa: E402
+from lakes import rossmann as lakes_rossmann  # noqa: E402
 from serve_load import QUICK, Server, add_admin, run  # noqa: E402
 
 PAGES = [
@@ -99,9 +100,7 @@ def main():
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
-    rossmann = BenchLake("rossmann", os.path.join(REPO, "examples", "rossmann.toml"),
-                         ["--input", os.path.join(SHARED, "rossmann", "train.csv"),
-                          "--attributes", "store=" + os.path.join(SHARED, "rossmann", "store.csv")], "2015-07-31")
+    rossmann = lakes_rossmann()
     lake, registry = os.path.join(args.work, "lake"), os.path.join(args.work, "registry")
     ingest(args.binary, rossmann, lake)
     config = os.path.join(args.work, "quick.toml")

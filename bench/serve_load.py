@@ -21,7 +21,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from horizons import git_commit, machine  # noqa: E402
-from lakes import OUT, REPO, SHARED, BenchLake, ingest  # noqa: E402
+from lakes import OUT, SHARED, ingest  # noqa: E402
+from lakes import rossmann as lakes_rossmann  # noqa: E402
 
 LINEAR = '[window]\nhistory_days = 400\n[training]\ncandidates = ["seasonal_naive", "elastic_net"]\n'
 QUICK = "[window]\nhistory_days = 400\n[training.gbdt]\nmax_rounds = 150\n"
@@ -170,9 +171,7 @@ def main():
         raise SystemExit("wrk is not installed: apt-get install wrk")
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
-    rossmann = BenchLake("rossmann", os.path.join(REPO, "examples", "rossmann.toml"),
-                         ["--input", os.path.join(SHARED, "rossmann", "train.csv"),
-                          "--attributes", "store=" + os.path.join(SHARED, "rossmann", "store.csv")], "2015-07-31")
+    rossmann = lakes_rossmann()
     lake, registry = os.path.join(args.work, "lake"), os.path.join(args.work, "registry")
     ingest(args.binary, rossmann, lake)
     with open(rossmann.config) as f:

@@ -142,10 +142,7 @@ async fn show(
                 let label = format!(
                     "{} · {} · trained through {} · holdout WAPE {}",
                     view::short(&m.version),
-                    serde_json::to_value(m.family)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
+                    m.family,
                     m.lineage.trained_through,
                     view::share(Some(m.holdout_metrics.wape)),
                 );

@@ -55,13 +55,6 @@ struct ModelPage {
     decisions: Vec<DecisionView>,
 }
 
-fn kind(k: impl serde::Serialize) -> String {
-    serde_json::to_value(k)
-        .ok()
-        .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
-        .unwrap_or_default()
-}
-
 async fn page(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -75,9 +68,13 @@ fn page_of(caller: &Caller, h: &ModelHistory) -> ModelPage {
     let deciding = |sequence: Option<u64>| h.decisions.iter().find(|d| Some(d.sequence) == sequence);
     let champion = h.champion.as_ref().map(|c| ChampionView {
         version: c.version.clone(),
-        family: h.manifest.as_ref().map(|m| kind(m.family)).unwrap_or_default(),
+        family: h
+            .manifest
+            .as_ref()
+            .map(|m| m.family.to_string().replace('_', " "))
+            .unwrap_or_default(),
         since: c.since.format("%Y-%m-%d %H:%M UTC").to_string(),
-        kind: kind(c.kind),
+        kind: c.kind.as_str().replace('_', " "),
         trained_through: h
             .manifest
             .as_ref()
@@ -149,7 +146,7 @@ fn page_of(caller: &Caller, h: &ModelHistory) -> ModelPage {
             .map(|d| DecisionView {
                 sequence: d.sequence,
                 at: d.at.format("%Y-%m-%d %H:%M").to_string(),
-                kind: kind(d.what.kind),
+                kind: d.what.kind.as_str().replace('_', " "),
                 actor: d.what.actor.clone(),
                 after: d
                     .what
