@@ -197,18 +197,21 @@ pub(crate) async fn renew(
     response
 }
 
+/// Is the body an HTML form's (`application/x-www-form-urlencoded`)?
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
 /// A form post's `csrf` field: its body is read (at most
 /// `serve.max_body_bytes`) and put back for the handler.
 pub(crate) async fn form_csrf(
     state: &AppState,
     request: Request,
 ) -> Result<(Request, Option<String>), ApiError> {
-    let is_form = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form || matches!(*request.method(), Method::GET | Method::HEAD) {
+    if !is_form(request.headers()) || matches!(*request.method(), Method::GET | Method::HEAD) {
         return Ok((request, None));
     }
     let (parts, body) = request.into_parts();
@@ -365,11 +368,7 @@ pub async fn logout(
     }
     state.forget_user(&caller.user.name);
     // A page's logout form goes back to the login page.
-    let from_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let mut response = if from_form {
+    let mut response = if is_form(&headers) {
         axum::response::Redirect::to("/login?ended=1").into_response()
     } else {
         axum::Json(serde_json::json!({"logged_out": caller.user.name})).into_response()

@@ -86,16 +86,16 @@ async fn submit(
     if cross_site(&headers) {
         return ApiError::forbidden("a login from another site is refused").into_response();
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if content_type.starts_with("application/x-www-form-urlencoded") {
+    if auth::is_form(&headers) {
         return form_login(&state, socket, &headers, &body).await;
     }
     // JSON only with its own type: a cross-site `text/plain` form could
     // otherwise post a JSON-looking body.
-    if !content_type.starts_with("application/json") {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
         return ApiError::with_status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "POST /login takes application/json (or a form)",
