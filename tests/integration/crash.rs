@@ -23,19 +23,19 @@ use crate::util::{
 on_every_backend!(
     a_retrain_killed_at_each_step_is_repaired_by_the_next_command,
     a_rollback_killed_at_each_step_is_repaired_by_the_next_command,
-    a_kept_decision_never_contradicts_the_pointer,
+    defect_1_a_kept_decision_never_contradicts_the_pointer,
 );
 
 /// A registry trained once per test run, copied into each test's place: the
 /// champion A (linear, promoted, decision 1) and a stored non-champion B (the
 /// crippled seasonal-naive run, decision 2).
-struct Fixture {
-    registry: PathBuf,
-    a: String,
-    b: String,
+pub(crate) struct Fixture {
+    pub registry: PathBuf,
+    pub a: String,
+    pub b: String,
 }
 
-fn fixture() -> &'static Fixture {
+pub(crate) fn fixture() -> &'static Fixture {
     static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("crash-{}", std::process::id()));
@@ -71,7 +71,7 @@ fn fixture() -> &'static Fixture {
 }
 
 /// A place whose registry starts as a copy of the fixture's.
-fn seeded(backend: Backend) -> Place {
+pub(crate) fn seeded(backend: Backend) -> Place {
     let place = Place::new(backend);
     let fixture = fixture();
     match backend {
@@ -113,7 +113,7 @@ fn spawn_paused(place: &Place, config: &Path, args: &[&str], step: &str) -> (Chi
 }
 
 /// Waits until the process announces it is paused at `step`, then SIGKILLs it.
-fn kill_at(place: &Place, config: &Path, args: &[&str], step: &str) {
+pub(crate) fn kill_at(place: &Place, config: &Path, args: &[&str], step: &str) {
     let (mut child, gate) = spawn_paused(place, config, args, step);
     let ready = format!("ready-{step}-{}", child.id());
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -302,7 +302,7 @@ fn a_rollback_killed_at_each_step_is_repaired_by_the_next_command(backend: Backe
 /// a rollback moves the champion to B, then the retrain commits. It must be
 /// superseded (exit 4) and log nothing, never "kept A -> A" while the
 /// pointer says B.
-fn a_kept_decision_never_contradicts_the_pointer(backend: Backend) {
+fn defect_1_a_kept_decision_never_contradicts_the_pointer(backend: Backend) {
     let Fixture { a, b, .. } = fixture();
     let place = seeded(backend);
     let crippled = place.config(CRIPPLED);

@@ -8,6 +8,7 @@ mod backtest;
 mod browser;
 mod config;
 mod crash;
+mod crash_kills;
 mod daily_pipeline;
 mod dashboard;
 mod dashboard_browser;

@@ -58,6 +58,8 @@ pub enum Command {
     Backtest(BacktestArgs),
     /// Put an earlier version back as champion
     Rollback(RollbackArgs),
+    /// Check the registry and the lake after a crash: say what is wrong, repair what the protocol can
+    Doctor(DoctorArgs),
     /// Inspect the registry: versions, one version, the decision log
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -161,6 +163,13 @@ pub struct RollbackArgs {
     /// Why: recorded in the decision log
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Check only: list the repairs without making them
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

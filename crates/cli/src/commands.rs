@@ -4,7 +4,7 @@
 use salescast_core::accounts::{AccountsError, Role};
 use salescast_core::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
 use salescast_core::pipeline::{
-    IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, ingest, models,
+    IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, doctor, ingest, models,
     open_lake, open_registry, predict, retrain, rollback, users, yesterday_utc,
 };
 use salescast_core::storage::Handle;
@@ -88,6 +88,18 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
             )?,
             json,
         ),
+        Command::Doctor(args) => {
+            let report = doctor(
+                &open_registry(config, handle)?,
+                &open_lake(config, handle)?,
+                !args.dry_run,
+            )?;
+            emit(&report, json)?;
+            match report.problems() {
+                0 => Ok(()),
+                problems => Err(doctor::Unhealthy { problems }.into()),
+            }
+        }
         Command::Models(ModelsCommand::List) => emit(&models::list(&open_registry(config, handle)?)?, json),
         Command::Models(ModelsCommand::Show { version }) => {
             emit(&models::show(&open_registry(config, handle)?, &version)?, json)

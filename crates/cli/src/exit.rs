@@ -7,6 +7,7 @@
 use salescast_core::accounts::AccountsError;
 use salescast_core::config::ConfigError;
 use salescast_core::lake::LakeError;
+use salescast_core::pipeline::doctor::Unhealthy;
 use salescast_core::pipeline::predict::PredictError;
 use salescast_core::predictions::PredictionsError;
 use salescast_core::registry::RegistryError;
@@ -21,7 +22,7 @@ pub enum ExitCode {
     Unexpected = 1,
     /// Bad command line or configuration.
     Usage = 2,
-    /// Input data missing or malformed.
+    /// Input data missing or malformed; stored data damaged (`doctor`).
     DataInvalid = 3,
     /// Another run changed what this run was about to change.
     Superseded = 4,
@@ -54,6 +55,9 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
             Some(AccountsError::Concurrent { .. }) => return ExitCode::Superseded,
             Some(AccountsError::Unreadable { .. }) => return ExitCode::DataInvalid,
             _ => {}
+        }
+        if cause.is::<Unhealthy>() {
+            return ExitCode::DataInvalid;
         }
         if cause.is::<PredictError>() {
             return ExitCode::NoChampion;

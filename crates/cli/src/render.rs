@@ -10,6 +10,7 @@ use salescast_core::lake::WriteOutcome;
 use salescast_core::pipeline::backtest::BacktestReport;
 use salescast_core::pipeline::check::CheckReport;
 use salescast_core::pipeline::demo::DemoReport;
+use salescast_core::pipeline::doctor::{DoctorReport, Severity};
 use salescast_core::pipeline::ingest::IngestReport;
 use salescast_core::pipeline::models::{History, VersionDetail, VersionList};
 use salescast_core::pipeline::predict::PredictReport;
@@ -388,5 +389,37 @@ impl Report for DemoReport {
             self.runs.last().map(|r| r.date.to_string()).unwrap_or_default()
         );
         text
+    }
+}
+
+impl Report for DoctorReport {
+    fn human(&self) -> String {
+        let mut text = repairs_text(&self.repairs);
+        text.push_str(&format!(
+            "registry {} (model {}), lake {}\n\
+             champion {}; {} decisions; {} whole versions; {} committed forecast days; {} sales days\n",
+            self.registry,
+            self.model,
+            self.lake,
+            self.champion.as_deref().map_or("(none)", short),
+            self.decisions,
+            self.whole_versions,
+            self.prediction_days,
+            self.sales_days,
+        ));
+        if self.findings.is_empty() {
+            text.push_str("no problem found");
+        }
+        for finding in &self.findings {
+            let label = match finding.severity {
+                Severity::Problem => "PROBLEM",
+                Severity::Incomplete => "incomplete",
+            };
+            text.push_str(&format!(
+                "{label}: {}: {}\n  fix: {}\n",
+                finding.uri, finding.what, finding.fix
+            ));
+        }
+        text.trim_end().to_string()
     }
 }

@@ -179,6 +179,29 @@ impl Lake {
         Ok(days)
     }
 
+    /// Refuses a day with more than one file: an `ingest --replace` that
+    /// stopped between writing the new file and removing the old (see
+    /// [`Lake::write_days_in`]), whose rows readers would otherwise count twice.
+    pub fn one_file_per_day<'a>(
+        &self,
+        root: &str,
+        days: impl IntoIterator<Item = (&'a NaiveDate, &'a Vec<ObjectMeta>)>,
+    ) -> Result<(), LakeError> {
+        let Some((day, files)) = days.into_iter().find(|(_, files)| files.len() > 1) else {
+            return Ok(());
+        };
+        let names: Vec<&str> = files.iter().filter_map(|f| f.key.rsplit('/').next()).collect();
+        Err(DataError::file(
+            self.store.uri_of(&prefix_in(root, *day)),
+            format!(
+                "day {day} has {} files ({}): an `ingest --replace` of that day did not finish; run it again",
+                files.len(),
+                names.join(", ")
+            ),
+        )
+        .into())
+    }
+
     /// Writes days of rows, each as one partition file, after checking them
     /// all: a day that already holds other rows is refused before anything is
     /// written, unless `replace`, which writes the new file and then removes
@@ -219,21 +242,29 @@ impl Lake {
             }
             pending.push((file, existing));
         }
-        let written = parallel_map(
-            &pending,
-            IO_CONCURRENCY,
-            |(file, existing)| -> Result<bool, LakeError> {
-                match self.store.put(&file.key, &file.bytes, PutMode::Create) {
-                    Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                for old in existing.iter().filter(|m| m.key != file.key) {
-                    self.store.delete(&old.key)?;
-                }
-                Ok(existing.is_empty())
-            },
-        );
-        for fresh in written {
+        // Every new file first, then the old ones of replaced days: a run
+        // that stops in between leaves whole days, some with two files
+        // (which readers refuse by name and a rerun with --replace mends).
+        let written = parallel_map(&pending, IO_CONCURRENCY, |(file, _)| {
+            match self.store.put(&file.key, &file.bytes, PutMode::Create) {
+                Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(LakeError::from(e)),
+            }
+        });
+        written.into_iter().collect::<Result<(), _>>()?;
+        crate::registry::pause::at(crate::registry::pause::Step::DaysWritten).map_err(|e| {
+            LakeError::Store(StoreError::Io {
+                uri: self.store.uri_of(root),
+                source: e,
+            })
+        })?;
+        let removed = parallel_map(&pending, IO_CONCURRENCY, |(file, existing)| {
+            for old in existing.iter().filter(|m| m.key != file.key) {
+                self.store.delete(&old.key)?;
+            }
+            Ok::<_, LakeError>(existing.is_empty())
+        });
+        for fresh in removed {
             if fresh? {
                 counts.written += 1;
             } else {
@@ -306,6 +337,7 @@ impl Lake {
             )
             .into());
         }
+        self.one_file_per_day(SALES_PREFIX, partitions.range(first_day..=last_day))?;
         let files: Vec<ObjectMeta> = partitions
             .range(first_day..=last_day)
             .flat_map(|(_, files)| files.iter().cloned())

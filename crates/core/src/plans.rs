@@ -103,6 +103,7 @@ pub fn read_plans(
         Default::default()
     };
     let in_range = || partitions.range(first_day..=last_day);
+    lake.one_file_per_day(PLANS_PREFIX, in_range())?;
     let days: BTreeSet<NaiveDate> = in_range().map(|(day, _)| *day).collect();
     let files: Vec<ObjectMeta> = in_range().flat_map(|(_, files)| files.iter().cloned()).collect();
     let frames: Vec<DataFrame> = lake::parallel_map(&files, lake::IO_CONCURRENCY, |file| {

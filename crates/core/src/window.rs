@@ -160,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_settings_are_refused_not_panicked_on() {
+    fn defect_3_out_of_range_settings_are_refused_not_panicked_on() {
         let huge = WindowSettings {
             history_days: u32::MAX,
             holdout_days: 28,

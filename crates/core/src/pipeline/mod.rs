@@ -1,11 +1,12 @@
 //! The pipelines: each job of the product (ingest, check, retrain, predict, backtest,
-//! rollback, the registry views, the demo) as one function over the lake and
-//! the registry, returning a serializable report. Front ends parse, call one of
+//! rollback, doctor, the registry views, the demo) as one function over the lake
+//! and the registry, returning a serializable report. Front ends parse, call one of
 //! these, and render the report; they hold no pipeline logic.
 
 pub mod backtest;
 pub mod check;
 pub mod demo;
+pub mod doctor;
 pub mod forecaster;
 pub mod ingest;
 pub mod models;
@@ -25,6 +26,7 @@ use crate::storage::{self, Handle};
 
 pub use backtest::{BacktestReport, backtest};
 pub use check::{CheckReport, check_window};
+pub use doctor::{DoctorReport, doctor};
 pub use ingest::{IngestReport, IngestRequest, ingest, ingest_files};
 pub use predict::{PredictReport, predict};
 pub use retrain::{RetrainOptions, retrain};

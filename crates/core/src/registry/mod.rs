@@ -15,6 +15,7 @@
 //! pointer and the decision log change only through the promotion protocol
 //! in `protocol.rs`: [`Registry::state`] and [`Registry::commit`].
 
+pub mod inspect;
 pub mod pause;
 mod protocol;
 mod repair;

@@ -1,5 +1,5 @@
 //! Test-only pause points: named steps of the promotion protocol (and of
-//! writing predictions) where a
+//! writing predictions and lake days) where a
 //! process can be made to stop, so a test can kill it (SIGKILL) exactly there.
 //!
 //! Set `SCAST_TEST_PAUSE_AT=<step>` and `SCAST_TEST_GATE=<dir>` (deliberately
@@ -32,6 +32,8 @@ pub enum Step {
     PointerMoved,
     /// Predict: the data files are written, the manifest is not.
     PredictionsStaged,
+    /// Ingest: the new day files are written, the replaced ones not removed.
+    DaysWritten,
 }
 
 impl Step {
@@ -42,6 +44,7 @@ impl Step {
             Step::DecisionLogged => "decision-logged",
             Step::PointerMoved => "pointer-moved",
             Step::PredictionsStaged => "predictions-staged",
+            Step::DaysWritten => "days-written",
         }
     }
 }

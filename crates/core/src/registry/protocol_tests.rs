@@ -204,7 +204,7 @@ fn a_legacy_registry_that_agrees_needs_no_repair() {
 }
 
 #[test]
-fn a_kept_decision_read_before_a_rollback_is_superseded_and_not_logged() {
+fn defect_1_a_kept_decision_read_before_a_rollback_is_superseded_and_not_logged() {
     let (_dir, registry) = registry();
     let (a, b) = (version('a'), version('b'));
     let state = registry.state().unwrap();
