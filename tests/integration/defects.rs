@@ -84,9 +84,11 @@ fn defect_9_a_bad_date_format_is_a_config_error_not_a_data_error() {
 #[test]
 fn os_errors_are_printed_once() {
     let dir = tempdir();
-    let file = dir.path().join("a-file");
-    std::fs::write(&file, "not a folder").unwrap();
-    let lake = file.join("lake");
+    // The lake is a folder (a lake that is a file is refused before any
+    // write, see bad_invocations.tsv), but where the store writes is a file.
+    let lake = dir.path().join("lake");
+    std::fs::create_dir_all(&lake).unwrap();
+    std::fs::write(lake.join("dims"), "not a folder").unwrap();
     let stores = format!("store={}", s(&shared_data("rossmann/store.csv")));
     let out = rossmann(dir.path(), &lake, &["ingest", "--attributes", &stores]);
     assert_ne!(out.code, 0, "{}", out.stderr);

@@ -5,6 +5,7 @@ mod architecture;
 mod auth;
 mod aws_cli;
 mod backtest;
+mod bad_invocations;
 mod browser;
 mod config;
 mod crash;

@@ -169,10 +169,12 @@ pub fn parse_file(text: &str, origin: &Path) -> Result<Config, ConfigError> {
         .try_into()
         .map_err(|e: toml::de::Error| parse_error(e.to_string()))?;
     let base = origin.parent().unwrap_or(Path::new(""));
-    if lake_given {
+    // An empty location stays empty (and fails the check): made relative, it
+    // would silently be the config file's folder.
+    if lake_given && !config.lake.trim().is_empty() {
         config.lake = relative_to(base, &config.lake);
     }
-    if registry_given {
+    if registry_given && !config.registry.trim().is_empty() {
         config.registry = relative_to(base, &config.registry);
     }
     Ok(config)
@@ -197,6 +199,10 @@ pub fn merge(file: Option<Config>, env: &EnvLayer, flags: &FlagLayer) -> Result<
         config.registry = registry;
     }
     if let Some(endpoint) = flags.s3_endpoint.clone() {
+        S3Settings::check_endpoint(&endpoint).map_err(|problem| ConfigError::Argument {
+            flag: "--s3-endpoint".into(),
+            problem,
+        })?;
         config.s3.endpoint = Some(endpoint);
     }
     // A location given on the command line or in the environment is named as
@@ -216,6 +222,12 @@ pub fn merge(file: Option<Config>, env: &EnvLayer, flags: &FlagLayer) -> Result<
             (None, Some(_)) => format!("{env_name} (environment)"),
             (None, None) => continue,
         };
+        if value.trim().is_empty() {
+            return Err(ConfigError::Argument {
+                flag,
+                problem: "must not be empty".into(),
+            });
+        }
         if let Err(e) = crate::storage::locate(value) {
             return Err(ConfigError::Argument {
                 flag,

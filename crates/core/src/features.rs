@@ -31,13 +31,23 @@ impl Default for FeatureSettings {
     }
 }
 
+/// The longest lag or rolling mean: a century of days, as the longest
+/// history window. (A rolling window of u32::MAX days overflowed polars'
+/// duration arithmetic, a panic.)
+pub const MAX_FEATURE_DAYS: u32 = 36_525;
+
 impl FeatureSettings {
     pub fn check(&self) -> Result<(), crate::setting::Invalid> {
-        if self.lags.iter().chain(&self.rolling_means).any(|&d| d == 0) {
-            return Err(crate::setting::invalid(
-                "features",
-                "lags and rolling means are whole days >= 1",
-            ));
+        for (key, days) in [
+            ("features.lags", &self.lags),
+            ("features.rolling_means", &self.rolling_means),
+        ] {
+            if let Some(bad) = days.iter().find(|&&d| d == 0 || d > MAX_FEATURE_DAYS) {
+                return Err(crate::setting::invalid(
+                    key,
+                    format!("{bad} is not a whole number of days between 1 and {MAX_FEATURE_DAYS}"),
+                ));
+            }
         }
         Ok(())
     }

@@ -53,6 +53,28 @@ pub fn format_of(name: &str) -> Option<(Format, bool)> {
 const UNSUPPORTED: &str = "unsupported file type: expected a .csv, .parquet, .json, .jsonl or .ndjson \
      file, optionally gzip-compressed (.gz)";
 
+/// Checks that ingest can read what `location` names, before anything is
+/// read: a local path, `file://PATH`, or `s3://BUCKET[/KEY]`; another scheme
+/// (`gs://`, `https://`) or an `s3://` URI without a bucket is refused with
+/// what was given.
+pub fn check_location(location: &str) -> Result<(), String> {
+    let expected = "expected a file, file://PATH, s3://BUCKET/KEY or s3://BUCKET/PREFIX/";
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let bucket = rest.split('/').next().unwrap_or_default();
+        if bucket.is_empty() {
+            return Err(format!("{location:?} names no bucket: {expected}"));
+        }
+        return Ok(());
+    }
+    if location.trim().is_empty() {
+        return Err(format!("an empty location: {expected}"));
+    }
+    if location.contains("://") && !location.starts_with("file://") {
+        return Err(format!("unsupported URI {location:?}: {expected}"));
+    }
+    Ok(())
+}
+
 /// Reads every file one `--input` (or `--plan`) names, in key order for a
 /// prefix. A missing file or object, an empty prefix, an unreadable file
 /// and a line longer than `max_line_bytes` are [`DataError`]s naming the
@@ -285,6 +307,29 @@ pub fn read_json_lines(bytes: &[u8], name: &str) -> Result<(DataFrame, Source), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_readable_locations_pass_the_check() {
+        for good in [
+            "sales.csv",
+            "/data/x.parquet",
+            "file:///x.csv",
+            "s3://b/k.csv",
+            "s3://b/p/",
+        ] {
+            assert_eq!(check_location(good), Ok(()), "{good}");
+        }
+        for (bad, named) in [
+            ("gs://b/sales.csv", "gs://b/sales.csv"),
+            ("https://host/x.csv", "https://host/x.csv"),
+            ("s3:///x.csv", "no bucket"),
+            ("s3://", "no bucket"),
+            ("", "empty"),
+        ] {
+            let problem = check_location(bad).unwrap_err();
+            assert!(problem.contains(named), "{bad}: {problem}");
+        }
+    }
 
     #[test]
     fn formats_come_from_the_name() {

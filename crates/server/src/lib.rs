@@ -31,7 +31,7 @@ pub async fn serve(config: Config, lake: Lake, registry: Registry, listen: Socke
     let state = AppState::new(config, lake, registry);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+        .map_err(|e| bind_error(listen, e))?;
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!("listening on http://{local}");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -45,6 +45,22 @@ pub async fn serve(config: Config, lake: Lake, registry: Registry, listen: Socke
     let _ = follower.await;
     tracing::info!("stopped: every request in flight was answered");
     served
+}
+
+/// An address in use, not on this host, or not allowed (a port below 1024
+/// without the right) is the address's fault, a usage error naming it (exit
+/// 2); any other failure to listen is unexpected.
+fn bind_error(listen: SocketAddr, e: std::io::Error) -> anyhow::Error {
+    use std::io::ErrorKind::{AddrInUse, AddrNotAvailable, PermissionDenied};
+    if matches!(e.kind(), AddrInUse | AddrNotAvailable | PermissionDenied) {
+        salescast_core::config::ConfigError::Argument {
+            flag: "--listen (serve.listen)".into(),
+            problem: format!("cannot listen on {listen}: {e}"),
+        }
+        .into()
+    } else {
+        anyhow::Error::new(e).context(format!("cannot listen on {listen}"))
+    }
 }
 
 /// SIGTERM (ECS stopping a task) or Ctrl-C.

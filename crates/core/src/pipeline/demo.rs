@@ -57,6 +57,17 @@ pub fn demo_config(dir: &Path) -> anyhow::Result<Config> {
 }
 
 pub fn run(dir: &Path, handle: &Handle) -> anyhow::Result<DemoReport> {
+    if let Some(file) = super::file_in_the_way(dir) {
+        return Err(crate::config::ConfigError::Argument {
+            flag: "--dir".into(),
+            problem: format!(
+                "{} cannot be a folder: {} is a file",
+                dir.display(),
+                file.display()
+            ),
+        }
+        .into());
+    }
     let config = demo_config(dir)?;
     let spec = SampleSpec::default();
     let input = dir.join("input");

@@ -85,6 +85,16 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
         }
         .into());
     }
+    // A location ingest cannot read (gs://, s3:// without a bucket) is the
+    // command line's fault, found before any file is read.
+    for (flag, locations) in [("--input", &request.inputs), ("--plan", &request.plans)] {
+        for location in locations {
+            input::check_location(location).map_err(|problem| ConfigError::Argument {
+                flag: flag.into(),
+                problem,
+            })?;
+        }
+    }
     let read = |locations: &[String]| -> anyhow::Result<Vec<(DataFrame, Source)>> {
         let mut files = Vec::new();
         for location in locations {

@@ -19,7 +19,7 @@ pub mod users;
 use anyhow::Context as _;
 use chrono::NaiveDate;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::lake::Lake;
 use crate::registry::Registry;
 use crate::storage::{self, Handle};
@@ -36,6 +36,7 @@ pub use users::{UsersCommand, UsersReport, users};
 /// Opens the lake for sync code, its store driven by the runtime behind
 /// `handle` (the front end's; see [`storage`]).
 pub fn open_lake(config: &Config, handle: &Handle) -> anyhow::Result<Lake> {
+    check_local_folder("lake", &config.lake)?;
     let store = storage::open(&config.lake, &config.s3, handle)
         .with_context(|| format!("opening the lake {}", config.lake))?;
     Ok(Lake::new(store))
@@ -43,9 +44,37 @@ pub fn open_lake(config: &Config, handle: &Handle) -> anyhow::Result<Lake> {
 
 /// Opens the registry for sync code, as [`open_lake`] opens the lake.
 pub fn open_registry(config: &Config, handle: &Handle) -> anyhow::Result<Registry> {
+    check_local_folder("registry", &config.registry)?;
     let store = storage::open(&config.registry, &config.s3, handle)
         .with_context(|| format!("opening the registry {}", config.registry))?;
     Ok(Registry::new(store, &config.training.model_name))
+}
+
+/// A local lake or registry may not exist yet (ingest and retrain create
+/// it), but where it would be must not be a file: that is a usage error
+/// naming the setting (`--lake`, `SALESCAST_LAKE` or the file's `lake`),
+/// not an OS error halfway through a run.
+fn check_local_folder(key: &str, location: &str) -> Result<(), ConfigError> {
+    let Ok(storage::Location::Local(root)) = storage::locate(location) else {
+        return Ok(());
+    };
+    match file_in_the_way(&root) {
+        Some(file) => Err(ConfigError::Invalid {
+            key: key.into(),
+            problem: format!("{location:?} cannot be a folder: {} is a file", file.display()),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The file that keeps `folder` from being (or becoming) a folder: `folder`
+/// itself or its nearest existing ancestor, when that is not a folder.
+pub(crate) fn file_in_the_way(folder: &std::path::Path) -> Option<std::path::PathBuf> {
+    folder
+        .ancestors()
+        .find(|p| !p.as_os_str().is_empty() && p.exists())
+        .filter(|p| !p.is_dir())
+        .map(std::path::Path::to_path_buf)
 }
 
 /// Who is acting, for the decision log: the CI user, or the login name.

@@ -48,6 +48,9 @@ pub struct S3Settings {
 
 impl S3Settings {
     pub fn check(&self) -> Result<(), String> {
+        if let Some(endpoint) = &self.endpoint {
+            Self::check_endpoint(endpoint).map_err(|problem| format!("s3.endpoint: {problem}"))?;
+        }
         match self.sse.as_deref() {
             None | Some("AES256") | Some("aws:kms") => {}
             Some(other) => return Err(format!("s3.sse: {other:?} is not \"AES256\" or \"aws:kms\"")),
@@ -56,6 +59,25 @@ impl S3Settings {
             return Err("s3.kms_key_id needs s3.sse = \"aws:kms\"".into());
         }
         Ok(())
+    }
+
+    /// An endpoint is an http:// or https:// URL with a host (the SDK would
+    /// otherwise retry a request it can never send, and blame the store).
+    pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+        let rest = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"));
+        let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+        match host {
+            Some(host)
+                if !host.is_empty() && !host.starts_with(':') && !host.contains(char::is_whitespace) =>
+            {
+                Ok(())
+            }
+            _ => Err(format!(
+                "{endpoint:?} is not an http:// or https:// URL with a host (such as http://127.0.0.1:9000)"
+            )),
+        }
     }
 }
 
