@@ -96,7 +96,7 @@ impl Place {
     }
 }
 
-fn rossmann_s3_lake() -> &'static str {
+pub(crate) fn rossmann_s3_lake() -> &'static str {
     static LAKE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     LAKE.get_or_init(|| {
         let lake = format!("s3://{}/lake", s3_bucket("rossmann"));
