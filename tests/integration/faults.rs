@@ -7,9 +7,12 @@
 //! predictions must be the same, faults and retries must have happened, and
 //! the request count must stay within 3x. A step that fails under faults must
 //! say so clearly, change neither pointer nor log, and succeed when run again.
+//! Writes throttled beyond the SDK's 6 attempts fail the retrain with the
+//! S3 error and the object named, log nothing, and the next run succeeds.
 //! Also the regression tests of the defects the proxy found: a conditional
-//! write whose response was lost is retried by the SDK and then failed its
-//! own precondition (412), and a truncated read was not retried.
+//! write whose response was lost was retried by the SDK and then failed its
+//! own precondition (412), so a retrain called itself superseded by its own
+//! decision (exit 4); and a read whose body was truncated was not retried.
 //!
 //! By hand: `scripts/test.sh --test integration -- faults --nocapture` prints
 //! the proxy's counts of each run. The proxy alone, in front of the S3 server
@@ -442,6 +445,55 @@ fn retrains_and_a_rollback_whose_first_writes_all_lose_their_response_end_as_wit
         stats["upstream_status"]["412"].as_u64().unwrap_or(0) >= 3,
         "the retries met their own writes (412): {stats}"
     );
+}
+
+#[test]
+fn a_retrain_beyond_the_retry_budget_fails_clearly_and_changes_nothing() {
+    let dir = tempdir();
+    // Every write is throttled, every attempt: the SDK gives up.
+    let proxy = Proxy::start(
+        dir.path(),
+        "throttled",
+        &["--rate", "1", "--kinds", "slowdown_503", "--methods", "PUT"],
+    );
+    let registry = format!("s3://{}/registry", s3_bucket("throttled"));
+    let config = rossmann_config(dir.path(), LINEAR);
+    let cli = |endpoint: &str| {
+        Cli::new(&config, rossmann_s3_lake())
+            .registry(&registry)
+            .json()
+            .flags(&["--s3-endpoint".into(), endpoint.into()])
+    };
+    let started = std::time::Instant::now();
+    let failed = cli(&proxy.endpoint)
+        .run(dir.path(), &["retrain", "--date", "2015-07-31"])
+        .expect_code(1);
+    println!(
+        "throttled retrain failed in {:.1} s:\n{}",
+        started.elapsed().as_secs_f64(),
+        failed.stderr.lines().last().unwrap_or_default()
+    );
+    assert!(
+        failed.stderr.contains("SlowDown") && failed.stderr.contains(&registry),
+        "the error names the throttling and the object:\n{}",
+        failed.stderr
+    );
+    let stats = proxy.stats();
+    let puts = stats["by_method"]["PUT"].as_u64().unwrap();
+    assert!(
+        puts > 0 && puts.is_multiple_of(6),
+        "6 attempts per write, then it stops: {stats}"
+    );
+    assert!(puts <= 12, "bounded: {stats}");
+    let direct = cli(&s3_endpoint());
+    let listed = run_direct(&direct, dir.path(), &["models", "history"]);
+    assert_eq!(listed["decisions"], json!([]), "nothing logged");
+    // The next run, with S3 answering again, succeeds.
+    let next = direct
+        .run(dir.path(), &["retrain", "--date", "2015-07-31"])
+        .expect_code(0)
+        .json();
+    assert_eq!(next["decision"], "promoted", "{next:#}");
 }
 
 #[test]
