@@ -8,8 +8,15 @@
 //! create-only is `If-None-Match: *` (412 means it exists), update-if-version
 //! is `If-Match: <etag>` (412, or 404 when the object is gone, means the race
 //! was lost), and 409 ConditionalRequestConflict is retried.
+//!
+//! Retries can land twice: when a write's response is lost (a reset, a
+//! truncated answer), the SDK sends it again, and a conditional one then
+//! fails against the object its own first attempt wrote. So a write that
+//! took more than one attempt and failed reads the object back: if it holds
+//! exactly this write's bytes, the write is done (see [`S3Store::put`]). A
+//! read whose body breaks off mid-stream (after the SDK's retries, which end
+//! at the headers) is sent again, up to [`GET_ATTEMPTS`] times.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
@@ -19,9 +26,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use serde::{Deserialize, Serialize};
 
-use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+#[path = "s3_intercept.rs"]
+mod intercept;
+use intercept::{CountAttempts, CountRequests};
 
 use super::{AsyncStore, Object, ObjectMeta, PutMode, RequestCounts, StoreError, check_key};
 
@@ -30,6 +37,8 @@ const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Attempts at a write that S3 answered with 409 ConditionalRequestConflict.
 const CONFLICT_ATTEMPTS: u32 = 5;
+/// Attempts at a get whose body broke off after the headers.
+const GET_ATTEMPTS: u32 = 4;
 
 /// S3 settings from the configuration (`[s3]`) and flags.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -102,30 +111,6 @@ fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https()
-}
-
-/// Counts every request the client transmits (each retry and each listing
-/// page is one), by operation name: the figures behind the run's cost estimate
-/// and the IAM policy check.
-#[derive(Debug, Clone, Default)]
-struct CountRequests(Arc<Mutex<RequestCounts>>);
-
-impl Intercept for CountRequests {
-    fn name(&self) -> &'static str {
-        "CountRequests"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let operation = cfg.load::<Metadata>().map_or("unknown", Metadata::name);
-        let mut counts = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *counts.entry(operation.to_string()).or_default() += 1;
-        Ok(())
-    }
 }
 
 /// Splits `s3://bucket/some/prefix` into bucket and prefix (no trailing '/').
@@ -215,9 +200,15 @@ impl S3Store {
         self.settings.sse.as_deref().map(ServerSideEncryption::from)
     }
 
-    async fn put_once(&self, key: &str, bytes: &[u8], mode: &PutMode) -> Result<String, StoreError> {
+    async fn put_once(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        mode: &PutMode,
+        attempts: &CountAttempts,
+    ) -> Result<String, StoreError> {
         if bytes.len() > MULTIPART_THRESHOLD {
-            return self.put_multipart(key, bytes, mode).await;
+            return self.put_multipart(key, bytes, mode, attempts).await;
         }
         let request = self
             .client
@@ -231,6 +222,8 @@ impl S3Store {
         match request
             .set_if_none_match(if_none_match)
             .set_if_match(if_match)
+            .customize()
+            .interceptor(attempts.clone())
             .send()
             .await
         {
@@ -239,7 +232,13 @@ impl S3Store {
         }
     }
 
-    async fn put_multipart(&self, key: &str, bytes: &[u8], mode: &PutMode) -> Result<String, StoreError> {
+    async fn put_multipart(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        mode: &PutMode,
+        attempts: &CountAttempts,
+    ) -> Result<String, StoreError> {
         let object_key = self.object_key(key);
         let created = self
             .client
@@ -252,7 +251,9 @@ impl S3Store {
             .await
             .map_err(|e| self.error(key, e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_string();
-        let result = self.upload_parts(key, &object_key, &upload_id, bytes, mode).await;
+        let result = self
+            .upload_parts(key, &object_key, &upload_id, bytes, mode, attempts)
+            .await;
         if result.is_err() {
             let _ = self
                 .client
@@ -273,6 +274,7 @@ impl S3Store {
         upload_id: &str,
         bytes: &[u8],
         mode: &PutMode,
+        attempts: &CountAttempts,
     ) -> Result<String, StoreError> {
         let mut parts = Vec::new();
         for (i, chunk) in bytes.chunks(PART_SIZE).enumerate() {
@@ -306,6 +308,8 @@ impl S3Store {
         match request
             .set_if_none_match(if_none_match)
             .set_if_match(if_match)
+            .customize()
+            .interceptor(attempts.clone())
             .send()
             .await
         {
@@ -368,6 +372,16 @@ fn describe(err: &dyn std::error::Error) -> String {
     text
 }
 
+impl S3Store {
+    fn written(&self, key: &str, bytes: &[u8], version: String) -> ObjectMeta {
+        ObjectMeta {
+            key: key.to_string(),
+            size: bytes.len() as u64,
+            version,
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl AsyncStore for S3Store {
     fn uri_of(&self, key: &str) -> String {
@@ -377,23 +391,43 @@ impl AsyncStore for S3Store {
 
     async fn get(&self, key: &str) -> Result<Object, StoreError> {
         check_key(key)?;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.object_key(key))
-            .send()
-            .await
-            .map_err(|e| self.error(key, e))?;
-        let version = out.e_tag().unwrap_or_default().to_string();
-        let bytes = out.body.collect().await.map_err(|e| StoreError::Backend {
-            uri: self.uri_of(key),
-            message: describe(&e),
-        })?;
-        Ok(Object {
-            bytes: bytes.into_bytes().to_vec(),
-            version,
-        })
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(self.object_key(key))
+                .send()
+                .await
+                .map_err(|e| self.error(key, e))?;
+            let version = out.e_tag().unwrap_or_default().to_string();
+            match out.body.collect().await {
+                Ok(bytes) => {
+                    return Ok(Object {
+                        bytes: bytes.into_bytes().to_vec(),
+                        version,
+                    });
+                }
+                // The body broke off after the headers (the SDK's retries end
+                // there): a get is safe to send again.
+                Err(e) if attempt < GET_ATTEMPTS => {
+                    tracing::debug!(
+                        "{}: the body broke off ({}); reading again",
+                        self.uri_of(key),
+                        describe(&e)
+                    );
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    return Err(StoreError::Backend {
+                        uri: self.uri_of(key),
+                        message: format!("the body broke off after {attempt} attempts: {}", describe(&e)),
+                    });
+                }
+            }
+        }
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta, StoreError> {
@@ -413,27 +447,40 @@ impl AsyncStore for S3Store {
         })
     }
 
+    /// A write, retried by the SDK on transient errors and here on 409
+    /// conflicts. If it took more than one attempt and failed (a conditional
+    /// write's 412 above all), an earlier attempt may have landed with its
+    /// response lost: the object is read back, and if it holds exactly these
+    /// bytes the write is done, at the version read.
     async fn put(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<ObjectMeta, StoreError> {
         check_key(key)?;
+        let attempts = CountAttempts::default();
         let mut attempt = 0;
-        loop {
+        let failed = loop {
             attempt += 1;
-            match self.put_once(key, bytes, &mode).await {
-                Ok(version) => {
-                    return Ok(ObjectMeta {
-                        key: key.to_string(),
-                        size: bytes.len() as u64,
-                        version,
-                    });
-                }
+            match self.put_once(key, bytes, &mode, &attempts).await {
+                Ok(version) => return Ok(self.written(key, bytes, version)),
                 Err(StoreError::Backend { message, .. })
                     if message == CONFLICT && attempt < CONFLICT_ATTEMPTS =>
                 {
                     let jitter = rand::random_range(0..50u64);
                     tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt) + jitter)).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => break e,
             }
+        };
+        if !attempts.retried() {
+            return Err(failed);
+        }
+        match self.get(key).await {
+            Ok(there) if there.bytes == bytes => {
+                tracing::debug!(
+                    "{}: an earlier attempt of this write landed (its response was lost): done",
+                    self.uri_of(key)
+                );
+                Ok(self.written(key, bytes, there.version))
+            }
+            _ => Err(failed),
         }
     }
 
