@@ -13,6 +13,7 @@ mod dashboard;
 mod dashboard_browser;
 mod defects;
 mod demo;
+mod emf;
 mod features;
 mod ingest;
 mod malformed;

@@ -8,6 +8,7 @@ pub mod check;
 pub mod demo;
 pub mod forecaster;
 pub mod ingest;
+pub mod metrics;
 pub mod models;
 pub mod predict;
 pub mod retrain;
