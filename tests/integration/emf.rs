@@ -17,7 +17,7 @@ use crate::util::{
 const DAY: &str = "2015-07-20";
 
 /// The EMF documents among the stderr lines (those with an `_aws` member).
-fn emf_documents(stderr: &str) -> Vec<Value> {
+pub(crate) fn emf_documents(stderr: &str) -> Vec<Value> {
     stderr
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -29,7 +29,7 @@ fn emf_documents(stderr: &str) -> Vec<Value> {
 /// dimension a directive names is a string member of the root, every metric
 /// a number (or an array of at most 100 numbers) at the root; at most 100
 /// metrics, 30 dimensions a set; a timestamp within a day of now.
-fn structure_problems(doc: &Value) -> Vec<String> {
+pub(crate) fn structure_problems(doc: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let Some(root) = doc.as_object() else {
         return vec!["the document is not an object".into()];
