@@ -8,7 +8,10 @@
 use std::path::Path;
 use std::process::Command;
 
+use salescast_core::emf::{JobMetrics, LiveBucket};
 use serde_json::{Value, json};
+
+use crate::pipelines::yaml;
 
 use crate::util::{
     Cli, LINEAR, Outcome, copy_tree, python, repo_file, rossmann_config, rossmann_lake, run_cmd, s, tempdir,
@@ -180,6 +183,7 @@ fn retrain_and_predict_write_emf_lines_with_their_report_figures() {
     let out = with_env(&cli.clone().json(), dir, &["retrain", "--date", DAY], &on).expect_code(0);
     let report = out.json();
     let doc = the_document(&out);
+    let mut written = vec![doc.clone()];
     assert_eq!(doc["Model"], report["model"]);
     assert_eq!(doc["Command"], "retrain");
     assert_eq!(doc["RunDate"], DAY);
@@ -248,6 +252,8 @@ fn retrain_and_predict_write_emf_lines_with_their_report_figures() {
         (&json!("predict"), &json!(1.0))
     );
     assert!(close(&doc["Rows"], &report["rows"]), "{doc:#}");
+    written.push(doc);
+    the_alarms_watch_what_is_written(written);
 
     // auto (the default): written inside CodeBuild only; off: never.
     let quiet = with_env(&cli, dir, &["predict", "--date", DAY], &[]).expect_code(0);
@@ -268,6 +274,73 @@ fn retrain_and_predict_write_emf_lines_with_their_report_figures() {
     )
     .expect_code(0);
     assert!(emf_documents(&off.stderr).is_empty(), "{}", off.stderr);
+}
+
+/// Every alarm of the stack on the jobs' namespace watches a metric that
+/// `written` (real runs' documents, plus the live-accuracy and drift hooks')
+/// holds, under the alarm's dimensions with the stack's default values.
+fn the_alarms_watch_what_is_written(mut written: Vec<Value>) {
+    let mut hooks = JobMetrics::new("salescast", "sales", "monitor");
+    hooks
+        .live_accuracy(&[LiveBucket {
+            bucket: "1-7".into(),
+            live_wape: 0.2,
+            holdout_wape: 0.1,
+        }])
+        .drift(0.3, 1);
+    written.extend(hooks.documents(chrono::Utc::now().timestamp_millis()));
+    for doc in &written {
+        assert_eq!(structure_problems(doc), Vec::<String>::new(), "{doc:#}");
+    }
+    assert_eq!(schema_verdicts(&written[2..]), ["ok"]);
+
+    let template = yaml(&repo_file("pipelines/salescast.yml"));
+    let default = |name: &str| template["Parameters"][name]["Default"].clone();
+    let value = |v: &Value| match v.get("Ref").and_then(Value::as_str) {
+        Some(parameter) => default(parameter),
+        None => v.clone(),
+    };
+    let mut watched = 0;
+    for (name, alarm) in template["Resources"].as_object().unwrap() {
+        let p = &alarm["Properties"];
+        if alarm["Type"] != "AWS::CloudWatch::Alarm" || p["Namespace"] != json!({"Ref": "MetricsNamespace"}) {
+            continue;
+        }
+        watched += 1;
+        let dimensions: Vec<(String, Value)> = p["Dimensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["Name"].as_str().unwrap().to_string(), value(&d["Value"])))
+            .collect();
+        let found = written.iter().any(|doc| {
+            doc["_aws"]["CloudWatchMetrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|directive| {
+                    let names: Vec<&str> = dimensions.iter().map(|(n, _)| n.as_str()).collect();
+                    directive["Namespace"] == default("MetricsNamespace")
+                        && directive["Dimensions"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|set| *set == json!(names))
+                        && directive["Metrics"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|m| m["Name"] == p["MetricName"])
+                        && dimensions.iter().all(|(n, v)| doc[n.as_str()] == *v)
+                })
+        });
+        assert!(
+            found,
+            "{name} watches {} {dimensions:?}, which no job writes",
+            p["MetricName"]
+        );
+    }
+    assert_eq!(watched, 3, "LiveWapeAlarm, DriftAlarm, MissingRunAlarm");
 }
 
 #[test]
