@@ -8,8 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::emf::{emf_documents, structure_problems};
 use crate::pipelines::{DailyJob, aws, yaml};
 use crate::retrain::{Backend, Place};
 use crate::util::{LINEAR, python, repo_file, s, s3_bucket, s3_endpoint, shared_data, tempdir};
@@ -208,6 +209,15 @@ fn the_daily_pipeline_ingests_retrains_and_predicts_through_the_buildspec() {
         retrain.starts_with("# salescast retrain 2015-08-01: promoted"),
         "{retrain}"
     );
+    // Each step wrote its CloudWatch metrics (EMF, on by default in CodeBuild).
+    let metrics = emf_documents(&build.log);
+    let commands: Vec<&Value> = metrics.iter().map(|d| &d["Command"]).collect();
+    assert_eq!(commands, ["ingest", "retrain", "predict"], "{}", build.log);
+    for doc in &metrics {
+        assert_eq!(structure_problems(doc), Vec::<String>::new(), "{doc:#}");
+        assert_eq!(doc["Succeeded"], 1.0, "{doc:#}");
+    }
+    assert_eq!(metrics[1]["Promoted"], 1.0);
     let report = build.report.unwrap();
     let whole = [&build.reports["ingest.md"], retrain, &build.reports["predict.md"]]
         .map(|r| r.as_str())
@@ -238,6 +248,15 @@ fn a_failing_step_stops_the_daily_job_with_its_exit_code() {
     // retrain fails (no data for the day: exit 3); predict does not run.
     let build = job.codebuild(&[("RUN_DATE", "2015-09-30")]).expect_code(3);
     assert!(build.log.contains("daily-job: retrain: exit 3"), "{}", build.log);
+    let failed: Vec<Value> = emf_documents(&build.log)
+        .into_iter()
+        .filter(|d| d.get("Failed").is_some())
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", build.log);
+    assert_eq!(
+        (&failed[0]["Command"], &failed[0]["ExitCode"]),
+        (&json!("retrain"), &json!(3))
+    );
     assert!(
         build
             .log

@@ -15,6 +15,7 @@ mod dashboard;
 mod dashboard_browser;
 mod defects;
 mod demo;
+mod emf;
 mod faults;
 mod features;
 mod ingest;

@@ -254,6 +254,9 @@ impl DailyJob {
             cmd.env(key, value.as_str().unwrap());
         }
         cmd.envs(self.project_env());
+        // CodeBuild names every build so; salescast's metrics.emf = "auto"
+        // writes the jobs' EMF lines where it is set.
+        cmd.env("CODEBUILD_BUILD_ID", "salescast:0b1d3c2a-test");
         cmd.envs(overrides.iter().copied());
         let out = cmd.output().unwrap();
         let report_dir = source

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,6 +42,19 @@ pub struct GlobalArgs {
     /// Only warnings and errors on stderr
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// The log lines on stderr: text, or one JSON object per line for log
+    /// pipelines [default: SALESCAST_LOG_FORMAT, else text]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How log lines are written (`--log-format`, `SALESCAST_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (colored on a terminal).
+    Text,
+    /// tracing's JSON: one object per line, with a timestamp, the level and the fields.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

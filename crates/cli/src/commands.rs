@@ -1,25 +1,41 @@
 //! Runs a parsed command line: loads the configuration, sets up logging, calls
-//! the command, and prints its report (human text, or JSON with `--json`).
+//! the command, prints its report (human text, or JSON with `--json`), and
+//! writes the job's CloudWatch EMF lines on stderr when `metrics.emf` is on.
 
 use salescast_core::accounts::{AccountsError, Role};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use clap::ValueEnum as _;
 use salescast_core::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
+use salescast_core::emf::{self, JobMetrics};
 use salescast_core::pipeline::{
-    IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, doctor, ingest, models,
-    open_lake, open_registry, predict, retrain, rollback, users, yesterday_utc,
+    IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, doctor, ingest,
+    metrics, models, open_lake, open_registry, predict, retrain, rollback, users, yesterday_utc,
 };
 use salescast_core::storage::Handle;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::cli::{Cli, Command, ModelsCommand, UsersCommand as UsersArgs};
+use crate::cli::{Cli, Command, LogFormat, ModelsCommand, UsersCommand as UsersArgs};
+use crate::exit::code_for;
 use crate::render::Report;
+
+/// Set once the log lines are JSON, so `main` logs a failure as JSON too.
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// Whether this run's log lines are JSON (`--log-format json`).
+pub fn json_logs() -> bool {
+    JSON_LOGS.load(Ordering::Relaxed)
+}
 
 /// Parses nothing, prints once: the whole run of one command line, its stores
 /// on the runtime behind `handle`.
 pub fn run(cli: Cli, handle: &Handle) -> anyhow::Result<()> {
     let env = EnvLayer::from_vars(std::env::vars())?;
-    init_logging(cli.global.verbose, cli.global.quiet, env.log.as_deref())?;
+    let format = log_format(cli.global.log_format, env.log_format.as_deref())?;
+    init_logging(cli.global.verbose, cli.global.quiet, env.log.as_deref(), format)?;
     let flags = FlagLayer {
         config: cli.global.config.clone(),
         lake: cli.global.lake.clone(),
@@ -31,12 +47,73 @@ pub fn run(cli: Cli, handle: &Handle) -> anyhow::Result<()> {
         Command::Demo(args) => emit(&demo::run(&args.dir, handle)?, json),
         command => {
             let config = config::load(&env, &flags)?;
-            run_configured(command, &config, handle, json)
+            let log = MetricsLog::new(&config, &command);
+            let outcome = run_configured(command, &config, handle, json, &log);
+            if let Err(err) = &outcome {
+                log.write(Some(metrics::failed(
+                    &config.metrics,
+                    log.model,
+                    log.command,
+                    code_for(err) as u8,
+                )));
+            }
+            outcome
         }
     }
 }
 
-fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool) -> anyhow::Result<()> {
+/// The EMF lines of one run of a job: written on stderr (CloudWatch Logs
+/// extracts the metrics from the build's log) when `metrics.emf` is on.
+struct MetricsLog<'a> {
+    on: bool,
+    model: &'a str,
+    command: &'static str,
+    started: Instant,
+}
+
+impl<'a> MetricsLog<'a> {
+    fn new(config: &'a Config, command: &Command) -> Self {
+        let command = match command {
+            Command::Ingest(_) => "ingest",
+            Command::Retrain(_) => "retrain",
+            Command::Predict(_) => "predict",
+            Command::Rollback(_) => "rollback",
+            // Inspections and the server: no job, no metrics.
+            _ => "",
+        };
+        Self {
+            on: !command.is_empty() && config.metrics.enabled(emf::in_codebuild()),
+            model: &config.training.model_name,
+            command,
+            started: Instant::now(),
+        }
+    }
+
+    fn seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    fn write(&self, set: Option<JobMetrics>) {
+        use std::io::Write as _;
+        let Some(set) = set.filter(|_| self.on) else {
+            return;
+        };
+        let mut stderr = std::io::stderr().lock();
+        for line in set.lines(chrono::Utc::now().timestamp_millis()) {
+            // A closed stderr loses the metrics, never the run.
+            let _ = writeln!(stderr, "{line}");
+        }
+    }
+}
+
+fn run_configured(
+    command: Command,
+    config: &Config,
+    handle: &Handle,
+    json: bool,
+    log: &MetricsLog,
+) -> anyhow::Result<()> {
+    let settings = &config.metrics;
     match command {
         Command::Ingest(args) => {
             let lake = open_lake(config, handle)?;
@@ -46,7 +123,10 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
                 attributes: args.attributes,
                 replace: args.replace,
             };
-            emit(&ingest(config, &lake, &request)?, json)
+            let report = ingest(config, &lake, &request)?;
+            emit(&report, json)?;
+            log.write(Some(metrics::ingest(&report, log.model, log.seconds(), settings)));
+            Ok(())
         }
         Command::Check(args) => {
             let lake = open_lake(config, handle)?;
@@ -64,7 +144,9 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
                 &open_registry(config, handle)?,
                 &options,
             )?;
-            emit(&report, json)
+            emit(&report, json)?;
+            log.write(metrics::retrain(&report, settings));
+            Ok(())
         }
         Command::Predict(args) => {
             let report = predict(
@@ -73,21 +155,25 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
                 &open_registry(config, handle)?,
                 args.date.unwrap_or_else(yesterday_utc),
             )?;
-            emit(&report, json)
+            emit(&report, json)?;
+            log.write(Some(metrics::predict(&report, settings)));
+            Ok(())
         }
         Command::Backtest(args) => {
             let report = backtest(config, &open_lake(config, handle)?, args.from, args.to)?;
             emit(&report, json)
         }
-        Command::Rollback(args) => emit(
-            &rollback(
+        Command::Rollback(args) => {
+            let report = rollback(
                 &open_registry(config, handle)?,
                 args.to.as_deref(),
                 &args.reason,
                 &actor(),
-            )?,
-            json,
-        ),
+            )?;
+            emit(&report, json)?;
+            log.write(Some(metrics::rollback(&report, log.seconds(), settings)));
+            Ok(())
+        }
         Command::Doctor(args) => {
             let report = doctor(
                 &open_registry(config, handle)?,
@@ -207,14 +293,41 @@ fn emit(report: &impl Report, json: bool) -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool, from_env: Option<&str>) -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
+/// The log format: `--log-format`, else `SALESCAST_LOG_FORMAT`, else text.
+/// A value the variable cannot take is a usage error naming it (clap
+/// refuses a bad flag itself, naming the flag).
+fn log_format(flag: Option<LogFormat>, from_env: Option<&str>) -> Result<LogFormat, ConfigError> {
+    match (flag, from_env) {
+        (Some(format), _) => Ok(format),
+        (None, None) => Ok(LogFormat::Text),
+        (None, Some(text)) => LogFormat::from_str(text.trim(), true).map_err(|_| ConfigError::Invalid {
+            key: config::ENV_LOG_FORMAT.into(),
+            problem: format!("{text:?}: use text or json"),
+        }),
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool, from_env: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(log_filter(verbose, quiet, from_env)?)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .without_time()
-        .try_init();
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_target(false)
+            .without_time()
+            .try_init(),
+        // A log pipeline wants the time, and one flat object per line.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
+    if installed.is_ok() && format == LogFormat::Json {
+        JSON_LOGS.store(true, Ordering::Relaxed);
+    }
     Ok(())
 }
 

@@ -30,8 +30,13 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::from(exit::ExitCode::Ok as u8),
         Err(err) => {
-            eprintln!("salescast: error: {err:#}");
-            std::process::ExitCode::from(code_for(&err) as u8)
+            let code = code_for(&err) as u8;
+            if commands::json_logs() {
+                tracing::error!(exit_code = code, "{err:#}");
+            } else {
+                eprintln!("salescast: error: {err:#}");
+            }
+            std::process::ExitCode::from(code)
         }
     }
 }

@@ -7,13 +7,14 @@
 //!
 //! Each section's type and its checks live with the module that owns them
 //! (`mapping`, `window`, `validate`, `features`, `train`, `evaluate`, `cost`,
-//! `storage`); this module only assembles, merges and checks the whole.
+//! `emf`, `storage`); this module only assembles, merges and checks the whole.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::cost::CostSettings;
+use crate::emf::{EmfMode, MetricsSettings};
 use crate::evaluate::PromotionSettings;
 use crate::features::{FeatureLayout, FeatureSettings};
 use crate::forecast::ForecastSettings;
@@ -33,7 +34,18 @@ pub const ENV_CONFIG: &str = "SALESCAST_CONFIG";
 pub const ENV_LAKE: &str = "SALESCAST_LAKE";
 pub const ENV_REGISTRY: &str = "SALESCAST_REGISTRY";
 pub const ENV_LOG: &str = "SALESCAST_LOG";
-const KNOWN_ENV: [&str; 4] = [ENV_CONFIG, ENV_LAKE, ENV_REGISTRY, ENV_LOG];
+/// `text` or `json`: the log lines' format (`--log-format`).
+pub const ENV_LOG_FORMAT: &str = "SALESCAST_LOG_FORMAT";
+/// `auto`, `on` or `off`: whether a run writes CloudWatch EMF lines (`metrics.emf`).
+pub const ENV_EMF: &str = "SALESCAST_EMF";
+const KNOWN_ENV: [&str; 6] = [
+    ENV_CONFIG,
+    ENV_LAKE,
+    ENV_REGISTRY,
+    ENV_LOG,
+    ENV_LOG_FORMAT,
+    ENV_EMF,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -77,6 +89,7 @@ pub struct Config {
     pub promotion: PromotionSettings,
     pub s3: S3Settings,
     pub cost: CostSettings,
+    pub metrics: MetricsSettings,
     pub serve: ServeSettings,
 }
 
@@ -94,6 +107,7 @@ impl Default for Config {
             promotion: PromotionSettings::default(),
             s3: S3Settings::default(),
             cost: CostSettings::default(),
+            metrics: MetricsSettings::default(),
             serve: ServeSettings::default(),
         }
     }
@@ -126,6 +140,8 @@ pub struct EnvLayer {
     pub lake: Option<String>,
     pub registry: Option<String>,
     pub log: Option<String>,
+    pub log_format: Option<String>,
+    pub emf: Option<String>,
 }
 
 impl EnvLayer {
@@ -141,6 +157,8 @@ impl EnvLayer {
                 ENV_LAKE => layer.lake = Some(value),
                 ENV_REGISTRY => layer.registry = Some(value),
                 ENV_LOG => layer.log = Some(value),
+                ENV_LOG_FORMAT => layer.log_format = Some(value),
+                ENV_EMF => layer.emf = Some(value),
                 _ => {
                     return Err(ConfigError::UnknownEnv {
                         name,
@@ -204,6 +222,12 @@ pub fn merge(file: Option<Config>, env: &EnvLayer, flags: &FlagLayer) -> Result<
             problem,
         })?;
         config.s3.endpoint = Some(endpoint);
+    }
+    if let Some(text) = &env.emf {
+        config.metrics.emf = text.parse::<EmfMode>().map_err(|problem| ConfigError::Invalid {
+            key: ENV_EMF.into(),
+            problem,
+        })?;
     }
     // A location given on the command line or in the environment is named as
     // given there, so a usage error points at the option the user typed.
@@ -285,6 +309,7 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
     config.training.check(&names)?;
     config.promotion.check()?;
     config.cost.check()?;
+    config.metrics.check()?;
     config.serve.check()?;
     config
         .s3

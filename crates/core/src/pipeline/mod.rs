@@ -9,6 +9,7 @@ pub mod demo;
 pub mod doctor;
 pub mod forecaster;
 pub mod ingest;
+pub mod metrics;
 pub mod models;
 pub mod predict;
 pub mod retrain;
