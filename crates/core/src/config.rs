@@ -216,11 +216,13 @@ pub fn merge(file: Option<Config>, env: &EnvLayer, flags: &FlagLayer) -> Result<
             (None, Some(_)) => format!("{env_name} (environment)"),
             (None, None) => continue,
         };
-        if let Err(e) = crate::storage::locate(value) {
-            return Err(ConfigError::Argument {
-                flag,
-                problem: e.to_string(),
-            });
+        let problem = match crate::storage::locate(value) {
+            _ if value.trim().is_empty() => Some("must not be empty".to_string()),
+            Err(e) => Some(e.to_string()),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            return Err(ConfigError::Argument { flag, problem });
         }
     }
     check(&config)?;
@@ -400,3 +402,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "config_props.rs"]
+mod props;

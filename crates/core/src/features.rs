@@ -31,6 +31,10 @@ impl Default for FeatureSettings {
     }
 }
 
+/// The longest lag or rolling mean, in days: a hundred years (the longest
+/// window), and far inside the 32-bit day numbers dates are shifted in.
+pub const MAX_FEATURE_DAYS: u32 = 36_525;
+
 impl FeatureSettings {
     pub fn check(&self) -> Result<(), crate::setting::Invalid> {
         if self.lags.iter().chain(&self.rolling_means).any(|&d| d == 0) {
@@ -38,6 +42,24 @@ impl FeatureSettings {
                 "features",
                 "lags and rolling means are whole days >= 1",
             ));
+        }
+        for (key, days) in [
+            ("features.lags", &self.lags),
+            ("features.rolling_means", &self.rolling_means),
+        ] {
+            if let Some(d) = days.iter().find(|&&d| d > MAX_FEATURE_DAYS) {
+                return Err(crate::setting::invalid(
+                    key,
+                    format!("{d} days is more than {MAX_FEATURE_DAYS} (a hundred years)"),
+                ));
+            }
+            if let Some(d) = days.iter().enumerate().find_map(|(i, d)| {
+                days.get(..i)
+                    .is_some_and(|before| before.contains(d))
+                    .then_some(d)
+            }) {
+                return Err(crate::setting::invalid(key, format!("{d} is given twice")));
+            }
         }
         Ok(())
     }
@@ -290,3 +312,7 @@ mod tests {
         assert_eq!(values(&out, "rolling_mean_7"), [None, Some(10.0), Some(10.0)]);
     }
 }
+
+#[cfg(test)]
+#[path = "features_props.rs"]
+mod props;
