@@ -437,3 +437,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "config_props.rs"]
+mod props;

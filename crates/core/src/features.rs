@@ -48,6 +48,13 @@ impl FeatureSettings {
                     format!("{bad} is not a whole number of days between 1 and {MAX_FEATURE_DAYS}"),
                 ));
             }
+            if let Some(d) = days.iter().enumerate().find_map(|(i, d)| {
+                days.get(..i)
+                    .is_some_and(|before| before.contains(d))
+                    .then_some(d)
+            }) {
+                return Err(crate::setting::invalid(key, format!("{d} is given twice")));
+            }
         }
         Ok(())
     }
@@ -300,3 +307,7 @@ mod tests {
         assert_eq!(values(&out, "rolling_mean_7"), [None, Some(10.0), Some(10.0)]);
     }
 }
+
+#[cfg(test)]
+#[path = "features_props.rs"]
+mod props;

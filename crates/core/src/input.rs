@@ -475,3 +475,11 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "input_props.rs"]
+mod props;
+
+#[cfg(test)]
+#[path = "input_roundtrip_props.rs"]
+mod roundtrip_props;

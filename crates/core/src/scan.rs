@@ -42,8 +42,15 @@ pub struct Scanner {
     field: Field,
     /// Whether the header (the first record) has been seen.
     header: bool,
+    /// CSV: how many bytes of a leading byte order mark have been passed;
+    /// `None` once past the start of the file.
+    bom: Option<usize>,
     rows: RowLines,
 }
+
+/// UTF-8's byte order mark, which polars skips at the start of a CSV file
+/// (before any blank lines it skips too).
+const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
 /// A line (or CSV record) longer than the bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +91,7 @@ impl Scanner {
             record: None,
             field: Field::Start,
             header: false,
+            bom: Some(0),
             rows: RowLines::new(2),
         }
     }
@@ -127,6 +135,19 @@ impl Scanner {
 
     fn feed_csv(&mut self, chunk: &[u8]) -> Result<(), TooLong> {
         for &byte in chunk {
+            if let Some(seen) = self.bom {
+                if BOM.get(seen) == Some(&byte) {
+                    self.bom = (seen + 1 < BOM.len()).then_some(seen + 1);
+                    continue;
+                }
+                self.bom = None;
+                if seen > 0 {
+                    // Part of a mark only: text of the header, which starts here.
+                    self.record = Some(self.line);
+                    self.field = Field::Plain;
+                    self.len = seen;
+                }
+            }
             let start = match self.record {
                 Some(start) => start,
                 None if !self.header && (byte == b'\n' || byte == b'\r') => {
@@ -270,6 +291,35 @@ mod tests {
             "a quote inside a plain field is text"
         );
         assert_eq!(csv_rows("", 1), Vec::<usize>::new());
+    }
+
+    /// Found by `input_roundtrip_props`: the scan took a leading byte order
+    /// mark for the header's first bytes, so the blank lines polars skips
+    /// after it were not skipped, and every row was named a line early.
+    #[test]
+    fn a_byte_order_mark_then_blank_lines_before_the_header_names_rows_at_their_lines() {
+        for step in [1, 2, 1 << 16] {
+            assert_eq!(csv_rows("\u{feff}\na,b\n1,2\n", step), [3], "step {step}");
+            assert_eq!(
+                csv_rows("\u{feff}\r\n\r\na,b\r\n1,2\r\n3,4", step),
+                [4, 5],
+                "step {step}"
+            );
+            assert_eq!(
+                csv_rows("\u{feff}a,b\n1,2\n", step),
+                [2],
+                "a mark on the header's line"
+            );
+        }
+        let partial = [0xEF, 0xBB, b'\n', b'a', b'\n', b'1', b'\n'];
+        let mut scanner = Scanner::new(Layout::Csv, 1 << 20);
+        scanner.feed(&partial).unwrap();
+        let rows = scanner.finish();
+        assert_eq!(
+            (0..rows.rows()).map(|i| rows.line(i)).collect::<Vec<_>>(),
+            [2, 3],
+            "part of a mark is text of the header's line"
+        );
     }
 
     fn too_long(layout: Layout, text: &[u8], max: usize, step: usize) -> Option<usize> {

@@ -126,6 +126,22 @@ impl ApiError {
     }
 }
 
+#[cfg(test)]
+impl ApiError {
+    /// The response a client gets: its status and JSON body.
+    pub fn answered(self) -> (StatusCode, serde_json::Value) {
+        let response = self.into_response();
+        let status = response.status();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let bytes = runtime
+            .block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .expect("the body");
+        (status, serde_json::from_slice(&bytes).expect("a JSON body"))
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {

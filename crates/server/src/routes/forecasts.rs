@@ -11,8 +11,8 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -48,40 +48,12 @@ struct SeriesForecasts<'a> {
 async fn stored(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let snapshot = state.snapshot.load_full().ok_or_else(ApiError::not_ready)?;
     let in_model = |e: ApiError| e.model(snapshot.version());
-    let Query(params) = query.map_err(|e| in_model(ApiError::bad_request(e.body_text())))?;
-    let mapping = snapshot.forecaster.mapping();
-    let mut keys: BTreeMap<String, String> = BTreeMap::new();
-    let (mut from, mut to) = (None, None);
-    for (name, value) in &params {
-        let slot = match name.as_str() {
-            "from" | "to" => {
-                let slot = if name == "from" { &mut from } else { &mut to };
-                if slot.replace(date(name, value).map_err(in_model)?).is_some() {
-                    return Err(in_model(ApiError::bad(name, format!("{name:?} is given twice"))));
-                }
-                continue;
-            }
-            key if mapping.series_keys.iter().any(|k| k == key) => keys.insert(name.clone(), value.clone()),
-            _ => {
-                return Err(in_model(ApiError::bad(
-                    name,
-                    format!(
-                        "unknown parameter {name:?} (expected the series keys {} and optionally from, to)",
-                        mapping.series_keys.join(", ")
-                    ),
-                )));
-            }
-        };
-        if slot.is_some() {
-            return Err(in_model(ApiError::bad(name, format!("{name:?} is given twice"))));
-        }
-    }
-    let name = series_name(&snapshot, &keys).map_err(in_model)?;
-    check_range(from, to).map_err(in_model)?;
+    let StoredQuery { name, keys, from, to } =
+        parse_stored_query(raw.as_deref(), &snapshot.forecaster.mapping().series_keys).map_err(in_model)?;
     // Another store's series does not exist for a store user.
     if !caller.may_see(store_of(&state, &snapshot, &keys)) {
         return Err(in_model(unknown_series(&keys)));
@@ -100,6 +72,52 @@ async fn stored(
         forecasts: rows.iter().filter(|r| in_range(r, from, to)).collect(),
     };
     json(&body).map_err(in_model)
+}
+
+/// What `GET /v1/forecasts` asks for: one series (its name and keys) and
+/// optionally a range of target dates.
+#[derive(Debug, PartialEq)]
+struct StoredQuery {
+    name: String,
+    keys: BTreeMap<String, String>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+}
+
+/// Parses the raw query string of `GET /v1/forecasts` (percent-decoded as
+/// a form; invalid UTF-8 replaced) against the model's series keys: each key
+/// once, `from` and `to` at most once each as dates, `from` not after `to`,
+/// nothing else. Any other query is a 400 naming the parameter at fault.
+fn parse_stored_query(raw: Option<&str>, series_keys: &[String]) -> Result<StoredQuery, ApiError> {
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    let (mut from, mut to) = (None, None);
+    for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        let slot = match name.as_ref() {
+            "from" | "to" => {
+                let slot = if name == "from" { &mut from } else { &mut to };
+                if slot.replace(date(&name, &value)?).is_some() {
+                    return Err(ApiError::bad(&name, format!("{name:?} is given twice")));
+                }
+                continue;
+            }
+            key if series_keys.iter().any(|k| k == key) => keys.insert(name.to_string(), value.into_owned()),
+            _ => {
+                return Err(ApiError::bad(
+                    &name,
+                    format!(
+                        "unknown parameter {name:?} (expected the series keys {} and optionally from, to)",
+                        series_keys.join(", ")
+                    ),
+                ));
+            }
+        };
+        if slot.is_some() {
+            return Err(ApiError::bad(&name, format!("{name:?} is given twice")));
+        }
+    }
+    let name = series_name(series_keys, &keys)?;
+    check_range(from, to)?;
+    Ok(StoredQuery { name, keys, from, to })
 }
 
 /// A plan or series value: text, a number or a flag, as a plan file holds it.
@@ -180,7 +198,7 @@ async fn on_demand(
     let mut wanted = Vec::with_capacity(request.series.len());
     for given in &request.series {
         let keys: BTreeMap<String, String> = given.iter().map(|(k, v)| (k.clone(), v.text())).collect();
-        let name = series_name(&snapshot, &keys).map_err(in_model)?;
+        let name = series_name(&snapshot.forecaster.mapping().series_keys, &keys).map_err(in_model)?;
         if !snapshot.forecaster.is_active(&name) || !caller.may_see(store_of(&state, &snapshot, &keys)) {
             return Err(in_model(unknown_series(&keys)));
         }
@@ -284,8 +302,7 @@ fn in_range(row: &ForecastRow, from: Option<NaiveDate>, to: Option<NaiveDate>) -
 }
 
 /// The series name (keys joined with "/") of exactly the mapping's keys.
-fn series_name(snapshot: &Snapshot, keys: &BTreeMap<String, String>) -> Result<String, ApiError> {
-    let expected = &snapshot.forecaster.mapping().series_keys;
+fn series_name(expected: &[String], keys: &BTreeMap<String, String>) -> Result<String, ApiError> {
     if let Some(extra) = keys.keys().find(|k| !expected.contains(k)) {
         return Err(ApiError::bad(
             extra,
@@ -324,3 +341,7 @@ fn unknown_series(keys: &BTreeMap<String, String>) -> ApiError {
         shown.join(", ")
     ))
 }
+
+#[cfg(test)]
+#[path = "forecasts_props.rs"]
+mod props;

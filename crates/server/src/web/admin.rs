@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 
 use askama::Template;
-use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::extract::{ConnectInfo, Form, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -69,15 +69,24 @@ struct AdminPage {
     audit: Vec<(String, String, String, String, String, String)>,
 }
 
-#[derive(Deserialize)]
-struct Done {
-    done: Option<String>,
-    subject: Option<String>,
+/// The change a redirect back to the page reports: `done` (what) and `subject` (whom).
+#[derive(Debug)]
+pub(super) struct Done {
+    pub(super) done: Option<String>,
+    pub(super) subject: Option<String>,
+}
+
+impl Done {
+    /// From the raw query string (see [`view::query_values`]).
+    pub(super) fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let [done, subject] = view::query_values(raw, ["done", "subject"])?;
+        Ok(Self { done, subject })
+    }
 }
 
 /// What a successful change says when the page comes back (fixed texts: a
 /// link cannot make the page say anything else).
-fn done_message(done: &Done) -> Option<String> {
+pub(super) fn done_message(done: &Done) -> Option<String> {
     // A name, a hash prefix or a token id: nothing else is shown.
     let subject = done
         .subject
@@ -101,9 +110,10 @@ fn done_message(done: &Done) -> Option<String> {
 async fn page(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(done): Query<Done>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     caller.require(Role::Admin)?;
+    let done = Done::parse(raw.as_deref())?;
     show(&state, &caller, done_message(&done), StatusCode::OK).await
 }
 

@@ -7,13 +7,12 @@
 use std::cmp::Ordering;
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use salescast_core::accounts::Role;
 use salescast_core::pipeline::serving::Snapshot;
-use serde::Deserialize;
 
 use super::PageError;
 use super::stores::{PeriodView, store_chart};
@@ -40,16 +39,26 @@ const COLUMNS: [(&str, &str, bool); 8] = [
     ("error", "Forecast error", true),
 ];
 
-#[derive(Deserialize)]
-struct Sort {
+/// The table's order as the query asks: `sort` (a column key) and `dir`.
+#[derive(Debug)]
+pub(super) struct Sort {
     sort: Option<String>,
     dir: Option<String>,
 }
 
+impl Sort {
+    /// From the raw query string (see [`view::query_values`]).
+    pub(super) fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let [sort, dir] = view::query_values(raw, ["sort", "dir"])?;
+        Ok(Self { sort, dir })
+    }
+}
+
 /// One store's figures (numbers, for sorting and CSV).
-struct Figures {
-    store: String,
-    values: [Option<f64>; 7],
+#[derive(Debug)]
+pub(super) struct Figures {
+    pub(super) store: String,
+    pub(super) values: [Option<f64>; 7],
 }
 
 fn figures(snapshot: &Snapshot) -> Vec<Figures> {
@@ -77,7 +86,7 @@ fn figures(snapshot: &Snapshot) -> Vec<Figures> {
 
 /// The rows sorted by the column asked for (unknown columns are a 400);
 /// stores without a value sort last either way.
-fn sorted(mut rows: Vec<Figures>, sort: &Sort) -> Result<(Vec<Figures>, usize, bool), ApiError> {
+pub(super) fn sorted(mut rows: Vec<Figures>, sort: &Sort) -> Result<(Vec<Figures>, usize, bool), ApiError> {
     let key = sort.sort.as_deref().unwrap_or("growth_28");
     let column = COLUMNS.iter().position(|c| c.0 == key).ok_or_else(|| {
         let known: Vec<&str> = COLUMNS.iter().map(|c| c.0).collect();
@@ -112,7 +121,7 @@ fn sorted(mut rows: Vec<Figures>, sort: &Sort) -> Result<(Vec<Figures>, usize, b
 
 /// Numbers as numbers ("9" before "10"), before any text; text by bytes.
 /// A total order (a sort on a non-total order may panic).
-fn natural(a: &str, b: &str) -> Ordering {
+pub(super) fn natural(a: &str, b: &str) -> Ordering {
     match (a.parse::<f64>(), b.parse::<f64>()) {
         (Ok(x), Ok(y)) => x.total_cmp(&y).then_with(|| a.cmp(b)),
         (Ok(_), Err(_)) => Ordering::Less,
@@ -195,9 +204,10 @@ fn top(rows: &[Figures], column: usize, show: fn(Option<f64>) -> String) -> Vec<
 async fn page(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(sort): Query<Sort>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     caller.require(Role::Manager)?;
+    let sort = Sort::parse(raw.as_deref())?;
     let snapshot = view::snapshot(&state)?;
     let board = &snapshot.board;
     let all = figures(&snapshot);
@@ -261,9 +271,10 @@ async fn page(
 async fn download(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(sort): Query<Sort>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     caller.require(Role::Manager)?;
+    let sort = Sort::parse(raw.as_deref())?;
     let snapshot = view::snapshot(&state)?;
     let (rows, _, _) = sorted(figures(&snapshot), &sort)?;
     let number = |v: Option<f64>, digits: usize| v.map(|v| format!("{v:.digits$}")).unwrap_or_default();

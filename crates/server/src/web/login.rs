@@ -8,14 +8,13 @@ use std::net::SocketAddr;
 use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use serde::Deserialize;
 
 use super::PageError;
-use super::view::{Nav, render};
+use super::view::{self, Nav, render};
 use crate::auth::{self, LoginRequest};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -32,17 +31,12 @@ struct LoginPage {
     message: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct PageQuery {
-    next: Option<String>,
-    ended: Option<String>,
-}
-
-async fn page(Query(query): Query<PageQuery>) -> Result<Response, PageError> {
+async fn page(RawQuery(raw): RawQuery) -> Result<Response, PageError> {
+    let [next, ended] = view::query_values(raw.as_deref(), ["next", "ended"])?;
     render(&LoginPage {
         nav: None,
-        next: local_path(query.next.as_deref()),
-        message: query.ended.map(|_| "You are logged out.".to_string()),
+        next: local_path(next.as_deref()),
+        message: ended.map(|_| "You are logged out.".to_string()),
     })
 }
 
@@ -50,7 +44,7 @@ async fn page(Query(query): Query<PageQuery>) -> Result<Response, PageError> {
 /// leading `/` not followed by `/` or `\`, and no whitespace, control
 /// character or backslash anywhere (browsers drop tabs and newlines from a
 /// URL, which would turn `/\t/host` into `//host`).
-fn local_path(next: Option<&str>) -> String {
+pub(super) fn local_path(next: Option<&str>) -> String {
     let safe = |p: &str| {
         p.starts_with('/')
             && !p[1..].starts_with(['/', '\\'])

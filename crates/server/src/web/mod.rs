@@ -15,6 +15,9 @@ mod model;
 mod stores;
 mod view;
 
+#[cfg(test)]
+mod query_props;
+
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};

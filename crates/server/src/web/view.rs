@@ -1,6 +1,6 @@
 //! What every page shares: the navigation of the caller's role, rendering a
 //! template (never cached: pages show what one role may see), number and
-//! percentage formats, URL path segments, and CSV downloads.
+//! percentage formats, query parameters, URL path segments, and CSV downloads.
 
 use std::sync::Arc;
 
@@ -94,6 +94,30 @@ pub fn share(value: Option<f64>) -> String {
         Some(v) => format!("{:.1}%", v * 100.0),
         None => "—".into(),
     }
+}
+
+/// The values of a page's query parameters `names` in the raw query string
+/// (percent-decoded as a form; invalid UTF-8 replaced), each at most once: a
+/// repeated one is a 400 naming it. Other parameters are ignored, as links
+/// to a page may carry more.
+pub fn query_values<const N: usize>(
+    raw: Option<&str>,
+    names: [&str; N],
+) -> Result<[Option<String>; N], ApiError> {
+    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
+    for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        let Some(slot) = names
+            .iter()
+            .position(|n| *n == name)
+            .and_then(|i| values.get_mut(i))
+        else {
+            continue;
+        };
+        if slot.replace(value.into_owned()).is_some() {
+            return Err(ApiError::bad(&name, format!("{name:?} is given twice")));
+        }
+    }
+    Ok(values)
 }
 
 /// A value as one URL path segment.
