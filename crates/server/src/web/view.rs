@@ -161,7 +161,9 @@ pub fn csv(filename: &str, header_row: &[&str], rows: &[Vec<String>]) -> Respons
 }
 
 fn csv_field(text: &str) -> String {
-    let numeric = text.parse::<f64>().is_ok();
+    // A finite number only: Rust also parses "-inf" and "-NaN", which a
+    // spreadsheet would read as a formula.
+    let numeric = text.parse::<f64>().is_ok_and(f64::is_finite);
     let guarded = if !numeric && text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {
@@ -197,6 +199,8 @@ mod tests {
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(csv_field("-12.5"), "-12.5");
+        assert_eq!(csv_field("-inf"), "'-inf");
+        assert_eq!(csv_field("-NaN"), "'-NaN");
         assert_eq!(path_segment("a b/c"), "a%20b%2Fc");
     }
 }
