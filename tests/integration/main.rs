@@ -17,6 +17,7 @@ mod demo;
 mod features;
 mod ingest;
 mod malformed;
+mod monitor;
 mod pipelines;
 mod plans;
 mod predict;

@@ -5,7 +5,7 @@ use salescast_core::accounts::{AccountsError, Role};
 use salescast_core::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
 use salescast_core::pipeline::{
     IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, doctor, ingest, models,
-    open_lake, open_registry, predict, retrain, rollback, users, yesterday_utc,
+    monitor, open_lake, open_registry, predict, retrain, rollback, users, yesterday_utc,
 };
 use salescast_core::storage::Handle;
 
@@ -68,6 +68,15 @@ fn run_configured(command: Command, config: &Config, handle: &Handle, json: bool
         }
         Command::Predict(args) => {
             let report = predict(
+                config,
+                &open_lake(config, handle)?,
+                &open_registry(config, handle)?,
+                args.date.unwrap_or_else(yesterday_utc),
+            )?;
+            emit(&report, json)
+        }
+        Command::Monitor(args) => {
+            let report = monitor(
                 config,
                 &open_lake(config, handle)?,
                 &open_registry(config, handle)?,
