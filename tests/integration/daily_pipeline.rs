@@ -192,7 +192,7 @@ fn the_daily_pipeline_ingests_retrains_and_predicts_through_the_buildspec() {
         .codebuild(&[("SCHEDULED_TIME", "2015-08-02T05:30:00Z")])
         .expect_code(0);
     let mut at = 0;
-    for step in ["ingest", "retrain", "predict"] {
+    for step in ["ingest", "monitor", "retrain", "predict"] {
         let line = format!("daily-job: {step}: exit 0");
         let found = build.log[at..]
             .find(&line)
@@ -212,16 +212,26 @@ fn the_daily_pipeline_ingests_retrains_and_predicts_through_the_buildspec() {
     // Each step wrote its CloudWatch metrics (EMF, on by default in CodeBuild).
     let metrics = emf_documents(&build.log);
     let commands: Vec<&Value> = metrics.iter().map(|d| &d["Command"]).collect();
-    assert_eq!(commands, ["ingest", "retrain", "predict"], "{}", build.log);
+    assert_eq!(
+        commands,
+        ["ingest", "monitor", "retrain", "predict"],
+        "{}",
+        build.log
+    );
     for doc in &metrics {
         assert_eq!(structure_problems(doc), Vec::<String>::new(), "{doc:#}");
         assert_eq!(doc["Succeeded"], 1.0, "{doc:#}");
     }
-    assert_eq!(metrics[1]["Promoted"], 1.0);
+    assert_eq!(metrics[2]["Promoted"], 1.0);
     let report = build.report.unwrap();
-    let whole = [&build.reports["ingest.md"], retrain, &build.reports["predict.md"]]
-        .map(|r| r.as_str())
-        .concat();
+    let whole = [
+        &build.reports["ingest.md"],
+        &build.reports["monitor.md"],
+        retrain,
+        &build.reports["predict.md"],
+    ]
+    .map(|r| r.as_str())
+    .concat();
     assert_eq!(report, whole, "report.md holds the steps' reports in order");
 
     // The lake holds the new day, and the forecasts made from it by the champion.
@@ -245,9 +255,9 @@ fn the_daily_pipeline_ingests_retrains_and_predicts_through_the_buildspec() {
 fn a_failing_step_stops_the_daily_job_with_its_exit_code() {
     let mut job = DailyJob::on_lake(fresh_s3_lake());
 
-    // retrain fails (no data for the day: exit 3); predict does not run.
+    // monitor fails (no actuals for the day: exit 3); retrain and predict do not run.
     let build = job.codebuild(&[("RUN_DATE", "2015-09-30")]).expect_code(3);
-    assert!(build.log.contains("daily-job: retrain: exit 3"), "{}", build.log);
+    assert!(build.log.contains("daily-job: monitor: exit 3"), "{}", build.log);
     let failed: Vec<Value> = emf_documents(&build.log)
         .into_iter()
         .filter(|d| d.get("Failed").is_some())
@@ -255,21 +265,27 @@ fn a_failing_step_stops_the_daily_job_with_its_exit_code() {
     assert_eq!(failed.len(), 1, "{}", build.log);
     assert_eq!(
         (&failed[0]["Command"], &failed[0]["ExitCode"]),
-        (&json!("retrain"), &json!(3))
+        (&json!("monitor"), &json!(3))
     );
     assert!(
         build
             .log
-            .contains("daily-job: stopped: retrain failed with exit 3"),
+            .contains("daily-job: stopped: monitor failed with exit 3"),
         "{}",
         build.log
     );
+    assert!(
+        build.log.contains("missing partition for 2015-09-30"),
+        "{}",
+        build.log
+    );
+    assert!(!build.log.contains("daily-job: retrain"), "{}", build.log);
     assert!(!build.log.contains("daily-job: predict"), "{}", build.log);
     let names: Vec<&String> = build.reports.keys().collect();
     assert_eq!(
         names,
-        ["report.md", "retrain.md"],
-        "no ingest without RAW_INPUT, no predict"
+        ["monitor.md", "report.md"],
+        "no ingest without RAW_INPUT, no retrain, no predict"
     );
 
     // ingest fails on a malformed export (exit 3): nothing after it runs,
@@ -292,6 +308,7 @@ fn a_failing_step_stops_the_daily_job_with_its_exit_code() {
         "ingest must have read the raw day and refused it:\n{}",
         build.log
     );
+    assert!(!build.log.contains("daily-job: monitor"), "{}", build.log);
     assert!(!build.log.contains("daily-job: retrain"), "{}", build.log);
     assert!(
         !build.reports.contains_key("retrain.md"),
@@ -500,32 +517,57 @@ fn the_iam_policy_grants_exactly_the_s3_actions_runs_use() {
     plan_two_weeks_later(&plan, "2015-07-19", "2015-07-25");
     place.run(&config, &["ingest", "--plan", s(&plan)]).expect_code(0);
 
-    // The job's runs: a retrain, the next day's ingest, retrain and predict,
-    // a rollback, and predict again for the restored champion.
+    // The job's runs: a retrain and predict, the next day's ingest, monitor
+    // (scoring the forecasts of that day), retrain and predict, a rollback,
+    // and predict again for the restored champion; once the champion differs
+    // from the one that forecast 2015-08-01, that forecast is made again and
+    // monitor replaces the day's scores.
     let log = RequestLog::start();
     let mut versions = vec![];
     let mut champion = String::new();
     let raw_day_uri = format!("s3://{raw}/pos/dt=2015-08-01/");
+    let predict = |day: &str| place.run(&config, &["predict", "--date", day]).expect_code(0);
+    let monitor = || {
+        place
+            .run(&config, &["monitor", "--date", "2015-08-01"])
+            .expect_code(0)
+            .json()
+    };
+    let mut first = String::new();
+    let mut rescored = false;
+    let mut rescore = |champion: &str, first: &str| {
+        if !rescored && champion != first {
+            predict("2015-07-31");
+            let report = monitor();
+            assert_eq!(report["written"]["replaced"], 1, "{report}");
+            rescored = true;
+        }
+    };
     for day in ["2015-07-31", "2015-08-01"] {
         if day == "2015-08-01" {
             place
                 .run(&config, &["ingest", "--input", &raw_day_uri])
                 .expect_code(0);
+            let report = monitor();
+            assert_eq!(report["written"]["written"], 1, "{report}");
         }
         let report = place.retrain(&config, day).expect_code(0).json();
         versions.push(report["challenger"]["version"].as_str().unwrap().to_string());
         champion = report["champion_after"].as_str().unwrap().to_string();
+        if day == "2015-07-31" {
+            predict(day);
+            first.clone_from(&champion);
+        }
     }
-    place
-        .run(&config, &["predict", "--date", "2015-08-01"])
-        .expect_code(0);
+    rescore(&champion, &first);
+    predict("2015-08-01");
     let target = versions.iter().find(|v| **v != champion).expect("two versions");
     place
         .registry_cmd(&["rollback", "--to", &target[..12], "--reason", "iam test"])
         .expect_code(0);
-    place
-        .run(&config, &["predict", "--date", "2015-08-01"])
-        .expect_code(0);
+    predict("2015-08-01");
+    rescore(target, &first);
+    assert!(rescored, "the scores of 2015-08-01 were replaced once");
 
     let buckets = BTreeMap::from([
         (bucket_and_prefix(&lake).0, "lake"),
@@ -557,4 +599,10 @@ fn the_iam_policy_grants_exactly_the_s3_actions_runs_use() {
         .find(|k| k.starts_with("plans/dt=2015-08-02/") && k.ends_with(".parquet"))
         .expect("the plan's first day");
     assert_glue_columns("PlansTable", &lake, &plan_file);
+    // And its scores table those of the scores.
+    let scores_file = lake_keys(&lake)
+        .into_iter()
+        .find(|k| k.starts_with("scores/sales/dt=2015-08-01/") && k.ends_with(".parquet"))
+        .expect("the scores of 2015-08-01");
+    assert_glue_columns("ScoresTable", &lake, &scores_file);
 }

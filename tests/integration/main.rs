@@ -20,6 +20,7 @@ mod faults;
 mod features;
 mod ingest;
 mod malformed;
+mod monitor;
 mod pipelines;
 mod plans;
 mod predict;

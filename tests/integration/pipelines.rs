@@ -426,7 +426,7 @@ fn buildspec_promotes_then_keeps_then_rolls_back() {
 
 #[test]
 fn retrain_workflow_steps_run_the_daily_job() {
-    // The daily pipeline (without a raw location: retrain, predict) writes
+    // The daily pipeline (without a raw location: monitor, retrain, predict) writes
     // forecasts into the lake: a lake of its own.
     let job = DailyJob::on_lake(fresh_s3_lake());
     let workflow = yaml(&repo_file(".github/workflows/retrain.yml"));
@@ -473,7 +473,11 @@ fn retrain_workflow_steps_run_the_daily_job() {
     assert_eq!(ran.len(), 3, "fetch, run and summary steps: {ran:?}");
     let summary = std::fs::read_to_string(&summary).unwrap();
     assert!(
-        summary.starts_with("# salescast retrain 2015-07-30: promoted"),
+        summary.starts_with("# salescast monitor 2015-07-30: model sales\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("\n# salescast retrain 2015-07-30: promoted"),
         "{summary}"
     );
     assert_eq!(job.decision_kinds(), ["promoted"]);

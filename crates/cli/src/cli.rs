@@ -67,6 +67,8 @@ pub enum Command {
     Retrain(RetrainArgs),
     /// Forecast the next days of every series with the champion, with intervals, into the lake
     Predict(PredictArgs),
+    /// Score the stored forecasts of a day's actuals into the lake's scores table and report live accuracy
+    Monitor(MonitorArgs),
     /// Score every candidate family on past days, one day ahead, against the seasonal-naive baseline
     Backtest(BacktestArgs),
     /// Put an earlier version back as champion
@@ -154,6 +156,14 @@ pub struct RetrainArgs {
 #[derive(Debug, Args)]
 pub struct PredictArgs {
     /// The newest day of data (D); forecasts are for D+1 .. D+forecast.horizon_days [default: yesterday, UTC]
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<NaiveDate>,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// The day whose actuals just landed (its sales partition must exist); the
+    /// forecasts of it and of the H-1 days before it are scored [default: yesterday, UTC]
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: Option<NaiveDate>,
 }

@@ -11,7 +11,7 @@ use salescast_core::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
 use salescast_core::emf::{self, JobMetrics};
 use salescast_core::pipeline::{
     IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, doctor, ingest,
-    metrics, models, open_lake, open_registry, predict, retrain, rollback, users, yesterday_utc,
+    metrics, models, monitor, open_lake, open_registry, predict, retrain, rollback, users, yesterday_utc,
 };
 use salescast_core::storage::Handle;
 
@@ -77,6 +77,7 @@ impl<'a> MetricsLog<'a> {
             Command::Ingest(_) => "ingest",
             Command::Retrain(_) => "retrain",
             Command::Predict(_) => "predict",
+            Command::Monitor(_) => "monitor",
             Command::Rollback(_) => "rollback",
             // Inspections and the server: no job, no metrics.
             _ => "",
@@ -157,6 +158,17 @@ fn run_configured(
             )?;
             emit(&report, json)?;
             log.write(Some(metrics::predict(&report, settings)));
+            Ok(())
+        }
+        Command::Monitor(args) => {
+            let report = monitor(
+                config,
+                &open_lake(config, handle)?,
+                &open_registry(config, handle)?,
+                args.date.unwrap_or_else(yesterday_utc),
+            )?;
+            emit(&report, json)?;
+            log.write(Some(metrics::monitor(&report, settings)));
             Ok(())
         }
         Command::Backtest(args) => {

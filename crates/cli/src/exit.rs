@@ -11,6 +11,7 @@ use salescast_core::pipeline::doctor::Unhealthy;
 use salescast_core::pipeline::predict::PredictError;
 use salescast_core::predictions::PredictionsError;
 use salescast_core::registry::RegistryError;
+use salescast_core::scores::ScoresError;
 use salescast_core::train::TrainError;
 use salescast_core::validate::DataError;
 
@@ -65,6 +66,18 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
         match cause.downcast_ref::<PredictionsError>() {
             Some(PredictionsError::Corrupt { .. }) => return ExitCode::DataInvalid,
             Some(PredictionsError::Concurrent { .. }) => return ExitCode::Superseded,
+            _ => {}
+        }
+        // Transparent wrappers: their inner error is not a link of the chain.
+        match cause.downcast_ref::<ScoresError>() {
+            Some(
+                ScoresError::Lake(LakeError::Data(_))
+                | ScoresError::Unreadable { .. }
+                | ScoresError::Predictions(PredictionsError::Corrupt { .. }),
+            ) => return ExitCode::DataInvalid,
+            Some(ScoresError::Predictions(PredictionsError::Concurrent { .. })) => {
+                return ExitCode::Superseded;
+            }
             _ => {}
         }
         if let Some(err) = cause.downcast_ref::<RegistryError>() {

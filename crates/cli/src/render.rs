@@ -13,6 +13,7 @@ use salescast_core::pipeline::demo::DemoReport;
 use salescast_core::pipeline::doctor::{DoctorReport, Severity};
 use salescast_core::pipeline::ingest::IngestReport;
 use salescast_core::pipeline::models::{History, VersionDetail, VersionList};
+use salescast_core::pipeline::monitor::MonitorReport;
 use salescast_core::pipeline::predict::PredictReport;
 use salescast_core::pipeline::rollback::RollbackReport;
 use salescast_core::pipeline::users::UsersReport;
@@ -190,6 +191,50 @@ impl Report for PredictReport {
             }
         }
         text + &format!("done in {:.1} s", self.seconds)
+    }
+}
+
+impl Report for MonitorReport {
+    fn human(&self) -> String {
+        let mut md = format!("# salescast monitor {}: model {}\n\n", self.date, self.model);
+        if self.days.is_empty() {
+            md += &format!(
+                "No stored forecast targets {} or the {} days before it: nothing to score.\n\n",
+                self.date,
+                self.horizon_days.saturating_sub(1)
+            );
+        } else {
+            md += "| target day | origins | rows | open rows | WAPE (open) | bias | no actual |\n|---|---|---:|---:|---:|---:|---:|\n";
+            for d in &self.days {
+                let origins = match (d.origins.first(), d.origins.last()) {
+                    (Some(a), Some(b)) if a != b => format!("{a} .. {b} ({})", d.origins.len()),
+                    (Some(a), _) => a.to_string(),
+                    _ => "-".to_string(),
+                };
+                md += &format!(
+                    "| {} | {origins} | {} | {} | {:.4} | {:+.4} | {} |\n",
+                    d.day, d.rows, d.open_rows, d.metrics.wape, d.metrics.bias, d.without_actual
+                );
+            }
+            let w = &self.written;
+            md += &format!(
+                "\nscores table: {} days written, {} unchanged, {} replaced\n\n",
+                w.written, w.unchanged, w.replaced
+            );
+        }
+        match &self.live {
+            Some(live) => md += &salescast_core::live::live_markdown(live, self.holdout.as_ref()),
+            None => md += "No scores in the last 28 days: no live accuracy yet.\n\n",
+        }
+        if let Some(h) = &self.holdout
+            && h.horizons.is_none()
+        {
+            md += &format!(
+                "The holdout figure of the {} is its pooled 1-{} WAPE (its manifest); the run report that stored it is gone.\n\n",
+                h.label, self.horizon_days
+            );
+        }
+        md + &format!("done in {:.1} s", self.seconds)
     }
 }
 

@@ -6,6 +6,8 @@
 //!   first 16 hex digits of the file's SHA-256, so writing the same day twice
 //!   finds the same name and changes nothing.
 //! - `dims/<table>.parquet`: a static attribute table.
+//! - `plans/dt=YYYY-MM-DD/`, `predictions/<model>/dt=D/` and
+//!   `scores/<model>/dt=D/`: see `plans.rs`, `predictions.rs`, `scores.rs`.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -355,6 +357,28 @@ impl Lake {
         };
         self.validate_window(&window, mapping, validation)?;
         Ok(window)
+    }
+
+    /// One day's sales partition typed by the mapping (not compared with
+    /// other days): `None` when `partitions` (a [`Lake::partitions`]
+    /// listing) has no partition for `day`; a day with two files is refused.
+    pub fn read_day(
+        &self,
+        mapping: &DataMapping,
+        partitions: &BTreeMap<NaiveDate, Vec<ObjectMeta>>,
+        day: NaiveDate,
+    ) -> Result<Option<DataFrame>, LakeError> {
+        let Some(files) = partitions.get(&day) else {
+            return Ok(None);
+        };
+        self.one_file_per_day(SALES_PREFIX, [(&day, files)])?;
+        let frames = self.read_files(files, mapping)?;
+        concat_frames(frames)
+            .map(Some)
+            .map_err(|source| LakeError::Polars {
+                key: partition_prefix(day),
+                source,
+            })
     }
 
     fn read_files(&self, files: &[ObjectMeta], mapping: &DataMapping) -> Result<Vec<DataFrame>, LakeError> {

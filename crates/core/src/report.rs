@@ -1,7 +1,8 @@
 //! The run report of `retrain`: what was decided and why, the metrics of
 //! challenger, champion and baseline side by side on the same holdout rows,
-//! the worst series, the data window and the versions. JSON for machines,
-//! markdown fit for a CI job summary.
+//! the worst series, live accuracy from the scores table beside the holdout,
+//! the data window and the versions. JSON for machines, markdown fit for a
+//! CI job summary.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,7 @@ use crate::digest::short;
 use crate::evaluate::Metrics;
 use crate::forecast::intervals::Calibration;
 use crate::forecast::origins::HorizonScores;
+use crate::live::{HoldoutFigures, LiveSummary, live_markdown};
 use crate::models::Family;
 use crate::registry::{DecisionKind, Repair, Stored};
 use crate::train::CandidateScore;
@@ -35,6 +37,9 @@ pub struct RunReport {
     pub cost: Option<CostEstimate>,
     /// What reading the registry repaired before this run decided.
     pub repairs: Vec<Repair>,
+    /// Live accuracy over the last 7 and 28 days up to the run date, from
+    /// the lake's scores table (none when it has no scores then).
+    pub live: Option<LiveSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,6 +159,25 @@ impl RunReport {
     }
 }
 
+impl RunReport {
+    /// The holdout figures the live ones are set beside: the champion's on
+    /// this run's holdout, or the challenger's when there is no champion.
+    fn live_holdout(&self) -> HoldoutFigures {
+        match &self.champion {
+            Some(c) => HoldoutFigures {
+                label: format!("champion `{}`", short(&c.version)),
+                pooled: c.holdout.clone(),
+                horizons: Some(c.horizons.clone()),
+            },
+            None => HoldoutFigures {
+                label: format!("challenger `{}`", short(&self.challenger.version)),
+                pooled: self.challenger.holdout.clone(),
+                horizons: Some(self.challenger.horizons.clone()),
+            },
+        }
+    }
+}
+
 pub fn metric_rows(columns: &[(&str, &Metrics)]) -> String {
     let mut text = String::from("| metric |");
     for (name, _) in columns {
@@ -228,6 +252,9 @@ impl RunReport {
                 "> The champion was trained through {}, inside this holdout: its score is optimistic.\n\n",
                 champion.trained_through
             );
+        }
+        if let Some(live) = &self.live {
+            md += &live_markdown(live, Some(&self.live_holdout()));
         }
         md += "## Candidates (inner validation window, before the holdout)\n\n| family | WAPE | bias |\n|---|---:|---:|\n";
         for c in &self.challenger.candidates {

@@ -84,6 +84,19 @@ pub fn rolling_paths(history: &History, first: NaiveDate, last: NaiveDate) -> Ve
         .collect()
 }
 
+/// The buckets of horizons metrics are pooled over: each week of horizons
+/// (1-7, 8-14, ..., the last one cut at `horizon`), then 1-`horizon` when
+/// there is more than one week (the promotion gate's pool is the last).
+pub fn bucket_ranges(horizon: u32) -> Vec<(u32, u32)> {
+    let mut ranges: Vec<(u32, u32)> = (0..horizon.div_ceil(7))
+        .map(|w| (7 * w + 1, (7 * w + 7).min(horizon)))
+        .collect();
+    if ranges.len() > 1 {
+        ranges.push((1, horizon));
+    }
+    ranges
+}
+
 /// Metrics per horizon and per bucket of `scored`; coverage of the
 /// intervals when a calibration is given.
 pub fn summarize(
@@ -108,13 +121,7 @@ pub fn summarize(
             }
         })
         .collect();
-    let mut ranges: Vec<(u32, u32)> = (0..horizon.div_ceil(7))
-        .map(|w| (7 * w + 1, (7 * w + 7).min(horizon)))
-        .collect();
-    if ranges.len() > 1 {
-        ranges.push((1, horizon));
-    }
-    let buckets = ranges
+    let buckets = bucket_ranges(horizon)
         .into_iter()
         .map(|(lo, hi)| {
             let (actual, predicted, coverage) = pick(lo, hi);

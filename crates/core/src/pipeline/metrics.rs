@@ -11,10 +11,12 @@
 //! [`JobMetrics::live_accuracy`] and [`JobMetrics::drift`] by the jobs that
 //! measure them.
 
-use crate::emf::{JobMetrics, MetricsSettings, Unit};
+use crate::emf::{JobMetrics, LiveBucket, MetricsSettings, Unit};
+use crate::live::{HoldoutFigures, LiveSummary};
 use crate::registry::DecisionKind;
 use crate::report::RunReport;
 
+use super::monitor::MonitorReport;
 use super::{IngestReport, PredictReport, RollbackReport};
 
 /// The metric that counts a decision of this kind.
@@ -69,6 +71,39 @@ pub fn predict(report: &PredictReport, settings: &MetricsSettings) -> JobMetrics
         .property("RunDate", report.data_day.to_string())
         .property("Champion", report.version.as_str());
     set
+}
+
+/// A monitor's metrics: the rows it scored and, beside the champion's
+/// holdout WAPE, the live WAPE of the last 7 days per horizon bucket (the
+/// live-accuracy alarm watches their largest excess).
+pub fn monitor(report: &MonitorReport, settings: &MetricsSettings) -> JobMetrics {
+    let mut set = succeeded(settings, &report.model, "monitor", report.seconds);
+    let rows: usize = report.days.iter().map(|d| d.rows).sum();
+    set.job("Rows", Unit::Count, rows as f64)
+        .property("RunDate", report.date.to_string());
+    if let Some(live) = &report.live {
+        set.live_accuracy(&live_buckets(live, report.holdout.as_ref(), 7));
+    }
+    set
+}
+
+/// The live WAPE over the last `days` days per bucket, beside the holdout's.
+fn live_buckets(live: &LiveSummary, holdout: Option<&HoldoutFigures>, days: u32) -> Vec<LiveBucket> {
+    let (Some(holdout), Some(window)) = (holdout, live.windows.iter().find(|w| w.days == days)) else {
+        return Vec::new();
+    };
+    window
+        .buckets
+        .iter()
+        .filter_map(|b| {
+            let held = holdout.bucket(b.first, b.last, live.horizon_days)?;
+            Some(LiveBucket {
+                bucket: b.name(),
+                live_wape: b.metrics.wape,
+                holdout_wape: held.wape,
+            })
+        })
+        .collect()
 }
 
 /// An ingest's metrics, for `model` (the configured one), timed by the caller.

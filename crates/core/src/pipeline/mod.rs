@@ -1,5 +1,5 @@
-//! The pipelines: each job of the product (ingest, check, retrain, predict, backtest,
-//! rollback, doctor, the registry views, the demo) as one function over the lake
+//! The pipelines: each job of the product (ingest, check, retrain, predict, monitor,
+//! backtest, rollback, doctor, the registry views, the demo) as one function over the lake
 //! and the registry, returning a serializable report. Front ends parse, call one of
 //! these, and render the report; they hold no pipeline logic.
 
@@ -11,6 +11,7 @@ pub mod forecaster;
 pub mod ingest;
 pub mod metrics;
 pub mod models;
+pub mod monitor;
 pub mod predict;
 pub mod retrain;
 pub mod rollback;
@@ -29,6 +30,7 @@ pub use backtest::{BacktestReport, backtest};
 pub use check::{CheckReport, check_window};
 pub use doctor::{DoctorReport, doctor};
 pub use ingest::{IngestReport, IngestRequest, ingest, ingest_files};
+pub use monitor::{MonitorReport, monitor};
 pub use predict::{PredictReport, predict};
 pub use retrain::{RetrainOptions, retrain};
 pub use rollback::{RollbackReport, rollback};

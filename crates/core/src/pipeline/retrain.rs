@@ -19,6 +19,7 @@ use crate::forecast::intervals::Calibration;
 use crate::forecast::origins::Scorer;
 use crate::forecast::recursive::History;
 use crate::lake::{Lake, SalesWindow};
+use crate::live::{LiveSummary, live_summary};
 use crate::mapping::AttributeTable;
 use crate::registry::pause::{self, Step};
 use crate::registry::{
@@ -168,6 +169,7 @@ pub fn retrain(
         seconds,
         cost: None,
         repairs: state.repairs.clone(),
+        live: live_accuracy(config, lake, registry.model(), day),
     };
     if options.dry_run {
         finish(&mut report, config, lake, registry, started);
@@ -236,6 +238,22 @@ pub fn retrain(
         .put_report(day, &json, &report.markdown())
         .context("writing the run report")?;
     Ok(report)
+}
+
+/// The live section of the report, from the scores table `monitor` fills;
+/// a scores table that cannot be read is warned about, not a failed run.
+fn live_accuracy(config: &Config, lake: &Lake, model: &str, day: NaiveDate) -> Option<LiveSummary> {
+    live_summary(
+        lake,
+        model,
+        &config.data.series_keys,
+        config.forecast.horizon_days,
+        day,
+    )
+    .unwrap_or_else(|e| {
+        tracing::warn!("the report has no live accuracy: reading the scores table failed: {e}");
+        None
+    })
 }
 
 /// Stamps the total time and the cost estimate on the report.

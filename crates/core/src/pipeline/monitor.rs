@@ -1,0 +1,188 @@
+//! `salescast monitor [--date D]`: live accuracy. Scores the stored forecasts
+//! of the target days D-H+1 .. D (H = `forecast.horizon_days`) whose sales
+//! partitions exist (D's must) against those actuals into the scores table
+//! (`scores.rs`; a rerun with the same inputs writes nothing, so the days
+//! before D cost only reads and are filled in when a run was missed or
+//! late), then reports live WAPE, bias and interval coverage per bucket of
+//! horizons over the last 7 and 28 days (`live.rs`) beside the champion's
+//! holdout figures. The daily job runs it after ingest, before retrain,
+//! whose report then carries the same live section.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use chrono::{Days, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::digest::short;
+use crate::evaluate::{Metrics, metrics};
+use crate::forecast::origins::HorizonScores;
+use crate::lake::{Lake, WriteCounts, partition_prefix};
+use crate::live::{HoldoutFigures, LiveSummary, live_summary};
+use crate::predictions::list_prediction_days;
+use crate::registry::Registry;
+use crate::scores::{Actuals, DayScores, OriginForecasts, score_day, write_scores};
+use crate::validate::DataError;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorReport {
+    pub model: String,
+    pub date: NaiveDate,
+    pub horizon_days: u32,
+    /// Each target day scored by this run (those with forecasts), oldest first.
+    pub days: Vec<DaySummary>,
+    /// Day files of the scores table written, left unchanged, replaced.
+    pub written: WriteCounts,
+    /// None when the scores table has no rows in the last 28 days.
+    pub live: Option<LiveSummary>,
+    /// The champion's holdout figures (none without a champion).
+    pub holdout: Option<HoldoutFigures>,
+    pub seconds: f64,
+}
+
+/// One target day's scores.
+#[derive(Debug, Clone, Serialize)]
+pub struct DaySummary {
+    pub day: NaiveDate,
+    pub origins: Vec<NaiveDate>,
+    pub rows: usize,
+    pub open_rows: usize,
+    /// Forecasts of the day for a series without a sales row that day.
+    pub without_actual: usize,
+    /// Over the day's open rows, every horizon pooled.
+    pub metrics: Metrics,
+}
+
+impl DaySummary {
+    fn of(scores: &DayScores) -> Self {
+        let open: Vec<_> = scores.rows.iter().filter(|r| r.open).collect();
+        let actual: Vec<f64> = open.iter().map(|r| r.actual).collect();
+        let forecast: Vec<f64> = open.iter().map(|r| r.forecast).collect();
+        Self {
+            day: scores.day,
+            origins: scores.origins.clone(),
+            rows: scores.rows.len(),
+            open_rows: open.len(),
+            without_actual: scores.without_actual,
+            metrics: metrics(&actual, &forecast),
+        }
+    }
+}
+
+pub fn monitor(
+    config: &Config,
+    lake: &Lake,
+    registry: &Registry,
+    date: NaiveDate,
+) -> anyhow::Result<MonitorReport> {
+    let started = Instant::now();
+    let mapping = &config.data;
+    let horizon = config.forecast.horizon_days;
+    let model = registry.model();
+    let partitions = lake.partitions().context("listing the sales partitions")?;
+    if !partitions.contains_key(&date) {
+        let newest = partitions
+            .keys()
+            .next_back()
+            .map_or("the lake has no sales partitions".to_string(), |d| {
+                format!("the newest day in the lake is {d}")
+            });
+        return Err(DataError::file(
+            lake.store().uri_of(&partition_prefix(date)),
+            format!("missing partition for {date}: its actuals are not in the lake to score forecasts against ({newest})"),
+        )
+        .into());
+    }
+    let back = |day: NaiveDate, days: u32| day.checked_sub_days(Days::new(u64::from(days))).unwrap_or(day);
+    let targets: Vec<NaiveDate> = (0..horizon)
+        .rev()
+        .map(|k| back(date, k))
+        .filter(|d| partitions.contains_key(d))
+        .collect();
+    let first_origin = back(targets.first().copied().unwrap_or(date), horizon);
+    let origin_days: Vec<NaiveDate> = list_prediction_days(lake, model)?
+        .into_iter()
+        .filter(|d| (first_origin..date).contains(d))
+        .collect();
+    let mut origins = Vec::with_capacity(origin_days.len());
+    for day in origin_days {
+        let read = OriginForecasts::read(lake, model, day, &mapping.series_keys)
+            .with_context(|| format!("reading the forecasts made on {day}"))?;
+        origins.extend(read);
+    }
+    let mut scored = Vec::new();
+    for &day in &targets {
+        // The forecasts made at origins day-H .. day-1.
+        let made: Vec<&OriginForecasts> = origins
+            .iter()
+            .filter(|o| (back(day, horizon)..day).contains(&o.origin))
+            .collect();
+        if made.iter().all(|o| o.of_day(day).is_empty()) {
+            continue;
+        }
+        let sales = lake
+            .read_day(mapping, &partitions, day)
+            .with_context(|| format!("reading the actuals of {day}"))?
+            .ok_or_else(|| anyhow::anyhow!("the sales partition of {day} disappeared while scoring"))?;
+        let actuals = Actuals::from_sales(&sales, mapping, day)
+            .with_context(|| format!("reading the actuals of {day}"))?;
+        scored.push(score_day(&actuals, &made));
+    }
+    let written = write_scores(lake, model, &mapping.series_keys, &scored).context("writing the scores")?;
+    let live =
+        live_summary(lake, model, &mapping.series_keys, horizon, date).context("reading the scores")?;
+    let holdout = champion_holdout(registry)?;
+    Ok(MonitorReport {
+        model: model.to_string(),
+        date,
+        horizon_days: horizon,
+        days: scored.iter().map(DaySummary::of).collect(),
+        written,
+        live,
+        holdout,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The part of a stored run report that holds the challenger's holdout per bucket.
+#[derive(Deserialize)]
+struct ReportView {
+    challenger: ChallengerView,
+}
+
+#[derive(Deserialize)]
+struct ChallengerView {
+    version: String,
+    horizons: HorizonScores,
+}
+
+/// The champion's holdout metrics from its manifest, per bucket from the
+/// report of the run that stored it when that report still describes it.
+fn champion_holdout(registry: &Registry) -> anyhow::Result<Option<HoldoutFigures>> {
+    let state = registry
+        .peek_state()
+        .context("reading the champion pointer and the decision log")?;
+    let Some(champion) = state.champion else {
+        return Ok(None);
+    };
+    let manifest = registry
+        .manifest(&champion.version)
+        .with_context(|| format!("reading the manifest of the champion {}", champion.version))?;
+    let horizons = match registry.report::<ReportView>(manifest.lineage.window_last_day) {
+        Ok(Some(view)) if view.challenger.version == champion.version => Some(view.challenger.horizons),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(
+                "the run report of {} does not give the champion's holdout per horizon: {e}",
+                manifest.lineage.window_last_day
+            );
+            None
+        }
+    };
+    Ok(Some(HoldoutFigures {
+        label: format!("champion `{}`", short(&champion.version)),
+        pooled: manifest.holdout_metrics,
+        horizons,
+    }))
+}
