@@ -14,6 +14,7 @@ mod dashboard;
 mod dashboard_browser;
 mod defects;
 mod demo;
+mod drift;
 mod features;
 mod ingest;
 mod malformed;
