@@ -515,3 +515,6 @@ pub fn markdown(drift: &DriftReport) -> String {
     }
     md
 }
+
+#[cfg(test)]
+mod tests;
