@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::daily_pipeline::{
-    Grant, RequestLog, bucket_and_prefix, fresh_s3_lake, plan_two_weeks_later, top_folder,
-};
+use crate::daily_pipeline::{Grant, RequestLog, fresh_s3_lake, plan_two_weeks_later, top_folder};
+use crate::lake_objects::bucket_and_prefix;
 use crate::pipelines::yaml;
 use crate::retrain::{Backend, Place};
 use crate::serve::{ADMIN_PASSWORD, add_admin};

@@ -255,11 +255,12 @@ impl JobMetrics {
         self
     }
 
-    /// Hook for the drift check: `MaxDrift`, the largest population
-    /// stability index over the features and the target, and `DriftAlerts`,
-    /// how many of them crossed their alert threshold.
-    pub fn drift(&mut self, max_psi: f64, alerts: usize) -> &mut Self {
-        self.model("MaxDrift", Unit::None, max_psi);
+    /// Hook for the drift check: `MaxDrift`, the largest drift statistic
+    /// over the features and the target as a share of its own alert
+    /// threshold (1 or more: an alert), and `DriftAlerts`, how many of them
+    /// crossed their alert threshold.
+    pub fn drift(&mut self, max_drift: f64, alerts: usize) -> &mut Self {
+        self.model("MaxDrift", Unit::None, max_drift);
         self.model("DriftAlerts", Unit::Count, alerts as f64)
     }
 

@@ -11,6 +11,10 @@ pub struct PromotionSettings {
     pub min_improvement: f64,
     /// Never promote a challenger whose |bias| on the holdout is above this.
     pub max_abs_bias: f64,
+    /// Never promote when the newest data drifted: a drift alert on any
+    /// feature or the target (the newest day against like weekdays of the
+    /// training window, or the newest 7 days against the window; `drift`).
+    pub refuse_on_drift: bool,
 }
 
 impl Default for PromotionSettings {
@@ -18,6 +22,7 @@ impl Default for PromotionSettings {
         Self {
             min_improvement: 0.005,
             max_abs_bias: 0.15,
+            refuse_on_drift: false,
         }
     }
 }
@@ -177,12 +182,15 @@ pub struct Verdict {
 
 /// Decides whether the challenger replaces the champion (or, with no
 /// champion, whether it is good enough to become the first): it must beat the
-/// reference's WAPE by `min_improvement` and keep |bias| within `max_abs_bias`.
+/// reference's WAPE by `min_improvement` and keep |bias| within `max_abs_bias`;
+/// with `refuse_on_drift`, `drifted` (the features with a drift alert and
+/// why) refuses it too.
 pub fn decide(
     challenger: &Metrics,
     champion: Option<&Metrics>,
     baseline: &Metrics,
     same_version: bool,
+    drifted: Option<&str>,
     gate: &PromotionSettings,
 ) -> Verdict {
     use DecisionKind::{Kept, Promoted, Rejected};
@@ -192,6 +200,12 @@ pub fn decide(
     }
     // Without a champion there is nothing to keep: the challenger is rejected.
     let not_promoted = if champion.is_some() { Kept } else { Rejected };
+    if let Some(drifted) = drifted.filter(|_| gate.refuse_on_drift) {
+        return verdict(
+            not_promoted,
+            format!("the newest data drifted: {drifted} (promotion.refuse_on_drift)"),
+        );
+    }
     if challenger.bias.abs() > gate.max_abs_bias {
         return verdict(
             not_promoted,
@@ -263,25 +277,75 @@ mod tests {
         let gate = PromotionSettings {
             min_improvement: 0.01,
             max_abs_bias: 0.1,
+            refuse_on_drift: false,
         };
         let base = with(0.30, 0.0);
-        assert_eq!(decide(&with(0.10, 0.0), None, &base, false, &gate).kind, Promoted);
-        assert_eq!(decide(&with(0.31, 0.0), None, &base, false, &gate).kind, Rejected);
         assert_eq!(
-            decide(&with(0.10, 0.0), Some(&with(0.1005, 0.0)), &base, false, &gate).kind,
+            decide(&with(0.10, 0.0), None, &base, false, None, &gate).kind,
+            Promoted
+        );
+        assert_eq!(
+            decide(&with(0.31, 0.0), None, &base, false, None, &gate).kind,
+            Rejected
+        );
+        assert_eq!(
+            decide(
+                &with(0.10, 0.0),
+                Some(&with(0.1005, 0.0)),
+                &base,
+                false,
+                None,
+                &gate
+            )
+            .kind,
             Kept,
             "not 1% better"
         );
         assert_eq!(
-            decide(&with(0.098, 0.0), Some(&with(0.1, 0.0)), &base, false, &gate).kind,
+            decide(
+                &with(0.098, 0.0),
+                Some(&with(0.1, 0.0)),
+                &base,
+                false,
+                None,
+                &gate
+            )
+            .kind,
             Promoted
         );
-        let biased = decide(&with(0.05, 0.2), Some(&with(0.1, 0.0)), &base, false, &gate);
+        let biased = decide(&with(0.05, 0.2), Some(&with(0.1, 0.0)), &base, false, None, &gate);
         assert_eq!(biased.kind, Kept);
         assert!(biased.reason.contains("bias"), "{}", biased.reason);
         assert_eq!(
-            decide(&with(0.05, 0.0), Some(&with(0.1, 0.0)), &base, true, &gate).kind,
+            decide(&with(0.05, 0.0), Some(&with(0.1, 0.0)), &base, true, None, &gate).kind,
             Kept
+        );
+        let drifted = Some("Sales (day PSI 3.000 (alert 0.400))");
+        let good = with(0.05, 0.0);
+        assert_eq!(
+            decide(&good, Some(&with(0.1, 0.0)), &base, false, drifted, &gate).kind,
+            Promoted,
+            "drift refuses nothing unless asked"
+        );
+        let refusing = PromotionSettings {
+            refuse_on_drift: true,
+            ..gate.clone()
+        };
+        let refused = decide(&good, Some(&with(0.1, 0.0)), &base, false, drifted, &refusing);
+        assert_eq!(refused.kind, Kept);
+        assert!(
+            refused.reason.contains("Sales") && refused.reason.contains("refuse_on_drift"),
+            "{}",
+            refused.reason
+        );
+        assert_eq!(
+            decide(&good, None, &base, false, drifted, &refusing).kind,
+            Rejected
+        );
+        assert_eq!(
+            decide(&good, Some(&with(0.1, 0.0)), &base, false, None, &refusing).kind,
+            Promoted,
+            "no drift, nothing refused"
         );
     }
 

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod config;
 pub mod cost;
 pub mod digest;
+pub mod drift;
 pub mod emf;
 pub mod evaluate;
 pub mod events;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cost::CostEstimate;
 use crate::digest::short;
+use crate::drift::DriftReport;
 use crate::evaluate::Metrics;
 use crate::forecast::intervals::Calibration;
 use crate::forecast::origins::HorizonScores;
@@ -40,6 +41,9 @@ pub struct RunReport {
     /// Live accuracy over the last 7 and 28 days up to the run date, from
     /// the lake's scores table (none when it has no scores then).
     pub live: Option<LiveSummary>,
+    /// The newest data against the training window (`max_drift` is the one
+    /// figure for metrics); none when it could not be measured.
+    pub drift: Option<DriftReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,6 +105,8 @@ pub struct Timings {
     pub features: f64,
     pub train: f64,
     pub evaluate: f64,
+    /// Measuring drift.
+    pub drift: f64,
     pub total: f64,
 }
 
@@ -263,6 +269,9 @@ impl RunReport {
                 c.family, c.validation.wape, c.validation.bias
             );
         }
+        if let Some(drift) = &self.drift {
+            md += &crate::drift::markdown(drift);
+        }
         md += "\n## Worst series on the holdout (challenger)\n\n| series | actual | challenger WAPE | champion WAPE |\n|---|---:|---:|---:|\n";
         for row in &self.worst_series {
             let champion = row.champion_wape.map_or("-".to_string(), |w| format!("{w:.4}"));
@@ -275,7 +284,7 @@ impl RunReport {
         md += &format!(
             "\n## Data and versions\n\n- lake: {}\n- window: {} .. {} ({} partition files, {} rows, fingerprint `{}`)\n\
              - trained through {} on {} rows; holdout {} rows\n- challenger: `{}` ({} bytes){}\n- champion after this run: {}\n\
-             - time: read {:.1} s, features {:.1} s, training {:.1} s, evaluation {:.1} s, total {:.1} s\n",
+             - time: read {:.1} s, features {:.1} s, training {:.1} s, evaluation {:.1} s, drift {:.2} s, total {:.1} s\n",
             w.lake,
             w.first_day,
             w.last_day,
@@ -301,6 +310,7 @@ impl RunReport {
             self.seconds.features,
             self.seconds.train,
             self.seconds.evaluate,
+            self.seconds.drift,
             self.seconds.total,
         );
         if let Some(seq) = self.decision_sequence {

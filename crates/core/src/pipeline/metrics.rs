@@ -55,6 +55,9 @@ pub fn retrain(report: &RunReport, settings: &MetricsSettings) -> Option<JobMetr
     if let Some(champion) = &report.champion {
         set.model("ChampionHoldoutWape", Unit::None, champion.holdout.wape);
     }
+    if let Some(drift) = &report.drift {
+        set.drift(drift.max_drift, drift.alerts.len());
+    }
     set.property("RunDate", report.run_date.to_string())
         .property("Decision", report.decision.as_str())
         .property("Challenger", report.challenger.version.as_str());

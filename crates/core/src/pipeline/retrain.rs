@@ -65,6 +65,15 @@ pub fn retrain(
     seconds.features = feature_seconds;
 
     let phase = Instant::now();
+    let layout = crate::features::FeatureLayout::new(&config.data, &config.features);
+    let drift = crate::drift::measure(&features, &config.data, &layout, &window)
+        .context("measuring the drift of the newest data")?;
+    seconds.drift = phase.elapsed().as_secs_f64();
+    if !drift.alerts.is_empty() {
+        tracing::warn!(features = ?drift.alerts, max_drift = drift.max_drift, "the newest data drifted");
+    }
+
+    let phase = Instant::now();
     let split = train::split(&features, &config.data, &window).context("splitting the window")?;
     let training_set =
         TrainingSet::new(&features, config.train_spec(), &split).context("encoding the training rows")?;
@@ -126,6 +135,7 @@ pub fn retrain(
         champion.as_ref().map(|c| &c.summary.holdout),
         &baseline,
         same_version,
+        drift.alert_summary().as_deref(),
         &config.promotion,
     );
     tracing::info!(decision = ?verdict.kind, "{}", verdict.reason);
@@ -170,6 +180,7 @@ pub fn retrain(
         cost: None,
         repairs: state.repairs.clone(),
         live: live_accuracy(config, lake, registry.model(), day),
+        drift: Some(drift.clone()),
     };
     if options.dry_run {
         finish(&mut report, config, lake, registry, started);
@@ -197,6 +208,7 @@ pub fn retrain(
         validation_metrics: challenger.validation.clone(),
         build: BuildInfo::current(),
         calibration,
+        drift: Some(drift),
     };
     report.challenger.stored = Some(
         registry

@@ -143,6 +143,10 @@ pub struct Manifest {
     /// Its forecast intervals (versions stored before intervals have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<crate::forecast::intervals::Calibration>,
+    /// The drift of the newest data against the training window, measured by
+    /// the run that stored it (versions stored before drift have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<crate::drift::DriftReport>,
 }
 
 /// The champion pointer: a cache of the decision log's newest
@@ -328,6 +332,12 @@ impl Registry {
                 ("the validation", Some(&manifest.validation_metrics)),
             ],
         )?;
+        if manifest.drift.as_ref().is_some_and(|d| !d.is_finite()) {
+            return Err(RegistryError::NotFinite {
+                uri: self.store.uri_of(&self.manifest_key(&version)),
+                what: "a drift statistic".into(),
+            });
+        }
         let mut stored = self.store_whole(&self.artifact_key(&version), artifact.bytes(), |bytes| {
             sha256_hex(bytes) == version
         })?;
