@@ -17,7 +17,6 @@ use serde_json::Value;
 use crate::retrain::{Backend, CRIPPLED, Place};
 use crate::util::{
     LINEAR, Outcome, copy_tree, handle, on_every_backend, repo_file, rossmann_config, rossmann_lake, run, s,
-    salescast,
 };
 
 on_every_backend!(
@@ -91,18 +90,9 @@ pub(crate) fn seeded(backend: Backend) -> Place {
 /// Starts the binary on the place, paused (test hook) at `step`.
 fn spawn_paused(place: &Place, config: &Path, args: &[&str], step: &str) -> (Child, PathBuf) {
     let gate = place.dir.path().join(format!("gate-{step}"));
-    let child = salescast(place.dir.path())
-        .args([
-            "--config",
-            s(config),
-            "--lake",
-            &place.lake,
-            "--registry",
-            &place.registry,
-            "--json",
-        ])
-        .args(&place.flags)
-        .args(args)
+    let child = place
+        .cli(config)
+        .command(place.dir.path(), args)
         .env("SCAST_TEST_PAUSE_AT", step)
         .env("SCAST_TEST_GATE", &gate)
         .stdout(Stdio::null())

@@ -20,9 +20,7 @@ use serde_json::Value;
 
 use crate::crash::{Fixture, fixture, kill_at, seeded};
 use crate::retrain::{Backend, Place, rossmann_s3_lake};
-use crate::util::{
-    LINEAR, Outcome, copy_tree, handle, on_every_backend, rossmann_lake, s, salescast, shared_data,
-};
+use crate::util::{LINEAR, Outcome, copy_tree, handle, on_every_backend, rossmann_lake, s, shared_data};
 
 on_every_backend!(
     a_predict_killed_before_its_manifest_is_found_and_finished_by_the_next_run,
@@ -282,18 +280,9 @@ impl Rng {
 
 /// Runs `args` and SIGKILLs it after `delay`; false if it ended first.
 fn kill_after(place: &Place, config: &Path, args: &[&str], delay: Duration) -> bool {
-    let mut child = salescast(place.dir.path())
-        .args([
-            "--config",
-            s(config),
-            "--lake",
-            &place.lake,
-            "--registry",
-            &place.registry,
-            "--json",
-        ])
-        .args(&place.flags)
-        .args(args)
+    let mut child = place
+        .cli(config)
+        .command(place.dir.path(), args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

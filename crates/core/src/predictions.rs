@@ -567,8 +567,9 @@ pub fn read_predictions(
     Ok(Some((manifest, frame)))
 }
 
-/// The data days of `model` with a committed (manifested) partition, ascending.
-pub fn list_prediction_days(lake: &Lake, model: &str) -> Result<Vec<NaiveDate>, PredictionsError> {
+/// Every data day of `model` with a forecast folder, ascending, and whether
+/// it is committed (has its manifest).
+pub fn prediction_folders(lake: &Lake, model: &str) -> Result<BTreeMap<NaiveDate, bool>, PredictionsError> {
     check_model(model)?;
     let root = format!("{PREDICTIONS_ROOT}{model}/dt=");
     let mut days: BTreeMap<NaiveDate, bool> = BTreeMap::new();
@@ -581,7 +582,12 @@ pub fn list_prediction_days(lake: &Lake, model: &str) -> Result<Vec<NaiveDate>, 
         };
         *days.entry(day).or_default() |= file == MANIFEST_FILE;
     }
-    Ok(days
+    Ok(days)
+}
+
+/// The data days of `model` with a committed (manifested) partition, ascending.
+pub fn list_prediction_days(lake: &Lake, model: &str) -> Result<Vec<NaiveDate>, PredictionsError> {
+    Ok(prediction_folders(lake, model)?
         .into_iter()
         .filter_map(|(day, committed)| {
             if !committed {

@@ -10,14 +10,11 @@
 //! newest champion and a whole version; every committed forecast partition
 //! reads back against its manifest; each sales and plan day has one file.
 
-use std::collections::BTreeMap;
-
-use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::lake::{Lake, SALES_PREFIX, prefix_in};
 use crate::plans::PLANS_PREFIX;
-use crate::predictions::{MANIFEST_FILE, PREDICTIONS_ROOT, read_predictions};
+use crate::predictions::{prediction_folders, predictions_prefix, read_predictions};
 use crate::registry::inspect::DecisionFile;
 use crate::registry::{Decision, Registry, RegistryError, RegistryState, Repair};
 use crate::storage::StoreError;
@@ -270,19 +267,18 @@ fn check_versions(
             });
             continue;
         }
-        let checked = registry
-            .manifest(&folder.version)
-            .and_then(|manifest| {
-                if manifest.version == folder.version {
-                    Ok(())
-                } else {
-                    Err(RegistryError::Unreadable {
-                        uri: uri.clone(),
-                        message: format!("its manifest describes version {}", manifest.version),
-                    })
-                }
-            })
-            .and_then(|()| registry.load_model(&folder.version).map(|_| ()));
+        // One read of each object: the artifact re-hashed and decoded, the
+        // manifest read back and naming this version.
+        let checked = registry.load_model(&folder.version).and_then(|loaded| {
+            if loaded.manifest.version == folder.version {
+                Ok(())
+            } else {
+                Err(RegistryError::Unreadable {
+                    uri: uri.clone(),
+                    message: format!("its manifest describes version {}", loaded.manifest.version),
+                })
+            }
+        });
         match checked {
             Ok(()) => {
                 whole += 1;
@@ -320,19 +316,10 @@ fn check_versions(
 /// Every forecast partition of `model`: a committed one must read back
 /// against its manifest; one without a manifest is a predict that stopped.
 fn check_predictions(lake: &Lake, model: &str, findings: &mut Vec<Finding>) -> anyhow::Result<usize> {
-    let root = format!("{PREDICTIONS_ROOT}{model}/dt=");
-    let mut days: BTreeMap<NaiveDate, bool> = BTreeMap::new();
-    for meta in lake.store().list(&root)? {
-        let Some((day, file)) = meta.key.strip_prefix(&root).and_then(|rest| rest.split_once('/')) else {
-            continue;
-        };
-        if let Ok(day) = NaiveDate::parse_from_str(day, "%Y-%m-%d") {
-            *days.entry(day).or_default() |= file == MANIFEST_FILE;
-        }
-    }
+    let days = prediction_folders(lake, model)?;
     let mut committed = 0;
     for (day, has_manifest) in days {
-        let uri = lake.store().uri_of(&format!("{root}{day}/"));
+        let uri = lake.store().uri_of(&predictions_prefix(model, day));
         if !has_manifest {
             findings.push(Finding {
                 severity: Severity::Incomplete,
