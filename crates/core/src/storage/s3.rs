@@ -372,6 +372,14 @@ fn describe(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// The wait before attempt `attempt + 1` of a request this store retries
+/// itself (a broken-off body, a 409 conflict): linear, with jitter so that
+/// racing writers do not retry in step.
+async fn backoff(attempt: u32) {
+    let jitter = rand::random_range(0..50u64);
+    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt) + jitter)).await;
+}
+
 impl S3Store {
     fn written(&self, key: &str, bytes: &[u8], version: String) -> ObjectMeta {
         ObjectMeta {
@@ -418,7 +426,7 @@ impl AsyncStore for S3Store {
                         self.uri_of(key),
                         describe(&e)
                     );
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    backoff(attempt).await;
                 }
                 Err(e) => {
                     return Err(StoreError::Backend {
@@ -463,8 +471,7 @@ impl AsyncStore for S3Store {
                 Err(StoreError::Backend { message, .. })
                     if message == CONFLICT && attempt < CONFLICT_ATTEMPTS =>
                 {
-                    let jitter = rand::random_range(0..50u64);
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt) + jitter)).await;
+                    backoff(attempt).await;
                 }
                 Err(e) => break e,
             }
