@@ -181,6 +181,31 @@ impl Lake {
         Ok(days)
     }
 
+    /// Refuses a run whose day `day` has no sales partition in `partitions`
+    /// (a [`Lake::partitions`] listing), saying why the run needs it and
+    /// which day the lake holds last.
+    pub fn require_day(
+        &self,
+        partitions: &BTreeMap<NaiveDate, Vec<ObjectMeta>>,
+        day: NaiveDate,
+        why: &str,
+    ) -> Result<(), LakeError> {
+        if partitions.contains_key(&day) {
+            return Ok(());
+        }
+        let newest = partitions
+            .keys()
+            .next_back()
+            .map_or("the lake has no sales partitions".to_string(), |d| {
+                format!("the newest day in the lake is {d}")
+            });
+        Err(DataError::file(
+            self.store.uri_of(&partition_prefix(day)),
+            format!("missing partition for {day}, {why} ({newest})"),
+        )
+        .into())
+    }
+
     /// Refuses a day with more than one file: an `ingest --replace` that
     /// stopped between writing the new file and removing the old (see
     /// [`Lake::write_days_in`]), whose rows readers would otherwise count twice.
@@ -327,18 +352,7 @@ impl Lake {
     ) -> Result<SalesWindow, LakeError> {
         let (first_day, last_day) = (window.first_day, window.last_day);
         let partitions = self.partitions()?;
-        if !partitions.contains_key(&last_day) {
-            let newest = partitions
-                .keys()
-                .next_back()
-                .map(|d| format!("the newest day in the lake is {d}"))
-                .unwrap_or_else(|| "the lake has no sales partitions".into());
-            return Err(DataError::file(
-                self.store.uri_of(&partition_prefix(last_day)),
-                format!("missing partition for {last_day}, the newest day this run needs ({newest})"),
-            )
-            .into());
-        }
+        self.require_day(&partitions, last_day, "the newest day this run needs")?;
         self.one_file_per_day(SALES_PREFIX, partitions.range(first_day..=last_day))?;
         let files: Vec<ObjectMeta> = partitions
             .range(first_day..=last_day)

@@ -86,7 +86,6 @@ pub fn window_metrics(rows: &[ScoreRow], horizon: u32, through: NaiveDate, days:
         .filter(|r| (first_day..=through).contains(&r.target_date))
         .collect();
     let mut scored_days: Vec<NaiveDate> = in_window.iter().map(|r| r.target_date).collect();
-    scored_days.dedup();
     scored_days.sort();
     scored_days.dedup();
     let mut models: Vec<String> = in_window.iter().map(|r| r.model_sha256.clone()).collect();

@@ -18,12 +18,11 @@ use crate::config::Config;
 use crate::digest::short;
 use crate::evaluate::{Metrics, metrics};
 use crate::forecast::origins::HorizonScores;
-use crate::lake::{Lake, WriteCounts, partition_prefix};
+use crate::lake::{Lake, WriteCounts};
 use crate::live::{HoldoutFigures, LiveSummary, live_summary};
 use crate::predictions::list_prediction_days;
 use crate::registry::Registry;
 use crate::scores::{Actuals, DayScores, OriginForecasts, score_day, write_scores};
-use crate::validate::DataError;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MonitorReport {
@@ -81,19 +80,11 @@ pub fn monitor(
     let horizon = config.forecast.horizon_days;
     let model = registry.model();
     let partitions = lake.partitions().context("listing the sales partitions")?;
-    if !partitions.contains_key(&date) {
-        let newest = partitions
-            .keys()
-            .next_back()
-            .map_or("the lake has no sales partitions".to_string(), |d| {
-                format!("the newest day in the lake is {d}")
-            });
-        return Err(DataError::file(
-            lake.store().uri_of(&partition_prefix(date)),
-            format!("missing partition for {date}: its actuals are not in the lake to score forecasts against ({newest})"),
-        )
-        .into());
-    }
+    lake.require_day(
+        &partitions,
+        date,
+        "the day whose actuals the stored forecasts are scored against",
+    )?;
     let back = |day: NaiveDate, days: u32| day.checked_sub_days(Days::new(u64::from(days))).unwrap_or(day);
     let targets: Vec<NaiveDate> = (0..horizon)
         .rev()
