@@ -585,19 +585,13 @@ pub fn prediction_folders(lake: &Lake, model: &str) -> Result<BTreeMap<NaiveDate
     Ok(days)
 }
 
-/// The data days of `model` with a committed (manifested) partition, ascending.
+/// The data days of `model` with a committed (manifested) partition,
+/// ascending; folders of writes that did not finish are skipped (`salescast
+/// doctor` lists them).
 pub fn list_prediction_days(lake: &Lake, model: &str) -> Result<Vec<NaiveDate>, PredictionsError> {
     Ok(prediction_folders(lake, model)?
         .into_iter()
-        .filter_map(|(day, committed)| {
-            if !committed {
-                tracing::debug!(
-                    "skipping {}: no {MANIFEST_FILE} (a write that did not finish)",
-                    predictions_prefix(model, day)
-                );
-            }
-            committed.then_some(day)
-        })
+        .filter_map(|(day, committed)| committed.then_some(day))
         .collect())
 }
 
