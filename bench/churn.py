@@ -75,10 +75,17 @@ def main():
     parser.add_argument("--config", default=os.path.join(REPO, "examples", "rossmann.toml"))
     parser.add_argument("--out", default=os.path.join(OUT, "churn"))
     parser.add_argument("--parallel", action="store_true", help="run the gates side by side")
+    parser.add_argument("--render", action="store_true", help="only rewrite summary.md from --out's results.json")
     a = parser.parse_args()
     first = datetime.date.fromisoformat(a.first)
     before = (first - datetime.timedelta(days=1)).isoformat()
     days = [first + datetime.timedelta(days=k) for k in range(a.days)]
+    if a.render:
+        with open(os.path.join(a.out, "results.json")) as f:
+            results = json.load(f)
+        days = [datetime.date.fromisoformat(d["day"]) for d in results[0]["days"]]
+        print(write_summary(a.out, results, days))
+        return
     shutil.rmtree(a.out, ignore_errors=True)
     inputs = os.path.join(a.out, "input")
     os.makedirs(inputs)
@@ -125,14 +132,26 @@ def write_summary(out, results, days):
         lines.append(f'| {gate} | {len(promoted)} | {", ".join(promoted) or "-"} | {len(served)} | {wape("1-1")} '
                      f'| {wape("1-7")} | {wape("8-14")} | {wape("1-14")} '
                      f'| {live["1-14"]["metrics"]["bias"]:+.4f} | {live["1-14"]["metrics"]["rows"]} | {seconds:.1f} |')
+    for r in results[1:]:
+        est = [d["noise"] for d in r["days"] if d["noise"]]
+        if est:
+            half = sorted((n["upper"] - n["lower"]) / 2 for n in est)
+            above = sum(1 for n in est if n["lower"] > 0)
+            margin = sum(1 for n in est if n["improvement"] > 0.005)
+            lines += ["", f'Confidence {r["confidence"]:g}: {len(est)} estimates; interval half-width median '
+                      f'{100 * half[len(half) // 2]:.2f}% (from {100 * half[0]:.2f}% to {100 * half[-1]:.2f}%); '
+                      f'improvement above 0.5% on {margin} days, lower bound above 0 on {above}.']
     lines += ["", "Decisions where the gates differ (noise-aware gate's reason):", ""]
     fixed = {d["day"]: d for d in results[0]["days"]}
+    before_differences = len(lines)
     for r in results[1:]:
         for d in r["days"]:
             f = fixed[d["day"]]
             if d["decision"] != f["decision"] or d["champion_after"] != f["champion_after"]:
                 lines.append(f'- {d["day"]}: fixed {f["decision"]}, confidence {r["confidence"]:g} '
                              f'{d["decision"]}: {d["reason"]}')
+    if len(lines) == before_differences:
+        lines.append("- none: every day both gates made the same decision")
     lines.append("")
     text = "\n".join(lines)
     with open(os.path.join(out, "summary.md"), "w") as f:
