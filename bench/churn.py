@@ -141,13 +141,13 @@ def write_summary(out, results, days):
             lines += ["", f'Confidence {r["confidence"]:g}: {len(est)} estimates; interval half-width median '
                       f'{100 * half[len(half) // 2]:.2f}% (from {100 * half[0]:.2f}% to {100 * half[-1]:.2f}%); '
                       f'improvement above 0.5% on {margin} days, lower bound above 0 on {above}.']
-    lines += ["", "Decisions where the gates differ (noise-aware gate's reason):", ""]
+    lines += ["", "Days the gates decided differently (the noise-aware gate's reason):", ""]
     fixed = {d["day"]: d for d in results[0]["days"]}
     before_differences = len(lines)
     for r in results[1:]:
         for d in r["days"]:
             f = fixed[d["day"]]
-            if d["decision"] != f["decision"] or d["champion_after"] != f["champion_after"]:
+            if d["decision"] != f["decision"]:
                 lines.append(f'- {d["day"]}: fixed {f["decision"]}, confidence {r["confidence"]:g} '
                              f'{d["decision"]}: {d["reason"]}')
     if len(lines) == before_differences:
