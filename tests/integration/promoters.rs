@@ -48,6 +48,7 @@ fn thirty_two_promoters_twenty_rounds_one_winner_each() {
                             champion_metrics: None,
                             baseline_metrics: None,
                             recovered: false,
+                            noise: None,
                         };
                         match registry.commit(&state, decision) {
                             Ok(entry) => {

@@ -1,7 +1,10 @@
 //! Forecast metrics, computed on exactly the rows given: WAPE (the primary
-//! one), MAE, RMSE, sMAPE, bias, and WAPE per series.
+//! one), MAE, RMSE, sMAPE, bias, and WAPE per series; and the promotion
+//! gate (fixed margin, bias, drift, and the noise check of `noise`).
 
 use serde::{Deserialize, Serialize};
+
+use crate::noise::NoiseEstimate;
 
 /// When a challenger replaces the champion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,6 +18,13 @@ pub struct PromotionSettings {
     /// feature or the target (the newest day against like weekdays of the
     /// training window, or the newest 7 days against the window; `drift`).
     pub refuse_on_drift: bool,
+    /// Against a champion, promote only when the improvement is larger than
+    /// its noise: the lower bound of its two-sided interval at this
+    /// confidence (a paired bootstrap over series, `noise`) is above 0.
+    /// 0 switches the check off (the fixed margin alone).
+    pub confidence: f64,
+    /// Bootstrap resamples behind that interval.
+    pub resamples: u32,
 }
 
 impl Default for PromotionSettings {
@@ -23,6 +33,8 @@ impl Default for PromotionSettings {
             min_improvement: 0.005,
             max_abs_bias: 0.15,
             refuse_on_drift: false,
+            confidence: 0.9,
+            resamples: 1000,
         }
     }
 }
@@ -38,6 +50,15 @@ impl PromotionSettings {
         }
         if !(self.max_abs_bias.is_finite() && self.max_abs_bias > 0.0) {
             return Err(invalid("promotion.max_abs_bias", "must be a number > 0"));
+        }
+        if !(0.0..1.0).contains(&self.confidence) {
+            return Err(invalid(
+                "promotion.confidence",
+                "must be at least 0 (0 = no noise check) and below 1, e.g. 0.9",
+            ));
+        }
+        if self.confidence > 0.0 && !(100..=100_000).contains(&self.resamples) {
+            return Err(invalid("promotion.resamples", "must be 100 to 100000"));
         }
         Ok(())
     }
@@ -184,13 +205,18 @@ pub struct Verdict {
 /// champion, whether it is good enough to become the first): it must beat the
 /// reference's WAPE by `min_improvement` and keep |bias| within `max_abs_bias`;
 /// with `refuse_on_drift`, `drifted` (the features with a drift alert and
-/// why) refuses it too.
+/// why) refuses it too. Against a champion, with `confidence` > 0, the
+/// improvement must also be above its noise (`noise`, the bootstrap's
+/// interval, whose lower bound must be > 0); with no estimate (too few
+/// series) the fixed margin decides and the reason says so.
+#[allow(clippy::too_many_arguments)]
 pub fn decide(
     challenger: &Metrics,
     champion: Option<&Metrics>,
     baseline: &Metrics,
     same_version: bool,
     drifted: Option<&str>,
+    noise: Option<&NoiseEstimate>,
     gate: &PromotionSettings,
 ) -> Verdict {
     use DecisionKind::{Kept, Promoted, Rejected};
@@ -221,16 +247,43 @@ pub fn decide(
     };
     let bar = reference.wape * (1.0 - gate.min_improvement);
     if challenger.wape < bar {
-        verdict(
-            Promoted,
-            format!(
-                "challenger WAPE {:.4} beats the {name}'s {:.4} by {:.2}% (needed {:.2}%)",
-                challenger.wape,
-                reference.wape,
-                100.0 * (1.0 - challenger.wape / reference.wape),
-                100.0 * gate.min_improvement
+        let beats = format!(
+            "challenger WAPE {:.4} beats the {name}'s {:.4} by {:.2}% (needed {:.2}%)",
+            challenger.wape,
+            reference.wape,
+            100.0 * (1.0 - challenger.wape / reference.wape),
+            100.0 * gate.min_improvement
+        );
+        if champion.is_none() || gate.confidence <= 0.0 {
+            return verdict(Promoted, beats);
+        }
+        match noise {
+            Some(n) if n.above_noise() => verdict(
+                Promoted,
+                format!(
+                    "{beats}; improvement {:.2}% ({}) is above noise",
+                    100.0 * n.improvement,
+                    n.interval_text()
+                ),
             ),
-        )
+            Some(n) => verdict(
+                Kept,
+                format!(
+                    "{beats}, but improvement {:.2}% ({}, {} resamples of {} series) is within noise: kept (promotion.confidence)",
+                    100.0 * n.improvement,
+                    n.interval_text(),
+                    n.resamples,
+                    n.blocks
+                ),
+            ),
+            None => verdict(
+                Promoted,
+                format!(
+                    "{beats}; no noise estimate (fewer than {} series), the fixed margin decided",
+                    crate::noise::MIN_BLOCKS
+                ),
+            ),
+        }
     } else {
         verdict(
             not_promoted,
@@ -278,14 +331,16 @@ mod tests {
             min_improvement: 0.01,
             max_abs_bias: 0.1,
             refuse_on_drift: false,
+            confidence: 0.0,
+            resamples: 1000,
         };
         let base = with(0.30, 0.0);
         assert_eq!(
-            decide(&with(0.10, 0.0), None, &base, false, None, &gate).kind,
+            decide(&with(0.10, 0.0), None, &base, false, None, None, &gate).kind,
             Promoted
         );
         assert_eq!(
-            decide(&with(0.31, 0.0), None, &base, false, None, &gate).kind,
+            decide(&with(0.31, 0.0), None, &base, false, None, None, &gate).kind,
             Rejected
         );
         assert_eq!(
@@ -294,6 +349,7 @@ mod tests {
                 Some(&with(0.1005, 0.0)),
                 &base,
                 false,
+                None,
                 None,
                 &gate
             )
@@ -308,22 +364,40 @@ mod tests {
                 &base,
                 false,
                 None,
+                None,
                 &gate
             )
             .kind,
             Promoted
         );
-        let biased = decide(&with(0.05, 0.2), Some(&with(0.1, 0.0)), &base, false, None, &gate);
+        let biased = decide(
+            &with(0.05, 0.2),
+            Some(&with(0.1, 0.0)),
+            &base,
+            false,
+            None,
+            None,
+            &gate,
+        );
         assert_eq!(biased.kind, Kept);
         assert!(biased.reason.contains("bias"), "{}", biased.reason);
         assert_eq!(
-            decide(&with(0.05, 0.0), Some(&with(0.1, 0.0)), &base, true, None, &gate).kind,
+            decide(
+                &with(0.05, 0.0),
+                Some(&with(0.1, 0.0)),
+                &base,
+                true,
+                None,
+                None,
+                &gate
+            )
+            .kind,
             Kept
         );
         let drifted = Some("Sales (day PSI 3.000 (alert 0.400))");
         let good = with(0.05, 0.0);
         assert_eq!(
-            decide(&good, Some(&with(0.1, 0.0)), &base, false, drifted, &gate).kind,
+            decide(&good, Some(&with(0.1, 0.0)), &base, false, drifted, None, &gate).kind,
             Promoted,
             "drift refuses nothing unless asked"
         );
@@ -331,7 +405,15 @@ mod tests {
             refuse_on_drift: true,
             ..gate.clone()
         };
-        let refused = decide(&good, Some(&with(0.1, 0.0)), &base, false, drifted, &refusing);
+        let refused = decide(
+            &good,
+            Some(&with(0.1, 0.0)),
+            &base,
+            false,
+            drifted,
+            None,
+            &refusing,
+        );
         assert_eq!(refused.kind, Kept);
         assert!(
             refused.reason.contains("Sales") && refused.reason.contains("refuse_on_drift"),
@@ -339,14 +421,106 @@ mod tests {
             refused.reason
         );
         assert_eq!(
-            decide(&good, None, &base, false, drifted, &refusing).kind,
+            decide(&good, None, &base, false, drifted, None, &refusing).kind,
             Rejected
         );
         assert_eq!(
-            decide(&good, Some(&with(0.1, 0.0)), &base, false, None, &refusing).kind,
+            decide(&good, Some(&with(0.1, 0.0)), &base, false, None, None, &refusing).kind,
             Promoted,
             "no drift, nothing refused"
         );
+    }
+
+    #[test]
+    fn the_noise_check_keeps_an_improvement_within_noise() {
+        use DecisionKind::*;
+        let fixed = PromotionSettings {
+            confidence: 0.0,
+            ..PromotionSettings::default()
+        };
+        let noisy = PromotionSettings {
+            confidence: 0.9,
+            ..fixed.clone()
+        };
+        let estimate = |lower: f64| NoiseEstimate {
+            improvement: 0.008,
+            confidence: 0.9,
+            lower,
+            upper: 0.019,
+            resamples: 1000,
+            resampled: "series".into(),
+            blocks: 100,
+            rows: 30000,
+            seed: 1,
+        };
+        let (base, champion, challenger) = (with(0.3, 0.0), with(0.1, 0.0), with(0.0992, 0.0));
+        let within = estimate(-0.003);
+        let decide_with = |noise: Option<&NoiseEstimate>, gate: &PromotionSettings| {
+            decide(&challenger, Some(&champion), &base, false, None, noise, gate)
+        };
+        // confidence 0: the fixed margin alone, whatever the estimate says.
+        assert_eq!(decide_with(Some(&within), &fixed).kind, Promoted);
+        assert_eq!(decide_with(None, &fixed).kind, Promoted);
+        let kept = decide_with(Some(&within), &noisy);
+        assert_eq!(kept.kind, Kept);
+        assert!(
+            kept.reason
+                .contains("improvement 0.80% (90% interval -0.30% .. 1.90%")
+                && kept.reason.contains("within noise: kept"),
+            "{}",
+            kept.reason
+        );
+        let above = decide_with(Some(&estimate(0.001)), &noisy);
+        assert_eq!(above.kind, Promoted);
+        assert!(above.reason.contains("above noise"), "{}", above.reason);
+        let unmeasured = decide_with(None, &noisy);
+        assert_eq!(unmeasured.kind, Promoted);
+        assert!(
+            unmeasured.reason.contains("no noise estimate"),
+            "{}",
+            unmeasured.reason
+        );
+        // The margin still comes first: above noise but not 0.5% better.
+        let close = decide(
+            &with(0.0997, 0.0),
+            Some(&champion),
+            &base,
+            false,
+            None,
+            Some(&estimate(0.001)),
+            &noisy,
+        );
+        assert_eq!(close.kind, Kept);
+        // No champion: the baseline is beaten by the fixed margin only.
+        assert_eq!(
+            decide(&challenger, None, &base, false, None, Some(&within), &noisy).kind,
+            Promoted
+        );
+    }
+
+    #[test]
+    fn bad_confidence_names_its_key() {
+        for (confidence, resamples, key) in [
+            (1.0, 1000, "promotion.confidence"),
+            (-0.1, 1000, "promotion.confidence"),
+            (f64::NAN, 1000, "promotion.confidence"),
+            (0.9, 10, "promotion.resamples"),
+        ] {
+            let gate = PromotionSettings {
+                confidence,
+                resamples,
+                ..PromotionSettings::default()
+            };
+            let e = gate.check().unwrap_err();
+            assert_eq!(e.key, key, "{}", e.problem);
+        }
+        let off = PromotionSettings {
+            confidence: 0.0,
+            resamples: 0,
+            ..PromotionSettings::default()
+        };
+        assert!(off.check().is_ok(), "off needs no resamples");
+        assert!(PromotionSettings::default().check().is_ok());
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod lake;
 pub mod live;
 pub mod mapping;
 pub mod models;
+pub mod noise;
 pub mod pipeline;
 pub mod plans;
 pub mod predictions;

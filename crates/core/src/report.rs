@@ -15,6 +15,7 @@ use crate::forecast::intervals::Calibration;
 use crate::forecast::origins::HorizonScores;
 use crate::live::{HoldoutFigures, LiveSummary, live_markdown};
 use crate::models::Family;
+use crate::noise::NoiseEstimate;
 use crate::registry::{DecisionKind, Repair, Stored};
 use crate::train::CandidateScore;
 
@@ -44,6 +45,9 @@ pub struct RunReport {
     /// The newest data against the training window (`max_drift` is the one
     /// figure for metrics); none when it could not be measured.
     pub drift: Option<DriftReport>,
+    /// The gate's noise check against the champion (none without a
+    /// champion or with `promotion.confidence = 0`).
+    pub noise: Option<NoiseEstimate>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -251,6 +255,20 @@ impl RunReport {
             metric_rows(&columns)
         );
         md += &self.horizon_table();
+        if let Some(n) = &self.noise {
+            md += &format!(
+                "Noise check (paired bootstrap over {}, {} resamples of {} blocks, {} rows, seed {}): improvement {:.2}%, {}; \
+                 {} noise.\n\n",
+                n.resampled,
+                n.resamples,
+                n.blocks,
+                n.rows,
+                n.seed,
+                100.0 * n.improvement,
+                n.interval_text(),
+                if n.above_noise() { "above" } else { "within" }
+            );
+        }
         if let Some(champion) = &self.champion
             && champion.saw_holdout
         {

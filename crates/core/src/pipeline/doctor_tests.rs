@@ -24,6 +24,7 @@ fn promote(registry: &Registry, to: &str) {
         champion_metrics: None,
         baseline_metrics: None,
         recovered: false,
+        noise: None,
     };
     registry.commit(&state, decision).unwrap();
 }

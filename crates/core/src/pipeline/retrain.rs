@@ -16,11 +16,12 @@ use crate::cost::CostEstimate;
 use crate::evaluate::{self, per_series};
 use crate::features::build_features;
 use crate::forecast::intervals::Calibration;
-use crate::forecast::origins::Scorer;
+use crate::forecast::origins::{Scored, Scorer, summarize};
 use crate::forecast::recursive::History;
 use crate::lake::{Lake, SalesWindow};
 use crate::live::{LiveSummary, live_summary};
 use crate::mapping::AttributeTable;
+use crate::noise::{self, NoiseEstimate, PairedRow};
 use crate::registry::pause::{self, Step};
 use crate::registry::{
     BuildInfo, Champion, Lineage, LoadedModel, Manifest, NewDecision, Registry, RegistryState,
@@ -42,6 +43,8 @@ struct ScoredChampion {
     pointer: Champion,
     summary: ChampionSummary,
     series: Vec<evaluate::SeriesScore>,
+    /// Its forecasts on the holdout's rolling origins, for the noise check.
+    scored: Vec<Scored>,
 }
 
 pub fn retrain(
@@ -99,9 +102,10 @@ pub fn retrain(
         horizon,
     };
     let calibration = calibrate(&holdout, &window, &split, &challenger.inner, config)?;
-    let horizons = holdout
-        .scores(&challenger.artifact, calibration.as_ref())
+    let challenger_scored = holdout
+        .scored(&challenger.artifact)
         .context("scoring the challenger on rolling origins")?;
+    let horizons = summarize(&challenger_scored, horizon, holdout.days, calibration.as_ref());
     let challenger_holdout = horizons.pooled().clone();
     let baseline = holdout
         .scores(&training_set.baseline(&features)?, None)
@@ -130,12 +134,27 @@ pub fn retrain(
     let same_version = champion
         .as_ref()
         .is_some_and(|c| c.pointer.version == challenger.sealed.version());
+    let noise = match &champion {
+        Some(c) if !same_version && config.promotion.confidence > 0.0 => {
+            // Seeded by the run's inputs: the same data, day and versions
+            // give the same interval, so the same decision.
+            let seed = noise::seed_from(&[
+                &sales.fingerprint(),
+                &day.to_string(),
+                challenger.sealed.version(),
+                &c.pointer.version,
+            ]);
+            noise_estimate(&challenger_scored, &c.scored, &history, &config.promotion, seed)
+        }
+        _ => None,
+    };
     let verdict = evaluate::decide(
         &challenger_holdout,
         champion.as_ref().map(|c| &c.summary.holdout),
         &baseline,
         same_version,
         drift.alert_summary().as_deref(),
+        noise.as_ref(),
         &config.promotion,
     );
     tracing::info!(decision = ?verdict.kind, "{}", verdict.reason);
@@ -181,6 +200,7 @@ pub fn retrain(
         repairs: state.repairs.clone(),
         live: live_accuracy(config, lake, registry.model(), day),
         drift: Some(drift.clone()),
+        noise: noise.clone(),
     };
     if options.dry_run {
         finish(&mut report, config, lake, registry, started);
@@ -233,6 +253,7 @@ pub fn retrain(
                 champion_metrics: champion.map(|c| c.summary.holdout),
                 baseline_metrics: Some(baseline),
                 recovered: false,
+                noise,
             },
         )
         .with_context(|| {
@@ -318,9 +339,15 @@ fn score_champion(
         scorer.features = &own_features;
         scorer.history = &own_history;
     }
-    let horizons = scorer
-        .scores(&artifact, manifest.calibration.as_ref())
+    let scored = scorer
+        .scored(&artifact)
         .context("scoring the champion on rolling origins")?;
+    let horizons = summarize(
+        &scored,
+        holdout.horizon,
+        holdout.days,
+        manifest.calibration.as_ref(),
+    );
     let (one_day, predicted) = score(&artifact, scorer.features, &split.holdout, holdout.target)?;
     let actual: Vec<f64> = split.holdout.iter().map(|&i| holdout.target[i]).collect();
     Ok(Some(ScoredChampion {
@@ -335,7 +362,57 @@ fn score_champion(
         },
         series: per_series(series, &actual, &predicted),
         pointer,
+        scored,
     }))
+}
+
+/// The noise check's estimate: the challenger's and the champion's
+/// forecasts paired by (row, horizon), i.e. by (origin, series, target day),
+/// summed per series and bootstrapped (`noise`). Rows only one of them
+/// scored (none are expected: both forecast the same paths) are left out
+/// with a warning.
+fn noise_estimate(
+    challenger: &[Scored],
+    champion: &[Scored],
+    history: &History,
+    gate: &evaluate::PromotionSettings,
+    seed: u64,
+) -> Option<NoiseEstimate> {
+    let by_key: std::collections::HashMap<(usize, u32), f64> = champion
+        .iter()
+        .map(|s| ((s.row, s.horizon), s.forecast))
+        .collect();
+    let paired: Vec<PairedRow> = challenger
+        .iter()
+        .filter_map(|s| {
+            by_key.get(&(s.row, s.horizon)).map(|&champion| PairedRow {
+                block: history.of_row(s.row).0,
+                actual: s.actual,
+                champion,
+                challenger: s.forecast,
+            })
+        })
+        .collect();
+    if paired.len() != challenger.len() || paired.len() != champion.len() {
+        tracing::warn!(
+            paired = paired.len(),
+            challenger = challenger.len(),
+            champion = champion.len(),
+            "the champion and the challenger forecast different holdout rows: the noise check uses the rows both forecast"
+        );
+    }
+    let estimate = noise::bootstrap(&noise::blocks(paired), gate.confidence, gate.resamples, seed);
+    if let Some(e) = &estimate {
+        tracing::info!(
+            improvement = e.improvement,
+            lower = e.lower,
+            upper = e.upper,
+            series = e.blocks,
+            "the improvement's {:.0}% interval",
+            100.0 * e.confidence
+        );
+    }
+    estimate
 }
 
 /// Calibrates the challenger's intervals on the inner validation window,

@@ -108,6 +108,7 @@ pub fn rollback(
                 champion_metrics: None,
                 baseline_metrics: None,
                 recovered: false,
+                noise: None,
             },
         )
         .with_context(|| format!("rolling back to {target}"))?;

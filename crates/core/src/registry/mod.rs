@@ -197,6 +197,9 @@ pub struct NewDecision {
     /// run that made the decision (absent, so false, in older entries).
     #[serde(default)]
     pub recovered: bool,
+    /// The gate's noise check: the improvement and its interval (absent in older entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<crate::noise::NoiseEstimate>,
 }
 
 /// A version loaded by [`Registry::load_model`].
@@ -563,6 +566,7 @@ mod tests {
                 champion_metrics: None,
                 baseline_metrics: None,
                 recovered: false,
+                noise: None,
             },
             build: BuildInfo::current(),
         };

@@ -298,6 +298,7 @@ impl Registry {
                         champion_metrics: None,
                         baseline_metrics: None,
                         recovered: true,
+                        noise: None,
                     };
                     let done = Repair {
                         kind: RepairKind::DecisionRecovered,

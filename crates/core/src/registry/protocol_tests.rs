@@ -28,6 +28,7 @@ fn decision(kind: DecisionKind, to: Option<String>) -> NewDecision {
         champion_metrics: None,
         baseline_metrics: None,
         recovered: false,
+        noise: None,
     }
 }
 
