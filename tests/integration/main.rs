@@ -23,6 +23,7 @@ mod ingest;
 mod lake_objects;
 mod malformed;
 mod monitor;
+mod people;
 mod pipelines;
 mod plans;
 mod predict;

@@ -16,6 +16,7 @@ use crate::forecast::origins::HorizonScores;
 use crate::live::{HoldoutFigures, LiveSummary, live_markdown};
 use crate::models::Family;
 use crate::registry::{DecisionKind, Repair, Stored};
+use crate::report_charts::{ChartFile, ChartInputs, LiveDay, SeriesPath, charts_markdown, report_charts};
 use crate::train::CandidateScore;
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +45,10 @@ pub struct RunReport {
     /// The newest data against the training window (`max_drift` is the one
     /// figure for metrics); none when it could not be measured.
     pub drift: Option<DriftReport>,
+    /// The series the report's forecast charts draw, day by day on the holdout.
+    pub series_paths: Vec<SeriesPath>,
+    /// Live WAPE per scored target day of the last 60 days, for its chart.
+    pub live_days: Vec<LiveDay>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,6 +171,18 @@ impl RunReport {
 }
 
 impl RunReport {
+    /// The report's SVG charts, written beside `report.md`.
+    pub fn charts(&self) -> Vec<ChartFile> {
+        report_charts(&ChartInputs {
+            run_date: self.run_date,
+            series_paths: &self.series_paths,
+            calibration: self.challenger.calibration.as_ref(),
+            challenger: &self.challenger.horizons,
+            champion: self.champion.as_ref().map(|c| &c.horizons),
+            live_days: &self.live_days,
+        })
+    }
+
     /// The holdout figures the live ones are set beside: the champion's on
     /// this run's holdout, or the challenger's when there is no champion.
     fn live_holdout(&self) -> HoldoutFigures {
@@ -271,6 +288,11 @@ impl RunReport {
         }
         if let Some(drift) = &self.drift {
             md += &crate::drift::markdown(drift);
+        }
+        // The chart files are written beside report.md (never in a dry run).
+        if !self.dry_run {
+            md += "\n";
+            md += &charts_markdown(&self.charts());
         }
         md += "\n## Worst series on the holdout (challenger)\n\n| series | actual | challenger WAPE | champion WAPE |\n|---|---:|---:|---:|\n";
         for row in &self.worst_series {
