@@ -9,7 +9,10 @@ ingest D's rows (as the raw zone would deliver them), `monitor --date D`
 --out: results.json (every day's monitor and retrain figures), live.csv
 (the live WAPE series: each day's pooled WAPE, and per bucket over the
 last 7 and 28 days) and summary.md (the last day's live WAPE per bucket
-beside the champion's holdout WAPE).
+beside the champion's holdout WAPE). The last day's run report (in the
+registry, runs/<last day>/report.md) links its SVG charts, among them
+live-accuracy.svg, the live WAPE per target day; it is copied to --out and
+its pooled line checked against the days monitor scored.
 
     python bench/live_simulation.py --binary target/debug/salescast [--days 60]
 """
@@ -22,6 +25,7 @@ import os
 import shutil
 import subprocess
 import time
+import xml.etree.ElementTree as ElementTree
 
 from lakes import OUT, REPO, SHARED
 
@@ -119,7 +123,7 @@ def main():
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     write_series(a.out, results)
-    write_summary(a.out, results)
+    write_summary(a.out, results, check_live_chart(a.out, registry, retrain, results))
 
 
 def write_series(out, results):
@@ -136,7 +140,27 @@ def write_series(out, results):
             w.writerow(row)
 
 
-def write_summary(out, results):
+def check_live_chart(out, registry, retrain, results):
+    """The last run report's live-accuracy chart: copied to `out`, its pooled
+    line (class `line live`) one point per scored day of the report's
+    `live_days`, whose pooled WAPE is each day's as monitor scored it."""
+    folder = os.path.join(registry, retrain["model"], "runs", retrain["run_date"])
+    with open(os.path.join(folder, "report.md")) as f:
+        assert "(live-accuracy.svg)" in f.read(), "report.md does not link the live chart"
+    chart = os.path.join(folder, "live-accuracy.svg")
+    svg = ElementTree.parse(chart).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    points = sum(len(p.get("points").split()) for p in svg.iter(ns + "polyline") if p.get("class") == "line live")
+    pooled = {d["day"]: d["wape"][-1][1] for d in retrain["live_days"]}
+    assert points == sum(v is not None for v in pooled.values()), (points, pooled)
+    for r in results:
+        if r["today"] and pooled.get(r["day"]) is not None:
+            assert abs(pooled[r["day"]] - r["today"]["metrics"]["wape"]) < 1e-9, r["day"]
+    shutil.copy(chart, os.path.join(out, "live-accuracy.svg"))
+    return f"{folder}/report.md (live-accuracy.svg: {points} days plotted, copied to {out})"
+
+
+def write_summary(out, results, chart):
     last = results[-1]
     holdout = last["champion_holdout"] or last["challenger_holdout"]
     by_bucket = {f'{b["first"]}-{b["last"]}': b for b in holdout["buckets"]}
@@ -155,7 +179,8 @@ def write_summary(out, results):
         decisions[r["decision"]] = decisions.get(r["decision"], 0) + 1
     lines += ["", f"Retrain decisions over the days: {decisions}.",
               f"Seconds per simulated day (ingest, monitor, retrain, predict): "
-              f"{sum(r['seconds'] for r in results) / len(results):.1f} mean.", ""]
+              f"{sum(r['seconds'] for r in results) / len(results):.1f} mean.",
+              f"The last run report with its charts: {chart}.", ""]
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))

@@ -24,6 +24,7 @@ mod lake_objects;
 mod malformed;
 mod monitor;
 mod noise_gate;
+mod people;
 mod pipelines;
 mod plans;
 mod predict;

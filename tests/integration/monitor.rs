@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::util::{Cli, python, s, snapshot, tempdir};
 
-const CONFIG: &str = r#"
+pub(crate) const CONFIG: &str = r#"
 [data]
 date_column = "date"
 series_keys = ["store"]
@@ -35,7 +35,7 @@ candidates = ["seasonal_naive", "elastic_net"]
 
 const STORES: [&str; 3] = ["A", "B", "C"];
 
-fn date(text: &str) -> NaiveDate {
+pub(crate) fn date(text: &str) -> NaiveDate {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
 }
 
@@ -59,7 +59,7 @@ fn sales_of(store: usize, day: NaiveDate) -> (f64, u8, u8) {
 }
 
 /// A CSV of every store's days `first ..= last`.
-fn write_csv(path: &Path, first: NaiveDate, last: NaiveDate) {
+pub(crate) fn write_csv(path: &Path, first: NaiveDate, last: NaiveDate) {
     let mut text = String::from("date,store,sales,promo,open\n");
     let mut day = first;
     while day <= last {

@@ -320,22 +320,39 @@ fn log_format(flag: Option<LogFormat>, from_env: Option<&str>) -> Result<LogForm
 }
 
 fn init_logging(verbose: u8, quiet: bool, from_env: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(log_filter(verbose, quiet, from_env)?)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::prelude::*;
+    let filter = log_filter(verbose, quiet, from_env)?;
+    let not_progress = tracing_subscriber::filter::filter_fn(|m| !crate::progress::is_progress(m));
     let installed = match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_target(false)
-            .without_time()
-            .try_init(),
-        // A log pipeline wants the time, and one flat object per line.
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .try_init(),
+        // Text: the log lines, and the progress of long phases (bars on a
+        // terminal, quiet lines elsewhere), both on stderr.
+        LogFormat::Text => {
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let progress = crate::progress::ProgressLayer::new(terminal);
+            let lines = tracing_subscriber::fmt::layer()
+                .with_writer(progress.writer())
+                .with_ansi(terminal)
+                .with_target(false)
+                .without_time()
+                .with_filter(not_progress);
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(lines)
+                .with(progress)
+                .try_init()
+        }
+        // A log pipeline wants the time, and one flat object per line (and
+        // no progress: the phases' durations are in the reports).
+        LogFormat::Json => {
+            let lines = tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_writer(std::io::stderr)
+                .with_filter(not_progress);
+            tracing_subscriber::registry().with(filter).with(lines).try_init()
+        }
     };
     if installed.is_ok() && format == LogFormat::Json {
         JSON_LOGS.store(true, Ordering::Relaxed);

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ingest::{self, days_from_date};
 use crate::mapping::{AttributeTable, DataMapping};
+use crate::progress::Phase;
 use crate::storage::{ObjectMeta, PutMode, Store, StoreError};
 use crate::validate::{self, DataError, Source, ValidationSettings};
 use crate::window::Window;
@@ -272,13 +273,22 @@ impl Lake {
         // Every new file first, then the old ones of replaced days: a run
         // that stops in between leaves whole days, some with two files
         // (which readers refuse by name and a rerun with --replace mends).
+        let progress =
+            (!pending.is_empty()).then(|| Phase::start("writing partitions", Some(pending.len() as u64)));
         let written = parallel_map(&pending, IO_CONCURRENCY, |(file, _)| {
-            match self.store.put(&file.key, &file.bytes, PutMode::Create) {
+            let put = match self.store.put(&file.key, &file.bytes, PutMode::Create) {
                 Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
                 Err(e) => Err(LakeError::from(e)),
+            };
+            if let Some(progress) = &progress {
+                progress.advance(1, "");
             }
+            put
         });
         written.into_iter().collect::<Result<(), _>>()?;
+        if let Some(progress) = progress {
+            progress.finish();
+        }
         crate::registry::pause::at(crate::registry::pause::Step::DaysWritten).map_err(|e| {
             LakeError::Store(StoreError::Io {
                 uri: self.store.uri_of(root),
@@ -358,7 +368,8 @@ impl Lake {
             .range(first_day..=last_day)
             .flat_map(|(_, files)| files.iter().cloned())
             .collect();
-        let frames = self.read_files(&files, mapping)?;
+        let progress = Phase::start("reading the window", Some(files.len() as u64));
+        let frames = self.read_files(&files, mapping, Some(&progress))?;
         let frame = concat_frames(frames).map_err(|source| LakeError::Polars {
             key: partition_prefix(last_day),
             source,
@@ -370,6 +381,7 @@ impl Lake {
             files,
         };
         self.validate_window(&window, mapping, validation)?;
+        progress.finish();
         Ok(window)
     }
 
@@ -386,7 +398,7 @@ impl Lake {
             return Ok(None);
         };
         self.one_file_per_day(SALES_PREFIX, [(&day, files)])?;
-        let frames = self.read_files(files, mapping)?;
+        let frames = self.read_files(files, mapping, None)?;
         concat_frames(frames)
             .map(Some)
             .map_err(|source| LakeError::Polars {
@@ -395,9 +407,18 @@ impl Lake {
             })
     }
 
-    fn read_files(&self, files: &[ObjectMeta], mapping: &DataMapping) -> Result<Vec<DataFrame>, LakeError> {
+    fn read_files(
+        &self,
+        files: &[ObjectMeta],
+        mapping: &DataMapping,
+        progress: Option<&Phase>,
+    ) -> Result<Vec<DataFrame>, LakeError> {
         parallel_map(files, IO_CONCURRENCY, |file| {
-            self.read_partition_file(file, mapping)
+            let frame = self.read_partition_file(file, mapping);
+            if let Some(progress) = progress {
+                progress.advance(1, "");
+            }
+            frame
         })
         .into_iter()
         .collect()

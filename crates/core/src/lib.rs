@@ -4,6 +4,7 @@
 //! parses a command line, calls a pipeline here and renders its report.
 
 pub mod accounts;
+pub mod charts;
 pub mod config;
 pub mod cost;
 pub mod digest;
@@ -24,8 +25,10 @@ pub mod noise;
 pub mod pipeline;
 pub mod plans;
 pub mod predictions;
+pub mod progress;
 pub mod registry;
 pub mod report;
+pub mod report_charts;
 pub mod sample;
 pub mod scan;
 pub mod scores;

@@ -17,6 +17,7 @@ use crate::live::{HoldoutFigures, LiveSummary, live_markdown};
 use crate::models::Family;
 use crate::noise::NoiseEstimate;
 use crate::registry::{DecisionKind, Repair, Stored};
+use crate::report_charts::{ChartFile, ChartInputs, LiveDay, SeriesPath, charts_markdown, report_charts};
 use crate::train::CandidateScore;
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +49,10 @@ pub struct RunReport {
     /// The gate's noise check against the champion (none without a
     /// champion or with `promotion.confidence = 0`).
     pub noise: Option<NoiseEstimate>,
+    /// The series the report's forecast charts draw, day by day on the holdout.
+    pub series_paths: Vec<SeriesPath>,
+    /// Live WAPE per scored target day of the last 60 days, for its chart.
+    pub live_days: Vec<LiveDay>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -170,6 +175,18 @@ impl RunReport {
 }
 
 impl RunReport {
+    /// The report's SVG charts, written beside `report.md`.
+    pub fn charts(&self) -> Vec<ChartFile> {
+        report_charts(&ChartInputs {
+            run_date: self.run_date,
+            series_paths: &self.series_paths,
+            calibration: self.challenger.calibration.as_ref(),
+            challenger: &self.challenger.horizons,
+            champion: self.champion.as_ref().map(|c| &c.horizons),
+            live_days: &self.live_days,
+        })
+    }
+
     /// The holdout figures the live ones are set beside: the champion's on
     /// this run's holdout, or the challenger's when there is no champion.
     fn live_holdout(&self) -> HoldoutFigures {
@@ -289,6 +306,11 @@ impl RunReport {
         }
         if let Some(drift) = &self.drift {
             md += &crate::drift::markdown(drift);
+        }
+        // The chart files are written beside report.md (never in a dry run).
+        if !self.dry_run {
+            md += "\n";
+            md += &charts_markdown(&self.charts());
         }
         md += "\n## Worst series on the holdout (challenger)\n\n| series | actual | challenger WAPE | champion WAPE |\n|---|---:|---:|---:|\n";
         for row in &self.worst_series {

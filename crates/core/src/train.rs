@@ -323,6 +323,8 @@ impl<'a> TrainingSet<'a> {
         let valid_x = self.design_of(&self.split.inner_valid);
         let valid_y = take(&self.target, &self.split.inner_valid);
         let mut candidates = Vec::new();
+        let progress =
+            crate::progress::Phase::start("fitting candidates", Some(training.candidates.len() as u64));
         for &family in &training.candidates {
             let started = std::time::Instant::now();
             let validation_rows = Some((&valid_x, valid_y.as_slice()));
@@ -338,6 +340,7 @@ impl<'a> TrainingSet<'a> {
             let seconds = started.elapsed().as_secs_f64();
             let rounds = model.rounds();
             tracing::info!(%family, wape = validation.wape, ?rounds, "candidate scored on the inner validation window in {seconds:.1} s");
+            progress.advance(1, &family.to_string());
             candidates.push(Candidate {
                 score: CandidateScore {
                     family,
@@ -350,6 +353,7 @@ impl<'a> TrainingSet<'a> {
                 model,
             });
         }
+        progress.finish();
         Ok(candidates)
     }
 
@@ -422,7 +426,9 @@ pub fn train_challenger(set: &TrainingSet) -> Result<Challenger, TrainError> {
     let mut candidates = set.candidates()?;
     let scores = candidates.iter().map(|c| c.score.clone()).collect();
     let best = best_candidate(&candidates);
-    let artifact = set.fit_final(best.score.family, &best.tuned)?;
+    let artifact = crate::progress::phase("fitting the challenger", || {
+        set.fit_final(best.score.family, &best.tuned)
+    })?;
     let validation = best.score.validation.clone();
     let best = candidates
         .iter()

@@ -75,8 +75,10 @@ pub fn read_features(
         "read the window in {read_seconds:.2} s"
     );
     let started = Instant::now();
-    let features = build_features(&sales.frame, &attributes, &config.data, &config.features)
-        .context("building features")?;
+    let features = crate::progress::phase("building features", || {
+        build_features(&sales.frame, &attributes, &config.data, &config.features)
+    })
+    .context("building features")?;
     Ok(WindowFeatures {
         window,
         sales,

@@ -16,6 +16,7 @@ use crate::input;
 use crate::lake::{DayFile, Lake, SALES_PREFIX, WriteCounts, WriteOutcome};
 use crate::mapping::{Aggregate, DataMapping};
 use crate::plans::{PLANS_PREFIX, clean_plan};
+use crate::progress::Phase;
 use crate::validate::{self, DataError, Source};
 
 #[derive(Debug, Serialize)]
@@ -97,6 +98,10 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
     }
     let read = |locations: &[String]| -> anyhow::Result<Vec<(DataFrame, Source)>> {
         let mut files = Vec::new();
+        if locations.is_empty() {
+            return Ok(files);
+        }
+        let progress = Phase::start("reading input files", Some(locations.len() as u64));
         for location in locations {
             files.extend(input::read_all(
                 location,
@@ -104,7 +109,9 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
                 config.validation.max_line_bytes,
                 lake.store().handle(),
             )?);
+            progress.advance(1, location);
         }
+        progress.finish();
         Ok(files)
     };
     let sales_files = read(&request.inputs)?;

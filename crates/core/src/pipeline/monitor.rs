@@ -21,6 +21,7 @@ use crate::forecast::origins::HorizonScores;
 use crate::lake::{Lake, WriteCounts};
 use crate::live::{HoldoutFigures, LiveSummary, live_summary};
 use crate::predictions::list_prediction_days;
+use crate::progress::{self, Phase};
 use crate::registry::Registry;
 use crate::scores::{Actuals, DayScores, OriginForecasts, score_day, write_scores};
 
@@ -97,13 +98,18 @@ pub fn monitor(
         .filter(|d| (first_origin..date).contains(d))
         .collect();
     let mut origins = Vec::with_capacity(origin_days.len());
+    let reading = Phase::start("reading stored forecasts", Some(origin_days.len() as u64));
     for day in origin_days {
         let read = OriginForecasts::read(lake, model, day, &mapping.series_keys)
             .with_context(|| format!("reading the forecasts made on {day}"))?;
         origins.extend(read);
+        reading.advance(1, &day.to_string());
     }
+    reading.finish();
     let mut scored = Vec::new();
+    let scoring = Phase::start("scoring days", Some(targets.len() as u64));
     for &day in &targets {
+        scoring.advance(1, &day.to_string());
         // The forecasts made at origins day-H .. day-1.
         let made: Vec<&OriginForecasts> = origins
             .iter()
@@ -120,7 +126,11 @@ pub fn monitor(
             .with_context(|| format!("reading the actuals of {day}"))?;
         scored.push(score_day(&actuals, &made));
     }
-    let written = write_scores(lake, model, &mapping.series_keys, &scored).context("writing the scores")?;
+    scoring.finish();
+    let written = progress::phase("writing scores", || {
+        write_scores(lake, model, &mapping.series_keys, &scored)
+    })
+    .context("writing the scores")?;
     let live =
         live_summary(lake, model, &mapping.series_keys, horizon, date).context("reading the scores")?;
     let holdout = champion_holdout(registry)?;

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::ingest::date_from_days;
 use crate::lake::Lake;
 use crate::predictions::{self, PredictionsWritten};
+use crate::progress;
 use crate::registry::Registry;
 
 /// How many days of the first series the report shows.
@@ -75,12 +76,14 @@ pub fn predict(
     let model = registry
         .load_model(&pointer.version)
         .with_context(|| format!("loading the champion {}", pointer.version))?;
-    let forecaster = Forecaster::load(config, lake, model, &pointer.version, data_day)?;
+    let forecaster = progress::phase("loading the window and plans", || {
+        Forecaster::load(config, lake, model, &pointer.version, data_day)
+    })?;
     let Forecasts {
         mut frame,
         series,
         unplanned_rows,
-    } = forecaster.forecast(None, None)?;
+    } = progress::phase("forecasting", || forecaster.forecast(None, None))?;
     if unplanned_rows > 0 {
         tracing::warn!(
             "no plan for {} of {} forecast rows: used the covariates of the same weekday in the newest week \
@@ -97,15 +100,17 @@ pub fn predict(
     }
     let horizon = config.forecast.horizon_days;
     let preview = preview(&frame)?;
-    let written = predictions::write_predictions(
-        lake,
-        registry.model(),
-        &pointer.version,
-        data_day,
-        horizon,
-        config.forecast.interval,
-        &mut frame,
-    )
+    let written = progress::phase("writing predictions", || {
+        predictions::write_predictions(
+            lake,
+            registry.model(),
+            &pointer.version,
+            data_day,
+            horizon,
+            config.forecast.interval,
+            &mut frame,
+        )
+    })
     .context("writing the predictions")?;
     Ok(PredictReport {
         model: registry.model().to_string(),

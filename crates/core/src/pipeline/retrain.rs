@@ -22,11 +22,13 @@ use crate::lake::{Lake, SalesWindow};
 use crate::live::{LiveSummary, live_summary};
 use crate::mapping::AttributeTable;
 use crate::noise::{self, NoiseEstimate, PairedRow};
+use crate::progress::{self, Phase};
 use crate::registry::pause::{self, Step};
 use crate::registry::{
     BuildInfo, Champion, Lineage, LoadedModel, Manifest, NewDecision, Registry, RegistryState,
 };
 use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
+use crate::report_charts::{live_days, series_paths};
 use crate::train::{self, Split, TrainingSet, score};
 use crate::window::Window;
 
@@ -69,8 +71,10 @@ pub fn retrain(
 
     let phase = Instant::now();
     let layout = crate::features::FeatureLayout::new(&config.data, &config.features);
-    let drift = crate::drift::measure(&features, &config.data, &layout, &window)
-        .context("measuring the drift of the newest data")?;
+    let drift = progress::phase("measuring drift", || {
+        crate::drift::measure(&features, &config.data, &layout, &window)
+    })
+    .context("measuring the drift of the newest data")?;
     seconds.drift = phase.elapsed().as_secs_f64();
     if !drift.alerts.is_empty() {
         tracing::warn!(features = ?drift.alerts, max_drift = drift.max_drift, "the newest data drifted");
@@ -101,17 +105,22 @@ pub fn retrain(
         target,
         horizon,
     };
-    let calibration = calibrate(&holdout, &window, &split, &challenger.inner, config)?;
+    let calibration = progress::phase("calibrating intervals", || {
+        calibrate(&holdout, &window, &split, &challenger.inner, config)
+    })?;
+    let scoring = Phase::start("scoring on the holdout", Some(3));
     let challenger_scored = holdout
         .scored(&challenger.artifact)
         .context("scoring the challenger on rolling origins")?;
     let horizons = summarize(&challenger_scored, horizon, holdout.days, calibration.as_ref());
+    scoring.advance(1, "challenger");
     let challenger_holdout = horizons.pooled().clone();
     let baseline = holdout
         .scores(&training_set.baseline(&features)?, None)
         .context("scoring the seasonal-naive baseline on rolling origins")?
         .pooled()
         .clone();
+    scoring.advance(1, "seasonal naive");
     // The state every decision of this run is tied to (a dry run repairs nothing).
     let state = if options.dry_run {
         registry.peek_state()
@@ -129,6 +138,8 @@ pub fn retrain(
         &split,
         &series,
     )?;
+    scoring.advance(1, "champion");
+    scoring.finish();
     seconds.evaluate = phase.elapsed().as_secs_f64();
 
     let same_version = champion
@@ -201,6 +212,19 @@ pub fn retrain(
         live: live_accuracy(config, lake, registry.model(), day),
         drift: Some(drift.clone()),
         noise: noise.clone(),
+        series_paths: series_paths(
+            &history,
+            &split.holdout,
+            target,
+            &challenger_pred,
+            calibration.as_ref(),
+        ),
+        live_days: live_days(lake, registry.model(), &config.data.series_keys, horizon, day).unwrap_or_else(
+            |e| {
+                tracing::warn!("the report has no live-accuracy chart: reading the scores table failed: {e}");
+                Vec::new()
+            },
+        ),
     };
     if options.dry_run {
         finish(&mut report, config, lake, registry, started);
@@ -230,6 +254,7 @@ pub fn retrain(
         calibration,
         drift: Some(drift),
     };
+    let writing = Phase::start("writing the model and report", None);
     report.challenger.stored = Some(
         registry
             .put_version(&challenger.sealed, &manifest)
@@ -267,9 +292,19 @@ pub fn retrain(
     report.decision_sequence = Some(decision.sequence);
     finish(&mut report, config, lake, registry, started);
     let json = serde_json::to_vec_pretty(&report)?;
+    // The charts first: report.md never links a file that is not there.
+    let charts: Vec<(String, Vec<u8>)> = report
+        .charts()
+        .into_iter()
+        .map(|c| (c.name, c.svg.into_bytes()))
+        .collect();
+    registry
+        .put_report_files(day, &charts)
+        .context("writing the run report's charts")?;
     registry
         .put_report(day, &json, &report.markdown())
         .context("writing the run report")?;
+    writing.finish();
     Ok(report)
 }
 

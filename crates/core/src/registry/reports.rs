@@ -1,4 +1,5 @@
-//! The registry's run reports: `runs/<date>/report.json` and `report.md`,
+//! The registry's run reports: `runs/<date>/report.json` and `report.md`
+//! (with the SVG charts it links beside them),
 //! written by each retrain (the newest run of a date wins) and read back as
 //! any view of their fields (the dashboard's model page reads a few).
 
@@ -17,6 +18,20 @@ impl Registry {
             Err(RegistryError::Store(StoreError::NotFound { .. })) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Writes files beside the report of a run date (its charts), by name.
+    pub fn put_report_files(
+        &self,
+        run_date: NaiveDate,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<(), RegistryError> {
+        let base = self.key(&format!("runs/{run_date}"));
+        for (name, bytes) in files {
+            self.store
+                .put(&format!("{base}/{name}"), bytes, PutMode::Overwrite)?;
+        }
+        Ok(())
     }
 
     /// Writes the report of a run date (the newest run of that date wins).

@@ -1,5 +1,5 @@
 //! The dashboard: server-rendered pages (askama templates compiled into the
-//! binary, charts as inline SVG, one vendored stylesheet, no script) behind
+//! binary, charts as inline SVG drawn by `salescast_core::charts`, one vendored stylesheet, no script) behind
 //! the same sessions and roles as the API. Each page is a module with its
 //! `router()`; every page route sits behind [`require_session`], which sends
 //! a browser without a session to the login page and checks the CSRF token
@@ -8,7 +8,8 @@
 
 mod admin;
 mod chain;
-pub mod charts;
+/// The charts are drawn by the core (the run report draws with the same code).
+pub use salescast_core::charts;
 mod error;
 mod login;
 mod model;

@@ -1,7 +1,9 @@
-//! The dashboard's charts: inline SVG drawn on the server (no script, no
-//! chart library, nothing fetched), as text the templates insert. A chart is
-//! lines over dated points, an optional shaded band (a forecast interval)
-//! and an optional marker day (the data day). Every number written is
+//! Charts as SVG text, drawn by one code for the dashboard (inline in its
+//! pages, styled by its stylesheet) and for the run report (standalone
+//! files with their own style, axis labels and point markers): no script,
+//! no chart library, nothing fetched. A chart is lines over points on an
+//! ordered x axis (days, or horizons), an optional shaded band (a forecast
+//! interval) and an optional marker (the data day). Every number written is
 //! finite; labels are escaped.
 
 use std::fmt::Write as _;
@@ -15,39 +17,128 @@ const RIGHT: f64 = 16.0;
 const TOP: f64 = 24.0;
 const BOTTOM: f64 = 40.0;
 
+/// The style of a standalone chart: the dashboard's colours, written into
+/// the file so it needs nothing else.
+const STYLE: &str = "text{font-family:sans-serif}.grid{stroke:#d9dee7;stroke-width:1}\
+.tick{fill:#5b6577;font-size:11px}.axis{fill:#1d2430;font-size:12px}.title{fill:#1d2430;font-size:13px;font-weight:600}\
+.line{fill:none;stroke-width:2}.actual{stroke:#243b53}.forecast{stroke:#1f6feb;stroke-dasharray:5 3}\
+.challenger{stroke:#c2410c}.champion{stroke:#1f6feb}.live{stroke:#7c3aed}.bucket1{stroke:#059669}\
+.bucket2{stroke:#d97706}.bucket3{stroke:#db2777}.holdout{stroke:#5b6577;stroke-dasharray:2 3}\
+.band{fill:rgba(31,111,235,.16);stroke:none}.legend rect{stroke:none}.legend rect.band{fill:rgba(31,111,235,.35)}\
+.marker{stroke:#5b6577;stroke-dasharray:2 3}";
+
+/// The colours of the legend swatches and point markers (fill, not stroke).
+const FILLS: [(&str, &str); 9] = [
+    ("actual", "#243b53"),
+    ("forecast", "#1f6feb"),
+    ("challenger", "#c2410c"),
+    ("champion", "#1f6feb"),
+    ("live", "#7c3aed"),
+    ("bucket1", "#059669"),
+    ("bucket2", "#d97706"),
+    ("bucket3", "#db2777"),
+    ("holdout", "#5b6577"),
+];
+
+/// A position on the x axis: a day, or a horizon.
+pub trait XValue: Copy + Ord {
+    /// Its position, in whole steps (days, horizons).
+    fn position(self) -> i64;
+    /// The value at a position.
+    fn at(position: i64) -> Option<Self>;
+    /// Its tick label.
+    fn label(self) -> String;
+}
+
+impl XValue for NaiveDate {
+    fn position(self) -> i64 {
+        self.to_epoch_days().into()
+    }
+    fn at(position: i64) -> Option<Self> {
+        NaiveDate::from_epoch_days(i32::try_from(position).ok()?)
+    }
+    fn label(self) -> String {
+        self.format("%b %-d").to_string()
+    }
+}
+
+/// Days ahead of a forecast's origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Horizon(pub u32);
+
+impl XValue for Horizon {
+    fn position(self) -> i64 {
+        self.0.into()
+    }
+    fn at(position: i64) -> Option<Self> {
+        u32::try_from(position).ok().map(Horizon)
+    }
+    fn label(self) -> String {
+        self.0.to_string()
+    }
+}
+
 /// One line: its points (a `None` value breaks the line), CSS class and name.
-pub struct Line<'a> {
+pub struct Line<'a, X = NaiveDate> {
     pub name: &'a str,
     pub class: &'a str,
-    pub points: Vec<(NaiveDate, Option<f64>)>,
+    pub points: Vec<(X, Option<f64>)>,
 }
 
-/// A shaded band between a lower and an upper value per day.
-pub struct Band<'a> {
+/// A shaded band between a lower and an upper value per x.
+pub struct Band<'a, X = NaiveDate> {
     pub name: &'a str,
-    pub points: Vec<(NaiveDate, f64, f64)>,
+    pub points: Vec<(X, f64, f64)>,
 }
 
-pub struct Chart<'a> {
+pub struct Chart<'a, X = NaiveDate> {
     pub title: &'a str,
-    pub lines: Vec<Line<'a>>,
-    pub band: Option<Band<'a>>,
+    pub lines: Vec<Line<'a, X>>,
+    pub band: Option<Band<'a, X>>,
     /// A vertical rule with its label (the data day).
-    pub marker: Option<(NaiveDate, &'a str)>,
+    pub marker: Option<(X, &'a str)>,
     /// Values shown as percentages (WAPE) rather than amounts.
     pub percent: bool,
 }
 
-impl Chart<'_> {
-    /// The SVG text, or a short note when there is nothing to draw.
+/// What a standalone chart adds to the inline one.
+struct Standalone<'a> {
+    x_label: &'a str,
+    y_label: &'a str,
+}
+
+impl<X: XValue> Chart<'_, X> {
+    /// The SVG text to put inline in a page styled by the dashboard's
+    /// stylesheet, or a short note when there is nothing to draw.
     pub fn svg(&self) -> String {
+        self.draw(None)
+    }
+
+    /// A whole SVG file (an XML declaration, the SVG namespace, its own
+    /// style, a title, axis labels, a legend and a dot on every point):
+    /// what a run report links to. Without data it says so in the picture.
+    pub fn standalone(&self, x_label: &str, y_label: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
+            self.draw(Some(&Standalone { x_label, y_label }))
+        )
+    }
+
+    fn draw(&self, standalone: Option<&Standalone>) -> String {
         let days = self
             .lines
             .iter()
             .flat_map(|l| l.points.iter().map(|p| p.0))
             .chain(self.band.iter().flat_map(|b| b.points.iter().map(|p| p.0)));
         let (Some(first), Some(last)) = (days.clone().min(), days.max()) else {
-            return format!("<p class=\"empty\">{}: no data yet.</p>", escape(self.title));
+            return match standalone {
+                None => format!("<p class=\"empty\">{}: no data yet.</p>", escape(self.title)),
+                Some(_) => format!(
+                    "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} 60\" width=\"{WIDTH}\" height=\"60\">\
+                     <title>{0}</title><style>{STYLE}</style><text class=\"axis\" x=\"8\" y=\"30\">{0}: no data yet.</text></svg>",
+                    escape(self.title)
+                ),
+            };
         };
         let values = self
             .lines
@@ -61,17 +152,35 @@ impl Chart<'_> {
             .filter(|v| v.is_finite());
         let top = values.fold(0.0_f64, f64::max);
         let top = nice_ceiling(if top > 0.0 { top } else { 1.0 });
-        let span = (last - first).num_days().max(1) as f64;
-        let x = |d: NaiveDate| LEFT + (d - first).num_days() as f64 / span * (WIDTH - LEFT - RIGHT);
+        let span = (last.position() - first.position()).max(1) as f64;
+        let x = |d: X| LEFT + (d.position() - first.position()) as f64 / span * (WIDTH - LEFT - RIGHT);
         let y = |v: f64| TOP + (1.0 - (v / top).clamp(0.0, 1.0)) * (HEIGHT - TOP - BOTTOM);
         let mut out = String::new();
+        let head = if standalone.is_some() {
+            format!("xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" ")
+        } else {
+            String::new()
+        };
         let _ = write!(
             out,
-            "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-label=\"{}\">\
+            "<svg {head}class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-label=\"{}\">\
              <title>{}</title>",
             escape(self.title),
             escape(self.title)
         );
+        if let Some(labels) = standalone {
+            let _ = write!(
+                out,
+                "<style>{STYLE}</style>\
+                 <text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
+                 <text class=\"axis\" transform=\"rotate(-90)\" x=\"{:.1}\" y=\"14\" text-anchor=\"middle\">{}</text>",
+                (LEFT + WIDTH - RIGHT) / 2.0,
+                HEIGHT - 6.0,
+                escape(labels.x_label),
+                -(TOP + HEIGHT - BOTTOM) / 2.0,
+                escape(labels.y_label),
+            );
+        }
         for i in 0..=4 {
             let v = top * f64::from(i) / 4.0;
             let _ = write!(
@@ -103,7 +212,7 @@ impl Chart<'_> {
                 "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
                 x(day),
                 HEIGHT - BOTTOM + 18.0,
-                day.format("%b %-d")
+                escape(&day.label())
             );
         }
         if let Some(band) = &self.band
@@ -148,6 +257,17 @@ impl Chart<'_> {
                     points.join(" "),
                     escape(line.name)
                 );
+                if standalone.is_some() && run.len() <= MAX_DOTS {
+                    for (d, v) in &run {
+                        let _ = write!(
+                            out,
+                            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{}\"/>",
+                            x(*d),
+                            y(*v),
+                            fill(line.class)
+                        );
+                    }
+                }
             }
         }
         // The legend: one swatch per line, then the band's.
@@ -160,9 +280,14 @@ impl Chart<'_> {
             .map(|l| (l.name, format!("line {}", l.class)))
             .chain(self.band.iter().map(|b| (b.name, "band".to_string())))
         {
+            // A standalone file colours its swatches itself.
+            let colour = match standalone {
+                Some(_) if class != "band" => format!(" style=\"fill:{}\"", fill(&class[5..])),
+                _ => String::new(),
+            };
             let _ = write!(
                 out,
-                "<g class=\"legend\"><rect class=\"{}\" x=\"{at:.1}\" y=\"{:.1}\" width=\"14\" height=\"4\"/>\
+                "<g class=\"legend\"><rect class=\"{}\"{colour} x=\"{at:.1}\" y=\"{:.1}\" width=\"14\" height=\"4\"/>\
                  <text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\">{}</text></g>",
                 escape(&class),
                 TOP - 6.0,
@@ -177,9 +302,20 @@ impl Chart<'_> {
     }
 }
 
+/// A run of at most this many points gets a dot on each (standalone only).
+const MAX_DOTS: usize = 90;
+
+/// The fill colour of a line's class (its dots and legend swatch).
+fn fill(class: &str) -> &'static str {
+    FILLS
+        .iter()
+        .find(|(c, _)| *c == class)
+        .map_or("#1d2430", |(_, colour)| colour)
+}
+
 /// The unbroken runs of finite values of a line (a single point is a run).
-fn runs(points: &[(NaiveDate, Option<f64>)]) -> Vec<Vec<(NaiveDate, f64)>> {
-    let mut out: Vec<Vec<(NaiveDate, f64)>> = vec![Vec::new()];
+fn runs<X: XValue>(points: &[(X, Option<f64>)]) -> Vec<Vec<(X, f64)>> {
+    let mut out: Vec<Vec<(X, f64)>> = vec![Vec::new()];
     for (day, value) in points {
         match value.filter(|v| v.is_finite()) {
             Some(v) => {
@@ -195,13 +331,13 @@ fn runs(points: &[(NaiveDate, Option<f64>)]) -> Vec<Vec<(NaiveDate, f64)>> {
     out
 }
 
-/// Up to seven evenly spaced day labels.
-fn ticks(first: NaiveDate, last: NaiveDate) -> Vec<NaiveDate> {
-    let span = (last - first).num_days().max(0);
+/// Up to seven evenly spaced labels.
+fn ticks<X: XValue>(first: X, last: X) -> Vec<X> {
+    let span = (last.position() - first.position()).max(0);
     let step = (span / 6).max(1);
     (0..=span)
         .step_by(usize::try_from(step).unwrap_or(1))
-        .filter_map(|d| first.checked_add_days(chrono::Days::new(d as u64)))
+        .filter_map(|d| X::at(first.position() + d))
         .collect()
 }
 
@@ -282,7 +418,7 @@ mod tests {
 
     #[test]
     fn an_empty_chart_says_so() {
-        let chart = Chart {
+        let chart = Chart::<NaiveDate> {
             title: "WAPE",
             lines: vec![],
             band: None,
@@ -293,5 +429,42 @@ mod tests {
         assert_eq!(nice_ceiling(730.0), 1000.0);
         assert_eq!(nice_ceiling(0.18), 0.2);
         assert_eq!(compact(12_345.0), "12.3k");
+    }
+
+    #[test]
+    fn a_standalone_chart_carries_its_style_axes_and_dots() {
+        let chart = Chart {
+            title: "WAPE by horizon",
+            lines: vec![Line {
+                name: "challenger",
+                class: "challenger",
+                points: (1..=14)
+                    .map(|h| (Horizon(h), Some(0.1 + f64::from(h) / 100.0)))
+                    .collect(),
+            }],
+            band: None,
+            marker: None,
+            percent: true,
+        };
+        let svg = chart.standalone("days ahead", "WAPE <%>");
+        assert!(svg.starts_with("<?xml") && svg.contains("xmlns=\"http://www.w3.org/2000/svg\""));
+        assert!(svg.contains("<style>") && svg.contains("<title>WAPE by horizon</title>"));
+        assert!(svg.contains(">days ahead<") && svg.contains(">WAPE &lt;%&gt;<"));
+        assert_eq!(svg.matches("<circle").count(), 14, "a dot per horizon");
+        assert!(svg.contains(">1<") && svg.contains(">13<"), "horizon ticks");
+        assert!(
+            svg.contains("style=\"fill:#c2410c\""),
+            "the swatch coloured in the file"
+        );
+        assert_eq!(
+            chart.svg().matches("<circle").count(),
+            0,
+            "inline: as the dashboard draws"
+        );
+        let empty = Chart::<Horizon> {
+            lines: vec![],
+            ..chart
+        };
+        assert!(empty.standalone("x", "y").contains("no data yet"));
     }
 }
