@@ -19,6 +19,7 @@ mod drift;
 mod emf;
 mod faults;
 mod features;
+mod history;
 mod ingest;
 mod lake_objects;
 mod malformed;

@@ -398,3 +398,49 @@ fn read_plans_refuses_a_partition_with_a_duplicate_row_or_another_day() {
     );
     assert!(good.exists());
 }
+
+#[test]
+fn every_thin_plan_day_is_refused_in_one_error() {
+    let dir = tempdir();
+    let lake = dir.path().join("lake");
+    let mut text = String::from("Store,Date,Open,Promo,StateHoliday,SchoolHoliday\n");
+    for (date, stores) in [
+        ("2015-08-01", 10),
+        ("2015-08-02", 10),
+        ("2015-08-03", 1),
+        ("2015-08-04", 2),
+        ("2015-08-05", 10),
+    ] {
+        for store in 1..=stores {
+            text += &format!("{store},{date},1,0,0,0\n");
+        }
+    }
+    let plan = dir.path().join("plan.csv");
+    std::fs::write(&plan, text).unwrap();
+    cli(&lake)
+        .run(dir.path(), &["ingest", "--plan", s(&plan)])
+        .expect_code(0);
+    let config = rossmann_config();
+    let read = |last: &str| {
+        read_plans(
+            &open_lake(&lake),
+            &config.data,
+            &config.validation,
+            day("2015-08-01"),
+            day(last),
+        )
+    };
+    let err = read("2015-08-05").unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "2 days have far fewer series than the window's median of 10 (validation.min_series_ratio = 0.5): \
+             2015-08-03 (1 series), 2015-08-04 (2 series)"
+        ) && err.contains("every plan day is a forecast day"),
+        "{err}"
+    );
+    assert_eq!(
+        read("2015-08-02").unwrap().days.len(),
+        2,
+        "days without a thin one pass"
+    );
+}

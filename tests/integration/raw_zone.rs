@@ -349,3 +349,39 @@ fn s3_objects_and_prefixes_are_read_through_the_storage_layer() {
         out.stderr
     );
 }
+
+#[test]
+fn every_bad_object_under_a_prefix_is_named_in_one_error() {
+    let dir = tempdir();
+    let bucket = s3_bucket("raw");
+    let csv = write_day_csv(dir.path());
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "Date,Store,Sales,Promo,StateHoliday,SchoolHoliday,Open\n2015-08-01,11,-5,0,0,0,1\n",
+    )
+    .unwrap();
+    upload(
+        &bucket,
+        &[
+            ("drop/a-days.csv", Some(&csv)),
+            ("drop/b-bad.csv", Some(&bad)),
+            ("drop/c-notes.txt", Some(&csv)),
+        ],
+    );
+    let lake = dir.path().join("lake");
+    let prefix = format!("s3://{bucket}/drop/");
+    let out = Cli::new(&config(dir.path(), false), s(&lake))
+        .flags(&["--s3-endpoint".to_string(), s3_endpoint()])
+        .run(dir.path(), &["ingest", "--input", &prefix])
+        .expect_code(3);
+    for line in [
+        "2 of 3 input files: refused, the first problem of each:".to_string(),
+        format!("  - {prefix}b-bad.csv, line 2, column \"Sales\": negative sales"),
+        format!("  - {prefix}c-notes.txt: unsupported file type"),
+    ] {
+        assert!(out.stderr.contains(&line), "{line:?} in {}", out.stderr);
+    }
+    assert!(!out.stderr.contains("a-days.csv"), "{}", out.stderr);
+    assert!(!lake.join("sales").exists(), "nothing reached the lake");
+}

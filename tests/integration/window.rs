@@ -1,6 +1,8 @@
 //! Reading and validating a training window: the real rossmann quirks pass;
-//! a missing day, a thin day, an empty or misplaced partition are refused
-//! with exit 3 and the partition named.
+//! a missing day, a thin newest day, an empty or misplaced partition are
+//! refused with exit 3 and the partition named; a thin day in the history is
+//! reported, or refused with every other one when `validation.history =
+//! "refuse"`.
 
 use std::path::Path;
 
@@ -51,30 +53,83 @@ fn only_file(partition: &Path) -> std::path::PathBuf {
     files[0].clone()
 }
 
-#[test]
-fn a_day_with_far_fewer_series_is_refused() {
-    let dir = tempdir();
-    let lake = writable_rossmann(dir.path());
-    // Replace 2015-07-30 with a day that has 3 stores instead of 100.
-    let thin = dir.path().join("thin.csv");
-    std::fs::write(
-        &thin,
-        "Store,DayOfWeek,Date,Sales,Customers,Open,Promo,StateHoliday,SchoolHoliday\n\
-         1,4,2015-07-30,5000,500,1,1,0,1\n2,4,2015-07-30,6000,600,1,1,0,1\n3,4,2015-07-30,7000,700,1,1,0,1\n",
-    )
-    .unwrap();
+/// Replaces the rossmann day `day` in `lake` with one that has 3 stores instead of 100.
+fn make_thin(dir: &Path, lake: &Path, day: &str) {
+    let thin = dir.join(format!("thin-{day}.csv"));
+    let mut text =
+        String::from("Store,DayOfWeek,Date,Sales,Customers,Open,Promo,StateHoliday,SchoolHoliday\n");
+    for store in 1..=3 {
+        text += &format!("{store},4,{day},{},500,1,1,0,1\n", 4000 + 1000 * store);
+    }
+    std::fs::write(&thin, text).unwrap();
     rossmann(
-        dir.path(),
-        &lake,
+        dir,
+        lake,
         &["ingest", "--replace", "--input", thin.to_str().unwrap()],
     )
     .expect_code(0);
-    let out = rossmann(dir.path(), &lake, &["check", "--date", "2015-07-31"]).expect_code(3);
+}
+
+#[test]
+fn a_thin_day_in_the_history_is_reported_and_a_thin_newest_day_refused() {
+    let dir = tempdir();
+    let lake = writable_rossmann(dir.path());
+    make_thin(dir.path(), &lake, "2015-07-30");
+    // In the history of 2015-07-31: reported in the JSON and warned about, not refused.
+    let out = rossmann(dir.path(), &lake, &["--json", "check", "--date", "2015-07-31"]).expect_code(0);
+    let thin = &out.json()["thin_days"];
+    assert_eq!(
+        thin["days"],
+        serde_json::json!([{"day": "2015-07-30", "series": 3}])
+    );
+    assert_eq!(thin["median"], 100);
+    assert_eq!(thin["min_series_ratio"], 0.5);
     assert!(
-        out.stderr.contains("sales/dt=2015-07-30") && out.stderr.contains("only 3 series"),
+        out.stderr.contains("thin days in the history") && out.stderr.contains("2015-07-30 (3 series)"),
         "{}",
         out.stderr
     );
+    // As the newest day of a run: refused, naming the day, its count, the median and the setting.
+    let out = rossmann(dir.path(), &lake, &["check", "--date", "2015-07-30"]).expect_code(3);
+    assert!(
+        out.stderr.contains("sales/dt=2015-07-30")
+            && out.stderr.contains("only 3 series")
+            && out.stderr.contains("median of 100")
+            && out.stderr.contains("validation.min_series_ratio = 0.5"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn refusing_thin_history_names_every_thin_day_in_one_error() {
+    let dir = tempdir();
+    let lake = writable_rossmann(dir.path());
+    for day in ["2015-07-20", "2015-07-23", "2015-07-30"] {
+        make_thin(dir.path(), &lake, day);
+    }
+    let config = crate::util::rossmann_config(dir.path(), "[validation]\nhistory = \"refuse\"\n");
+    let out = crate::util::Cli::new(&config, crate::util::s(&lake))
+        .run(dir.path(), &["check", "--date", "2015-07-31"]);
+    let out = out.expect_code(3);
+    assert!(
+        out.stderr.contains(
+            "3 days have far fewer series than the window's median of 100 (validation.min_series_ratio = 0.5): \
+             2015-07-20 (3 series), 2015-07-23 (3 series), 2015-07-30 (3 series)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("validation.history = \"refuse\""),
+        "{}",
+        out.stderr
+    );
+    // Any other value of the setting is a configuration error.
+    let config = crate::util::rossmann_config(dir.path(), "[validation]\nhistory = \"warn\"\n");
+    let out = crate::util::Cli::new(&config, crate::util::s(&lake))
+        .run(dir.path(), &["check", "--date", "2015-07-31"]);
+    out.expect_code(2);
 }
 
 #[test]

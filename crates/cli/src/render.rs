@@ -36,10 +36,18 @@ pub trait Report: Serialize {
 
 impl Report for CheckReport {
     fn human(&self) -> String {
+        let thin = if self.thin_days.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\nthin days in the history (reported, not refused): {}",
+                self.thin_days.summary()
+            )
+        };
         format!(
             "lake {}\nwindow {} .. {}: {} partition files, {} rows, {} series (fingerprint {})\n\
              features: {} numeric, {} categorical; {} rows with full history\n\
-             read and validated in {:.2} s, features built in {:.2} s",
+             read and validated in {:.2} s, features built in {:.2} s{thin}",
             self.lake,
             self.first_day,
             self.last_day,

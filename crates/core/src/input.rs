@@ -76,18 +76,20 @@ pub fn check_location(location: &str) -> Result<(), String> {
 }
 
 /// Reads every file one `--input` (or `--plan`) names, in key order for a
-/// prefix. A missing file or object, an empty prefix, an unreadable file
-/// and a line longer than `max_line_bytes` are [`DataError`]s naming the
-/// path or URI.
+/// prefix, each to its rows or its [`DataError`] (a missing file or object,
+/// an unreadable file, a line longer than `max_line_bytes`; naming the path
+/// or URI), so that every bad file of a prefix is named at once. An empty
+/// prefix is a `DataError` for the whole location; a storage failure stops
+/// the read.
 pub fn read_all(
     location: &str,
     s3: &S3Settings,
     max_line_bytes: usize,
     handle: &Handle,
-) -> Result<Vec<(DataFrame, Source)>, LakeError> {
+) -> Result<Vec<FileRead>, LakeError> {
     let Some(rest) = location.strip_prefix("s3://") else {
         let path = location.strip_prefix("file://").unwrap_or(location);
-        return Ok(vec![read_local(Path::new(path), max_line_bytes)?]);
+        return Ok(vec![read_local(Path::new(path), max_line_bytes)]);
     };
     let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
@@ -116,23 +118,32 @@ pub fn read_all(
     lake::parallel_map(&keys, lake::IO_CONCURRENCY, |key| {
         let uri = store.uri_of(key);
         let Some((format, gzip)) = format_of(key) else {
-            return Err(DataError::file(uri, UNSUPPORTED).into());
+            return Ok(Err(DataError::file(uri, UNSUPPORTED)));
         };
-        let object = store.get(key).map_err(|e| match e {
-            StoreError::NotFound { uri } if single => LakeError::Data(DataError::file(
-                uri,
-                "no such object (to read every object under a prefix, end the URI with '/')",
-            )),
-            StoreError::NotFound { uri } => {
-                LakeError::Data(DataError::file(uri, "the object disappeared while it was read"))
+        let object = match store.get(key) {
+            Ok(object) => object,
+            Err(StoreError::NotFound { uri }) if single => {
+                return Ok(Err(DataError::file(
+                    uri,
+                    "no such object (to read every object under a prefix, end the URI with '/')",
+                )));
             }
-            other => other.into(),
-        })?;
-        Ok(read_bytes(object.bytes, &uri, format, gzip, max_line_bytes)?)
+            Err(StoreError::NotFound { uri }) => {
+                return Ok(Err(DataError::file(
+                    uri,
+                    "the object disappeared while it was read",
+                )));
+            }
+            Err(other) => return Err(other.into()),
+        };
+        Ok(read_bytes(object.bytes, &uri, format, gzip, max_line_bytes))
     })
     .into_iter()
     .collect()
 }
+
+/// One input file read: its rows and where they came from, or why it was refused.
+pub type FileRead = Result<(DataFrame, Source), DataError>;
 
 /// Reads a local file. Plain CSV and Parquet are read from disk as they
 /// always were (memory-mapped); other formats through memory (plain JSON

@@ -20,6 +20,7 @@ use crate::ingest::{self, days_from_date};
 use crate::mapping::{AttributeTable, DataMapping};
 use crate::progress::Phase;
 use crate::storage::{ObjectMeta, PutMode, Store, StoreError};
+use crate::thin_days::{self, ThinDays};
 use crate::validate::{self, DataError, Source, ValidationSettings};
 use crate::window::Window;
 
@@ -139,6 +140,8 @@ pub struct SalesWindow {
     pub last_day: NaiveDate,
     /// The partition files read, with their versions: the data's fingerprint.
     pub files: Vec<ObjectMeta>,
+    /// Thin days before the newest, reported but not refused.
+    pub thin_days: ThinDays,
 }
 
 impl SalesWindow {
@@ -353,7 +356,10 @@ impl Lake {
     }
 
     /// Reads and validates the partitions of the window's days; the
-    /// partition of its last day must exist.
+    /// partition of its last day must exist. Thin days (far fewer series
+    /// than the window's median) are refused on the last day, and before it
+    /// as `validation.history` says: reported ones are in the window's
+    /// `thin_days`, and warned about once.
     pub fn read_days(
         &self,
         mapping: &DataMapping,
@@ -374,13 +380,14 @@ impl Lake {
             key: partition_prefix(last_day),
             source,
         })?;
-        let window = SalesWindow {
+        let mut window = SalesWindow {
             frame,
             first_day,
             last_day,
             files,
+            thin_days: ThinDays::find(&[], validation.min_series_ratio),
         };
-        self.validate_window(&window, mapping, validation)?;
+        window.thin_days = self.validate_window(&window, mapping, validation)?;
         progress.finish();
         Ok(window)
     }
@@ -439,12 +446,14 @@ impl Lake {
         Ok(df)
     }
 
+    /// Refuses a day and series twice, and judges the thin days
+    /// (`validation.history`): returns the older ones that are reported.
     fn validate_window(
         &self,
         window: &SalesWindow,
         mapping: &DataMapping,
         validation: &ValidationSettings,
-    ) -> Result<(), LakeError> {
+    ) -> Result<ThinDays, LakeError> {
         let day_and_series = mapping.day_and_series();
         let source = Source::new(
             format!(
@@ -456,55 +465,13 @@ impl Lake {
             false,
         );
         validate::check_unique(&window.frame, &day_and_series, "day and series", &source)?;
-        self.check_rows_per_day(
-            &window.frame,
-            &mapping.date_column,
-            SALES_PREFIX,
-            validation.min_series_ratio,
-            &source,
-        )?;
-        Ok(())
-    }
-
-    /// Refuses a day of `frame` with far fewer rows (series) than its other
-    /// days (`validation.min_series_ratio`), naming that day's folder under
-    /// `root` (`sales/dt=`, `plans/dt=`).
-    pub(crate) fn check_rows_per_day(
-        &self,
-        frame: &DataFrame,
-        date_column: &str,
-        root: &str,
-        min_ratio: f64,
-        source: &Source,
-    ) -> Result<(), DataError> {
-        let per_day = frame
-            .clone()
-            .lazy()
-            .group_by([col(date_column)])
-            .agg([len().alias("n")])
-            .sort([date_column], Default::default())
-            .collect()
-            .map_err(|e| source.error(e.to_string()))?;
-        let days = per_day
-            .column(date_column)
-            .and_then(|c| c.date().cloned())
-            .map_err(|e| source.error(e.to_string()))?;
-        let counts = per_day
-            .column("n")
-            .and_then(|c| c.u32().cloned())
-            .map_err(|e| source.error(e.to_string()))?;
-        let labelled: Vec<(String, usize)> = days
-            .physical()
-            .iter()
-            .zip(counts.iter())
-            .filter_map(|(d, n)| {
-                Some((
-                    self.store.uri_of(&prefix_in(root, ingest::date_from_days(d?)?)),
-                    n? as usize,
-                ))
-            })
-            .collect();
-        validate::check_series_counts(&labelled, min_ratio)
+        let counts = thin_days::series_per_day(&window.frame, &mapping.date_column, &source)?;
+        let thin = ThinDays::find(&counts, validation.min_series_ratio);
+        let history = thin_days::judge(&thin, window.last_day, validation.history, &source.name, |day| {
+            self.store.uri_of(&partition_prefix(day))
+        })?;
+        thin_days::warn(&history);
+        Ok(history)
     }
 }
 

@@ -35,6 +35,7 @@ pub mod scores;
 pub mod serve;
 pub mod setting;
 pub mod storage;
+pub mod thin_days;
 pub mod train;
 pub mod validate;
 pub mod window;

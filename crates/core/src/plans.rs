@@ -16,6 +16,7 @@ use crate::ingest;
 use crate::lake::{self, Lake, LakeError};
 use crate::mapping::DataMapping;
 use crate::storage::ObjectMeta;
+use crate::thin_days::{self, ThinDays};
 use crate::validate::{self, DataError, Source, ValidationSettings};
 
 /// Where plan partitions live in the lake.
@@ -89,7 +90,9 @@ pub fn with_target(plan: &DataFrame, mapping: &DataMapping) -> PolarsResult<Data
 /// duplicate day and series: errors name the file and row), and the window
 /// with the checks of a sales window: no day and series twice, and no day
 /// with far fewer series than the window's others
-/// (`validation.min_series_ratio`). Days without a plan are not an error.
+/// (`validation.min_series_ratio`; every such day named in one error, since
+/// each plan day is a day forecast, where a sales window refuses only its
+/// newest). Days without a plan are not an error.
 pub fn read_plans(
     lake: &Lake,
     mapping: &DataMapping,
@@ -126,14 +129,18 @@ pub fn read_plans(
     };
     let source = Source::new(window_name.clone(), false);
     let frame = ingest::unique_and_sorted(frame, mapping, &source)?;
-    // A plan day with far fewer series than the others is refused, as a sales day is.
-    lake.check_rows_per_day(
-        &frame,
-        &mapping.date_column,
-        PLANS_PREFIX,
-        validation.min_series_ratio,
-        &source,
-    )?;
+    // Every plan day is a day forecast from, none is history: a thin one is
+    // refused as a run's newest sales day is, all of them named at once.
+    let counts = thin_days::series_per_day(&frame, &mapping.date_column, &source)?;
+    let thin = ThinDays::find(&counts, validation.min_series_ratio);
+    if !thin.is_empty() {
+        return Err(thin_days::refuse_all(
+            &thin,
+            &window_name,
+            "every plan day is a forecast day: a thin one is refused whatever validation.history says",
+        )
+        .into());
+    }
     Ok(PlanWindow { frame, days, files })
 }
 

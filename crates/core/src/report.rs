@@ -18,6 +18,7 @@ use crate::models::Family;
 use crate::noise::NoiseEstimate;
 use crate::registry::{DecisionKind, Repair, Stored};
 use crate::report_charts::{ChartFile, ChartInputs, LiveDay, SeriesPath, charts_markdown, report_charts};
+use crate::thin_days::ThinDays;
 use crate::train::CandidateScore;
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,6 +68,9 @@ pub struct WindowSummary {
     pub rows: usize,
     pub training_rows: usize,
     pub holdout_rows: usize,
+    /// Days before the newest with far fewer series than the window's
+    /// median: reported, not refused (`validation.history = "report"`).
+    pub thin_days: ThinDays,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -247,6 +251,12 @@ impl RunReport {
         md += &format!("{}.\n\n", self.reason);
         for repair in &self.repairs {
             md += &format!("**Registry repaired before deciding:** {}.\n\n", repair.message);
+        }
+        if !self.window.thin_days.is_empty() {
+            md += &format!(
+                "**Thin days in the history (reported, not refused):** {}.\n\n",
+                self.window.thin_days.summary()
+            );
         }
         let challenger_name = format!(
             "challenger `{}` ({})",

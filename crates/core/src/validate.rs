@@ -13,14 +13,46 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ValidationSettings {
-    /// A day with fewer series than this share of the window's median count is refused.
+    /// A day with fewer series than this share of the window's median count
+    /// is thin: refused if it is the newest day of a run, else as `history` says.
     pub min_series_ratio: f64,
+    /// What a thin day older than a run's newest day does.
+    pub history: HistoryPolicy,
     /// The longest line an input file may hold, in bytes, its line end not
     /// counted: a file with a longer one is refused before it is parsed
     /// (exit 3, naming the line). In a CSV file the bound applies to a
     /// record, which a quoted field may spread over several lines, named by
     /// the line it starts on; in a JSON file, to each physical line.
     pub max_line_bytes: usize,
+}
+
+/// What a thin day in the history (older than the run's newest day) does
+/// (`validation.history`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryPolicy {
+    /// Warned about and recorded in the run's report; the run goes on.
+    #[default]
+    Report,
+    /// Refused (exit 3), every thin day named.
+    Refuse,
+}
+
+/// How many failing days or files one message lists before "and N more".
+pub const LISTED: usize = 20;
+
+/// `items` joined by `separator`: at most [`LISTED`], then how many more.
+pub fn listed(items: &[String], separator: &str) -> String {
+    let mut text = items
+        .iter()
+        .take(LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(separator);
+    if items.len() > LISTED {
+        text += &format!("{separator}and {} more", items.len() - LISTED);
+    }
+    text
 }
 
 /// The largest `validation.max_line_bytes` accepted (1 GiB): a line is read
@@ -31,6 +63,7 @@ impl Default for ValidationSettings {
     fn default() -> Self {
         Self {
             min_series_ratio: 0.5,
+            history: HistoryPolicy::Report,
             max_line_bytes: 1 << 20,
         }
     }
@@ -78,6 +111,25 @@ impl DataError {
         Self {
             column: Some(column.to_string()),
             ..Self::file(file, problem)
+        }
+    }
+}
+
+impl DataError {
+    /// Every refusal of one step (each file's first problem) as one error:
+    /// none is `Ok`, one is itself, several are listed a line each under
+    /// `what` ("input files"), at most [`LISTED`].
+    pub fn all(errors: Vec<DataError>, what: &str) -> Result<(), DataError> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.into_iter().next().expect("one error")),
+            n => {
+                let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+                Err(Self::file(
+                    format!("{n} {what}"),
+                    format!("refused, the first problem of each:\n{}", listed(&lines, "\n")),
+                ))
+            }
         }
     }
 }
@@ -438,28 +490,6 @@ pub fn check_unique(
     })
 }
 
-/// Refuses a day whose number of series is far below the window's median.
-pub fn check_series_counts(counts: &[(String, usize)], min_ratio: f64) -> Result<(), DataError> {
-    if counts.len() < 2 {
-        return Ok(());
-    }
-    let mut sorted: Vec<usize> = counts.iter().map(|(_, n)| *n).collect();
-    sorted.sort_unstable();
-    let median = sorted[sorted.len() / 2] as f64;
-    for (partition, n) in counts {
-        if (*n as f64) < min_ratio * median {
-            return Err(DataError::file(
-                partition.clone(),
-                format!(
-                    "only {n} series, far fewer than the usual {median} \
-                     (validation.min_series_ratio = {min_ratio})"
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,14 +565,32 @@ mod tests {
     }
 
     #[test]
-    fn thin_day_is_refused() {
-        let counts: Vec<_> = [100, 100, 99, 30, 100]
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (format!("p{i}"), *n))
-            .collect();
-        let err = check_series_counts(&counts, 0.5).unwrap_err();
-        assert!(err.to_string().starts_with("p3:"), "{err}");
-        assert!(check_series_counts(&counts, 0.2).is_ok());
+    fn several_refusals_are_one_error_naming_each() {
+        assert!(DataError::all(vec![], "input files").is_ok());
+        let one = DataError::file("a.csv", "no data rows");
+        let err = DataError::all(vec![one], "input files").unwrap_err();
+        assert_eq!(err.to_string(), "a.csv: no data rows");
+        let errors = vec![
+            csv().error_at(2, "Sales", "\"x\" is not a number"),
+            DataError::file("b.csv", "no data rows"),
+        ];
+        let err = DataError::all(errors, "input files").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "2 input files: refused, the first problem of each:\n  \
+             - in.csv, line 4, column \"Sales\": \"x\" is not a number\n  - b.csv: no data rows"
+        );
+    }
+
+    #[test]
+    fn the_history_setting_is_report_or_refuse() {
+        let parse = |text: &str| toml::from_str::<ValidationSettings>(text);
+        assert_eq!(parse("").unwrap().history, HistoryPolicy::Report);
+        assert_eq!(
+            parse("history = \"refuse\"").unwrap().history,
+            HistoryPolicy::Refuse
+        );
+        let err = parse("history = \"warn\"").unwrap_err().to_string();
+        assert!(err.contains("unknown variant `warn`"), "{err}");
     }
 }

@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigError};
 use crate::features::{FeatureLayout, build_features};
 use crate::lake::{Lake, SalesWindow};
 use crate::mapping::AttributeTable;
+use crate::thin_days::ThinDays;
 use crate::window::Window;
 
 #[derive(Debug, Serialize)]
@@ -28,6 +29,9 @@ pub struct CheckReport {
     pub rows_with_full_history: usize,
     pub read_seconds: f64,
     pub feature_seconds: f64,
+    /// Days before the newest with far fewer series than the window's
+    /// median: reported, not refused (`validation.history = "report"`).
+    pub thin_days: ThinDays,
 }
 
 /// Every attribute table the mapping names, read and typed.
@@ -157,5 +161,6 @@ pub fn check_window(config: &Config, lake: &Lake, last_day: NaiveDate) -> anyhow
         rows_with_full_history: complete,
         read_seconds,
         feature_seconds,
+        thin_days: window.thin_days,
     })
 }

@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::events::sum_events;
 use crate::ingest::{clean_attributes, clean_sales, read_input, split_days, type_sales};
 use crate::input;
-use crate::lake::{DayFile, Lake, SALES_PREFIX, WriteCounts, WriteOutcome};
+use crate::lake::{DayFile, Lake, LakeError, SALES_PREFIX, WriteCounts, WriteOutcome};
 use crate::mapping::{Aggregate, DataMapping};
 use crate::plans::{PLANS_PREFIX, clean_plan};
 use crate::progress::Phase;
@@ -96,34 +96,21 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
             })?;
         }
     }
-    let read = |locations: &[String]| -> anyhow::Result<Vec<(DataFrame, Source)>> {
-        let mut files = Vec::new();
-        if locations.is_empty() {
-            return Ok(files);
-        }
-        let progress = Phase::start("reading input files", Some(locations.len() as u64));
-        for location in locations {
-            files.extend(input::read_all(
-                location,
-                &config.s3,
-                config.validation.max_line_bytes,
-                lake.store().handle(),
-            )?);
-            progress.advance(1, location);
-        }
-        progress.finish();
-        Ok(files)
+    // Every file is read and checked on its own first, and every refused
+    // one is named in one error; then the files are checked together.
+    let mut files = Files::default();
+    let sales_files = files.read(config, lake, &request.inputs)?;
+    let file_count = sales_files.len();
+    let events = (config.data.aggregate == Aggregate::Sum && file_count > 0)
+        .then(|| sales_files.iter().flatten().map(|(df, _)| df.height()).sum());
+    let sales_files = if config.data.aggregate == Aggregate::Sum {
+        files.check(sales_files, |df, source| type_sales(df, &config.data, source))
+    } else {
+        files.check(sales_files, |df, source| clean_sales(df, &config.data, source))
     };
-    let sales_files = read(&request.inputs)?;
-    let files = sales_files.len();
-    let events = (config.data.aggregate == Aggregate::Sum && files > 0)
-        .then(|| sales_files.iter().map(|(df, _)| df.height()).sum());
-    let sales = read_sales(&config.data, sales_files)?;
-    let days = encode_days(SALES_PREFIX, sales.as_ref(), &config.data)?;
-    let plan_files = read(&request.plans)?;
+    let plan_files = files.read(config, lake, &request.plans)?;
     let plan_count = plan_files.len();
-    let plans = read_plans(&config.data, plan_files)?;
-    let plan_days = encode_days(PLANS_PREFIX, plans.as_ref(), &config.data)?;
+    let plan_files = files.check(plan_files, |df, source| clean_plan(df, &config.data, source));
     let mut tables = Vec::new();
     for (name, path) in &request.attributes {
         let table = config
@@ -135,9 +122,18 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
                 key: "data.attributes".into(),
                 problem: format!("no attribute table named {name:?} is configured"),
             })?;
-        let (df, source) = read_input(path, config.validation.max_line_bytes)?;
-        tables.push((name.clone(), clean_attributes(df, table, &config.data, &source)?));
+        let read = read_input(path, config.validation.max_line_bytes);
+        files.tried += 1;
+        let cleaned = files.check(vec![read], |df, source| {
+            clean_attributes(df, table, &config.data, source)
+        });
+        tables.extend(cleaned.into_iter().map(|(df, _)| (name.clone(), df)));
     }
+    files.refuse()?;
+    let sales = read_sales(&config.data, sales_files)?;
+    let days = encode_days(SALES_PREFIX, sales.as_ref(), &config.data)?;
+    let plans = combine(plan_files, &config.data)?;
+    let plan_days = encode_days(PLANS_PREFIX, plans.as_ref(), &config.data)?;
 
     let counts = lake
         .write_days(&days, request.replace)
@@ -180,7 +176,7 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
         last_day: days.last().map(|d| d.day),
         days: counts,
         attributes: outcomes,
-        files,
+        files: file_count,
         events,
         plans,
     })
@@ -197,34 +193,76 @@ fn encode_days(root: &str, frame: Option<&DataFrame>, mapping: &DataMapping) -> 
     Ok(days)
 }
 
-/// Cleans every sales file, then checks them together (one day and series
-/// must not appear in two files). Events (`aggregate = "sum"`) are typed
-/// file by file and summed over all files together.
+/// The input files of one ingest as they are read and checked one by one:
+/// how many were tried, and the first problem of each refused one.
+#[derive(Default)]
+struct Files {
+    tried: usize,
+    refused: Vec<DataError>,
+}
+
+impl Files {
+    /// Every file the locations name, read, or why not (an empty prefix is
+    /// one refused "file"); a storage failure stops.
+    fn read(
+        &mut self,
+        config: &Config,
+        lake: &Lake,
+        locations: &[String],
+    ) -> anyhow::Result<Vec<input::FileRead>> {
+        let mut read = Vec::new();
+        if locations.is_empty() {
+            return Ok(read);
+        }
+        let progress = Phase::start("reading input files", Some(locations.len() as u64));
+        for location in locations {
+            let max_line = config.validation.max_line_bytes;
+            match input::read_all(location, &config.s3, max_line, lake.store().handle()) {
+                Ok(files) => read.extend(files),
+                Err(LakeError::Data(e)) => read.push(Err(e)),
+                Err(e) => return Err(e.into()),
+            }
+            progress.advance(1, location);
+        }
+        progress.finish();
+        self.tried += read.len();
+        Ok(read)
+    }
+
+    /// `clean` of every file that was read; the refused ones are kept.
+    fn check(
+        &mut self,
+        files: Vec<input::FileRead>,
+        clean: impl Fn(DataFrame, &Source) -> Result<DataFrame, DataError>,
+    ) -> Vec<(DataFrame, Source)> {
+        let mut kept = Vec::new();
+        for file in files {
+            match file.and_then(|(df, source)| Ok((clean(df, &source)?, source))) {
+                Ok(file) => kept.push(file),
+                Err(e) => self.refused.push(e),
+            }
+        }
+        kept
+    }
+
+    /// One error naming every refused file, if any.
+    fn refuse(self) -> Result<(), DataError> {
+        let tried = self.tried;
+        DataError::all(self.refused, &format!("of {tried} input files"))
+    }
+}
+
+/// Stacks the cleaned sales files and checks them together (one day and
+/// series must not appear in two files); events (`aggregate = "sum"`,
+/// typed file by file) are summed over all files together.
 fn read_sales(mapping: &DataMapping, files: Vec<(DataFrame, Source)>) -> anyhow::Result<Option<DataFrame>> {
     if files.is_empty() {
         return Ok(None);
     }
     if mapping.aggregate == Aggregate::Sum {
-        let typed = files
-            .into_iter()
-            .map(|(df, source)| Ok((type_sales(df, mapping, &source)?, source)))
-            .collect::<Result<Vec<_>, DataError>>()?;
-        return Ok(Some(sum_events(typed, mapping)?));
+        return Ok(Some(sum_events(files, mapping)?));
     }
-    let cleaned = files
-        .into_iter()
-        .map(|(df, source)| Ok((clean_sales(df, mapping, &source)?, source)))
-        .collect::<Result<Vec<_>, DataError>>()?;
-    combine(cleaned, mapping)
-}
-
-/// Cleans every plan file, then checks them together as sales files are.
-fn read_plans(mapping: &DataMapping, files: Vec<(DataFrame, Source)>) -> anyhow::Result<Option<DataFrame>> {
-    let cleaned = files
-        .into_iter()
-        .map(|(df, source)| Ok((clean_plan(df, mapping, &source)?, source)))
-        .collect::<Result<Vec<_>, DataError>>()?;
-    combine(cleaned, mapping)
+    combine(files, mapping)
 }
 
 /// Stacks cleaned files (the same columns), refuses a day and series given

@@ -191,6 +191,7 @@ pub fn retrain(
             rows: sales.frame.height(),
             training_rows: split.train.len(),
             holdout_rows: split.holdout.len(),
+            thin_days: sales.thin_days.clone(),
         },
         challenger: ChallengerSummary {
             version: challenger.sealed.version().to_string(),
@@ -246,6 +247,7 @@ pub fn retrain(
             partition_files: sales.files.len(),
             data_fingerprint: report.window.data_fingerprint.clone(),
             training_rows: split.train.len(),
+            thin_days: sales.thin_days.days.iter().map(|d| d.day).collect(),
         },
         config: serde_json::to_value(config)?,
         holdout_metrics: challenger_holdout.clone(),

@@ -99,6 +99,9 @@ pub struct Lineage {
     /// SHA-256 over the keys, sizes and versions of the partition files read.
     pub data_fingerprint: String,
     pub training_rows: usize,
+    /// Thin days of the window before its newest, reported (none in older manifests).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thin_days: Vec<NaiveDate>,
 }
 
 /// Which build made a version.
