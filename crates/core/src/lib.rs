@@ -4,6 +4,7 @@
 //! parses a command line, calls a pipeline here and renders its report.
 
 pub mod accounts;
+pub mod calendar;
 pub mod config;
 pub mod cost;
 pub mod digest;
