@@ -3,10 +3,10 @@
 
 use chrono::NaiveDate;
 use polars::prelude::*;
-use salescast_core::calendar::Tables;
 use salescast_core::config::{self, Config};
 use salescast_core::features::build_features;
 use salescast_core::ingest::{clean_attributes, clean_sales, days_from_date, read_input};
+use salescast_core::tables::Tables;
 
 use crate::util::{repo_file, shared_data};
 

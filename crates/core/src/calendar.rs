@@ -1,7 +1,8 @@
 //! Calendar tables (`[[data.calendars]]`, configured in `mapping`): checked
 //! and typed at ingest, stored in the lake at `calendars/<name>.parquet`,
-//! read back, and joined onto feature rows by each row's own date (and,
-//! with `by`, the row's attribute value such as the store's state).
+//! and read back. `tables::join_calendars` joins them onto feature rows by
+//! each row's own date (and, with `by`, the row's attribute value such as
+//! the store's state).
 //!
 //! A calendar is known in advance: a forecast row for day D+h carries the
 //! calendar of D+h, never anything about sales. Days the table does not
@@ -14,7 +15,7 @@ use polars::prelude::*;
 
 use crate::ingest::date_from_days;
 use crate::lake::{Lake, LakeError, WriteOutcome, decode_parquet, encode_parquet};
-use crate::mapping::{AttributeTable, CalendarTable, DataMapping};
+use crate::mapping::{CalendarTable, DataMapping};
 use crate::storage::{PutMode, StoreError};
 use crate::validate::{self, DataError, Source};
 
@@ -30,24 +31,6 @@ const ROW: &str = "__calendar_row";
 
 pub fn calendar_key(name: &str) -> String {
     format!("{CALENDARS_PREFIX}{name}.parquet")
-}
-
-/// The tables joined onto sales rows, read: attribute tables (by series
-/// keys) and calendar tables (by date).
-#[derive(Debug, Clone, Default)]
-pub struct Tables {
-    pub attributes: Vec<(AttributeTable, DataFrame)>,
-    pub calendars: Vec<(CalendarTable, DataFrame)>,
-}
-
-impl Tables {
-    /// Attribute tables only.
-    pub fn attributes(attributes: Vec<(AttributeTable, DataFrame)>) -> Self {
-        Self {
-            attributes,
-            calendars: vec![],
-        }
-    }
 }
 
 /// Types and checks a calendar file and keeps the rows `where` selects:
@@ -302,52 +285,6 @@ pub fn read_calendar(
 pub fn covers_until(df: &DataFrame) -> Option<NaiveDate> {
     let days = df.column(COVERS_UNTIL).ok()?.date().ok()?.physical().max()?;
     date_from_days(days)
-}
-
-/// Left-joins every calendar of the mapping onto `frame` by the row's date
-/// (and its `by` attribute column, already joined), filling days the table
-/// does not hold with 0 (flag and numbers) or null (categories).
-pub fn join_calendars(
-    mut frame: LazyFrame,
-    calendars: &[(CalendarTable, DataFrame)],
-    mapping: &DataMapping,
-) -> PolarsResult<LazyFrame> {
-    let date = mapping.date_column.as_str();
-    for calendar in &mapping.calendars {
-        let Some((_, table)) = calendars.iter().find(|(c, _)| c.name == calendar.name) else {
-            polars_bail!(ComputeError: "calendar table {:?} was not read", calendar.name);
-        };
-        let mut select = vec![col(calendar.date_column.as_str()).alias(date)];
-        let mut on = vec![col(date)];
-        if let (Some(by), Some(by_column)) = (&calendar.by, calendar.by_column()) {
-            select.push(col(by_column).alias(by.as_str()));
-            on.push(col(by.as_str()));
-        }
-        let mut zero = Vec::new();
-        if let Some(flag) = &calendar.flag {
-            select.push(lit(1.0).alias(flag.as_str()));
-            zero.push(flag);
-        }
-        for column in &calendar.columns {
-            select.push(col(column.as_str()));
-            if !mapping.categorical.contains(column) {
-                zero.push(column);
-            }
-        }
-        frame = frame
-            .join(
-                table.clone().lazy().select(select),
-                on.clone(),
-                on,
-                JoinArgs::new(JoinType::Left),
-            )
-            .with_columns(
-                zero.iter()
-                    .map(|c| col(c.as_str()).fill_null(lit(0.0)))
-                    .collect::<Vec<_>>(),
-            );
-    }
-    Ok(frame)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::mapping::{AttributeTable, Texts};
+use crate::tables::join_calendars;
 
 fn mapping(calendars: Vec<CalendarTable>) -> DataMapping {
     DataMapping {

@@ -11,8 +11,8 @@
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::{Tables, join_calendars};
 use crate::mapping::DataMapping;
+use crate::tables::{Tables, join_calendars};
 
 /// Which history features are built.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -32,6 +32,7 @@ pub mod scores;
 pub mod serve;
 pub mod setting;
 pub mod storage;
+pub mod tables;
 pub mod train;
 pub mod validate;
 pub mod window;

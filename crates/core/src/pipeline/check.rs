@@ -8,11 +8,12 @@ use chrono::NaiveDate;
 use polars::prelude::{DataFrame, UniqueKeepStrategy};
 use serde::Serialize;
 
-use crate::calendar::{Tables, read_calendar};
+use crate::calendar::read_calendar;
 use crate::config::{Config, ConfigError};
 use crate::features::{FeatureLayout, build_features};
 use crate::lake::{Lake, SalesWindow};
 use crate::mapping::DataMapping;
+use crate::tables::Tables;
 use crate::window::Window;
 
 #[derive(Debug, Serialize)]

@@ -17,7 +17,6 @@ use anyhow::Context as _;
 use chrono::{Days, NaiveDate};
 use polars::prelude::*;
 
-use crate::calendar::Tables;
 use crate::config::Config;
 use crate::features::build_features;
 use crate::forecast::intervals::Calibration;
@@ -28,6 +27,7 @@ use crate::mapping::DataMapping;
 use crate::models::Artifact;
 use crate::plans::{PlanWindow, plan_columns, with_target};
 use crate::registry::LoadedModel;
+use crate::tables::Tables;
 use crate::train::frame_rows;
 use crate::validate::{DataError, Source};
 use crate::window::Window;

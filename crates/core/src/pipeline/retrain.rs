@@ -285,7 +285,7 @@ fn score_champion(
     state: &RegistryState,
     config: &Config,
     (window, sales): (&Window, &SalesWindow),
-    attributes: &crate::calendar::Tables,
+    attributes: &crate::tables::Tables,
     holdout: &Scorer,
     split: &Split,
     series: &[String],
