@@ -6,6 +6,7 @@ use polars::prelude::*;
 use salescast_core::config::{self, Config};
 use salescast_core::features::build_features;
 use salescast_core::ingest::{clean_attributes, clean_sales, days_from_date, read_input};
+use salescast_core::tables::Tables;
 
 use crate::util::{repo_file, shared_data};
 
@@ -15,8 +16,8 @@ fn rossmann_config() -> Config {
 }
 
 fn features_of(sales: &DataFrame, stores: &DataFrame, config: &Config) -> DataFrame {
-    let attributes = vec![(config.data.attributes[0].clone(), stores.clone())];
-    build_features(sales, &attributes, &config.data, &config.features).unwrap()
+    let tables = Tables::attributes(vec![(config.data.attributes[0].clone(), stores.clone())]);
+    build_features(sales, &tables, &config.data, &config.features).unwrap()
 }
 
 /// The feature rows of days up to `day` (inclusive) or after it, without the target.

@@ -7,6 +7,7 @@ mod aws_cli;
 mod backtest;
 mod bad_invocations;
 mod browser;
+mod calendars;
 mod config;
 mod crash;
 mod crash_kills;

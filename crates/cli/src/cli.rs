@@ -218,6 +218,10 @@ pub struct IngestArgs {
     /// An attribute table to ingest, as TABLE=FILE (the table named in data.attributes)
     #[arg(long, value_name = "TABLE=FILE", value_parser = parse_table_file)]
     pub attributes: Vec<(String, PathBuf)>,
+    /// A calendar table to ingest, as NAME=FILE (the calendar named in data.calendars;
+    /// one file may feed several calendars)
+    #[arg(long, value_name = "NAME=FILE", value_parser = parse_table_file)]
+    pub calendar: Vec<(String, PathBuf)>,
     /// Replace days that the lake already holds with other rows
     #[arg(long)]
     pub replace: bool,

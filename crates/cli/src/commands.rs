@@ -122,6 +122,7 @@ fn run_configured(
                 inputs: args.input,
                 plans: args.plan,
                 attributes: args.attributes,
+                calendars: args.calendar,
                 replace: args.replace,
             };
             let report = ingest(config, &lake, &request)?;

@@ -347,6 +347,9 @@ impl Report for IngestReport {
         for (table, outcome) in &self.attributes {
             text += &format!("attributes {table}: {outcome:?}\n").to_lowercase();
         }
+        for (name, outcome) in &self.calendars {
+            text += &format!("calendar {name}: {outcome:?}\n").to_lowercase();
+        }
         text.trim_end().to_string()
     }
 }

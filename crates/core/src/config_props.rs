@@ -52,6 +52,7 @@ fn toml_ish() -> impl Strategy<Value = String> {
         "[training]",
         "[training.gbdt]",
         "[[data.attributes]]",
+        "[[data.calendars]]",
         "[s3]",
         "[serve]",
         "[cost]",

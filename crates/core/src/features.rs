@@ -5,12 +5,14 @@
 //! before D only. Lags and rolling windows count calendar days, not rows, so a
 //! gap in a series leaves its features empty rather than shifted. When the
 //! mapping names an open flag, sales of closed days are not history (a closed
-//! day's zero says nothing about demand).
+//! day's zero says nothing about demand). Calendar tables join on the row's
+//! own date, which is known in advance (see `calendar`).
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::mapping::{AttributeTable, DataMapping};
+use crate::mapping::DataMapping;
+use crate::tables::{Tables, join_calendars};
 
 /// Which history features are built.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,7 +97,13 @@ impl FeatureLayout {
         numeric.extend(settings.rolling_means.iter().map(|&d| rolling_mean_name(d)));
         numeric.push(SERIES_MEAN.into());
         let attribute_columns = mapping.attributes.iter().flat_map(|t| t.columns.iter());
-        let known: Vec<&String> = mapping.covariates.iter().chain(attribute_columns).collect();
+        let calendar_columns = mapping.calendars.iter().flat_map(|c| c.features());
+        let known: Vec<&String> = mapping
+            .covariates
+            .iter()
+            .chain(attribute_columns)
+            .chain(calendar_columns)
+            .collect();
         numeric.extend(known.iter().filter(|c| !is_categorical(c)).map(|c| c.to_string()));
         let mut categorical = mapping.series_keys.clone();
         categorical.extend(known.iter().filter(|c| is_categorical(c)).map(|c| c.to_string()));
@@ -110,10 +118,10 @@ impl FeatureLayout {
 
 /// Builds the feature frame for every row of `sales` (a validated window):
 /// the date, series keys and target, then the columns of [`FeatureLayout`].
-/// `attributes` are the mapping's attribute tables, already read.
+/// `tables` are the mapping's attribute and calendar tables, already read.
 pub fn build_features(
     sales: &DataFrame,
-    attributes: &[(AttributeTable, DataFrame)],
+    tables: &Tables,
     mapping: &DataMapping,
     settings: &FeatureSettings,
 ) -> PolarsResult<DataFrame> {
@@ -161,7 +169,7 @@ pub fn build_features(
         col(date).dt().month().cast(DataType::Float64).alias(MONTH),
         col(date).dt().week().cast(DataType::Float64).alias(WEEK_OF_YEAR),
     ]);
-    for (table, df) in attributes {
+    for (table, df) in &tables.attributes {
         let mut wanted: Vec<Expr> = table.join_keys.iter().map(|k| col(k.as_str())).collect();
         wanted.extend(table.columns.iter().map(|c| col(c.as_str())));
         let on: Vec<Expr> = table.join_keys.iter().map(|k| col(k.as_str())).collect();
@@ -172,6 +180,7 @@ pub fn build_features(
             JoinArgs::new(JoinType::Left),
         );
     }
+    frame = join_calendars(frame, &tables.calendars, mapping)?;
 
     let layout = FeatureLayout::new(mapping, settings);
     let mut out: Vec<Expr> = vec![col(date)];
@@ -278,7 +287,7 @@ mod tests {
             lags: vec![1, 7],
             rolling_means: vec![7],
         };
-        let out = build_features(&df, &[], &mapping(), &settings).unwrap();
+        let out = build_features(&df, &Tables::default(), &mapping(), &settings).unwrap();
         assert_eq!(
             values(&out, "lag_1"),
             [None, Some(10.0), Some(20.0), None, Some(40.0)]
@@ -302,7 +311,7 @@ mod tests {
             lags: vec![1],
             rolling_means: vec![7],
         };
-        let out = build_features(&df, &[], &mapping(), &settings).unwrap();
+        let out = build_features(&df, &Tables::default(), &mapping(), &settings).unwrap();
         assert_eq!(values(&out, "lag_1"), [None, Some(10.0), None]);
         assert_eq!(values(&out, "rolling_mean_7"), [None, Some(10.0), Some(10.0)]);
     }

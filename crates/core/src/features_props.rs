@@ -112,7 +112,7 @@ proptest! {
         };
         prop_assume!(crate::config::check(&checked).is_ok());
         let (frame, history) = sales();
-        let out = build_features(&frame, &[], &mapping(), &settings)
+        let out = build_features(&frame, &Default::default(), &mapping(), &settings)
             .map_err(|e| TestCaseError::fail(format!("{settings:?} passed the check: {e}")))?;
         let names = FeatureLayout::new(&mapping(), &settings).names();
         for name in &names {
@@ -182,7 +182,7 @@ fn duplicate_and_overlong_lags_are_refused_by_the_check() {
     };
     assert!(longest.check().is_ok());
     let (frame, _) = sales();
-    let out = build_features(&frame, &[], &mapping(), &longest).unwrap();
+    let out = build_features(&frame, &Default::default(), &mapping(), &longest).unwrap();
     let lag = out.column("lag_36525").unwrap().f64().unwrap();
     assert_eq!(
         lag.null_count(),

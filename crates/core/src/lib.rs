@@ -4,6 +4,7 @@
 //! parses a command line, calls a pipeline here and renders its report.
 
 pub mod accounts;
+pub mod calendar;
 pub mod charts;
 pub mod config;
 pub mod cost;
@@ -35,6 +36,7 @@ pub mod scores;
 pub mod serve;
 pub mod setting;
 pub mod storage;
+pub mod tables;
 pub mod thin_days;
 pub mod train;
 pub mod validate;

@@ -1,12 +1,16 @@
 //! The data mapping: how a retailer's columns map onto what salescast needs
 //! (date, series keys, target, covariates, categories, open flag, attribute
-//! tables), and its checks. Every module that reads the user's data takes it.
+//! tables, calendar tables), and its checks. Every module that reads the
+//! user's data takes it.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use crate::setting::{Invalid, invalid};
+
+mod calendar;
+pub use calendar::{CalendarTable, Texts};
 
 /// How the user's columns map onto what salescast needs. A `[data]` section
 /// in a file must name the date, series keys and target; the rest is optional
@@ -40,6 +44,11 @@ pub struct DataMapping {
     /// them, `sum` adds up events (timestamps allowed in the date column).
     #[serde(default, with = "aggregate_field")]
     pub aggregate: Aggregate,
+    /// Tables joined onto every row by its date (and optionally an attribute
+    /// column): holidays, events, paydays. Known in advance, so also joined
+    /// onto the days a forecast is for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "calendars_field")]
+    pub calendars: Vec<CalendarTable>,
 }
 
 /// What ingest does with input rows finer than a day (`data.aggregate`).
@@ -81,6 +90,34 @@ mod aggregate_field {
     }
 }
 
+/// `data.calendars` in a model artifact: written by the artifact itself
+/// after its other bytes, and only when there are calendars (see
+/// `models::artifact`), so an artifact without calendars keeps the bytes it
+/// had before calendars existed and older artifacts still decode. Here, in
+/// bincode, the field is nothing (a unit, zero bytes) and reads back empty;
+/// in text formats it is the plain list.
+mod calendars_field {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::CalendarTable;
+
+    pub fn serialize<S: Serializer>(value: &Vec<CalendarTable>, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            value.serialize(serializer)
+        } else {
+            serializer.serialize_unit()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<CalendarTable>, D::Error> {
+        if deserializer.is_human_readable() {
+            Vec::deserialize(deserializer)
+        } else {
+            <()>::deserialize(deserializer).map(|()| Vec::new())
+        }
+    }
+}
+
 pub(crate) fn default_date_format() -> String {
     "%Y-%m-%d".into()
 }
@@ -100,9 +137,8 @@ pub struct AttributeTable {
 /// (naming `data.date_format`) and not blamed on the data: every specifier
 /// must be known, and a date written with it must read back as that date
 /// (so it holds a year, a month and a day).
-fn check_date_format(format: &str) -> Result<(), Invalid> {
+fn check_date_format(key: &str, format: &str) -> Result<(), Invalid> {
     use std::fmt::Write as _;
-    let key = "data.date_format";
     let probe = chrono::NaiveDate::from_ymd_opt(2024, 3, 15).unwrap_or_default();
     let mut text = String::new();
     if write!(text, "{}", probe.format(format)).is_err() {
@@ -146,7 +182,7 @@ impl DataMapping {
                 return Err(invalid(key, "must not be empty"));
             }
         }
-        check_date_format(&self.date_format)?;
+        check_date_format("data.date_format", &self.date_format)?;
         if self.series_keys.is_empty() {
             return Err(invalid("data.series_keys", "name at least one column"));
         }
@@ -200,11 +236,21 @@ impl DataMapping {
                 }
             }
         }
+        let taken: BTreeSet<String> = seen
+            .iter()
+            .map(|c| c.to_string())
+            .chain(attribute_columns.iter().cloned())
+            .collect();
+        calendar::check(self, &taken)?;
+        let calendar_columns: BTreeSet<&String> = self.calendars.iter().flat_map(|c| &c.columns).collect();
         for column in &self.categorical {
-            if !self.covariates.contains(column) && !attribute_columns.contains(column) {
+            if !self.covariates.contains(column)
+                && !attribute_columns.contains(column)
+                && !calendar_columns.contains(column)
+            {
                 return Err(invalid(
                     "data.categorical",
-                    format!("{column:?} is neither a covariate nor an attribute column"),
+                    format!("{column:?} is neither a covariate, an attribute column nor a calendar column"),
                 ));
             }
         }

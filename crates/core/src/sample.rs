@@ -170,6 +170,7 @@ pub fn mapping() -> crate::mapping::DataMapping {
             columns: vec!["store_type".into(), "store_size".into()],
         }],
         aggregate: Default::default(),
+        calendars: vec![],
     }
 }
 

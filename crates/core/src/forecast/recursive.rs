@@ -465,7 +465,7 @@ mod tests {
     #[test]
     fn teacher_forced_features_equal_build_features() {
         let settings = FeatureSettings::default();
-        let features = build_features(&sales(), &[], &mapping(), &settings).unwrap();
+        let features = build_features(&sales(), &Default::default(), &mapping(), &settings).unwrap();
         let history = History::new(&features, &mapping()).unwrap();
         let h_max = 14usize;
         let start = crate::ingest::days_from_date(chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap());
@@ -544,7 +544,7 @@ mod tests {
             .collect();
         changed.with_column(Column::new("sales".into(), bumped)).unwrap();
         let run = |df: &DataFrame| {
-            let features = build_features(df, &[], &mapping(), &settings).unwrap();
+            let features = build_features(df, &Default::default(), &mapping(), &settings).unwrap();
             let history = History::new(&features, &mapping()).unwrap();
             let paths: Vec<Path> = (0..2).map(|series| Path { series, origin }).collect();
             // Feed a fixed value as "forecast" so only the actuals can differ.

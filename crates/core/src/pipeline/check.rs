@@ -8,10 +8,12 @@ use chrono::NaiveDate;
 use polars::prelude::{DataFrame, UniqueKeepStrategy};
 use serde::Serialize;
 
+use crate::calendar::read_calendar;
 use crate::config::{Config, ConfigError};
 use crate::features::{FeatureLayout, build_features};
 use crate::lake::{Lake, SalesWindow};
-use crate::mapping::AttributeTable;
+use crate::mapping::DataMapping;
+use crate::tables::Tables;
 use crate::thin_days::ThinDays;
 use crate::window::Window;
 
@@ -34,32 +36,37 @@ pub struct CheckReport {
     pub thin_days: ThinDays,
 }
 
-/// Every attribute table the mapping names, read and typed.
-pub fn read_attributes(config: &Config, lake: &Lake) -> anyhow::Result<Vec<(AttributeTable, DataFrame)>> {
-    let mut attributes = Vec::new();
-    for table in &config.data.attributes {
+/// Every attribute and calendar table the mapping names, read and typed.
+pub fn read_tables(mapping: &DataMapping, lake: &Lake) -> anyhow::Result<Tables> {
+    let mut tables = Tables::default();
+    for table in &mapping.attributes {
         let df = lake
-            .read_attributes(table, &config.data)
+            .read_attributes(table, mapping)
             .with_context(|| format!("reading attribute table {}", table.table))?;
-        attributes.push((table.clone(), df));
+        tables.attributes.push((table.clone(), df));
     }
-    Ok(attributes)
+    for calendar in &mapping.calendars {
+        let df = read_calendar(lake, calendar, mapping)
+            .with_context(|| format!("reading calendar table {}", calendar.name))?;
+        tables.calendars.push((calendar.clone(), df));
+    }
+    Ok(tables)
 }
 
-/// A validated window, the attribute tables and the features, with the
+/// A validated window, the attribute and calendar tables and the features, with the
 /// seconds reading and building took: what `check`, `retrain` and `backtest`
 /// start from.
 pub struct WindowFeatures {
     pub window: Window,
     pub sales: SalesWindow,
-    pub attributes: Vec<(AttributeTable, DataFrame)>,
+    pub attributes: Tables,
     pub features: DataFrame,
     pub read_seconds: f64,
     pub feature_seconds: f64,
 }
 
 /// Reads and validates the sales of the window's days (the partition of its
-/// last day must exist) and the attribute tables, and builds features. `what`
+/// last day must exist) and the attribute and calendar tables, and builds features. `what`
 /// names the window in an error.
 pub fn read_features(
     config: &Config,
@@ -71,7 +78,7 @@ pub fn read_features(
     let sales = lake
         .read_days(&config.data, &config.validation, &window)
         .with_context(|| format!("reading {what}"))?;
-    let attributes = read_attributes(config, lake)?;
+    let attributes = read_tables(&config.data, lake)?;
     let read_seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         rows = sales.frame.height(),

@@ -1,5 +1,5 @@
 //! The champion's forecaster for one data day D: the sales window up to D,
-//! the attribute tables and the stored plans of D+1 .. D+H, loaded once, and
+//! the attribute and calendar tables and the stored plans of D+1 .. D+H, loaded once, and
 //! forecasts of any set of active series from them, optionally under a
 //! caller's plan. `predict` forecasts every active series with it and writes
 //! the result; `serve` keeps one per champion and answers on-demand requests.
@@ -23,10 +23,11 @@ use crate::forecast::intervals::Calibration;
 use crate::forecast::recursive::{self, Feed, History, Path};
 use crate::ingest::{date_from_days, days_from_date};
 use crate::lake::Lake;
-use crate::mapping::{AttributeTable, DataMapping};
+use crate::mapping::DataMapping;
 use crate::models::Artifact;
 use crate::plans::{PlanWindow, plan_columns, with_target};
 use crate::registry::LoadedModel;
+use crate::tables::Tables;
 use crate::train::frame_rows;
 use crate::validate::{DataError, Source};
 use crate::window::Window;
@@ -42,7 +43,7 @@ pub struct Forecaster {
     data_day: NaiveDate,
     horizon: u32,
     sales: DataFrame,
-    attributes: Vec<(AttributeTable, DataFrame)>,
+    tables: Tables,
     plans: PlanWindow,
     /// Active series, sorted by name, and the sales rows of each.
     active: Vec<String>,
@@ -61,8 +62,10 @@ pub struct Forecasts {
 
 impl Forecaster {
     /// Reads what forecasting from `data_day` needs: the window of sales up
-    /// to it (validated as retrain validates it), the attribute tables, and
-    /// the lake's plans of the target days.
+    /// to it (validated as retrain validates it), the attribute and calendar
+    /// tables, and the lake's plans of the target days. A calendar that ends
+    /// before the last target day is warned about once (its later days get
+    /// the calendar's default, 0).
     pub fn load(
         config: &Config,
         lake: &Lake,
@@ -82,14 +85,21 @@ impl Forecaster {
             .read_days(mapping, &config.validation, &window)
             .with_context(|| format!("reading {} .. {data_day}", window.first_day))?
             .frame;
-        let mut attributes = Vec::new();
-        for table in &mapping.attributes {
-            let df = lake
-                .read_attributes(table, mapping)
-                .with_context(|| format!("reading attribute table {}", table.table))?;
-            attributes.push((table.clone(), df));
-        }
+        let tables = super::check::read_tables(mapping, lake)?;
         let (first_target, last_target) = target_days(data_day, horizon)?;
+        for (calendar, df) in &tables.calendars {
+            let until = crate::calendar::covers_until(df);
+            if until.is_none_or(|until| until < last_target) {
+                tracing::warn!(
+                    calendar = %calendar.name,
+                    covers_until = ?until,
+                    "calendar {} ends before the last forecast day {last_target}: days after it get 0 (no event); \
+                     ingest a longer calendar with --calendar {}=FILE",
+                    calendar.name,
+                    calendar.name
+                );
+            }
+        }
         let plans = crate::plans::read_plans(lake, mapping, &config.validation, first_target, last_target)
             .with_context(|| format!("reading the plans of {first_target} .. {last_target}"))?;
         let (active, rows_of) = active_series(&sales, mapping, data_day)?;
@@ -100,7 +110,7 @@ impl Forecaster {
             data_day,
             horizon,
             sales,
-            attributes,
+            tables,
             plans,
             active,
             rows_of,
@@ -169,7 +179,7 @@ impl Forecaster {
         // history features (lags, rolling means, series mean) from the actuals
         // of the whole window and its own forecasts; calendar, covariates and
         // attributes come from here.
-        let features = build_features(&future.frame, &self.attributes, mapping, &self.artifact.features)
+        let features = build_features(&future.frame, &self.tables, mapping, &self.artifact.features)
             .map_err(anyhow::Error::from)
             .context("building features")?;
         let history = History::split(&sales, &features, mapping)?;

@@ -1,7 +1,8 @@
 //! `salescast ingest`: files into the lake, all checked before any write:
 //! sales into daily partitions (events summed per day first when the mapping
-//! says `aggregate = "sum"`), plans into daily plan partitions, and attribute
-//! tables. Inputs are local files or S3 objects and prefixes (see `input`).
+//! says `aggregate = "sum"`), plans into daily plan partitions, attribute
+//! tables and calendar tables. Inputs are local files or S3 objects and
+//! prefixes (see `input`).
 
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use anyhow::Context as _;
 use polars::prelude::*;
 use serde::Serialize;
 
+use crate::calendar::{clean_calendar, write_calendar};
 use crate::config::{Config, ConfigError};
 use crate::events::sum_events;
 use crate::ingest::{clean_attributes, clean_sales, read_input, split_days, type_sales};
@@ -27,6 +29,9 @@ pub struct IngestReport {
     pub last_day: Option<chrono::NaiveDate>,
     pub days: WriteCounts,
     pub attributes: Vec<(String, WriteOutcome)>,
+    /// What `--calendar` wrote, by calendar name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub calendars: Vec<(String, WriteOutcome)>,
     /// The sales files read (each object under an S3 prefix counts).
     pub files: usize,
     /// The input rows before they were summed per day and series
@@ -48,13 +53,14 @@ pub struct PlanReport {
 
 /// What to ingest: sales and plan locations (paths, `file://` or `s3://`
 /// URIs; a URI ending in '/' is every object under it), attribute tables
-/// (table, local file), and whether days the lake holds with other rows are
-/// replaced.
+/// (table, local file), calendar tables (name, local file), and whether days
+/// the lake holds with other rows are replaced.
 #[derive(Debug, Clone, Default)]
 pub struct IngestRequest {
     pub inputs: Vec<String>,
     pub plans: Vec<String>,
     pub attributes: Vec<(String, PathBuf)>,
+    pub calendars: Vec<(String, PathBuf)>,
     pub replace: bool,
 }
 
@@ -70,19 +76,26 @@ pub fn ingest_files(
         inputs: inputs.iter().map(|p| p.display().to_string()).collect(),
         plans: vec![],
         attributes: attributes.to_vec(),
+        calendars: vec![],
         replace,
     };
     ingest(config, lake, &request)
 }
 
 /// Reads, checks and writes: sales into daily partitions, plans into daily
-/// plan partitions, attribute tables. Nothing is written unless every file
+/// plan partitions, attribute and calendar tables. Nothing is written unless every file
 /// passes. S3 inputs are read with the lake's runtime and `config.s3`.
 pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::Result<IngestReport> {
-    if request.inputs.is_empty() && request.plans.is_empty() && request.attributes.is_empty() {
+    if request.inputs.is_empty()
+        && request.plans.is_empty()
+        && request.attributes.is_empty()
+        && request.calendars.is_empty()
+    {
         return Err(ConfigError::Invalid {
             key: "ingest".into(),
-            problem: "give at least one --input FILE, --plan FILE or --attributes TABLE=FILE".into(),
+            problem:
+                "give at least one --input FILE, --plan FILE, --attributes TABLE=FILE or --calendar NAME=FILE"
+                    .into(),
         }
         .into());
     }
@@ -129,6 +142,24 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
         });
         tables.extend(cleaned.into_iter().map(|(df, _)| (name.clone(), df)));
     }
+    let mut calendars = Vec::new();
+    for (name, path) in &request.calendars {
+        let calendar = config
+            .data
+            .calendars
+            .iter()
+            .find(|c| &c.name == name)
+            .ok_or_else(|| ConfigError::Invalid {
+                key: "data.calendars".into(),
+                problem: format!("no calendar named {name:?} is configured"),
+            })?;
+        let read = read_input(path, config.validation.max_line_bytes);
+        files.tried += 1;
+        let cleaned = files.check(vec![read], |df, source| {
+            clean_calendar(df, calendar, &config.data, source)
+        });
+        calendars.extend(cleaned.into_iter().map(|(df, _)| (name.clone(), df)));
+    }
     files.refuse()?;
     let sales = read_sales(&config.data, sales_files)?;
     let days = encode_days(SALES_PREFIX, sales.as_ref(), &config.data)?;
@@ -147,6 +178,12 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
             .write_attributes(&name, &mut df)
             .with_context(|| format!("writing attribute table {name}"))?;
         outcomes.push((name, outcome));
+    }
+    let mut calendar_outcomes = Vec::new();
+    for (name, mut df) in calendars {
+        let outcome =
+            write_calendar(lake, &name, &mut df).with_context(|| format!("writing calendar table {name}"))?;
+        calendar_outcomes.push((name, outcome));
     }
     tracing::info!(
         written = counts.written,
@@ -176,6 +213,7 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
         last_day: days.last().map(|d| d.day),
         days: counts,
         attributes: outcomes,
+        calendars: calendar_outcomes,
         files: file_count,
         events,
         plans,

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use polars::prelude::DataFrame;
 
 use super::check::{WindowFeatures, read_training_window};
 use crate::config::Config;
@@ -20,7 +19,6 @@ use crate::forecast::origins::{Scored, Scorer, summarize};
 use crate::forecast::recursive::History;
 use crate::lake::{Lake, SalesWindow};
 use crate::live::{LiveSummary, live_summary};
-use crate::mapping::AttributeTable;
 use crate::noise::{self, NoiseEstimate, PairedRow};
 use crate::progress::{self, Phase};
 use crate::registry::pause::{self, Step};
@@ -345,7 +343,7 @@ fn score_champion(
     state: &RegistryState,
     config: &Config,
     (window, sales): (&Window, &SalesWindow),
-    attributes: &[(AttributeTable, DataFrame)],
+    attributes: &crate::tables::Tables,
     holdout: &Scorer,
     split: &Split,
     series: &[String],

@@ -1,0 +1,72 @@
+//! The tables joined onto sales rows, once read: attribute tables (by series
+//! keys, joined in `features`) and calendar tables (by date, and optionally
+//! an attribute column; joined here). Kept apart from `calendar`, which reads
+//! and writes the lake, so that `features` depends on no storage.
+
+use polars::prelude::*;
+
+use crate::mapping::{AttributeTable, CalendarTable, DataMapping};
+
+/// The tables joined onto sales rows, read: attribute tables (by series
+/// keys) and calendar tables (by date).
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    pub attributes: Vec<(AttributeTable, DataFrame)>,
+    pub calendars: Vec<(CalendarTable, DataFrame)>,
+}
+
+impl Tables {
+    /// Attribute tables only.
+    pub fn attributes(attributes: Vec<(AttributeTable, DataFrame)>) -> Self {
+        Self {
+            attributes,
+            calendars: vec![],
+        }
+    }
+}
+
+/// Left-joins every calendar of the mapping onto `frame` by the row's date
+/// (and its `by` attribute column, already joined), filling days the table
+/// does not hold with 0 (flag and numbers) or null (categories).
+pub fn join_calendars(
+    mut frame: LazyFrame,
+    calendars: &[(CalendarTable, DataFrame)],
+    mapping: &DataMapping,
+) -> PolarsResult<LazyFrame> {
+    let date = mapping.date_column.as_str();
+    for calendar in &mapping.calendars {
+        let Some((_, table)) = calendars.iter().find(|(c, _)| c.name == calendar.name) else {
+            polars_bail!(ComputeError: "calendar table {:?} was not read", calendar.name);
+        };
+        let mut select = vec![col(calendar.date_column.as_str()).alias(date)];
+        let mut on = vec![col(date)];
+        if let (Some(by), Some(by_column)) = (&calendar.by, calendar.by_column()) {
+            select.push(col(by_column).alias(by.as_str()));
+            on.push(col(by.as_str()));
+        }
+        let mut zero = Vec::new();
+        if let Some(flag) = &calendar.flag {
+            select.push(lit(1.0).alias(flag.as_str()));
+            zero.push(flag);
+        }
+        for column in &calendar.columns {
+            select.push(col(column.as_str()));
+            if !mapping.categorical.contains(column) {
+                zero.push(column);
+            }
+        }
+        frame = frame
+            .join(
+                table.clone().lazy().select(select),
+                on.clone(),
+                on,
+                JoinArgs::new(JoinType::Left),
+            )
+            .with_columns(
+                zero.iter()
+                    .map(|c| col(c.as_str()).fill_null(lit(0.0)))
+                    .collect::<Vec<_>>(),
+            );
+    }
+    Ok(frame)
+}
