@@ -165,6 +165,7 @@ pub fn retrain(
         challenger: ChallengerSummary {
             version: challenger.sealed.version().to_string(),
             family: challenger.artifact.model.family(),
+            gbdt_config: challenger.gbdt_config.clone(),
             size: challenger.sealed.bytes().len(),
             stored: None,
             candidates: challenger.candidates.clone(),
@@ -209,6 +210,7 @@ pub fn retrain(
         build: BuildInfo::current(),
         calibration,
         drift: Some(drift),
+        gbdt_config: challenger.gbdt_config.clone(),
     };
     report.challenger.stored = Some(
         registry
