@@ -99,10 +99,6 @@ impl TrainingSettings {
                 "must be 0 (no limit) or at least 1000",
             ));
         }
-        models::gbdt_configs::check_configs(&self.gbdt_configs, &self.gbdt).map_err(|e| match e {
-            ModelError::InvalidParam { key, problem } => invalid(&format!("training.{key}"), problem),
-            other => invalid("training.gbdt_configs", other.to_string()),
-        })?;
         let params = self.params();
         // The seasonal-naive baseline is always scored, whatever the candidates.
         models::check(Family::SeasonalNaive, &params, names).map_err(|e| {
@@ -117,6 +113,14 @@ impl TrainingSettings {
                     invalid(&format!("training.{family}.{key}"), problem)
                 }
                 other => invalid("training.candidates", other.to_string()),
+            })?;
+        }
+        // The configurations only matter when the boosted trees are fitted,
+        // and are checked after `[training.gbdt]` itself, which they change.
+        if self.candidates.contains(&Family::Gbdt) {
+            models::gbdt_configs::check_configs(&self.gbdt_configs, &self.gbdt).map_err(|e| match e {
+                ModelError::InvalidParam { key, problem } => invalid(&format!("training.{key}"), problem),
+                other => invalid("training.gbdt_configs", other.to_string()),
             })?;
         }
         Ok(())
