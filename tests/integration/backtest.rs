@@ -69,8 +69,10 @@ fn backtest_over_the_holdout_scores_what_retrain_scores() {
     let families = backtest["families"].as_array().unwrap();
     let picked = families
         .iter()
-        .find(|f| f["family"] == backtest["picked"])
+        .find(|f| f["picked"] == true)
         .expect("the picked family is among the families");
+    assert_eq!(picked["family"], backtest["picked"]);
+    assert_eq!(picked.get("config"), retrain["challenger"].get("gbdt_config"));
     assert_eq!(
         picked["backtest"], retrain["challenger"]["one_day"],
         "the picked family scores the retrain challenger's one-day metrics"
@@ -85,8 +87,24 @@ fn backtest_over_the_holdout_scores_what_retrain_scores() {
         "and its metrics per horizon on the same rolling origins"
     );
     assert_eq!(pooled(&picked["horizons"]), retrain["challenger"]["holdout"]);
-    let names: Vec<&str> = families.iter().map(|f| f["family"].as_str().unwrap()).collect();
-    assert_eq!(names, ["seasonal_naive", "elastic_net", "gbdt"]);
+    let names: Vec<String> = families
+        .iter()
+        .map(|f| match f.get("config") {
+            Some(config) => format!("{} ({})", f["family"].as_str().unwrap(), config.as_str().unwrap()),
+            None => f["family"].as_str().unwrap().to_string(),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "seasonal_naive",
+            "elastic_net",
+            "gbdt (deep)",
+            "gbdt (regularised)"
+        ],
+        "the boosted trees once per default configuration"
+    );
+    assert_eq!(families.iter().filter(|f| f["picked"] == true).count(), 1);
     for (family, candidate) in families
         .iter()
         .zip(retrain["challenger"]["candidates"].as_array().unwrap())

@@ -14,6 +14,7 @@ mod crash_kills;
 mod daily_pipeline;
 mod dashboard;
 mod dashboard_browser;
+mod defaults;
 mod defects;
 mod demo;
 mod drift;

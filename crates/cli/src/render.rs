@@ -84,10 +84,10 @@ impl Report for BacktestReport {
             .families
             .iter()
             .map(|f| {
-                if f.family == self.picked {
-                    format!("{} (picked)", f.family)
+                if f.picked {
+                    format!("{} (picked)", f.label())
                 } else {
-                    f.family.to_string()
+                    f.label()
                 }
             })
             .collect();
@@ -121,7 +121,7 @@ impl Report for BacktestReport {
         for f in &self.families {
             md += &format!(
                 "| {} | {:.4} | {:.4} | {} | {:.1} |\n",
-                f.family,
+                f.label(),
                 f.validation.wape,
                 f.backtest.wape,
                 per_bucket(&f.horizons),

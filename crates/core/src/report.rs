@@ -77,6 +77,9 @@ pub struct WindowSummary {
 pub struct ChallengerSummary {
     pub version: String,
     pub family: Family,
+    /// The boosted-trees configuration picked (`training.gbdt_configs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gbdt_config: Option<String>,
     pub size: usize,
     /// Whether storing it added a version (none in a dry run).
     pub stored: Option<Stored>,
@@ -259,9 +262,13 @@ impl RunReport {
             );
         }
         let challenger_name = format!(
-            "challenger `{}` ({})",
+            "challenger `{}` ({}{})",
             short(&self.challenger.version),
-            self.challenger.family
+            self.challenger.family,
+            self.challenger
+                .gbdt_config
+                .as_ref()
+                .map_or(String::new(), |c| format!(", {c}"))
         );
         let champion_name = self
             .champion
@@ -307,11 +314,15 @@ impl RunReport {
         if let Some(live) = &self.live {
             md += &live_markdown(live, Some(&self.live_holdout()));
         }
-        md += "## Candidates (inner validation window, before the holdout)\n\n| family | WAPE | bias |\n|---|---:|---:|\n";
+        md += "## Candidates (inner validation window, before the holdout)\n\n| candidate | WAPE | bias | rounds | fit s |\n|---|---:|---:|---:|---:|\n";
         for c in &self.challenger.candidates {
             md += &format!(
-                "| {} | {:.4} | {:+.4} |\n",
-                c.family, c.validation.wape, c.validation.bias
+                "| {} | {:.4} | {:+.4} | {} | {:.1} |\n",
+                c.label(),
+                c.validation.wape,
+                c.validation.bias,
+                c.rounds.map_or("-".to_string(), |r| r.to_string()),
+                c.seconds
             );
         }
         if let Some(drift) = &self.drift {

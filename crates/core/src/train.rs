@@ -6,6 +6,11 @@
 //! window that picks the candidate family. The picked family is then fitted on
 //! every training row, and that fitted artifact is what is scored, stored and
 //! promoted. Closed days (open flag 0) are neither trained on nor scored.
+//! Fitting and picking the candidates is `train/candidates.rs`.
+
+mod candidates;
+
+pub use candidates::{Candidate, CandidateScore, best_candidate, score_candidates, train_challenger};
 
 use polars::prelude::*;
 use rand::SeedableRng as _;
@@ -18,7 +23,7 @@ use crate::ingest::days_from_date;
 use crate::mapping::DataMapping;
 use crate::models::{
     self, ARTIFACT_FORMAT_VERSION, Artifact, ArtifactError, Design, ElasticNetParams, Encoder, Family,
-    FittedModel, ForestParams, GbdtParams, ModelError, ModelParams,
+    FittedModel, ForestParams, GbdtConfig, GbdtParams, ModelError, ModelParams,
 };
 use crate::setting::{Invalid, invalid};
 use crate::validate::DataError;
@@ -41,6 +46,10 @@ pub struct TrainingSettings {
     pub elastic_net: ElasticNetParams,
     pub random_forest: ForestParams,
     pub gbdt: GbdtParams,
+    /// Candidate configurations of the boosted trees, each fitted and scored
+    /// on the inner validation window like a family (the best is kept);
+    /// empty: `[training.gbdt]` alone.
+    pub gbdt_configs: Vec<GbdtConfig>,
 }
 
 impl TrainingSettings {
@@ -64,6 +73,7 @@ impl Default for TrainingSettings {
             elastic_net: ElasticNetParams::default(),
             random_forest: ForestParams::default(),
             gbdt: GbdtParams::default(),
+            gbdt_configs: models::gbdt_configs::default_configs(),
         }
     }
 }
@@ -103,6 +113,14 @@ impl TrainingSettings {
                     invalid(&format!("training.{family}.{key}"), problem)
                 }
                 other => invalid("training.candidates", other.to_string()),
+            })?;
+        }
+        // The configurations only matter when the boosted trees are fitted,
+        // and are checked after `[training.gbdt]` itself, which they change.
+        if self.candidates.contains(&Family::Gbdt) {
+            models::gbdt_configs::check_configs(&self.gbdt_configs, &self.gbdt).map_err(|e| match e {
+                ModelError::InvalidParam { key, problem } => invalid(&format!("training.{key}"), problem),
+                other => invalid("training.gbdt_configs", other.to_string()),
             })?;
         }
         Ok(())
@@ -192,18 +210,6 @@ pub fn split(features: &DataFrame, mapping: &DataMapping, window: &Window) -> Re
     Ok(split)
 }
 
-/// One candidate family's score on the inner validation window.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CandidateScore {
-    pub family: Family,
-    pub validation: Metrics,
-    /// The boosting rounds early stopping kept (gradient-boosted trees only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rounds: Option<usize>,
-    /// The rows the candidate was fitted on (after `training.max_fit_rows`).
-    pub fit_rows: usize,
-}
-
 /// The trained challenger: its artifact, bytes and content address.
 #[derive(Debug)]
 pub struct Challenger {
@@ -211,12 +217,15 @@ pub struct Challenger {
     /// The artifact's bytes and their SHA-256, computed once.
     pub sealed: Sealed,
     pub candidates: Vec<CandidateScore>,
+    /// The picked boosted-trees configuration (`training.gbdt_configs`), if
+    /// the picked candidate is one.
+    pub gbdt_config: Option<String>,
     pub validation: Metrics,
     /// The picked family fitted on the inner training rows only.
     pub inner: Artifact,
 }
 
-fn take(values: &[f64], rows: &[usize]) -> Vec<f64> {
+pub(crate) fn take(values: &[f64], rows: &[usize]) -> Vec<f64> {
     rows.iter().map(|&i| values[i]).collect()
 }
 
@@ -232,19 +241,6 @@ pub fn target_values(features: &DataFrame, mapping: &DataMapping) -> Result<Vec<
 pub fn frame_rows(features: &DataFrame, rows: &[usize]) -> PolarsResult<DataFrame> {
     let idx = IdxCa::from_vec("rows".into(), rows.iter().map(|&i| i as IdxSize).collect());
     features.take(&idx)
-}
-
-/// A candidate family fitted on the inner training rows and scored on the
-/// inner validation window, with the params its refit should use (for
-/// boosting: the rounds early stopping kept).
-#[derive(Debug)]
-pub struct Candidate {
-    pub score: CandidateScore,
-    pub tuned: ModelParams,
-    pub seconds: f64,
-    /// The fit on the inner training rows: out of sample on the inner
-    /// validation window, where the forecast intervals are calibrated.
-    pub model: FittedModel,
 }
 
 /// The rows a split's fits use, encoded once: the (sampled) inner training
@@ -301,7 +297,7 @@ impl<'a> TrainingSet<'a> {
     }
 
     /// The design rows of frame rows `wanted` (each one encoded in `new`).
-    fn design_of(&self, wanted: &[usize]) -> Design {
+    pub(crate) fn design_of(&self, wanted: &[usize]) -> Design {
         let positions: Vec<usize> = wanted
             .iter()
             .map(|row| {
@@ -311,50 +307,6 @@ impl<'a> TrainingSet<'a> {
             })
             .collect();
         self.design.take(&positions)
-    }
-
-    /// Fits every configured family on the inner training rows (early
-    /// stopping on the inner validation window) and scores it there.
-    pub fn candidates(&self) -> Result<Vec<Candidate>, TrainError> {
-        let training = self.spec.training;
-        let params = training.params();
-        let inner_x = self.design_of(&self.inner_fit_rows);
-        let inner_y = take(&self.target, &self.inner_fit_rows);
-        let valid_x = self.design_of(&self.split.inner_valid);
-        let valid_y = take(&self.target, &self.split.inner_valid);
-        let mut candidates = Vec::new();
-        let progress =
-            crate::progress::Phase::start("fitting candidates", Some(training.candidates.len() as u64));
-        for &family in &training.candidates {
-            let started = std::time::Instant::now();
-            let validation_rows = Some((&valid_x, valid_y.as_slice()));
-            let model = models::fit(
-                family,
-                &params,
-                &inner_x,
-                &inner_y,
-                validation_rows,
-                training.seed,
-            )?;
-            let validation = metrics(&valid_y, &model.predict(&valid_x)?);
-            let seconds = started.elapsed().as_secs_f64();
-            let rounds = model.rounds();
-            tracing::info!(%family, wape = validation.wape, ?rounds, "candidate scored on the inner validation window in {seconds:.1} s");
-            progress.advance(1, &family.to_string());
-            candidates.push(Candidate {
-                score: CandidateScore {
-                    family,
-                    validation,
-                    rounds,
-                    fit_rows: self.inner_fit_rows.len(),
-                },
-                tuned: model.tuned(&params),
-                seconds,
-                model,
-            });
-        }
-        progress.finish();
-        Ok(candidates)
     }
 
     /// Fits `family` on the split's training rows (sampled down to
@@ -388,7 +340,7 @@ impl<'a> TrainingSet<'a> {
         Ok(self.artifact(model))
     }
 
-    fn artifact(&self, model: FittedModel) -> Artifact {
+    pub(crate) fn artifact(&self, model: FittedModel) -> Artifact {
         Artifact {
             format: ARTIFACT_FORMAT_VERSION,
             mapping: self.spec.mapping.clone(),
@@ -410,39 +362,6 @@ pub fn fit_rows(rows: &[usize], training: &TrainingSettings) -> Vec<usize> {
     let mut picked = rand::seq::index::sample(&mut rng, rows.len(), max).into_vec();
     picked.sort_unstable();
     picked.into_iter().map(|i| rows[i]).collect()
-}
-
-/// The candidate with the lowest WAPE on the inner validation window.
-pub fn best_candidate(candidates: &[Candidate]) -> &Candidate {
-    candidates
-        .iter()
-        .min_by(|a, b| a.score.validation.wape.total_cmp(&b.score.validation.wape))
-        .expect("at least one candidate (checked with the config)")
-}
-
-/// Picks the best candidate on the inner validation window and fits it on
-/// every training row.
-pub fn train_challenger(set: &TrainingSet) -> Result<Challenger, TrainError> {
-    let mut candidates = set.candidates()?;
-    let scores = candidates.iter().map(|c| c.score.clone()).collect();
-    let best = best_candidate(&candidates);
-    let artifact = crate::progress::phase("fitting the challenger", || {
-        set.fit_final(best.score.family, &best.tuned)
-    })?;
-    let validation = best.score.validation.clone();
-    let best = candidates
-        .iter()
-        .position(|c| c.score.family == best.score.family)
-        .expect("the best candidate is a candidate");
-    let inner = set.artifact(candidates.swap_remove(best).model);
-    let sealed = Sealed::new(artifact.to_bytes());
-    Ok(Challenger {
-        artifact,
-        sealed,
-        validation,
-        candidates: scores,
-        inner,
-    })
 }
 
 /// Scores an artifact on `rows` of `features` (built with its own settings).

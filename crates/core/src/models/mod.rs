@@ -7,6 +7,7 @@
 pub mod artifact;
 pub mod design;
 pub mod gbdt;
+pub mod gbdt_configs;
 pub mod linear;
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 pub use artifact::{ARTIFACT_FORMAT_VERSION, Artifact, ArtifactError};
 pub use design::{Design, Encoder};
 pub use gbdt::{GbdtModel, GbdtParams};
+pub use gbdt_configs::GbdtConfig;
 pub use linear::LinearModel;
 
 use crate::features::{lag_name, rolling_mean_name};

@@ -51,6 +51,11 @@ pub struct BacktestReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct FamilyResult {
     pub family: Family,
+    /// The boosted-trees configuration (`training.gbdt_configs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// Whether `retrain` would pick this candidate.
+    pub picked: bool,
     /// On the inner validation window (what picks the family).
     pub validation: Metrics,
     /// On the backtest days, one day ahead.
@@ -61,6 +66,16 @@ pub struct FamilyResult {
     pub horizons: HorizonScores,
     /// Candidate fit plus the refit on every training row.
     pub fit_seconds: f64,
+}
+
+impl FamilyResult {
+    /// `gbdt (shallow)`, or the family alone.
+    pub fn label(&self) -> String {
+        match &self.config {
+            Some(config) => format!("{} ({config})", self.family),
+            None => self.family.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,7 +135,8 @@ pub fn backtest(
     let set =
         TrainingSet::new(&features, config.train_spec(), &split).context("encoding the training rows")?;
     let candidates = set.candidates().context("fitting the candidates")?;
-    let picked = train::best_candidate(&candidates).score.family;
+    let best = train::best_candidate(&candidates);
+    let (picked, picked_config) = (best.score.family, best.score.config.clone());
     let target = set.target();
     let history = History::new(&features, &config.data).context("indexing the window's series")?;
     let scorer = Scorer {
@@ -142,11 +158,14 @@ pub fn backtest(
         let (backtest, predicted) = score(&artifact, &features, &split.holdout, target)?;
         let horizons = scorer.scores(&artifact, None)?;
         tracing::info!(%family, wape = backtest.wape, pooled_wape = horizons.pooled().wape, "backtest scored");
-        if family == picked {
+        let is_picked = family == picked && candidate.score.config == picked_config;
+        if is_picked {
             picked_predictions = predicted;
         }
         families.push(FamilyResult {
             family,
+            config: candidate.score.config.clone(),
+            picked: is_picked,
             validation: candidate.score.validation.clone(),
             backtest,
             horizons,

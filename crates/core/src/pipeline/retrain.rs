@@ -194,6 +194,7 @@ pub fn retrain(
         challenger: ChallengerSummary {
             version: challenger.sealed.version().to_string(),
             family: challenger.artifact.model.family(),
+            gbdt_config: challenger.gbdt_config.clone(),
             size: challenger.sealed.bytes().len(),
             stored: None,
             candidates: challenger.candidates.clone(),
@@ -253,6 +254,7 @@ pub fn retrain(
         build: BuildInfo::current(),
         calibration,
         drift: Some(drift),
+        gbdt_config: challenger.gbdt_config.clone(),
     };
     let writing = Phase::start("writing the model and report", None);
     report.challenger.stored = Some(

@@ -150,6 +150,10 @@ pub struct Manifest {
     /// the run that stored it (versions stored before drift have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<crate::drift::DriftReport>,
+    /// The boosted-trees configuration the run picked
+    /// (`training.gbdt_configs`; none for other families and older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gbdt_config: Option<String>,
 }
 
 /// The champion pointer: a cache of the decision log's newest
