@@ -135,12 +135,10 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
                 key: "data.attributes".into(),
                 problem: format!("no attribute table named {name:?} is configured"),
             })?;
-        let read = read_input(path, config.validation.max_line_bytes);
-        files.tried += 1;
-        let cleaned = files.check(vec![read], |df, source| {
+        let cleaned = files.read_table(path, config, |df, source| {
             clean_attributes(df, table, &config.data, source)
         });
-        tables.extend(cleaned.into_iter().map(|(df, _)| (name.clone(), df)));
+        tables.extend(cleaned.map(|df| (name.clone(), df)));
     }
     let mut calendars = Vec::new();
     for (name, path) in &request.calendars {
@@ -153,12 +151,10 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
                 key: "data.calendars".into(),
                 problem: format!("no calendar named {name:?} is configured"),
             })?;
-        let read = read_input(path, config.validation.max_line_bytes);
-        files.tried += 1;
-        let cleaned = files.check(vec![read], |df, source| {
+        let cleaned = files.read_table(path, config, |df, source| {
             clean_calendar(df, calendar, &config.data, source)
         });
-        calendars.extend(cleaned.into_iter().map(|(df, _)| (name.clone(), df)));
+        calendars.extend(cleaned.map(|df| (name.clone(), df)));
     }
     files.refuse()?;
     let sales = read_sales(&config.data, sales_files)?;
@@ -265,6 +261,20 @@ impl Files {
         progress.finish();
         self.tried += read.len();
         Ok(read)
+    }
+
+    /// One table file (attributes, a calendar) read and cleaned, or, when
+    /// refused, its problem kept with the others.
+    fn read_table(
+        &mut self,
+        path: &std::path::Path,
+        config: &Config,
+        clean: impl Fn(DataFrame, &Source) -> Result<DataFrame, DataError>,
+    ) -> Option<DataFrame> {
+        self.tried += 1;
+        let read = read_input(path, config.validation.max_line_bytes);
+        let cleaned = self.check(vec![read], clean);
+        cleaned.into_iter().next().map(|(df, _)| df)
     }
 
     /// `clean` of every file that was read; the refused ones are kept.
