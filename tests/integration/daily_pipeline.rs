@@ -132,6 +132,34 @@ fn the_daily_pipeline_ingests_retrains_and_predicts_through_the_buildspec() {
     .map(|r| r.as_str())
     .concat();
     assert_eq!(report, whole, "report.md holds the steps' reports in order");
+    // Retrain's charts sit beside the reports (the build's artifact), the
+    // same bytes as in the registry's run folder, so every link resolves.
+    let charts: Vec<&str> = retrain
+        .lines()
+        .filter_map(|l| l.strip_prefix("![")?.split_once("](")?.1.strip_suffix(')'))
+        .collect();
+    assert!(charts.contains(&"wape-by-horizon.svg"), "{retrain}");
+    assert!(
+        charts.len() >= 4,
+        "three forecast charts and WAPE by horizon: {charts:?}"
+    );
+    for name in charts {
+        let local = build
+            .reports
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is linked but not in the report folder"));
+        assert!(
+            local.contains("<svg") && local.contains("</svg>"),
+            "{name}: {local}"
+        );
+        let stored = aws(&[
+            "s3",
+            "cp",
+            &format!("{}/sales/runs/2015-08-01/{name}", job.place.registry),
+            "-",
+        ]);
+        assert_eq!(local, &stored, "{name}");
+    }
 
     // The lake holds the new day, and the forecasts made from it by the champion.
     let keys = lake_keys(&job.place.lake);

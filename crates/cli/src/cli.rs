@@ -151,6 +151,10 @@ pub struct RetrainArgs {
     /// Do everything but write to the registry
     #[arg(long)]
     pub dry_run: bool,
+    /// Also write the report's SVG charts into DIR, so the links of the
+    /// printed report resolve beside it (the daily job's report folder)
+    #[arg(long, value_name = "DIR")]
+    pub charts_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

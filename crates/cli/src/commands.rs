@@ -146,6 +146,9 @@ fn run_configured(
                 &open_registry(config, handle)?,
                 &options,
             )?;
+            if let Some(dir) = args.charts_dir.as_deref().filter(|_| !options.dry_run) {
+                write_charts(dir, &report)?;
+            }
             emit(&report, json)?;
             log.write(metrics::retrain(&report, settings));
             Ok(())
@@ -293,6 +296,23 @@ fn password_from_stdin() -> anyhow::Result<String> {
 
 /// Prints the report. A reader that stopped reading (`salescast ... | head`)
 /// is not an error: the run's work is done, so the rest is dropped quietly.
+/// Writes a committed retrain's SVG charts into `dir` (made if missing),
+/// before its report is printed: the report links them by bare file name.
+fn write_charts(dir: &std::path::Path, report: &salescast_core::report::RunReport) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let context = || {
+        format!(
+            "writing the report's charts into {} (the retrain is committed)",
+            dir.display()
+        )
+    };
+    std::fs::create_dir_all(dir).with_context(context)?;
+    for chart in report.charts() {
+        std::fs::write(dir.join(&chart.name), chart.svg).with_context(context)?;
+    }
+    Ok(())
+}
+
 fn emit(report: &impl Report, json: bool) -> anyhow::Result<()> {
     use std::io::Write as _;
     let text = if json {
