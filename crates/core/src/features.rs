@@ -70,6 +70,8 @@ pub const SERIES_MEAN: &str = "series_mean";
 
 /// The target as history: null on closed days.
 const HISTORY: &str = "__history";
+/// The series number of a row (features_lags), while the features are built.
+const SERIES_ID: &str = "__series_id";
 
 pub fn lag_name(days: u32) -> String {
     format!("lag_{days}")
@@ -125,6 +127,27 @@ pub fn build_features(
     mapping: &DataMapping,
     settings: &FeatureSettings,
 ) -> PolarsResult<DataFrame> {
+    build(sales, tables, mapping, settings, Lags::Walk)
+}
+
+/// How the lag columns are found: walking the sorted window (the fast path,
+/// `features_lags`) or joining it onto itself per lag (the straightforward
+/// one, kept for windows the walk does not cover and for the test that
+/// both give the same frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lags {
+    Walk,
+    #[cfg_attr(not(test), allow(dead_code))]
+    Join,
+}
+
+fn build(
+    sales: &DataFrame,
+    tables: &Tables,
+    mapping: &DataMapping,
+    settings: &FeatureSettings,
+    lags: Lags,
+) -> PolarsResult<DataFrame> {
     let date = mapping.date_column.as_str();
     let keys: Vec<Expr> = mapping.series_keys.iter().map(|k| col(k.as_str())).collect();
     let mut order: Vec<PlSmallStr> = mapping.series_keys.iter().map(|k| k.as_str().into()).collect();
@@ -142,22 +165,52 @@ pub fn build_features(
         .with_column(history.alias(HISTORY))
         .sort(order.clone(), SortMultipleOptions::default());
 
-    let mut frame = base.clone();
-    for &days in &settings.lags {
-        frame = join_lag(frame, base.clone(), mapping, days);
-    }
+    // The walk: the sorted window, its lags and its series numbers; the
+    // means are grouped by number and the output sorted by (date, number),
+    // the same order as (date, keys) since numbers follow the key order.
+    let walked = match lags {
+        Lags::Walk => {
+            let mut sorted = base.clone().collect()?;
+            match lags::SeriesIndex::new(&sorted, mapping)? {
+                Some(index) => {
+                    let values: Vec<Option<f64>> = sorted.column(HISTORY)?.f64()?.iter().collect();
+                    for &days in &settings.lags {
+                        sorted.with_column(Column::new(lag_name(days).into(), index.lag(&values, days)))?;
+                    }
+                    sorted.with_column(index.id_column(SERIES_ID))?;
+                    Some(sorted)
+                }
+                None => None,
+            }
+        }
+        Lags::Join => None,
+    };
+    let walking = walked.is_some();
+    let groups = if walking {
+        vec![col(SERIES_ID)]
+    } else {
+        keys.clone()
+    };
+    let mut frame = match walked {
+        Some(sorted) => sorted.lazy(),
+        None => {
+            let mut frame = base.clone();
+            for &days in &settings.lags {
+                frame = join_lag(frame, base.clone(), mapping, days);
+            }
+            frame.sort(order, SortMultipleOptions::default())
+        }
+    };
     let mut history_features = Vec::with_capacity(settings.rolling_means.len() + 1);
     for &days in &settings.rolling_means {
         history_features.push(
             rolling_mean(date, days)
-                .over(keys.clone())?
+                .over(groups.clone())?
                 .alias(rolling_mean_name(days)),
         );
     }
-    history_features.push(expanding_mean().over(keys.clone())?.alias(SERIES_MEAN));
-    frame = frame
-        .sort(order, SortMultipleOptions::default())
-        .with_columns(history_features);
+    history_features.push(expanding_mean().over(groups)?.alias(SERIES_MEAN));
+    frame = frame.with_columns(history_features);
 
     frame = frame.with_columns([
         col(date)
@@ -195,6 +248,16 @@ pub fn build_features(
             .map(|c| col(c.as_str())),
     );
     let mut sort_out: Vec<PlSmallStr> = vec![date.into()];
+    if walking {
+        out.push(col(SERIES_ID));
+        sort_out.push(SERIES_ID.into());
+        let mut sorted = frame
+            .select(out)
+            .sort(sort_out, SortMultipleOptions::default())
+            .collect()?;
+        sorted.drop_in_place(SERIES_ID)?;
+        return Ok(sorted);
+    }
     sort_out.extend(mapping.series_keys.iter().map(|k| k.as_str().into()));
     frame
         .select(out)
@@ -304,6 +367,94 @@ mod tests {
         );
     }
 
+    /// Two frames with the same columns and, in float columns, the same bits.
+    pub(super) fn assert_same_bits(a: &DataFrame, b: &DataFrame) {
+        assert_eq!(a.get_column_names(), b.get_column_names());
+        assert_eq!(a.height(), b.height());
+        for (x, y) in a.columns().iter().zip(b.columns()) {
+            assert_eq!(x.dtype(), y.dtype(), "{}", x.name());
+            if x.dtype() == &DataType::Float64 {
+                let bits = |c: &Column| -> Vec<Option<u64>> {
+                    c.f64().unwrap().iter().map(|v| v.map(f64::to_bits)).collect()
+                };
+                assert_eq!(bits(x), bits(y), "{}", x.name());
+            } else {
+                assert!(x.equals_missing(y), "{}", x.name());
+            }
+        }
+    }
+
+    /// The walk over the sorted window gives the join's frame bit for bit:
+    /// two series keys, rows out of order, gaps, closed days, a missing
+    /// target, series starting late, lags longer than some series.
+    #[test]
+    fn walked_lags_equal_joined_lags() {
+        let (mut dates, mut stores, mut items, mut sales, mut open) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for (s, store) in ["b", "a", "c"].iter().enumerate() {
+            for (t, item) in ["y", "x"].iter().enumerate() {
+                for d in (3 * s as i32 + t as i32..70).rev() {
+                    if (d + s as i32) % 11 == 5 {
+                        continue; // a gap
+                    }
+                    dates.push(day(d));
+                    stores.push(*store);
+                    items.push(*item);
+                    let closed = (d + t as i32) % 7 == 6;
+                    sales.push(if d == 40 && s == 1 {
+                        None
+                    } else {
+                        Some(if closed {
+                            0.0
+                        } else {
+                            (d * 13 % 29) as f64 + 0.1 * s as f64
+                        })
+                    });
+                    open.push(if closed { 0.0 } else { 1.0 });
+                }
+            }
+        }
+        let n = dates.len();
+        let df = DataFrame::new(
+            n,
+            vec![
+                Column::new("date".into(), dates).cast(&DataType::Date).unwrap(),
+                Column::new("store".into(), stores),
+                Column::new("item".into(), items),
+                Column::new("sales".into(), sales),
+                Column::new("open".into(), open),
+            ],
+        )
+        .unwrap();
+        let mapping = DataMapping {
+            series_keys: vec!["store".into(), "item".into()],
+            ..mapping()
+        };
+        let settings = FeatureSettings {
+            lags: vec![1, 7, 14, 28, 60],
+            rolling_means: vec![3, 7, 28],
+        };
+        let walked = build(&df, &Tables::default(), &mapping, &settings, Lags::Walk).unwrap();
+        let joined = build(&df, &Tables::default(), &mapping, &settings, Lags::Join).unwrap();
+        assert_eq!(walked.height(), n);
+        assert!(walked.column("lag_7").unwrap().f64().unwrap().null_count() < n / 2);
+        assert_same_bits(&walked, &joined);
+        // A series twice on one day: the walk steps aside for the join.
+        let doubled = df.vstack(&df.slice(0, 1)).unwrap();
+        let index = lags::SeriesIndex::new(
+            &doubled
+                .sort(["store", "item", "date"], SortMultipleOptions::default())
+                .unwrap(),
+            &mapping,
+        )
+        .unwrap();
+        assert!(index.is_none());
+        assert_same_bits(
+            &build(&doubled, &Tables::default(), &mapping, &settings, Lags::Walk).unwrap(),
+            &build(&doubled, &Tables::default(), &mapping, &settings, Lags::Join).unwrap(),
+        );
+    }
+
     #[test]
     fn closed_days_are_not_history() {
         let df = frame(&[0, 1, 2], &[10.0, 0.0, 30.0], &[1.0, 0.0, 1.0]);
@@ -316,6 +467,9 @@ mod tests {
         assert_eq!(values(&out, "rolling_mean_7"), [None, Some(10.0), Some(10.0)]);
     }
 }
+
+#[path = "features_lags.rs"]
+mod lags;
 
 #[cfg(test)]
 #[path = "features_props.rs"]

@@ -1,7 +1,8 @@
 //! Property tests of the feature settings a config check lets through: any
 //! lags and rolling means that pass `config::check` build the features they
 //! name without a panic, and each value is what it says (the history of that
-//! many calendar days before, closed days not history).
+//! many calendar days before, closed days not history), and the walk over
+//! the sorted window builds the join's frame bit for bit.
 
 use std::collections::BTreeMap;
 
@@ -114,6 +115,10 @@ proptest! {
         let (frame, history) = sales();
         let out = build_features(&frame, &Default::default(), &mapping(), &settings)
             .map_err(|e| TestCaseError::fail(format!("{settings:?} passed the check: {e}")))?;
+        // The walk over the sorted window and the join per lag: the same frame.
+        let joined = build(&frame, &Default::default(), &mapping(), &settings, Lags::Join)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        super::tests::assert_same_bits(&out, &joined);
         let names = FeatureLayout::new(&mapping(), &settings).names();
         for name in &names {
             prop_assert!(out.column(name).is_ok(), "{name} missing");

@@ -8,6 +8,7 @@ pub mod artifact;
 pub mod design;
 pub mod gbdt;
 pub mod gbdt_configs;
+mod gbdt_predict;
 pub mod linear;
 
 use serde::{Deserialize, Serialize};

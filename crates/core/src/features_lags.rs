@@ -1,0 +1,90 @@
+//! The lag columns of [`super::build_features`] and its series index, from
+//! one pass over the window sorted by series and date.
+//!
+//! The straightforward way, a left join of the window onto itself per lag
+//! on (series keys, date), hashed every string key of every row four times;
+//! grouping the rolling and expanding means by the string keys hashed them
+//! again. On the sorted window a lag is found by walking each series with a
+//! second pointer, and the means are grouped by a series number instead.
+//! The values are the same (a lag is a copy of one history value or null;
+//! the means are polars' own kernels over the same groups of rows), which a
+//! test checks against the join path. Windows the walk does not cover (a
+//! null key or date, two rows of one series on one day) take the join path.
+
+use polars::prelude::*;
+
+use crate::mapping::DataMapping;
+
+/// The series of each row of a frame sorted by series keys then date, and
+/// each row's day.
+pub(super) struct SeriesIndex {
+    /// Per row: the series number, counted up in sort order (so numbers
+    /// order as the keys do).
+    ids: Vec<u32>,
+    days: Vec<i32>,
+    /// Per series: its first row (and one past the last at the end).
+    starts: Vec<usize>,
+}
+
+impl SeriesIndex {
+    /// Indexes `sorted` (sorted by the mapping's series keys, then date).
+    /// None when a key or date is null, or a series has two rows on a day
+    /// or its days out of order: the caller then joins.
+    pub(super) fn new(sorted: &DataFrame, mapping: &DataMapping) -> PolarsResult<Option<Self>> {
+        let dates = sorted.column(&mapping.date_column)?;
+        if dates.null_count() > 0 {
+            return Ok(None);
+        }
+        let days: Vec<i32> = dates.date()?.physical().into_no_null_iter().collect();
+        let mut keys: Vec<Vec<&str>> = Vec::with_capacity(mapping.series_keys.len());
+        for key in &mapping.series_keys {
+            let column = sorted.column(key)?;
+            if column.null_count() > 0 {
+                return Ok(None);
+            }
+            keys.push(column.str()?.iter().map(Option::unwrap_or_default).collect());
+        }
+        let n = days.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut starts = Vec::new();
+        for i in 0..n {
+            let same = i > 0 && keys.iter().all(|k| k[i] == k[i - 1]);
+            if !same {
+                starts.push(i);
+            } else if days[i] <= days[i - 1] {
+                return Ok(None);
+            }
+            ids.push((starts.len() - 1) as u32);
+        }
+        starts.push(n);
+        if starts.len() > u32::MAX as usize {
+            return Ok(None);
+        }
+        Ok(Some(Self { ids, days, starts }))
+    }
+
+    /// The series numbers as a column named `name`.
+    pub(super) fn id_column(&self, name: &str) -> Column {
+        Column::new(name.into(), self.ids.as_slice())
+    }
+
+    /// For each row, `history` of the same series `lag` days earlier (null
+    /// when that day has no row or no history): the join's result.
+    pub(super) fn lag(&self, history: &[Option<f64>], lag: u32) -> Vec<Option<f64>> {
+        let mut out = vec![None; self.days.len()];
+        for series in self.starts.windows(2) {
+            let (start, end) = (series[0], series[1]);
+            let mut p = start;
+            for (i, slot) in out.iter_mut().enumerate().take(end).skip(start) {
+                let want = i64::from(self.days[i]) - i64::from(lag);
+                while p < i && i64::from(self.days[p]) < want {
+                    p += 1;
+                }
+                if p < i && i64::from(self.days[p]) == want {
+                    *slot = history[p];
+                }
+            }
+        }
+        out
+    }
+}
