@@ -151,6 +151,10 @@ pub struct RetrainArgs {
     /// Do everything but write to the registry
     #[arg(long)]
     pub dry_run: bool,
+    /// Search every candidate today, whatever training.full_search_every_days
+    /// says (otherwise a day with no reason to search refits the champion's recipe)
+    #[arg(long)]
+    pub full_search: bool,
 }
 
 #[derive(Debug, Args)]
