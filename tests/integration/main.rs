@@ -42,5 +42,6 @@ mod store_in_runtime;
 mod tokens;
 mod users;
 mod util;
+mod warm;
 mod web_tier;
 mod window;

@@ -49,6 +49,7 @@ fn thirty_two_promoters_twenty_rounds_one_winner_each() {
                             baseline_metrics: None,
                             recovered: false,
                             noise: None,
+                            search: None,
                         };
                         match registry.commit(&state, decision) {
                             Ok(entry) => {

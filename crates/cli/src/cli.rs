@@ -155,6 +155,10 @@ pub struct RetrainArgs {
     /// printed report resolve beside it (the daily job's report folder)
     #[arg(long, value_name = "DIR")]
     pub charts_dir: Option<std::path::PathBuf>,
+    /// Search every candidate today, whatever training.full_search_every_days
+    /// says (otherwise a day with no reason to search refits the champion's recipe)
+    #[arg(long)]
+    pub full_search: bool,
 }
 
 #[derive(Debug, Args)]

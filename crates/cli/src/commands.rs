@@ -139,6 +139,7 @@ fn run_configured(
             let options = RetrainOptions {
                 run_date: args.date.unwrap_or_else(yesterday_utc),
                 dry_run: args.dry_run,
+                full_search: args.full_search,
             };
             let report = retrain(
                 config,

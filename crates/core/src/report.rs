@@ -19,7 +19,7 @@ use crate::noise::NoiseEstimate;
 use crate::registry::{DecisionKind, Repair, Stored};
 use crate::report_charts::{ChartFile, ChartInputs, LiveDay, SeriesPath, charts_markdown, report_charts};
 use crate::thin_days::ThinDays;
-use crate::train::CandidateScore;
+use crate::train::{CandidateScore, SearchMode, SearchRecord};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -54,6 +54,9 @@ pub struct RunReport {
     pub series_paths: Vec<SeriesPath>,
     /// Live WAPE per scored target day of the last 60 days, for its chart.
     pub live_days: Vec<LiveDay>,
+    /// How the challenger was trained: a full search or a warm refit of
+    /// the champion's recipe, and why.
+    pub search: Option<SearchRecord>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +87,9 @@ pub struct ChallengerSummary {
     /// Whether storing it added a version (none in a dry run).
     pub stored: Option<Stored>,
     pub candidates: Vec<CandidateScore>,
+    /// The boosting rounds its final fit ran (boosted trees only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<usize>,
     /// Pooled over every horizon and rolling origin of the holdout: what
     /// the promotion gate compares.
     pub holdout: Metrics,
@@ -124,6 +130,10 @@ pub struct Timings {
     /// Measuring drift.
     pub drift: f64,
     pub total: f64,
+    /// CPU seconds of the process (every thread) while training; none
+    /// where the platform does not say (`/proc/self/stat`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_cpu: Option<f64>,
 }
 
 /// How one metric is printed.
@@ -252,6 +262,13 @@ impl RunReport {
             md += "**Dry run: nothing was written to the registry.**\n\n";
         }
         md += &format!("{}.\n\n", self.reason);
+        if let Some(search) = &self.search {
+            let mode = match search.mode {
+                SearchMode::Full => "full search",
+                SearchMode::Warm => "warm refit, no search",
+            };
+            md += &format!("**Training:** {mode}: {}.\n\n", search.reason);
+        }
         for repair in &self.repairs {
             md += &format!("**Registry repaired before deciding:** {}.\n\n", repair.message);
         }

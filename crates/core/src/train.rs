@@ -9,8 +9,10 @@
 //! Fitting and picking the candidates is `train/candidates.rs`.
 
 mod candidates;
+mod recipe;
 
 pub use candidates::{Candidate, CandidateScore, best_candidate, score_candidates, train_challenger};
+pub use recipe::{Recipe, SearchMode, SearchRecord, Signals, Trigger, plan};
 
 use polars::prelude::*;
 use rand::SeedableRng as _;
@@ -50,6 +52,15 @@ pub struct TrainingSettings {
     /// on the inner validation window like a family (the best is kept);
     /// empty: `[training.gbdt]` alone.
     pub gbdt_configs: Vec<GbdtConfig>,
+    /// Days between full searches: on the days between, `retrain` refits
+    /// the champion's recipe (its family, configuration and rounds) once
+    /// instead of searching every candidate, unless drift, live accuracy or
+    /// changed settings call for a search; 0 = a full search every day.
+    pub full_search_every_days: u32,
+    /// A full search when the live WAPE of the last 7 days exceeds the
+    /// champion's holdout WAPE by more than this share in some horizon
+    /// bucket (the `LiveWapeExcess` alarm's default threshold).
+    pub full_search_live_excess: f64,
 }
 
 impl TrainingSettings {
@@ -74,6 +85,8 @@ impl Default for TrainingSettings {
             random_forest: ForestParams::default(),
             gbdt: GbdtParams::default(),
             gbdt_configs: models::gbdt_configs::default_configs(),
+            full_search_every_days: 7,
+            full_search_live_excess: 0.25,
         }
     }
 }
@@ -97,6 +110,12 @@ impl TrainingSettings {
             return Err(invalid(
                 "training.max_fit_rows",
                 "must be 0 (no limit) or at least 1000",
+            ));
+        }
+        if !(self.full_search_live_excess.is_finite() && self.full_search_live_excess >= 0.0) {
+            return Err(invalid(
+                "training.full_search_live_excess",
+                "must be a share of 0 or more (0.25: live WAPE 25% above the holdout's)",
             ));
         }
         let params = self.params();
@@ -221,8 +240,11 @@ pub struct Challenger {
     /// the picked candidate is one.
     pub gbdt_config: Option<String>,
     pub validation: Metrics,
-    /// The picked family fitted on the inner training rows only.
-    pub inner: Artifact,
+    /// The picked family fitted on the inner training rows only (none on a
+    /// warm day: no search, no inner fit).
+    pub inner: Option<Artifact>,
+    /// The params of the final fit (for boosting, with the rounds kept).
+    pub tuned: ModelParams,
 }
 
 pub(crate) fn take(values: &[f64], rows: &[usize]) -> Vec<f64> {

@@ -104,6 +104,7 @@ pub fn run(dir: &Path, handle: &Handle) -> anyhow::Result<DemoReport> {
         let options = RetrainOptions {
             run_date: date,
             dry_run: false,
+            full_search: false,
         };
         let report = retrain(day_config, &lake, &registry, &options)
             .with_context(|| format!("retraining for {date}"))?;

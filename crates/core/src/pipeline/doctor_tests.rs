@@ -25,6 +25,7 @@ fn promote(registry: &Registry, to: &str) {
         baseline_metrics: None,
         recovered: false,
         noise: None,
+        search: None,
     };
     registry.commit(&state, decision).unwrap();
 }

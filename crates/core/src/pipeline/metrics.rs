@@ -91,7 +91,11 @@ pub fn monitor(report: &MonitorReport, settings: &MetricsSettings) -> JobMetrics
 }
 
 /// The live WAPE over the last `days` days per bucket, beside the holdout's.
-fn live_buckets(live: &LiveSummary, holdout: Option<&HoldoutFigures>, days: u32) -> Vec<LiveBucket> {
+pub(crate) fn live_buckets(
+    live: &LiveSummary,
+    holdout: Option<&HoldoutFigures>,
+    days: u32,
+) -> Vec<LiveBucket> {
     let (Some(holdout), Some(window)) = (holdout, live.windows.iter().find(|w| w.days == days)) else {
         return Vec::new();
     };

@@ -15,6 +15,7 @@ pub mod monitor;
 pub mod predict;
 pub mod retrain;
 pub mod rollback;
+mod search;
 pub mod serving;
 pub mod users;
 

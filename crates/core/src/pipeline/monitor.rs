@@ -160,7 +160,7 @@ struct ChallengerView {
 
 /// The champion's holdout metrics from its manifest, per bucket from the
 /// report of the run that stored it when that report still describes it.
-fn champion_holdout(registry: &Registry) -> anyhow::Result<Option<HoldoutFigures>> {
+pub(crate) fn champion_holdout(registry: &Registry) -> anyhow::Result<Option<HoldoutFigures>> {
     let state = registry
         .peek_state()
         .context("reading the champion pointer and the decision log")?;

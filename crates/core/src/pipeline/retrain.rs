@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 
 use super::check::{WindowFeatures, read_training_window};
+use super::search;
 use crate::config::Config;
 use crate::cost::CostEstimate;
 use crate::evaluate::{self, per_series};
@@ -27,7 +28,7 @@ use crate::registry::{
 };
 use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
 use crate::report_charts::{live_days, series_paths};
-use crate::train::{self, Split, TrainingSet, score};
+use crate::train::{self, Recipe, Split, TrainingSet, score};
 use crate::window::Window;
 
 /// How many of the worst series the report lists.
@@ -36,6 +37,8 @@ const WORST_SERIES: usize = 10;
 pub struct RetrainOptions {
     pub run_date: NaiveDate,
     pub dry_run: bool,
+    /// Search every candidate whatever the schedule (`--full-search`).
+    pub full_search: bool,
 }
 
 /// The champion loaded and scored on this run's holdout.
@@ -78,12 +81,49 @@ pub fn retrain(
         tracing::warn!(features = ?drift.alerts, max_drift = drift.max_drift, "the newest data drifted");
     }
 
+    // The state every decision of this run is tied to (a dry run repairs
+    // nothing); read before training, as the search plan depends on it.
+    let state = if options.dry_run {
+        registry.peek_state()
+    } else {
+        registry.state()
+    }
+    .context("reading the champion pointer and the decision log")?;
+    let live = live_accuracy(config, lake, registry.model(), day);
+    let search = search::plan_search(
+        config,
+        registry,
+        &state,
+        day,
+        options.full_search,
+        &drift.alerts,
+        live.as_ref(),
+    )?;
+
     let phase = Instant::now();
+    let cpu = search::process_cpu_seconds();
     let split = train::split(&features, &config.data, &window).context("splitting the window")?;
     let training_set =
         TrainingSet::new(&features, config.train_spec(), &split).context("encoding the training rows")?;
-    let challenger = train::train_challenger(&training_set).context("training the challenger")?;
+    let challenger = match &search.warm {
+        Some(warm) => training_set
+            .refit(&warm.recipe, warm.validation.clone())
+            .context("refitting the champion's recipe")?,
+        None => train::train_challenger(&training_set).context("training the challenger")?,
+    };
     seconds.train = phase.elapsed().as_secs_f64();
+    seconds.train_cpu = cpu.zip(search::process_cpu_seconds()).map(|(a, b)| b - a);
+    let recipe = match &search.warm {
+        Some(warm) => warm.recipe.clone(),
+        None => Recipe {
+            family: challenger.artifact.model.family(),
+            gbdt_config: challenger.gbdt_config.clone(),
+            params: challenger.tuned.clone(),
+            rounds: challenger.artifact.model.rounds(),
+            fingerprint: search.fingerprint.clone(),
+            searched_on: day,
+        },
+    };
 
     let phase = Instant::now();
     let target = training_set.target();
@@ -103,9 +143,13 @@ pub fn retrain(
         target,
         horizon,
     };
-    let calibration = progress::phase("calibrating intervals", || {
-        calibrate(&holdout, &window, &split, &challenger.inner, config)
-    })?;
+    let calibration = match (&challenger.inner, &search.warm) {
+        (Some(inner), _) => progress::phase("calibrating intervals", || {
+            calibrate(&holdout, &window, &split, inner, config)
+        })?,
+        // A warm day fits once: the champion's intervals carry on.
+        (None, warm) => warm.as_ref().and_then(|w| w.calibration.clone()),
+    };
     let scoring = Phase::start("scoring on the holdout", Some(3));
     let challenger_scored = holdout
         .scored(&challenger.artifact)
@@ -119,13 +163,6 @@ pub fn retrain(
         .pooled()
         .clone();
     scoring.advance(1, "seasonal naive");
-    // The state every decision of this run is tied to (a dry run repairs nothing).
-    let state = if options.dry_run {
-        registry.peek_state()
-    } else {
-        registry.state()
-    }
-    .context("reading the champion pointer and the decision log")?;
     let champion = score_champion(
         registry,
         &state,
@@ -198,6 +235,7 @@ pub fn retrain(
             size: challenger.sealed.bytes().len(),
             stored: None,
             candidates: challenger.candidates.clone(),
+            rounds: challenger.artifact.model.rounds(),
             holdout: challenger_holdout.clone(),
             one_day,
             horizons,
@@ -209,7 +247,7 @@ pub fn retrain(
         seconds,
         cost: None,
         repairs: state.repairs.clone(),
-        live: live_accuracy(config, lake, registry.model(), day),
+        live,
         drift: Some(drift.clone()),
         noise: noise.clone(),
         series_paths: series_paths(
@@ -225,6 +263,7 @@ pub fn retrain(
                 Vec::new()
             },
         ),
+        search: Some(search.record.clone()),
     };
     if options.dry_run {
         finish(&mut report, config, lake, registry, started);
@@ -255,6 +294,7 @@ pub fn retrain(
         calibration,
         drift: Some(drift),
         gbdt_config: challenger.gbdt_config.clone(),
+        recipe: Some(recipe),
     };
     let writing = Phase::start("writing the model and report", None);
     report.challenger.stored = Some(
@@ -281,6 +321,7 @@ pub fn retrain(
                 baseline_metrics: Some(baseline),
                 recovered: false,
                 noise,
+                search: Some(search.record),
             },
         )
         .with_context(|| {

@@ -109,6 +109,7 @@ pub fn rollback(
                 baseline_metrics: None,
                 recovered: false,
                 noise: None,
+                search: None,
             },
         )
         .with_context(|| format!("rolling back to {target}"))?;

@@ -20,6 +20,7 @@ fn a_decision_log_entry_is_flat_json_and_reads_back() {
             baseline_metrics: None,
             recovered: false,
             noise: None,
+            search: None,
         },
         build: BuildInfo::current(),
     };

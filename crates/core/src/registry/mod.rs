@@ -154,6 +154,10 @@ pub struct Manifest {
     /// (`training.gbdt_configs`; none for other families and older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gbdt_config: Option<String>,
+    /// What the full search behind it picked, for warm retrains to refit
+    /// (none in versions stored before warm retrains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<crate::train::Recipe>,
 }
 
 /// The champion pointer: a cache of the decision log's newest
@@ -207,6 +211,10 @@ pub struct NewDecision {
     /// The gate's noise check: the improvement and its interval (absent in older entries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<crate::noise::NoiseEstimate>,
+    /// How the retrain trained its challenger: full search or warm refit,
+    /// and why (absent in older entries and in other decisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<crate::train::SearchRecord>,
 }
 
 /// A version loaded by [`Registry::load_model`].

@@ -299,6 +299,7 @@ impl Registry {
                         baseline_metrics: None,
                         recovered: true,
                         noise: None,
+                        search: None,
                     };
                     let done = Repair {
                         kind: RepairKind::DecisionRecovered,

@@ -29,6 +29,7 @@ fn decision(kind: DecisionKind, to: Option<String>) -> NewDecision {
         baseline_metrics: None,
         recovered: false,
         noise: None,
+        search: None,
     }
 }
 

@@ -154,7 +154,8 @@ pub fn train_challenger(set: &TrainingSet) -> Result<Challenger, TrainError> {
     })?;
     let validation = picked.score.validation.clone();
     let gbdt_config = picked.score.config.clone();
-    let inner = set.artifact(candidates.swap_remove(best).model);
+    let tuned = picked.tuned.clone();
+    let inner = Some(set.artifact(candidates.swap_remove(best).model));
     let sealed = Sealed::new(artifact.to_bytes());
     Ok(Challenger {
         artifact,
@@ -163,6 +164,7 @@ pub fn train_challenger(set: &TrainingSet) -> Result<Challenger, TrainError> {
         candidates: scores,
         gbdt_config,
         inner,
+        tuned,
     })
 }
 
