@@ -13,7 +13,11 @@ pooled too (sum of absolute errors over sum of actuals, from each run's MAE,
 rows and WAPE). Prints JSON lines as it goes and a Markdown table at the end;
 writes everything to OUT (default target/bench/defaults.json).
 
-Usage: defaults.py --binary SALESCAST [--lakes DIR] [--only NAME[,NAME]] [--out FILE]
+With `--variant FILE`, each run date also runs the configuration with FILE's
+TOML appended (e.g. other `[[training.gbdt_configs]]`), in the same session,
+so a change to the default can be measured against it before it is made.
+
+Usage: defaults.py --binary SALESCAST [--lakes DIR] [--only NAME[,NAME]] [--variant FILE] [--out FILE]
        defaults.py --render --out FILE
 """
 
@@ -90,6 +94,7 @@ def main():
     parser.add_argument("--lakes", default=os.path.join(OUT, "defaults-lakes"))
     parser.add_argument("--only", help="comma-separated lake names (default: all, in the order of LAKES)")
     parser.add_argument("--out", default=os.path.join(OUT, "defaults.json"))
+    parser.add_argument("--variant", help="TOML appended to the config: a third case per run date")
     parser.add_argument("--render", action="store_true")
     args = parser.parse_args()
     if args.render:
@@ -106,14 +111,22 @@ def main():
         former = os.path.join(args.lakes, name, "former.toml")
         with open(config) as f, open(former, "w") as o:
             o.write(f.read() + FORMER)
+        variant = None
+        if args.variant:
+            variant = os.path.join(args.lakes, name, "variant.toml")
+            with open(config) as f, open(args.variant) as v, open(variant, "w") as o:
+                o.write(f.read() + "\n" + v.read())
         for day in days:
             run = {"lake": name, "date": day,
                    "default": salescast_case(binary, config, lake, day, os.path.join(args.lakes, name)),
                    "former": salescast_case(binary, former, lake, day, os.path.join(args.lakes, name)),
                    "reference": reference_case(config, lake, day)}
+            if variant:
+                run["variant"] = salescast_case(binary, variant, lake, day, os.path.join(args.lakes, name))
             print(json.dumps({k: run[k] if k in ("lake", "date") else
                               {"h1": round(run[k]["h1"]["wape"], 4), "train_s": round(run[k]["train_s"], 2),
-                               "picked": run[k].get("picked")} for k in run}), flush=True)
+                               "picked": run[k].get("picked"), "cpu": round(run[k]["cpu"], 1)}
+                              for k in run}), flush=True)
             results["runs"].append(run)
             os.makedirs(os.path.dirname(args.out), exist_ok=True)
             with open(args.out, "w") as f:
@@ -145,6 +158,21 @@ def table(results):
             f"| {pooled([r['former']['pooled'] for r in runs]):.4f} "
             f"| {sum(r['default']['train_s'] for r in runs):.1f} | {sum(r['former']['train_s'] for r in runs):.1f} "
             f"| {sum(r['reference']['train_s'] for r in runs):.1f} |")
+    if any("variant" in r for r in results["runs"]):
+        lines += ["", "| dataset | variant h=1 | pooled 1-14 | ratio h=1 | picked | train s: variant | default |",
+                  "|---|---:|---:|---:|---|---:|---:|"]
+        for name, runs in by.items():
+            v = pooled([r["variant"]["h1"] for r in runs])
+            ref = pooled([r["reference"]["h1"] for r in runs])
+            lines.append(
+                f"| {name} | {v:.4f} | {pooled([r['variant']['pooled'] for r in runs]):.4f} | {v / ref:.3f} "
+                f"| {', '.join(r['date'] + ': ' + r['variant']['picked'] for r in runs)} "
+                f"| {sum(r['variant']['train_s'] for r in runs):.1f} | {sum(r['default']['train_s'] for r in runs):.1f} |")
+    lines += ["", "Per run date (h=1; picked): " + "; ".join(
+        f"{r['lake']} {r['date']}: default {r['default']['h1']['wape']:.4f} ({r['default']['picked']}), "
+        f"former {r['former']['h1']['wape']:.4f}, LightGBM {r['reference']['h1']['wape']:.4f}"
+        + (f", variant {r['variant']['h1']['wape']:.4f} ({r['variant']['picked']})" if "variant" in r else "")
+        for r in results["runs"])]
     return "\n".join(lines)
 
 

@@ -1,11 +1,13 @@
 //! Defaults chosen by the data: the boosted trees' candidate configurations
 //! (`training.gbdt_configs`) as users meet them: a checked setting, and the
 //! pharma example (a third real dataset, `bench/data/pharma/`) ingested and
-//! retrained through the real binary with its default configuration.
+//! retrained through the real binary with its default configuration; a
+//! configuration on the log scale (`target = "log1p"`) trained, stored and
+//! forecast from on rossmann.
 
 use std::path::Path;
 
-use crate::util::{repo_file, run, s, tempdir};
+use crate::util::{Cli, copy_tree, python, repo_file, rossmann_config, rossmann_lake, run, s, tempdir};
 
 /// The wide pharmacy export (`datum;M01AB;...;R06;Year;Month;Hour;Weekday
 /// Name`, dates M/D/YYYY) melted into the long rows salescast ingests, as
@@ -132,9 +134,75 @@ fn gbdt_configurations_are_checked_naming_the_key() {
             "[[training.gbdt_configs]]\nname = \"a\"\nmax_leaves = 31\n",
             "max_leaves",
         ),
+        (
+            "[[training.gbdt_configs]]\nname = \"a\"\ntarget = \"log1p\"\n\
+             [[training.gbdt_configs]]\nname = \"b\"\ntarget = \"Log1p\"\n",
+            "training.gbdt_configs[1].target",
+        ),
     ] {
         std::fs::write(dir.path().join("salescast.toml"), format!("{base}\n{extra}")).unwrap();
         let out = run(dir.path(), &["--lake", "lake", "retrain", "--date", "2019-10-08"]).expect_code(2);
         assert!(out.stderr.contains(named), "{named}: {}", out.stderr);
     }
+}
+
+#[test]
+fn trees_on_the_log_scale_are_kept_stored_and_forecast_in_sales_with_intervals() {
+    let dir = tempdir();
+    let lake = dir.path().join("lake");
+    copy_tree(rossmann_lake(), &lake);
+    let config = rossmann_config(
+        dir.path(),
+        "[window]\nhistory_days = 400\n[training]\ncandidates = [\"gbdt\"]\n\
+         [training.gbdt]\nmax_rounds = 150\n\
+         [[training.gbdt_configs]]\nname = \"log\"\ntarget = \"log1p\"\n",
+    );
+    let registry = dir.path().join("registry");
+    let cli = Cli::new(&config, s(&lake)).registry(s(&registry)).json();
+    let day = "2015-07-20";
+    let report = cli
+        .clone()
+        .run(dir.path(), &["retrain", "--date", day])
+        .expect_code(0)
+        .json();
+    assert_eq!(report["decision"], "promoted", "{report:#}");
+    let challenger = &report["challenger"];
+    assert_eq!(challenger["gbdt_config"], "log", "{challenger:#}");
+    let wape = challenger["holdout"]["wape"].as_f64().unwrap();
+    assert!(
+        wape > 0.0 && wape < 0.3,
+        "forecasts in sales, not in ln(1 + sales): WAPE {wape}"
+    );
+    let version = challenger["version"].as_str().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(registry.join(format!("sales/versions/{version}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["config"]["training"]["gbdt_configs"][0]["target"],
+        "log1p"
+    );
+
+    let predicted = cli
+        .run(dir.path(), &["predict", "--date", day])
+        .expect_code(0)
+        .json();
+    assert_eq!(predicted["rows"], 100 * 14, "{predicted}");
+    let checked = python(
+        r#"
+import json, sys, pathlib
+import pyarrow.parquet as pq, pyarrow as pa
+folder = pathlib.Path(sys.argv[1])
+manifest = json.loads((folder / "_manifest.json").read_text())
+rows = pa.concat_tables([pq.read_table(folder.parent.parent.parent / f["key"]) for f in manifest["files"]]).to_pylist()
+weekdays = [r for r in rows if r["target_date"].weekday() < 5]
+# Rossmann stores sell thousands a day: forecasts back on the sales scale.
+assert sorted(r["forecast"] for r in weekdays)[len(weekdays) // 2] > 1000, weekdays[:3]
+assert all(0 <= r["lower"] <= r["forecast"] <= r["upper"] for r in rows)
+assert sum(r["lower"] < r["forecast"] < r["upper"] for r in weekdays) > 0.9 * len(weekdays)
+print(len(rows))
+"#,
+        &[s(&lake.join(format!("predictions/sales/dt={day}")))],
+    );
+    assert_eq!(checked, "1400");
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 
 use super::gbdt_predict::FlatForest;
-use super::{Design, Family, ModelError, invalid};
+use super::{Design, Family, ModelError, Target, invalid};
 
 /// Hyper-parameters of the gradient-boosted trees.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +44,10 @@ pub struct GbdtParams {
     pub colsample_bytree: f64,
     /// Histogram bins per feature.
     pub bins: u16,
+    /// The scale the trees are fitted on: `none` (sales), `log1p` or `sqrt`
+    /// (forecasts brought back to sales; see [`super::target`]).
+    #[serde(skip_serializing_if = "Target::is_none")]
+    pub target: Target,
 }
 
 impl Default for GbdtParams {
@@ -60,6 +64,7 @@ impl Default for GbdtParams {
             tiled_histograms: true,
             colsample_bytree: 1.0,
             bins: 255,
+            target: Target::None,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::target::{TARGETS, Target};
 use super::{GbdtParams, ModelError};
 
 /// The most configurations one run fits: each costs a boosted-trees fit.
@@ -30,6 +31,11 @@ pub struct GbdtConfig {
     pub subsample: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub colsample_bytree: Option<f64>,
+    /// The scale of the target: `none`, `log1p` or `sqrt` (see
+    /// [`Target`]); text here so that an unknown value is refused naming
+    /// this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 impl GbdtConfig {
@@ -43,10 +49,20 @@ impl GbdtConfig {
             learning_rate: None,
             subsample: None,
             colsample_bytree: None,
+            target: None,
         }
     }
 
-    /// `base` with this configuration's settings.
+    /// The scale this configuration sets, if any; an error names the value.
+    pub fn target(&self) -> Result<Option<Target>, String> {
+        self.target
+            .as_deref()
+            .map(|name| Target::parse(name).ok_or_else(|| format!("{name:?}: use {TARGETS}")))
+            .transpose()
+    }
+
+    /// `base` with this configuration's settings (an unknown `target`, which
+    /// [`check_configs`] refuses, changes nothing).
     pub fn apply(&self, base: &GbdtParams) -> GbdtParams {
         GbdtParams {
             max_depth: self.max_depth.unwrap_or(base.max_depth),
@@ -55,6 +71,7 @@ impl GbdtConfig {
             learning_rate: self.learning_rate.unwrap_or(base.learning_rate),
             subsample: self.subsample.unwrap_or(base.subsample),
             colsample_bytree: self.colsample_bytree.unwrap_or(base.colsample_bytree),
+            target: self.target().ok().flatten().unwrap_or(base.target),
             ..base.clone()
         }
     }
@@ -108,6 +125,12 @@ pub fn check_configs(configs: &[GbdtConfig], base: &GbdtParams) -> Result<(), Mo
                 format!("{name:?} is used twice"),
             ));
         }
+        if let Err(problem) = config.target() {
+            return Err(invalid(
+                format!("gbdt_configs[{i}].target"),
+                format!("{problem} (in {name:?})"),
+            ));
+        }
         config.apply(base).check().map_err(|e| match e {
             ModelError::InvalidParam { key, problem } => invalid(
                 format!("gbdt_configs[{i}].{key}"),
@@ -140,6 +163,27 @@ mod tests {
         assert_eq!(applied.learning_rate, 0.1, "from [training.gbdt]");
         assert_eq!(applied.max_rounds, base.max_rounds);
         assert_eq!(GbdtConfig::named("same").apply(&base), base);
+        assert_eq!(applied.target, Target::None);
+        for (name, target) in [
+            ("log1p", Target::Log1p),
+            ("sqrt", Target::Sqrt),
+            ("none", Target::None),
+        ] {
+            let config = GbdtConfig {
+                target: Some(name.into()),
+                ..GbdtConfig::named("t")
+            };
+            assert_eq!(config.apply(&base).target, target);
+            let log_base = GbdtParams {
+                target: Target::Log1p,
+                ..base.clone()
+            };
+            assert_eq!(
+                config.apply(&log_base).target,
+                target,
+                "the configuration's own scale wins"
+            );
+        }
     }
 
     #[test]
@@ -183,6 +227,19 @@ mod tests {
                     ..GbdtConfig::named("a")
                 }],
                 "gbdt_configs[0].colsample_bytree",
+            ),
+            (
+                vec![
+                    GbdtConfig {
+                        target: Some("log1p".into()),
+                        ..GbdtConfig::named("a")
+                    },
+                    GbdtConfig {
+                        target: Some("log".into()),
+                        ..GbdtConfig::named("b")
+                    },
+                ],
+                "gbdt_configs[1].target",
             ),
             (vec![GbdtConfig::named("a b")], "gbdt_configs[0].name"),
             (vec![GbdtConfig::named("")], "gbdt_configs[0].name"),

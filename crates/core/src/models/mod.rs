@@ -10,6 +10,7 @@ pub mod gbdt;
 pub mod gbdt_configs;
 mod gbdt_predict;
 pub mod linear;
+pub mod target;
 
 use serde::{Deserialize, Serialize};
 use smartcore::ensemble::random_forest_regressor::{RandomForestRegressor, RandomForestRegressorParameters};
@@ -20,6 +21,7 @@ pub use design::{Design, Encoder};
 pub use gbdt::{GbdtModel, GbdtParams};
 pub use gbdt_configs::GbdtConfig;
 pub use linear::LinearModel;
+pub use target::{Target, TransformedGbdt};
 
 use crate::features::{lag_name, rolling_mean_name};
 
@@ -149,13 +151,17 @@ pub struct ModelParams {
     pub gbdt: GbdtParams,
 }
 
-/// A trained model: what goes into the artifact.
+/// A trained model: what goes into the artifact. New variants go at the
+/// end: bincode stores the variant's index, so stored artifacts keep theirs.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum FittedModel {
     SeasonalNaive(SeasonalNaiveModel),
     ElasticNet(LinearModel),
     RandomForest(ForestModel),
+    /// Boosted trees on sales as they are (`target = "none"`).
     Gbdt(Box<GbdtModel>),
+    /// Boosted trees on a transformed target (`log1p`, `sqrt`).
+    GbdtTransformed(Box<TransformedGbdt>),
 }
 
 impl FittedModel {
@@ -164,7 +170,7 @@ impl FittedModel {
             FittedModel::SeasonalNaive(_) => Family::SeasonalNaive,
             FittedModel::ElasticNet(_) => Family::ElasticNet,
             FittedModel::RandomForest(_) => Family::RandomForest,
-            FittedModel::Gbdt(_) => Family::Gbdt,
+            FittedModel::Gbdt(_) | FittedModel::GbdtTransformed(_) => Family::Gbdt,
         }
     }
 
@@ -173,8 +179,8 @@ impl FittedModel {
     /// rows.
     pub fn tuned(&self, params: &ModelParams) -> ModelParams {
         let mut tuned = params.clone();
-        if let FittedModel::Gbdt(m) = self {
-            tuned.gbdt.max_rounds = m.rounds;
+        if let Some(rounds) = self.rounds() {
+            tuned.gbdt.max_rounds = rounds;
         }
         tuned
     }
@@ -183,6 +189,7 @@ impl FittedModel {
     pub fn rounds(&self) -> Option<usize> {
         match self {
             FittedModel::Gbdt(m) => Some(m.rounds),
+            FittedModel::GbdtTransformed(m) => Some(m.model.rounds),
             _ => None,
         }
     }
@@ -194,6 +201,7 @@ impl FittedModel {
             FittedModel::ElasticNet(m) => m.predict(design),
             FittedModel::RandomForest(m) => m.predict(design)?,
             FittedModel::Gbdt(m) => m.predict(design),
+            FittedModel::GbdtTransformed(m) => m.predict(design),
         };
         Ok(raw
             .into_iter()
@@ -243,7 +251,14 @@ pub fn fit(
         Family::RandomForest => {
             FittedModel::RandomForest(ForestModel::fit(&params.random_forest, design, target, seed)?)
         }
-        Family::Gbdt => FittedModel::Gbdt(Box::new(GbdtModel::fit(
+        Family::Gbdt if params.gbdt.target.is_none() => FittedModel::Gbdt(Box::new(GbdtModel::fit(
+            &params.gbdt,
+            design,
+            target,
+            validation,
+            seed,
+        )?)),
+        Family::Gbdt => FittedModel::GbdtTransformed(Box::new(TransformedGbdt::fit(
             &params.gbdt,
             design,
             target,
