@@ -98,9 +98,10 @@ pub(super) fn plan_search(
         live_limit: config.training.full_search_live_excess,
     });
     tracing::info!(mode = ?record.mode, trigger = ?record.trigger, "{}", record.reason);
+    // `train::plan` gives a warm day only with the champion's recipe.
     let warm = match (record.mode, manifest) {
-        (SearchMode::Warm, Some(m)) => Some(WarmStart {
-            recipe: m.recipe.clone().expect("a warm plan has the champion's recipe"),
+        (SearchMode::Warm, Some(m)) => m.recipe.map(|recipe| WarmStart {
+            recipe,
             validation: m.validation_metrics,
             calibration: m.calibration,
         }),
