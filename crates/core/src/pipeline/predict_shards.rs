@@ -116,8 +116,8 @@ pub fn fan_in(
         horizon_days: horizon,
         interval: config.forecast.interval,
     };
-    let (markers, mut frame) = progress::phase("reading the shards", || read_shards(lake, &expected, n))
-        .with_context(|| format!("fanning in {n} shards of {data_day}"))?;
+    // The error names the day and N itself.
+    let (markers, mut frame) = progress::phase("reading the shards", || read_shards(lake, &expected, n))?;
     let series = markers.iter().map(|m| m.series as usize).sum();
     let planned_rows = frame.column("planned")?.bool()?.sum().unwrap_or(0) as usize;
     let has_bounds = frame.column("lower")?.null_count() < frame.height();
