@@ -5,7 +5,8 @@
 //! same partition bytes, and the same rows read back with pyarrow and
 //! DuckDB); nothing visible before the fan-in; a shard killed before its
 //! marker and retried gives the same partition; a fan-in with a shard
-//! missing or damaged refuses (exit 6, naming the shard) and commits nothing.
+//! missing or damaged refuses (exit 6, naming the shard) and commits nothing;
+//! shards run with two champions are refused, never mixed.
 
 use std::path::Path;
 
@@ -14,7 +15,7 @@ use salescast_core::storage::{PutMode, S3Settings, Store};
 use serde_json::Value;
 
 use crate::crash::kill_at;
-use crate::retrain::{Backend, Place, rossmann_s3_lake};
+use crate::retrain::{Backend, CRIPPLED, Place, rossmann_s3_lake};
 use crate::util::{Cli, LINEAR, Outcome, handle, python, s, s3_bucket, tempdir};
 
 const DAY: &str = "2015-07-20";
@@ -351,5 +352,46 @@ fn a_fan_in_with_a_shard_missing_or_damaged_refuses_and_commits_nothing() {
         (report["series"].as_u64(), report["rows"].as_u64()),
         (Some(0), Some(0)),
         "{report}"
+    );
+}
+
+#[test]
+fn shards_of_another_champion_are_refused_not_mixed() {
+    let (place, config, lakes) = site(1);
+    let lake = &lakes[0];
+    let stored = place.retrain(&place.config(CRIPPLED), DAY).expect_code(0).json();
+    let b = stored["challenger"]["version"].as_str().unwrap().to_string();
+    for k in [0, 1] {
+        predict(&place, &config, lake, &["--shard", &format!("{k}/3")]).expect_code(0);
+    }
+    // The champion changes between the shards.
+    place
+        .run(&config, &["rollback", "--to", &b, "--reason", "test"])
+        .expect_code(0);
+    predict(&place, &config, lake, &["--shard", "2/3"]).expect_code(0);
+    let out = predict(&place, &config, lake, &["--fan-in", "3"]);
+    let stderr = out.stderr.clone();
+    refused(out, "0/3", &place, lake);
+    assert!(
+        stderr.contains("shard 1/3") && !stderr.contains("shard 2/3") && stderr.contains("another model"),
+        "{stderr}"
+    );
+    for k in [0, 1] {
+        predict(&place, &config, lake, &["--shard", &format!("{k}/3")]).expect_code(0);
+    }
+    let done = predict(&place, &config, lake, &["--fan-in", "3"])
+        .expect_code(0)
+        .json();
+    assert_eq!(done["version"], b.as_str());
+    let staged: Vec<String> = open(&place, lake)
+        .list("predictions/sales/_shards/")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert_eq!(staged.len(), 6, "the champion's 3 markers and files: {staged:?}");
+    assert!(
+        staged.iter().all(|k| k.contains(&b)),
+        "the first champion's staged shards removed: {staged:?}"
     );
 }
