@@ -37,6 +37,7 @@ mod raw_zone;
 mod retrain;
 mod serve;
 mod server_util;
+mod shard;
 mod store_conformance;
 mod store_in_runtime;
 mod tokens;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use salescast_core::shard::{Shard, ShardError, parse_count};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -166,6 +167,18 @@ pub struct PredictArgs {
     /// The newest day of data (D); forecasts are for D+1 .. D+forecast.horizon_days [default: yesterday, UTC]
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: Option<NaiveDate>,
+    /// Forecast only the series of shard K of N (0 <= K < N) and stage them
+    /// for `--fan-in N`; readers see nothing until the fan-in
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "fan_in", allow_hyphen_values = true)]
+    pub shard: Option<Shard>,
+    /// Check that the N shards of the champion are all complete, then commit
+    /// them as the day's predictions (exit 6 naming the shards otherwise)
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_hyphen_values = true)]
+    pub fan_in: Option<u32>,
+}
+
+fn parse_shard(text: &str) -> Result<Shard, ShardError> {
+    text.parse()
 }
 
 #[derive(Debug, Args)]

@@ -10,8 +10,9 @@ use clap::ValueEnum as _;
 use salescast_core::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
 use salescast_core::emf::{self, JobMetrics};
 use salescast_core::pipeline::{
-    IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, doctor, ingest,
-    metrics, models, monitor, open_lake, open_registry, predict, retrain, rollback, users, yesterday_utc,
+    IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, doctor, fan_in, ingest,
+    metrics, models, monitor, open_lake, open_registry, predict, predict_shard, retrain, rollback, users,
+    yesterday_utc,
 };
 use salescast_core::storage::Handle;
 
@@ -155,12 +156,16 @@ fn run_configured(
             Ok(())
         }
         Command::Predict(args) => {
-            let report = predict(
-                config,
-                &open_lake(config, handle)?,
-                &open_registry(config, handle)?,
-                args.date.unwrap_or_else(yesterday_utc),
-            )?;
+            let (lake, registry) = (open_lake(config, handle)?, open_registry(config, handle)?);
+            let day = args.date.unwrap_or_else(yesterday_utc);
+            if let Some(shard) = args.shard {
+                // A shard's rows are not the day's: its metrics come from the fan-in.
+                return emit(&predict_shard(config, &lake, &registry, day, shard)?, json);
+            }
+            let report = match args.fan_in {
+                Some(n) => fan_in(config, &lake, &registry, day, n)?,
+                None => predict(config, &lake, &registry, day)?,
+            };
             emit(&report, json)?;
             log.write(Some(metrics::predict(&report, settings)));
             Ok(())

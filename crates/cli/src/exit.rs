@@ -10,6 +10,7 @@ use salescast_core::lake::LakeError;
 use salescast_core::pipeline::doctor::Unhealthy;
 use salescast_core::pipeline::predict::PredictError;
 use salescast_core::predictions::PredictionsError;
+use salescast_core::predictions_shards::ShardsError;
 use salescast_core::registry::RegistryError;
 use salescast_core::scores::ScoresError;
 use salescast_core::train::TrainError;
@@ -29,6 +30,9 @@ pub enum ExitCode {
     Superseded = 4,
     /// Nothing to forecast with: the registry has no champion yet.
     NoChampion = 5,
+    /// A fan-in found a shard's output missing, unfinished, damaged or
+    /// from another champion: run those shards again.
+    ShardsIncomplete = 6,
 }
 
 /// Chooses the exit code for a failed run from the first typed error in its chain.
@@ -62,6 +66,15 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
         }
         if cause.is::<PredictError>() {
             return ExitCode::NoChampion;
+        }
+        // A transparent wrapper: its inner error is not a link of the chain.
+        match cause.downcast_ref::<ShardsError>() {
+            Some(ShardsError::Incomplete { .. }) => return ExitCode::ShardsIncomplete,
+            Some(ShardsError::Predictions(PredictionsError::Corrupt { .. })) => return ExitCode::DataInvalid,
+            Some(ShardsError::Predictions(PredictionsError::Concurrent { .. })) => {
+                return ExitCode::Superseded;
+            }
+            _ => {}
         }
         match cause.downcast_ref::<PredictionsError>() {
             Some(PredictionsError::Corrupt { .. }) => return ExitCode::DataInvalid,

@@ -1,6 +1,6 @@
 //! The `salescast` binary: parse the command line, run it, and map the outcome
 //! to an exit code (0 ok, 1 unexpected, 2 usage or config, 3 data invalid,
-//! 4 lost a concurrent update). The error is printed once, with its whole
+//! 4 lost a concurrent update, 5 no champion, 6 a fan-in's shards incomplete). The error is printed once, with its whole
 //! chain of context. It owns the process's one tokio runtime, whose handle
 //! every store is opened with (see `salescast_core::storage`).
 

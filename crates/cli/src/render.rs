@@ -15,6 +15,7 @@ use salescast_core::pipeline::ingest::IngestReport;
 use salescast_core::pipeline::models::{History, VersionDetail, VersionList};
 use salescast_core::pipeline::monitor::MonitorReport;
 use salescast_core::pipeline::predict::PredictReport;
+use salescast_core::pipeline::predict_shards::ShardReport;
 use salescast_core::pipeline::rollback::RollbackReport;
 use salescast_core::pipeline::users::UsersReport;
 use salescast_core::registry::Repair;
@@ -157,6 +158,30 @@ impl Report for BacktestReport {
     }
 }
 
+impl Report for ShardReport {
+    fn human(&self) -> String {
+        format!(
+            "model {} (champion {}), shard {}: forecast {} series for {} days after {}: {} rows ({} with default covariates)\n\
+             {}: {} (staged for `predict --fan-in {}`; readers see nothing yet)\n",
+            self.model,
+            short(&self.version),
+            self.shard,
+            self.series,
+            self.horizon_days,
+            self.data_day,
+            self.rows,
+            self.unplanned_rows,
+            match self.written.outcome {
+                WriteOutcome::Written => "staged",
+                WriteOutcome::Unchanged => "unchanged (the same bytes were there)",
+                WriteOutcome::Replaced => "replaced",
+            },
+            self.written.marker_key,
+            self.shard.n,
+        )
+    }
+}
+
 impl Report for PredictReport {
     fn human(&self) -> String {
         let mut text = format!(
@@ -170,6 +195,9 @@ impl Report for PredictReport {
             self.planned_rows,
             self.unplanned_rows,
         );
+        if let Some(n) = self.fan_in {
+            text += &format!("fan-in of {n} shards, every one complete and from the champion\n");
+        }
         text += &format!(
             "{}: {} ({} data files)\n",
             match self.written.outcome {

@@ -327,7 +327,7 @@ fn check_values(
     Ok(())
 }
 
-fn check_arguments(
+pub(crate) fn check_arguments(
     model: &str,
     model_sha256: &str,
     horizon_days: u32,

@@ -27,6 +27,7 @@ use crate::mapping::DataMapping;
 use crate::models::Artifact;
 use crate::plans::{PlanWindow, plan_columns, with_target};
 use crate::registry::LoadedModel;
+use crate::shard::Shard;
 use crate::tables::Tables;
 use crate::train::frame_rows;
 use crate::validate::{DataError, Source};
@@ -73,6 +74,25 @@ impl Forecaster {
         version: &str,
         data_day: NaiveDate,
     ) -> anyhow::Result<Self> {
+        Self::load_shard(config, lake, model, version, data_day, None)
+    }
+
+    /// [`Forecaster::load`] keeping only the series of `shard` (all when
+    /// `None`): the window is read and validated whole (as an unsharded run
+    /// does, so both refuse the same data), then cut to the shard's rows
+    /// before anything else. A series' forecasts depend only on its own
+    /// rows, the attribute and calendar tables and its plans (features
+    /// group by series and join the tables on the row's own keys and date;
+    /// the recursion keeps one history per series), so each shard forecasts
+    /// its series exactly as an unsharded run does.
+    pub fn load_shard(
+        config: &Config,
+        lake: &Lake,
+        model: LoadedModel,
+        version: &str,
+        data_day: NaiveDate,
+        shard: Option<Shard>,
+    ) -> anyhow::Result<Self> {
         let LoadedModel { artifact, manifest } = model;
         let mapping = &artifact.mapping;
         let horizon = config.forecast.horizon_days;
@@ -85,6 +105,13 @@ impl Forecaster {
             .read_days(mapping, &config.validation, &window)
             .with_context(|| format!("reading {} .. {data_day}", window.first_day))?
             .frame;
+        let sales = match shard {
+            Some(shard) => anyhow::Context::with_context(
+                crate::shard::filter_frame(&sales, &mapping.series_keys, shard),
+                || format!("keeping the series of shard {shard}"),
+            )?,
+            None => sales,
+        };
         let tables = super::check::read_tables(mapping, lake)?;
         let (first_target, last_target) = target_days(data_day, horizon)?;
         for (calendar, df) in &tables.calendars {

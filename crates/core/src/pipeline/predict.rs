@@ -4,7 +4,8 @@
 //! (data files first, the manifest last).
 //!
 //! Which series, and which covariates each target day gets: see
-//! `pipeline/forecaster.rs`.
+//! `pipeline/forecaster.rs`. The sharded form (`--shard K/N`, `--fan-in N`)
+//! is `pipeline/predict_shards.rs`.
 
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use crate::ingest::date_from_days;
 use crate::lake::Lake;
 use crate::predictions::{self, PredictionsWritten};
 use crate::progress;
-use crate::registry::Registry;
+use crate::registry::{LoadedModel, Registry};
 
 /// How many days of the first series the report shows.
 const PREVIEW_DAYS: usize = 7;
@@ -45,6 +46,8 @@ pub struct PredictReport {
     pub planned_rows: usize,
     pub unplanned_rows: usize,
     pub written: PredictionsWritten,
+    /// `predict --fan-in N`: the number of shards combined (none: one run).
+    pub fan_in: Option<u32>,
     /// The next days of the first series.
     pub preview: Vec<PreviewRow>,
     pub seconds: f64,
@@ -67,17 +70,10 @@ pub fn predict(
     data_day: NaiveDate,
 ) -> anyhow::Result<PredictReport> {
     let started = Instant::now();
-    let state = registry
-        .peek_state()
-        .context("reading the champion pointer and the decision log")?;
-    let pointer = state.champion.ok_or_else(|| PredictError::NoChampion {
-        model: registry.model().to_string(),
-    })?;
-    let model = registry
-        .load_model(&pointer.version)
-        .with_context(|| format!("loading the champion {}", pointer.version))?;
+    let version = champion(registry)?;
+    let model = load(registry, &version)?;
     let forecaster = progress::phase("loading the window and plans", || {
-        Forecaster::load(config, lake, model, &pointer.version, data_day)
+        Forecaster::load(config, lake, model, &version, data_day)
     })?;
     let Forecasts {
         mut frame,
@@ -95,7 +91,7 @@ pub fn predict(
     if forecaster.interval().is_none() {
         tracing::warn!(
             "the champion {} has no interval calibration (stored before intervals): lower and upper are empty",
-            pointer.version
+            version
         );
     }
     let horizon = config.forecast.horizon_days;
@@ -104,7 +100,7 @@ pub fn predict(
         predictions::write_predictions(
             lake,
             registry.model(),
-            &pointer.version,
+            &version,
             data_day,
             horizon,
             config.forecast.interval,
@@ -114,7 +110,8 @@ pub fn predict(
     .context("writing the predictions")?;
     Ok(PredictReport {
         model: registry.model().to_string(),
-        version: pointer.version,
+        version,
+        fan_in: None,
         data_day,
         horizon_days: horizon,
         interval: forecaster.interval(),
@@ -128,8 +125,26 @@ pub fn predict(
     })
 }
 
+/// The champion's version, or [`PredictError::NoChampion`].
+pub(super) fn champion(registry: &Registry) -> anyhow::Result<String> {
+    let state = registry
+        .peek_state()
+        .context("reading the champion pointer and the decision log")?;
+    let pointer = state.champion.ok_or_else(|| PredictError::NoChampion {
+        model: registry.model().to_string(),
+    })?;
+    Ok(pointer.version)
+}
+
+/// A stored version, re-hashed and decoded.
+pub(super) fn load(registry: &Registry, version: &str) -> anyhow::Result<LoadedModel> {
+    registry
+        .load_model(version)
+        .with_context(|| format!("loading the champion {version}"))
+}
+
 /// The first series' next days, for the report.
-fn preview(frame: &DataFrame) -> anyhow::Result<Vec<PreviewRow>> {
+pub(super) fn preview(frame: &DataFrame) -> anyhow::Result<Vec<PreviewRow>> {
     let n = frame.height().min(PREVIEW_DAYS);
     let series = frame.column("series")?.str()?;
     let dates = frame.column("target_date")?.date()?.physical().clone();

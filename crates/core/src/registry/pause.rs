@@ -34,6 +34,8 @@ pub enum Step {
     PredictionsStaged,
     /// Ingest: the new day files are written, the replaced ones not removed.
     DaysWritten,
+    /// Sharded predict: the shard's part file is written, its marker is not.
+    ShardStaged,
 }
 
 impl Step {
@@ -45,6 +47,7 @@ impl Step {
             Step::PointerMoved => "pointer-moved",
             Step::PredictionsStaged => "predictions-staged",
             Step::DaysWritten => "days-written",
+            Step::ShardStaged => "shard-staged",
         }
     }
 }
