@@ -45,6 +45,17 @@ def as_case(s):
             "reports": [json.loads(r.stdout) for r in s.runs]}
 
 
+def with_horizon(config, horizon_days, path):
+    """A copy of `config` at `path` with `[forecast] horizon_days` set."""
+    with open(config) as f:
+        text = f.read()
+    if "[forecast]" in text:
+        sys.exit(f"{config} has a [forecast] table already: set horizon_days there")
+    with open(path, "w") as f:
+        f.write(text + f"\n[forecast]\nhorizon_days = {horizon_days}\n")
+    return path
+
+
 def daily_job(binary, config, lake, folder, day, repeats):
     """The daily job on a registry with a champion: seeded by `retrain` for
     the day before `day` (measured once), then `repeats` rounds of
@@ -91,10 +102,13 @@ def main():
     parser.add_argument("--generated-history-days", type=int, default=730)
     parser.add_argument("--generated-repeats", type=int, default=1, help="repeats on the generated lake")
     parser.add_argument("--only", help="run only the lakes whose name starts with this")
-    parser.add_argument("--render", action="store_true", help="print the tables of the last run's JSON")
+    parser.add_argument("--horizon-days", type=int,
+                        help="run salescast with `[forecast] horizon_days` set to this (a copy of each config)")
+    parser.add_argument("--out", default=os.path.join(OUT, "forecast.json"))
+    parser.add_argument("--render", action="store_true", help="print the tables of --out")
     args = parser.parse_args()
     if args.render:
-        with open(os.path.join(OUT, "forecast.json")) as f:
+        with open(args.out) as f:
             print(table(json.load(f)["results"]))
         return
     binary = os.path.abspath(args.binary)
@@ -105,6 +119,8 @@ def main():
         if args.only and not name.startswith(args.only):
             continue
         lake = os.path.join(work, name.split()[0], "lake")
+        if args.horizon_days is not None:
+            config = with_horizon(config, args.horizon_days, os.path.join(work, name.split()[0] + ".toml"))
         load_before = os.getloadavg()
         ingest(binary, bench_lake, lake)
         registry = os.path.join(work, name.split()[0], "registry")
@@ -125,8 +141,9 @@ def main():
         results.append({"lake": name, "date": day, "repeats": repeats, "retrain": retrain, "backtest": backtest,
                         "reference": reference, "daily": daily, "load": [load_before, os.getloadavg()]})
     shutil.rmtree(work, ignore_errors=True)
-    with open(os.path.join(OUT, "forecast.json"), "w") as f:
-        json.dump({"machine": machine(), "repeats": args.repeats, "results": results}, f, indent=1)
+    with open(args.out, "w") as f:
+        json.dump({"machine": machine(), "repeats": args.repeats, "horizon_days": args.horizon_days,
+                   "results": results}, f, indent=1)
     print(table(results))
 
 
