@@ -7,8 +7,19 @@ generated lake of SERIES x DAYS rows (bench/generate.py). Cases per lake:
 salescast `retrain` on a fresh registry (the daily job: train, score, store,
 promote), salescast `backtest` over the newest holdout days, and the
 reference. Each case runs REPEATS times in a fresh process: median wall and
-CPU time, largest peak RSS (bench/measure.py). Prints a Markdown table and
-writes every figure to target/bench/forecast.json.
+CPU time, largest peak RSS (bench/measure.py).
+
+Then the daily job on a registry with a champion (issue 18): a champion is
+seeded by `retrain` for the day before the run date (a full search on an
+empty registry, measured once), then REPEATS rounds, each from a copy of that
+registry, of `retrain --full-search` (the day of a full search), `retrain`
+(what the daily job does on the days between full searches: a warm refit of
+the champion's recipe unless a rule calls for a search; the report's
+`search` says which) and `predict` on the registry the warm retrain left.
+The WAPE compared with the reference is one day ahead on the same holdout
+rows (the reference forecasts one day ahead; salescast's `holdout` is pooled
+over `forecast.horizon_days`). Prints Markdown tables and writes every
+figure to target/bench/forecast.json.
 """
 
 import argparse
@@ -16,17 +27,70 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 from datetime import date, timedelta
 
 from lakes import OUT, REPO, ingest, lakes
-from measure import repeat
+from measure import alternate, measure, repeat
 
 def run_case(argv, repeats, prepare=None):
-    s = repeat(argv, repeats, prepare)
+    return as_case(repeat(argv, repeats, prepare))
+
+
+def as_case(s):
     return {"wall": s.wall, "cpu": s.cpu, "peak_mib": s.peak_mib, "walls": [r.wall for r in s.runs],
-            "report": json.loads(s.runs[-1].stdout)}
+            "cpus": [r.cpu for r in s.runs], "report": json.loads(s.runs[-1].stdout),
+            "reports": [json.loads(r.stdout) for r in s.runs]}
+
+
+def with_horizon(config, horizon_days, path):
+    """A copy of `config` at `path` with `[forecast] horizon_days` set."""
+    with open(config) as f:
+        text = f.read()
+    if "[forecast]" in text:
+        sys.exit(f"{config} has a [forecast] table already: set horizon_days there")
+    with open(path, "w") as f:
+        f.write(text + f"\n[forecast]\nhorizon_days = {horizon_days}\n")
+    return path
+
+
+def daily_job(binary, config, lake, folder, day, repeats):
+    """The daily job on a registry with a champion: seeded by `retrain` for
+    the day before `day` (measured once), then `repeats` rounds of
+    `retrain --full-search`, `retrain` and `predict` for `day`, each retrain
+    from a copy of the seeded registry, predict on what the warm retrain left."""
+    seeded, registry = os.path.join(folder, "seeded"), os.path.join(folder, "daily")
+    predictions = os.path.join(lake, "predictions")
+
+    def cli(reg):
+        return [binary, "--config", config, "--lake", lake, "--registry", reg, "-q", "--json"]
+
+    def from_seed():
+        shutil.rmtree(registry, ignore_errors=True)
+        shutil.copytree(seeded, registry)
+
+    previous = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+    seed = measure(cli(seeded) + ["retrain", "--date", previous])
+    cases = alternate([
+        ("full_search", cli(registry) + ["retrain", "--date", day, "--full-search"], from_seed),
+        ("warm", cli(registry) + ["retrain", "--date", day], from_seed),
+        ("predict", cli(registry) + ["predict", "--date", day], lambda: shutil.rmtree(predictions, ignore_errors=True)),
+    ], repeats)
+    shutil.rmtree(predictions, ignore_errors=True)
+    out = {name: as_case(summary) for name, summary in cases.items()}
+    out["seed"] = {"date": previous, "wall": seed.wall, "cpu": seed.cpu, "peak_mib": seed.peak_mib,
+                   "report": json.loads(seed.stdout)}
+    for retrain in ("warm", "full_search"):
+        # The daily job: each round's retrain and the predict after it.
+        runs, predicts = cases[retrain].runs, cases["predict"].runs
+        walls = [a.wall + b.wall for a, b in zip(runs, predicts)]
+        cpus = [a.cpu + b.cpu for a, b in zip(runs, predicts)]
+        out[f"job_{retrain}"] = {"wall": statistics.median(walls), "cpu": statistics.median(cpus),
+                                 "peak_mib": max(out[retrain]["peak_mib"], out["predict"]["peak_mib"]),
+                                 "walls": walls}
+    return out
 
 
 def main():
@@ -38,10 +102,13 @@ def main():
     parser.add_argument("--generated-history-days", type=int, default=730)
     parser.add_argument("--generated-repeats", type=int, default=1, help="repeats on the generated lake")
     parser.add_argument("--only", help="run only the lakes whose name starts with this")
-    parser.add_argument("--render", action="store_true", help="print the tables of the last run's JSON")
+    parser.add_argument("--horizon-days", type=int,
+                        help="run salescast with `[forecast] horizon_days` set to this (a copy of each config)")
+    parser.add_argument("--out", default=os.path.join(OUT, "forecast.json"))
+    parser.add_argument("--render", action="store_true", help="print the tables of --out")
     args = parser.parse_args()
     if args.render:
-        with open(os.path.join(OUT, "forecast.json")) as f:
+        with open(args.out) as f:
             print(table(json.load(f)["results"]))
         return
     binary = os.path.abspath(args.binary)
@@ -52,6 +119,9 @@ def main():
         if args.only and not name.startswith(args.only):
             continue
         lake = os.path.join(work, name.split()[0], "lake")
+        if args.horizon_days is not None:
+            config = with_horizon(config, args.horizon_days, os.path.join(work, name.split()[0] + ".toml"))
+        load_before = os.getloadavg()
         ingest(binary, bench_lake, lake)
         registry = os.path.join(work, name.split()[0], "registry")
         base = [binary, "--config", config, "--lake", lake, "--registry", registry, "-q", "--json"]
@@ -66,11 +136,14 @@ def main():
         print(f"{name}: reference", file=sys.stderr)
         reference = run_case([sys.executable, os.path.join(REPO, "bench", "reference.py"), config, lake, day],
                              repeats)
+        print(f"{name}: daily job (seed, then retrain --full-search / retrain / predict)", file=sys.stderr)
+        daily = daily_job(binary, config, lake, os.path.join(work, name.split()[0]), day, repeats)
         results.append({"lake": name, "date": day, "repeats": repeats, "retrain": retrain, "backtest": backtest,
-                        "reference": reference})
+                        "reference": reference, "daily": daily, "load": [load_before, os.getloadavg()]})
     shutil.rmtree(work, ignore_errors=True)
-    with open(os.path.join(OUT, "forecast.json"), "w") as f:
-        json.dump({"machine": machine(), "repeats": args.repeats, "results": results}, f, indent=1)
+    with open(args.out, "w") as f:
+        json.dump({"machine": machine(), "repeats": args.repeats, "horizon_days": args.horizon_days,
+                   "results": results}, f, indent=1)
     print(table(results))
 
 
@@ -80,7 +153,8 @@ def machine():
 
 def table(results):
     lines = [f"Machine: {machine()}", "",
-             "| lake | rows trained | case | wall (s) | CPU (s) | peak RSS (MiB) | holdout WAPE | reference wall / this |",
+             "| lake | rows trained | case | wall (s) | CPU (s) | peak RSS (MiB) | holdout WAPE (one day ahead) |"
+             " reference wall / this |",
              "|---|---:|---|---:|---:|---:|---:|---:|"]
     for r in results:
         ref = r["reference"]
@@ -88,7 +162,7 @@ def table(results):
         picked = next(f for f in backtest["families"] if f["family"] == backtest["picked"])
         cases = [
             (f"salescast retrain ({retrain['challenger']['family']}, {retrain['decision']})", r["retrain"],
-             retrain["challenger"]["holdout"]["wape"], retrain["window"]["training_rows"]),
+             one_day(retrain["challenger"])["wape"], retrain["window"]["training_rows"]),
             (f"salescast backtest (picked {backtest['picked']})", r["backtest"], picked["backtest"]["wape"],
              backtest["training_rows"]),
             (f"reference: polars + LightGBM {ref['report']['lightgbm']} ({ref['report']['rounds']} rounds)", ref,
@@ -111,6 +185,70 @@ def table(results):
         ]
         for label, a, b in phases:
             lines.append(f"| {r['lake']} | {label} | {'-' if a is None else f'{a:.2f}'} | {b:.2f} |")
+    if all("daily" in r for r in results):
+        lines += ["", daily_table(results)]
+    return "\n".join(lines)
+
+
+def one_day(summary):
+    """One day ahead on the holdout (reports before horizons: `holdout`)."""
+    return summary.get("one_day", summary["holdout"])
+
+
+def search_label(report):
+    search = report.get("search")
+    return "-" if search is None else f"{search['mode']} ({search['trigger']})"
+
+
+def daily_table(results):
+    """The daily job on a registry with a champion, against the reference."""
+    lines = ["The daily job on a registry with a champion (seeded by a retrain of the day before):", "",
+             "| lake | H | case | search (trigger) | decision | wall (s) | CPU (s) | peak RSS (MiB) | WAPE h=1 |"
+             " WAPE 1-H | reference wall / this |",
+             "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    verdicts = []
+    for r in results:
+        d, ref = r["daily"], r["reference"]
+        ref_wape = ref["report"]["holdout"]["wape"]
+        horizon = d["predict"]["report"]["horizon_days"]
+        rows = []
+        for key, label in (("seed", f"retrain {d['seed']['date']} (seed, empty registry)"),
+                           ("full_search", "retrain --full-search"), ("warm", "retrain")):
+            rep = d[key]["report"]
+            c = rep["challenger"]
+            rows.append((label, search_label(rep), rep["decision"], d[key], one_day(c)["wape"],
+                         c["holdout"]["wape"], key != "seed"))
+        p = d["predict"]["report"]
+        rows.append((f"predict ({p['rows']:,} rows)", "-", "-", d["predict"], None, None, True))
+        rows.append(("daily job, warm day (retrain + predict)", "", "", d["job_warm"], None, None, True))
+        rows.append(("daily job, full-search day (--full-search + predict)", "", "", d["job_full_search"], None,
+                     None, True))
+        rows.append((f"reference (LightGBM {ref['report']['lightgbm']}, one day ahead)", "-", "-", ref, ref_wape,
+                     None, True))
+        for label, search, decision, run, h1, pooled, ratio in rows:
+            lines.append(f"| {r['lake']} | {horizon} | {label} | {search} | {decision} | {run['wall']:.2f} | "
+                         f"{run['cpu']:.2f} | {run['peak_mib']:.0f} | {'-' if h1 is None else f'{h1:.4f}'} | "
+                         f"{'-' if pooled is None else f'{pooled:.4f}'} | "
+                         f"{'%.2fx' % (ref['wall'] / run['wall']) if ratio else '-'} |")
+        warm_wape = one_day(d["warm"]["report"]["challenger"])["wape"]
+        speed = ref["wall"] / d["job_warm"]["wall"]
+        excess = warm_wape / ref_wape - 1
+        verdicts.append(f"- {r['lake']}: warm day {speed:.2f}x the reference's speed (daily job), WAPE h=1 "
+                        f"{warm_wape:.4f} against {ref_wape:.4f} ({100 * excess:+.2f}%; within +0.5%: "
+                        f"{'yes' if excess <= 0.005 else 'no'}); 2x target "
+                        f"{'met' if speed >= 2 and excess <= 0.005 else 'not met'}")
+    lines += ["", *verdicts, "", "1-minute load average before / after each lake's cases: "
+              + "; ".join(f"{r['lake']} {r['load'][0][0]:.2f} / {r['load'][1][0]:.2f}" for r in results if "load" in r),
+              "", "Inside the daily job (seconds from each process's own report, last round):", "",
+              "| lake | case | read | features | drift | train | train CPU | evaluate | total |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        for key in ("full_search", "warm"):
+            t = r["daily"][key]["report"]["seconds"]
+            lines.append(f"| {r['lake']} | {key.replace('_', ' ')} | {t['read']:.2f} | {t['features']:.2f} | "
+                         f"{t['drift']:.2f} | {t['train']:.2f} | {t.get('train_cpu') or 0:.2f} | "
+                         f"{t['evaluate']:.2f} | {t['total']:.2f} |")
+        lines.append(f"| {r['lake']} | predict | | | | | | | {r['daily']['predict']['report']['seconds']:.2f} |")
     return "\n".join(lines)
 
 

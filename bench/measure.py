@@ -51,5 +51,23 @@ def repeat(argv, repeats, prepare=None):
         if prepare:
             prepare()
         runs.append(measure(argv))
+    return summarize(runs)
+
+
+def summarize(runs):
+    """The Summary of measured `runs` of one command."""
     return Summary(statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs),
                    max(r.peak_mib for r in runs), runs)
+
+
+def alternate(cases, repeats):
+    """`repeats` rounds of `cases` (name, argv, prepare) run in turn, each in a
+    fresh process (so a drift in the machine's speed hits every case alike):
+    a Summary per name."""
+    runs = {name: [] for name, _, _ in cases}
+    for _ in range(repeats):
+        for name, argv, prepare in cases:
+            if prepare:
+                prepare()
+            runs[name].append(measure(argv))
+    return {name: summarize(r) for name, r in runs.items()}
