@@ -35,6 +35,7 @@ mod predictions;
 mod promoters;
 mod raw_zone;
 mod retrain;
+mod retrain_shards;
 mod serve;
 mod server_util;
 mod shard;

@@ -160,6 +160,27 @@ pub struct RetrainArgs {
     /// says (otherwise a day with no reason to search refits the champion's recipe)
     #[arg(long)]
     pub full_search: bool,
+    /// Sharded run, step 1 of 4: read the window, keep the series of shard K
+    /// of N and stage its share of the fit (then --fit N)
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, allow_hyphen_values = true,
+          conflicts_with_all = ["fit", "score", "fan_in", "dry_run", "charts_dir"])]
+    pub shard: Option<Shard>,
+    /// Sharded run, step 2: fit the challenger once on the N shards' rows
+    /// (then --score K/N for each shard)
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_hyphen_values = true,
+          conflicts_with_all = ["score", "fan_in", "dry_run", "charts_dir"])]
+    pub fit: Option<u32>,
+    /// Sharded run, step 3: score the fit's challenger, the champion and the
+    /// baseline on shard K's series (then --fan-in N)
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, allow_hyphen_values = true,
+          conflicts_with_all = ["fan_in", "dry_run", "charts_dir", "full_search"])]
+    pub score: Option<Shard>,
+    /// Sharded run, step 4: check that all N shards scored the fit, then
+    /// decide and commit as an unsharded retrain does (exit 6 naming what is
+    /// missing otherwise)
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_hyphen_values = true,
+          conflicts_with = "full_search")]
+    pub fan_in: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -10,9 +10,9 @@ use clap::ValueEnum as _;
 use salescast_core::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
 use salescast_core::emf::{self, JobMetrics};
 use salescast_core::pipeline::{
-    IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, doctor, fan_in, ingest,
-    metrics, models, monitor, open_lake, open_registry, predict, predict_shard, retrain, rollback, users,
-    yesterday_utc,
+    IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, doctor, fan_in,
+    fan_in_shards, fit_shards, ingest, metrics, models, monitor, open_lake, open_registry, predict,
+    predict_shard, prepare_shard, retrain, rollback, score_shard, users, yesterday_utc,
 };
 use salescast_core::storage::Handle;
 
@@ -142,12 +142,25 @@ fn run_configured(
                 dry_run: args.dry_run,
                 full_search: args.full_search,
             };
-            let report = retrain(
-                config,
-                &open_lake(config, handle)?,
-                &open_registry(config, handle)?,
-                &options,
-            )?;
+            let (lake, registry) = (open_lake(config, handle)?, open_registry(config, handle)?);
+            let day = options.run_date;
+            // A shard's or the fit's figures are not the run's: its metrics come from the fan-in.
+            if let Some(shard) = args.shard {
+                return emit(&prepare_shard(config, &lake, &registry, day, shard)?, json);
+            }
+            if let Some(n) = args.fit {
+                return emit(
+                    &fit_shards(config, &lake, &registry, day, n, args.full_search)?,
+                    json,
+                );
+            }
+            if let Some(shard) = args.score {
+                return emit(&score_shard(config, &lake, &registry, day, shard)?, json);
+            }
+            let report = match args.fan_in {
+                Some(n) => fan_in_shards(config, &lake, &registry, day, n, options.dry_run)?,
+                None => retrain(config, &lake, &registry, &options)?,
+            };
             if let Some(dir) = args.charts_dir.as_deref().filter(|_| !options.dry_run) {
                 write_charts(dir, &report)?;
             }

@@ -12,6 +12,7 @@ use salescast_core::pipeline::predict::PredictError;
 use salescast_core::predictions::PredictionsError;
 use salescast_core::predictions_shards::ShardsError;
 use salescast_core::registry::RegistryError;
+use salescast_core::retrain_runs::RunError;
 use salescast_core::scores::ScoresError;
 use salescast_core::train::TrainError;
 use salescast_core::validate::DataError;
@@ -66,6 +67,9 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
         }
         if cause.is::<PredictError>() {
             return ExitCode::NoChampion;
+        }
+        if let Some(RunError::Incomplete { .. }) = cause.downcast_ref::<RunError>() {
+            return ExitCode::ShardsIncomplete;
         }
         // A transparent wrapper: its inner error is not a link of the chain.
         match cause.downcast_ref::<ShardsError>() {

@@ -16,6 +16,8 @@ use salescast_core::pipeline::models::{History, VersionDetail, VersionList};
 use salescast_core::pipeline::monitor::MonitorReport;
 use salescast_core::pipeline::predict::PredictReport;
 use salescast_core::pipeline::predict_shards::ShardReport;
+use salescast_core::pipeline::retrain_fan_in::FitReport;
+use salescast_core::pipeline::retrain_shards::ShardStepReport;
 use salescast_core::pipeline::rollback::RollbackReport;
 use salescast_core::pipeline::users::UsersReport;
 use salescast_core::registry::Repair;
@@ -178,6 +180,53 @@ impl Report for ShardReport {
             },
             self.written.marker_key,
             self.shard.n,
+        )
+    }
+}
+
+impl Report for ShardStepReport {
+    fn human(&self) -> String {
+        let next = match self.step {
+            "prepare" => format!("`retrain --fit {}`", self.shard.n),
+            _ => format!("`retrain --fan-in {}`", self.shard.n),
+        };
+        format!(
+            "model {}, {} of shard {} for {}: {} rows of {} series in {:.1} s\n\
+             {} (staged for {next}; nothing is decided yet)\n",
+            self.model,
+            self.step,
+            self.shard,
+            self.data_day,
+            self.rows,
+            self.series,
+            self.seconds,
+            self.marker,
+        )
+    }
+}
+
+impl Report for FitReport {
+    fn human(&self) -> String {
+        format!(
+            "model {}, fit of {} shards for {}: challenger {} ({}{}), {} of the {} stacked rows fitted, {} in {:.1} s\n\
+             drift alerts: {}\n{} (staged for `retrain --score K/{}`; nothing is decided yet)\n",
+            self.model,
+            self.n,
+            self.data_day,
+            short(&self.challenger),
+            self.family,
+            self.rounds.map(|r| format!(", {r} rounds")).unwrap_or_default(),
+            self.fit_rows,
+            self.stacked_rows,
+            self.search.reason,
+            self.seconds,
+            if self.drift_alerts.is_empty() {
+                "none".to_string()
+            } else {
+                self.drift_alerts.join(", ")
+            },
+            self.marker,
+            self.n,
         )
     }
 }

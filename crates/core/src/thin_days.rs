@@ -7,20 +7,20 @@
 
 use chrono::NaiveDate;
 use polars::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ingest::date_from_days;
 use crate::validate::{DataError, HistoryPolicy, Source, listed};
 
 /// One thin day and its number of series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThinDay {
     pub day: NaiveDate,
     pub series: usize,
 }
 
 /// The thin days of one window and what they were measured against.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThinDays {
     /// The window's median number of series per day.
     pub median: usize,

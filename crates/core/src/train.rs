@@ -15,7 +15,6 @@ pub use candidates::{Candidate, CandidateScore, best_candidate, score_candidates
 pub use recipe::{Recipe, SearchMode, SearchRecord, Signals, Trigger, plan};
 
 use polars::prelude::*;
-use rand::SeedableRng as _;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Sealed;
@@ -181,6 +180,14 @@ pub struct Split {
 /// inner validation rows, the rows before it the inner training rows. Closed
 /// days (open flag 0) are in no role.
 pub fn split(features: &DataFrame, mapping: &DataMapping, window: &Window) -> Result<Split, TrainError> {
+    let split = split_rows(features, mapping, window)?;
+    split.check(window)?;
+    Ok(split)
+}
+
+/// [`split`] without its check: a shard's rows, or a sharded fit's sample,
+/// may lack a role that the whole window has.
+pub fn split_rows(features: &DataFrame, mapping: &DataMapping, window: &Window) -> Result<Split, TrainError> {
     let dates = features.column(&mapping.date_column)?.date()?.physical().clone();
     let open = match &mapping.open_flag {
         Some(flag) => Some(features.column(flag)?.f64()?.clone()),
@@ -211,6 +218,26 @@ pub fn split(features: &DataFrame, mapping: &DataMapping, window: &Window) -> Re
             }
         }
     }
+    Ok(split)
+}
+
+impl Split {
+    /// Refuses a window with no open-day rows in the holdout, the inner
+    /// training or the inner validation window.
+    pub fn check(&self, window: &Window) -> Result<(), TrainError> {
+        check_roles(
+            window,
+            [self.holdout.len(), self.inner_train.len(), self.inner_valid.len()],
+        )
+    }
+}
+
+/// [`Split::check`] on row counts (holdout, inner training, inner
+/// validation): a sharded fit checks the shards' sums.
+pub fn check_roles(
+    window: &Window,
+    [holdout, inner_train, inner_valid]: [usize; 3],
+) -> Result<(), TrainError> {
     let empty = |what: &str| -> TrainError {
         DataError::file(
             format!("the window with its holdout from {}", window.holdout_first_day),
@@ -220,13 +247,13 @@ pub fn split(features: &DataFrame, mapping: &DataMapping, window: &Window) -> Re
         )
         .into()
     };
-    if split.holdout.is_empty() {
+    if holdout == 0 {
         return Err(empty("in the holdout"));
     }
-    if split.inner_train.is_empty() || split.inner_valid.is_empty() {
+    if inner_train == 0 || inner_valid == 0 {
         return Err(empty("before the holdout for training and validation"));
     }
-    Ok(split)
+    Ok(())
 }
 
 /// The trained challenger: its artifact, bytes and content address.
@@ -289,8 +316,27 @@ impl<'a> TrainingSet<'a> {
         // Only the category columns of the training rows are copied to learn their values.
         let categories = features.select(layout.categorical.iter().map(String::as_str))?;
         let encoder = Encoder::fit(&frame_rows(&categories, &split.train)?, &layout)?;
-        let inner_fit_rows = fit_rows(&split.inner_train, spec.training);
-        let final_fit_rows = fit_rows(&split.train, spec.training);
+        Self::with_encoder(features, spec, split, encoder)
+    }
+
+    /// As [`TrainingSet::new`], with an encoder learned elsewhere: a sharded
+    /// retrain's fit learns the categories of every shard's training rows,
+    /// while its frame holds only their sampled rows.
+    pub fn with_encoder(
+        features: &DataFrame,
+        spec: TrainSpec<'a>,
+        split: &'a Split,
+        encoder: Encoder,
+    ) -> Result<Self, TrainError> {
+        let max = spec.training.max_fit_rows;
+        let sampled = max > 0 && split.train.len().max(split.inner_train.len()) > max;
+        let hashes = if sampled {
+            crate::sampling::row_hashes(features, spec.mapping, spec.training.seed)?
+        } else {
+            Vec::new()
+        };
+        let inner_fit_rows = fit_rows(&split.inner_train, &hashes, spec.training);
+        let final_fit_rows = fit_rows(&split.train, &hashes, spec.training);
         let mut rows: Vec<usize> = inner_fit_rows
             .iter()
             .chain(&split.inner_valid)
@@ -311,6 +357,11 @@ impl<'a> TrainingSet<'a> {
             design,
             target,
         })
+    }
+
+    /// The rows the final fit uses (after `training.max_fit_rows`).
+    pub fn fit_row_count(&self) -> usize {
+        self.fit_rows.len()
     }
 
     /// The target of every row of the feature frame (NaN where missing).
@@ -349,17 +400,7 @@ impl<'a> TrainingSet<'a> {
     /// rows (it learns nothing from training rows beyond the encoder's
     /// categories, so it is fitted on the holdout's own design).
     pub fn baseline(&self, features: &DataFrame) -> Result<Artifact, TrainError> {
-        let holdout = &self.split.holdout;
-        let design = self.encoder.design(&frame_rows(features, holdout)?)?;
-        let model = models::fit(
-            Family::SeasonalNaive,
-            &self.spec.training.params(),
-            &design,
-            &vec![0.0; design.rows],
-            None,
-            0,
-        )?;
-        Ok(self.artifact(model))
+        seasonal_naive(self.spec, &self.encoder, features, &self.split.holdout)
     }
 
     pub(crate) fn artifact(&self, model: FittedModel) -> Artifact {
@@ -373,17 +414,43 @@ impl<'a> TrainingSet<'a> {
     }
 }
 
+/// The seasonal-naive baseline for `rows` of `features`, with `encoder`
+/// (it learns nothing from training rows beyond the encoder's categories,
+/// so it is fitted on the scored rows' own design).
+pub fn seasonal_naive(
+    spec: TrainSpec,
+    encoder: &Encoder,
+    features: &DataFrame,
+    rows: &[usize],
+) -> Result<Artifact, TrainError> {
+    let design = encoder.design(&frame_rows(features, rows)?)?;
+    let model = models::fit(
+        Family::SeasonalNaive,
+        &spec.training.params(),
+        &design,
+        &vec![0.0; design.rows],
+        None,
+        0,
+    )?;
+    Ok(Artifact {
+        format: ARTIFACT_FORMAT_VERSION,
+        mapping: spec.mapping.clone(),
+        features: spec.features.clone(),
+        encoder: encoder.clone(),
+        model,
+    })
+}
+
 /// `rows`, or a seeded sample of `training.max_fit_rows` of them (in their
-/// order) when there are more.
-pub fn fit_rows(rows: &[usize], training: &TrainingSettings) -> Vec<usize> {
+/// order) when there are more: the rows with the smallest
+/// `hashes` (`sampling::row_hashes` with the training seed), so a row is
+/// picked or not whatever other rows the frame holds.
+pub fn fit_rows(rows: &[usize], hashes: &[u64], training: &TrainingSettings) -> Vec<usize> {
     let max = training.max_fit_rows;
     if max == 0 || rows.len() <= max {
         return rows.to_vec();
     }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(training.seed);
-    let mut picked = rand::seq::index::sample(&mut rng, rows.len(), max).into_vec();
-    picked.sort_unstable();
-    picked.into_iter().map(|i| rows[i]).collect()
+    crate::sampling::bottom_k(rows, hashes, max)
 }
 
 /// Scores an artifact on `rows` of `features` (built with its own settings).
@@ -407,20 +474,23 @@ mod tests {
             max_fit_rows: 1000,
             ..TrainingSettings::default()
         };
+        let hashes_of = |seed: u64| -> Vec<u64> {
+            (0..15_000)
+                .map(|i: i32| crate::sampling::row_hash(&[format!("s{}", i % 50)], i / 50, seed))
+                .collect()
+        };
+        let hashes = hashes_of(training.seed);
         let rows: Vec<usize> = (0..5000).map(|i| i * 3).collect();
-        let picked = fit_rows(&rows, &training);
+        let picked = fit_rows(&rows, &hashes, &training);
         assert_eq!(picked.len(), 1000);
         assert!(picked.windows(2).all(|w| w[0] < w[1]), "in row order, no repeats");
         assert!(picked.iter().all(|r| r % 3 == 0), "only rows that were given");
         assert!(picked.last().unwrap() > &10_000, "spread over the whole range");
-        assert_eq!(picked, fit_rows(&rows, &training), "seeded");
-        let other_seed = TrainingSettings {
-            seed: 7,
-            ..training.clone()
-        };
-        assert_ne!(picked, fit_rows(&rows, &other_seed));
+        assert!(picked.first().unwrap() < &5_000, "spread over the whole range");
+        assert_eq!(picked, fit_rows(&rows, &hashes, &training), "seeded");
+        assert_ne!(picked, fit_rows(&rows, &hashes_of(7), &training), "another seed");
         assert_eq!(
-            fit_rows(&rows[..800], &training),
+            fit_rows(&rows[..800], &hashes, &training),
             &rows[..800],
             "under the limit: every row"
         );
@@ -428,6 +498,6 @@ mod tests {
             max_fit_rows: 0,
             ..training
         };
-        assert_eq!(fit_rows(&rows, &unlimited), rows);
+        assert_eq!(fit_rows(&rows, &[], &unlimited), rows);
     }
 }

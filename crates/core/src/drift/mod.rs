@@ -16,8 +16,11 @@
 //! day's `day_of_month` is one value, always "unlike" the window) and the
 //! series keys (identifiers; which series report is the validation's and the
 //! doctor's business, not a distribution). Missing values are left out.
-//! Each day counts at most [`ROWS_PER_DAY`] rows, picked evenly in the frame's
-//! order (dates, then series keys): deterministic, and fast on large lakes.
+//! Each day counts at most [`ROWS_PER_DAY`] rows, the day's rows with the
+//! smallest `sampling::row_hashes` (seed [`SAMPLE_SEED`]): deterministic, fast
+//! on large lakes, and the same rows whatever other series a frame holds, so
+//! a sharded retrain's fit measures the drift a single run measures from the
+//! union of the shards' own picks ([`picked_rows`]).
 
 pub mod stats;
 
@@ -39,6 +42,8 @@ use stats::{
 pub const BINS: usize = 10;
 /// The most rows of one day a comparison uses.
 pub const ROWS_PER_DAY: usize = 1000;
+/// The seed of the rows' hashes that pick each day's rows.
+pub const SAMPLE_SEED: u64 = 0;
 /// The fewest reference days (7-day blocks) the learned thresholds need.
 pub const MIN_DAYS: usize = 8;
 /// Standard deviations above the mean of the window's own values.
@@ -198,45 +203,8 @@ pub fn measure(
     layout: &FeatureLayout,
     window: &Window,
 ) -> PolarsResult<DriftReport> {
-    let days = window.days().max(1) as usize;
-    let first = days_from_date(window.first_day);
-    let offsets = features
-        .column(&mapping.date_column)?
-        .cast(&DataType::Int32)?
-        .i32()?
-        .clone();
-    let mut rows_of_day: Vec<Vec<usize>> = vec![Vec::new(); days];
-    for (row, day) in offsets.iter().enumerate() {
-        if let Some(offset) = day.map(|d| d - first).filter(|&o| o >= 0 && (o as usize) < days) {
-            rows_of_day[offset as usize].push(row);
-        }
-    }
-    // Closed days (open flag 0) are neither trained on nor scored: every
-    // feature but the open flag itself is compared on open rows only, so a
-    // holiday's closed stores are not target drift.
-    let open_rows: Option<Vec<Vec<usize>>> = match &mapping.open_flag {
-        Some(flag) => {
-            let open = features.column(flag)?.cast(&DataType::Float64)?;
-            let open = open.f64()?;
-            Some(
-                rows_of_day
-                    .iter()
-                    .map(|rows| {
-                        let kept: Vec<usize> = rows
-                            .iter()
-                            .copied()
-                            .filter(|&r| open.get(r) != Some(0.0))
-                            .collect();
-                        evenly(&kept, ROWS_PER_DAY)
-                    })
-                    .collect(),
-            )
-        }
-        None => None,
-    };
-    for rows in &mut rows_of_day {
-        *rows = evenly(rows, ROWS_PER_DAY);
-    }
+    let (rows_of_day, open_rows) = picks(features, mapping, window)?;
+    let days = rows_of_day.len();
     let reference_end = (window.trained_through() - window.first_day).num_days().max(0) as usize;
     let calendar = [DAY_OF_WEEK, DAY_OF_MONTH, MONTH, WEEK_OF_YEAR];
     let mut compared = vec![(mapping.target.clone(), Kind::Target)];
@@ -313,12 +281,71 @@ pub fn measure(
     })
 }
 
-/// At most `cap` of `rows`, evenly spaced.
-fn evenly(rows: &[usize], cap: usize) -> Vec<usize> {
-    if rows.len() <= cap {
-        return rows.to_vec();
+/// Each window day's picked rows (at most [`ROWS_PER_DAY`], ascending), and
+/// with an open flag, each day's picked open rows (open flag not 0).
+type Picks = (Vec<Vec<usize>>, Option<Vec<Vec<usize>>>);
+
+fn picks(features: &DataFrame, mapping: &DataMapping, window: &Window) -> PolarsResult<Picks> {
+    let days = window.days().max(1) as usize;
+    let first = days_from_date(window.first_day);
+    let offsets = features
+        .column(&mapping.date_column)?
+        .cast(&DataType::Int32)?
+        .i32()?
+        .clone();
+    let mut rows_of_day: Vec<Vec<usize>> = vec![Vec::new(); days];
+    for (row, day) in offsets.iter().enumerate() {
+        if let Some(offset) = day.map(|d| d - first).filter(|&o| o >= 0 && (o as usize) < days) {
+            rows_of_day[offset as usize].push(row);
+        }
     }
-    (0..cap).map(|j| rows[j * rows.len() / cap]).collect()
+    let crowded = rows_of_day.iter().any(|rows| rows.len() > ROWS_PER_DAY);
+    let hashes = if crowded {
+        crate::sampling::row_hashes(features, mapping, SAMPLE_SEED)?
+    } else {
+        Vec::new()
+    };
+    let pick = |rows: &[usize]| crate::sampling::bottom_k(rows, &hashes, ROWS_PER_DAY);
+    // Closed days (open flag 0) are neither trained on nor scored: every
+    // feature but the open flag itself is compared on open rows only, so a
+    // holiday's closed stores are not target drift.
+    let open_rows = match &mapping.open_flag {
+        Some(flag) => {
+            let open = features.column(flag)?.cast(&DataType::Float64)?;
+            let open = open.f64()?;
+            Some(
+                rows_of_day
+                    .iter()
+                    .map(|rows| {
+                        let kept: Vec<usize> = rows
+                            .iter()
+                            .copied()
+                            .filter(|&r| open.get(r) != Some(0.0))
+                            .collect();
+                        pick(&kept)
+                    })
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    let rows_of_day = rows_of_day.iter().map(|rows| pick(rows)).collect();
+    Ok((rows_of_day, open_rows))
+}
+
+/// The rows of `features` that [`measure`] looks at (each day's picks, and
+/// the open picks), ascending: a frame of these rows alone measures the same
+/// drift as the whole frame.
+pub fn picked_rows(features: &DataFrame, mapping: &DataMapping, window: &Window) -> PolarsResult<Vec<usize>> {
+    let (all, open) = picks(features, mapping, window)?;
+    let mut rows: Vec<usize> = all
+        .into_iter()
+        .chain(open.into_iter().flatten())
+        .flatten()
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    Ok(rows)
 }
 
 fn numbers(column: &Column, rows_of_day: &[Vec<usize>], kind: Kind) -> PolarsResult<PerDay> {

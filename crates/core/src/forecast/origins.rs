@@ -75,6 +75,18 @@ pub struct Scored {
     pub actual: f64,
 }
 
+/// Sorts scored forecasts by series name, target day and horizon: the one
+/// order every metric, interval and noise estimate pools them in, so a
+/// sharded retrain (whose shards forecast their own series) sums exactly
+/// what a single-machine run sums.
+pub fn canonical_order(scored: &mut [Scored], history: &History) {
+    let ranks = history.name_ranks();
+    scored.sort_unstable_by_key(|s| {
+        let (series, day) = history.of_row(s.row);
+        (ranks[series as usize], day, s.horizon)
+    });
+}
+
 /// The rolling origins of a scored window `first..=last` and horizon: each
 /// day from `first - 1` to `last - 1`, for every series.
 pub fn rolling_paths(history: &History, first: NaiveDate, last: NaiveDate) -> Vec<Path> {
@@ -157,7 +169,8 @@ pub struct Scorer<'a> {
 
 impl Scorer<'_> {
     /// Every forecast of `artifact` (built for this frame) from the rolling
-    /// origins of the scored days that lands on a scored row.
+    /// origins of the scored days that lands on a scored row, in
+    /// [`canonical_order`].
     pub fn scored(&self, artifact: &Artifact) -> Result<Vec<Scored>, ForecastError> {
         let (first, last) = self.days;
         let paths = rolling_paths(self.history, first, last);
@@ -177,7 +190,7 @@ impl Scorer<'_> {
             until,
             Feed::Forecasts,
         )?;
-        Ok(forecasts
+        let mut scored = forecasts
             .into_iter()
             .filter(|f| wanted[f.row])
             .map(|f| Scored {
@@ -186,7 +199,9 @@ impl Scorer<'_> {
                 forecast: f.value,
                 actual: self.target[f.row],
             })
-            .collect())
+            .collect::<Vec<_>>();
+        canonical_order(&mut scored, self.history);
+        Ok(scored)
     }
 
     /// The metrics of `artifact`'s forecasts, with its intervals' coverage.

@@ -143,6 +143,19 @@ impl History {
         &self.names[series as usize]
     }
 
+    /// Each series' rank among the names sorted as strings, by id: the
+    /// order forecasts are pooled in (`origins::canonical_order`), the same
+    /// whatever other series a frame holds.
+    pub fn name_ranks(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.series as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.name(a).cmp(self.name(b)));
+        let mut ranks = vec![0u32; self.series];
+        for (rank, &id) in order.iter().enumerate() {
+            ranks[id as usize] = rank as u32;
+        }
+        ranks
+    }
+
     /// The id of a series by name.
     pub fn id(&self, name: &str) -> Option<u32> {
         self.ids.get(name).copied()

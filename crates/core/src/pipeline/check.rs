@@ -13,6 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::features::{FeatureLayout, build_features};
 use crate::lake::{Lake, SalesWindow};
 use crate::mapping::DataMapping;
+use crate::shard::Shard;
 use crate::tables::Tables;
 use crate::thin_days::ThinDays;
 use crate::window::Window;
@@ -74,10 +75,27 @@ pub fn read_features(
     window: Window,
     what: &str,
 ) -> anyhow::Result<WindowFeatures> {
+    read_features_of(config, lake, window, what, None)
+}
+
+/// [`read_features`] keeping only the series of `shard` (when given) after
+/// the whole window was read and validated: validation and thin days are
+/// the window's, the features the shard's.
+pub fn read_features_of(
+    config: &Config,
+    lake: &Lake,
+    window: Window,
+    what: &str,
+    shard: Option<Shard>,
+) -> anyhow::Result<WindowFeatures> {
     let started = Instant::now();
-    let sales = lake
+    let mut sales = lake
         .read_days(&config.data, &config.validation, &window)
         .with_context(|| format!("reading {what}"))?;
+    if let Some(shard) = shard {
+        sales.frame = crate::shard::filter_frame(&sales.frame, &config.data.series_keys, shard)
+            .with_context(|| format!("keeping the series of shard {shard}"))?;
+    }
     let attributes = read_tables(&config.data, lake)?;
     let read_seconds = started.elapsed().as_secs_f64();
     tracing::info!(

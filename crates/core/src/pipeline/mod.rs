@@ -15,6 +15,9 @@ pub mod monitor;
 pub mod predict;
 pub mod predict_shards;
 pub mod retrain;
+mod retrain_commit;
+pub mod retrain_fan_in;
+pub mod retrain_shards;
 pub mod rollback;
 mod search;
 pub mod serving;
@@ -36,6 +39,8 @@ pub use monitor::{MonitorReport, monitor};
 pub use predict::{PredictReport, predict};
 pub use predict_shards::{ShardReport, fan_in, predict_shard};
 pub use retrain::{RetrainOptions, retrain};
+pub use retrain_fan_in::{FitReport, fan_in_shards, fit_shards};
+pub use retrain_shards::{ShardStepReport, prepare_shard, score_shard};
 pub use rollback::{RollbackReport, rollback};
 pub use users::{UsersCommand, UsersReport, users};
 

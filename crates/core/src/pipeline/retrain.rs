@@ -10,29 +10,25 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 
 use super::check::{WindowFeatures, read_training_window};
+use super::retrain_commit::{Stored, conclude, live_accuracy, verdict};
 use super::search;
 use crate::config::Config;
-use crate::cost::CostEstimate;
 use crate::evaluate::{self, per_series};
 use crate::features::build_features;
 use crate::forecast::intervals::Calibration;
 use crate::forecast::origins::{Scored, Scorer, summarize};
 use crate::forecast::recursive::History;
 use crate::lake::{Lake, SalesWindow};
-use crate::live::{LiveSummary, live_summary};
 use crate::noise::{self, NoiseEstimate, PairedRow};
 use crate::progress::{self, Phase};
-use crate::registry::pause::{self, Step};
-use crate::registry::{
-    BuildInfo, Champion, Lineage, LoadedModel, Manifest, NewDecision, Registry, RegistryState,
-};
+use crate::registry::{Champion, LoadedModel, Registry, RegistryState};
 use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
 use crate::report_charts::{live_days, series_paths};
 use crate::train::{self, Recipe, Split, TrainingSet, score};
 use crate::window::Window;
 
 /// How many of the worst series the report lists.
-const WORST_SERIES: usize = 10;
+pub(super) const WORST_SERIES: usize = 10;
 
 pub struct RetrainOptions {
     pub run_date: NaiveDate,
@@ -113,17 +109,7 @@ pub fn retrain(
     };
     seconds.train = phase.elapsed().as_secs_f64();
     seconds.train_cpu = cpu.zip(search::process_cpu_seconds()).map(|(a, b)| b - a);
-    let recipe = match &search.warm {
-        Some(warm) => warm.recipe.clone(),
-        None => Recipe {
-            family: challenger.artifact.model.family(),
-            gbdt_config: challenger.gbdt_config.clone(),
-            params: challenger.tuned.clone(),
-            rounds: challenger.artifact.model.rounds(),
-            fingerprint: search.fingerprint.clone(),
-            searched_on: day,
-        },
-    };
+    let recipe = recipe_of(&search, &challenger, day);
 
     let phase = Instant::now();
     let target = training_set.target();
@@ -194,20 +180,29 @@ pub fn retrain(
         }
         _ => None,
     };
-    let verdict = evaluate::decide(
-        &challenger_holdout,
-        champion.as_ref().map(|c| &c.summary.holdout),
-        &baseline,
-        same_version,
-        drift.alert_summary().as_deref(),
-        noise.as_ref(),
-        &config.promotion,
-    );
-    tracing::info!(decision = ?verdict.kind, "{}", verdict.reason);
-
     let holdout_actual: Vec<f64> = split.holdout.iter().map(|&i| target[i]).collect();
     let worst = worst_series(&series, &holdout_actual, &challenger_pred, champion.as_ref());
-    let mut report = RunReport {
+    let challenger_summary = ChallengerSummary {
+        version: challenger.sealed.version().to_string(),
+        family: challenger.artifact.model.family(),
+        gbdt_config: challenger.gbdt_config.clone(),
+        size: challenger.sealed.bytes().len(),
+        stored: None,
+        candidates: challenger.candidates.clone(),
+        rounds: challenger.artifact.model.rounds(),
+        holdout: challenger_holdout.clone(),
+        one_day,
+        horizons,
+        calibration: calibration.clone(),
+    };
+    let verdict = verdict(
+        config,
+        (&challenger_summary, champion.as_ref().map(|c| &c.summary)),
+        &baseline,
+        &drift,
+        noise.as_ref(),
+    );
+    let report = RunReport {
         model: registry.model().to_string(),
         run_date: day,
         dry_run: options.dry_run,
@@ -228,19 +223,7 @@ pub fn retrain(
             holdout_rows: split.holdout.len(),
             thin_days: sales.thin_days.clone(),
         },
-        challenger: ChallengerSummary {
-            version: challenger.sealed.version().to_string(),
-            family: challenger.artifact.model.family(),
-            gbdt_config: challenger.gbdt_config.clone(),
-            size: challenger.sealed.bytes().len(),
-            stored: None,
-            candidates: challenger.candidates.clone(),
-            rounds: challenger.artifact.model.rounds(),
-            holdout: challenger_holdout.clone(),
-            one_day,
-            horizons,
-            calibration: calibration.clone(),
-        },
+        challenger: challenger_summary,
         champion: champion.as_ref().map(|c| c.summary.clone()),
         baseline: baseline.clone(),
         worst_series: worst,
@@ -248,7 +231,7 @@ pub fn retrain(
         cost: None,
         repairs: state.repairs.clone(),
         live,
-        drift: Some(drift.clone()),
+        drift: Some(drift),
         noise: noise.clone(),
         series_paths: series_paths(
             &history,
@@ -265,116 +248,59 @@ pub fn retrain(
         ),
         search: Some(search.record.clone()),
     };
-    if options.dry_run {
-        finish(&mut report, config, lake, registry, started);
-        return Ok(report);
-    }
-
-    let manifest = Manifest {
-        version: challenger.sealed.version().to_string(),
-        model: registry.model().to_string(),
-        family: challenger.artifact.model.family(),
-        size: challenger.sealed.bytes().len() as u64,
-        created_at: chrono::Utc::now(),
-        lineage: Lineage {
-            lake: report.window.lake.clone(),
-            window_first_day: window.first_day,
-            window_last_day: window.last_day,
-            trained_through: window.trained_through(),
-            holdout_first_day: window.holdout_first_day,
-            partition_files: sales.files.len(),
-            data_fingerprint: report.window.data_fingerprint.clone(),
-            training_rows: split.train.len(),
-            thin_days: sales.thin_days.days.iter().map(|d| d.day).collect(),
-        },
-        config: serde_json::to_value(config)?,
-        holdout_metrics: challenger_holdout.clone(),
-        validation_metrics: challenger.validation.clone(),
-        build: BuildInfo::current(),
-        calibration,
-        drift: Some(drift),
-        gbdt_config: challenger.gbdt_config.clone(),
-        recipe: Some(recipe),
-    };
-    let writing = Phase::start("writing the model and report", None);
-    report.challenger.stored = Some(
-        registry
-            .put_version(&challenger.sealed, &manifest)
-            .context("storing the challenger")?,
-    );
-
-    pause::at(Step::VersionStored)?;
-
-    let decision = registry
-        .commit(
-            &state,
-            NewDecision {
-                kind: verdict.kind,
-                actor: super::actor(),
-                reason: verdict.reason,
-                run_date: Some(day),
-                champion_before: None,
-                champion_after: Some(challenger.sealed.version().to_string()),
-                challenger: Some(challenger.sealed.version().to_string()),
-                challenger_metrics: Some(challenger_holdout),
-                champion_metrics: champion.map(|c| c.summary.holdout),
-                baseline_metrics: Some(baseline),
-                recovered: false,
-                noise,
-                search: Some(search.record),
-            },
-        )
-        .with_context(|| {
-            format!(
-                "committing the {} decision (the challenger {} stays stored)",
-                verdict.kind.as_str(),
-                challenger.sealed.version()
-            )
-        })?;
-    report.champion_after = decision.what.champion_after.clone();
-    report.decision_sequence = Some(decision.sequence);
-    finish(&mut report, config, lake, registry, started);
-    let json = serde_json::to_vec_pretty(&report)?;
-    // The charts first: report.md never links a file that is not there.
-    let charts: Vec<(String, Vec<u8>)> = report
-        .charts()
-        .into_iter()
-        .map(|c| (c.name, c.svg.into_bytes()))
-        .collect();
-    registry
-        .put_report_files(day, &charts)
-        .context("writing the run report's charts")?;
-    registry
-        .put_report(day, &json, &report.markdown())
-        .context("writing the run report")?;
-    writing.finish();
-    Ok(report)
-}
-
-/// The live section of the report, from the scores table `monitor` fills;
-/// a scores table that cannot be read is warned about, not a failed run.
-fn live_accuracy(config: &Config, lake: &Lake, model: &str, day: NaiveDate) -> Option<LiveSummary> {
-    live_summary(
+    conclude(
+        config,
         lake,
-        model,
-        &config.data.series_keys,
-        config.forecast.horizon_days,
-        day,
+        registry,
+        started,
+        &state,
+        report,
+        Stored {
+            sealed: &challenger.sealed,
+            validation: challenger.validation.clone(),
+            calibration,
+            recipe,
+        },
     )
-    .unwrap_or_else(|e| {
-        tracing::warn!("the report has no live accuracy: reading the scores table failed: {e}");
-        None
-    })
 }
 
-/// Stamps the total time and the cost estimate on the report.
-fn finish(report: &mut RunReport, config: &Config, lake: &Lake, registry: &Registry, started: Instant) {
-    report.seconds.total = started.elapsed().as_secs_f64();
-    let requests = [("lake", lake.store()), ("registry", registry.store())]
-        .into_iter()
-        .map(|(name, store)| (name.to_string(), store.requests()))
-        .collect();
-    report.cost = Some(CostEstimate::new(&config.cost, report.seconds.total, requests));
+/// The recipe a new version records: the champion's on a warm day, else
+/// what today's search found.
+pub(super) fn recipe_of(
+    search: &search::SearchPlan,
+    challenger: &train::Challenger,
+    day: NaiveDate,
+) -> Recipe {
+    match &search.warm {
+        Some(warm) => warm.recipe.clone(),
+        None => Recipe {
+            family: challenger.artifact.model.family(),
+            gbdt_config: challenger.gbdt_config.clone(),
+            params: challenger.tuned.clone(),
+            rounds: challenger.artifact.model.rounds(),
+            fingerprint: search.fingerprint.clone(),
+            searched_on: day,
+        },
+    }
+}
+
+/// Refuses to score a champion trained with another date column, series
+/// keys or target: it cannot be scored on the same rows.
+pub(super) fn check_same_rows(
+    artifact: &crate::models::Artifact,
+    config: &Config,
+    version: &str,
+) -> anyhow::Result<()> {
+    let same_rows = artifact.mapping.date_column == config.data.date_column
+        && artifact.mapping.series_keys == config.data.series_keys
+        && artifact.mapping.target == config.data.target;
+    if !same_rows {
+        anyhow::bail!(
+            "the champion {version} was trained with another date column, series keys or target; it cannot be scored on the same rows. \
+             Roll back to a compatible version or start a new model (training.model_name)"
+        );
+    }
+    Ok(())
 }
 
 /// Loads the champion (re-hashed), builds its features from the same window
@@ -397,16 +323,7 @@ fn score_champion(
     let LoadedModel { artifact, manifest } = registry
         .load_model(&pointer.version)
         .with_context(|| format!("loading the champion {}", pointer.version))?;
-    let same_rows = artifact.mapping.date_column == config.data.date_column
-        && artifact.mapping.series_keys == config.data.series_keys
-        && artifact.mapping.target == config.data.target;
-    if !same_rows {
-        anyhow::bail!(
-            "the champion {} was trained with another date column, series keys or target; it cannot be scored on the same rows. \
-             Roll back to a compatible version or start a new model (training.model_name)",
-            pointer.version
-        );
-    }
+    check_same_rows(&artifact, config, &pointer.version)?;
     let own_features;
     let own_history;
     let mut scorer = *holdout;
@@ -460,11 +377,13 @@ fn noise_estimate(
         .iter()
         .map(|s| ((s.row, s.horizon), s.forecast))
         .collect();
+    // Blocks by the series' name order, as a sharded fan-in numbers them.
+    let ranks = history.name_ranks();
     let paired: Vec<PairedRow> = challenger
         .iter()
         .filter_map(|s| {
             by_key.get(&(s.row, s.horizon)).map(|&champion| PairedRow {
-                block: history.of_row(s.row).0,
+                block: ranks[history.of_row(s.row).0 as usize],
                 actual: s.actual,
                 champion,
                 challenger: s.forecast,

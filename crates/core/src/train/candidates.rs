@@ -10,16 +10,16 @@ use crate::models::{self, Design, Family, FittedModel, ModelParams};
 use super::{Challenger, TrainError, TrainingSet, TrainingSettings, take};
 
 /// One candidate's score on the inner validation window.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CandidateScore {
     pub family: Family,
     /// The boosted-trees configuration (`training.gbdt_configs`) it was
     /// fitted with; none for other families, or without configurations.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
     pub validation: Metrics,
     /// The boosting rounds early stopping kept (gradient-boosted trees only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rounds: Option<usize>,
     /// The rows the candidate was fitted on (after `training.max_fit_rows`).
     pub fit_rows: usize,

@@ -1,0 +1,641 @@
+//! The one fit and the fan-in of a sharded `retrain` (the shard steps are
+//! `retrain_shards.rs`):
+//! - `retrain --date D --fit N` checks that the N shards are prepared from
+//!   the same window and configuration, stacks their rows in the single
+//!   run's frame order (date, then series keys), learns the categories of
+//!   every shard's training rows, measures drift on the stacked picks,
+//!   plans the search, fits the challenger (and the inner model) once on
+//!   the seeded sample a single run draws, and stages them;
+//! - `retrain --date D --fan-in N` checks that the N shards scored that
+//!   challenger against the current champion, pools their forecasts in the
+//!   single run's order, and decides, stores and commits as `retrain` does
+//!   (`retrain_commit.rs`); then it deletes the run's folder.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use chrono::NaiveDate;
+use polars::prelude::{DataFrame, SortMultipleOptions};
+use serde::{Deserialize, Serialize};
+
+use super::check::run_window;
+use super::retrain_commit::{Stored, conclude, live_accuracy, verdict};
+use super::retrain_shards::{PrepareMarker, RUN_FORMAT, ScoreMarker, ShardScores, config_sha256};
+use super::search;
+use crate::config::Config;
+use crate::digest::Sealed;
+use crate::drift::DriftReport;
+use crate::evaluate::{Metrics, metrics, per_series};
+use crate::features::FeatureLayout;
+use crate::forecast::intervals::Calibration;
+use crate::forecast::origins::{Scored, summarize};
+use crate::lake::{Lake, decode_parquet};
+use crate::models::{Artifact, Encoder};
+use crate::noise::{self, PairedRow};
+use crate::progress;
+use crate::registry::Registry;
+use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
+use crate::report_charts::live_days;
+use crate::retrain_runs::{self, FIT_MARKER, RunFolder, StagedFile, prepare_marker, score_marker};
+use crate::train::{self, CandidateScore, Recipe, SearchRecord, TrainingSet};
+
+/// `fit.json`: the one fit of a sharded run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitMarker {
+    pub format: u32,
+    pub model: String,
+    pub data_day: NaiveDate,
+    pub n: u32,
+    /// The SHA-256 of each shard's prepare marker it stacked, by shard.
+    pub prepare: Vec<String>,
+    pub config_sha256: String,
+    pub data_fingerprint: String,
+    pub challenger: StagedFile,
+    pub inner: Option<StagedFile>,
+    pub candidates: Vec<CandidateScore>,
+    pub gbdt_config: Option<String>,
+    pub validation: Metrics,
+    pub recipe: Recipe,
+    pub search: SearchRecord,
+    pub drift: DriftReport,
+    /// A warm day's intervals (the champion's, carried on).
+    pub warm_calibration: Option<Calibration>,
+    /// The sums of the shards' rows in each role, and the window's figures.
+    pub rows: usize,
+    pub training_rows: usize,
+    pub holdout_rows: usize,
+    pub partition_files: usize,
+    pub thin_days: crate::thin_days::ThinDays,
+    pub seconds_drift: f64,
+    pub seconds_train: f64,
+    pub salescast: String,
+}
+
+/// The fit marker, its SHA-256 and its models, read and checked.
+pub(super) struct Fit {
+    pub marker: FitMarker,
+    pub sha256: String,
+    pub challenger: Artifact,
+    pub inner: Option<Artifact>,
+}
+
+/// Reads the fit of `n` shards for `step`, refusing a missing or damaged one.
+pub(super) fn read_fit(folder: &RunFolder, n: u32, step: &'static str) -> anyhow::Result<Fit> {
+    let (marker, sha256) = match folder.marker::<FitMarker>(FIT_MARKER)? {
+        Ok(found) => found,
+        Err(problem) => {
+            return Err(folder
+                .refuse(step, vec![format!("{problem} (run the fit first)")])
+                .into());
+        }
+    };
+    if marker.n != n {
+        return Err(folder
+            .refuse(
+                step,
+                vec![format!("the fit stacked {} shards, not {n}", marker.n)],
+            )
+            .into());
+    }
+    let load = |file: &StagedFile| -> anyhow::Result<Artifact> {
+        let bytes = folder.read(file)?.map_err(|p| folder.refuse(step, vec![p]))?;
+        Artifact::from_bytes(&bytes).with_context(|| format!("reading the staged model {}", file.key))
+    };
+    Ok(Fit {
+        challenger: load(&marker.challenger)?,
+        inner: marker.inner.as_ref().map(load).transpose()?,
+        marker,
+        sha256,
+    })
+}
+
+/// What the fit reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct FitReport {
+    pub model: String,
+    pub data_day: NaiveDate,
+    pub n: u32,
+    pub challenger: String,
+    pub family: crate::models::Family,
+    pub rounds: Option<usize>,
+    pub search: SearchRecord,
+    /// The stacked rows the fit sampled from, and the rows it fitted on.
+    pub stacked_rows: usize,
+    pub fit_rows: usize,
+    pub drift_alerts: Vec<String>,
+    pub marker: String,
+    pub seconds: f64,
+}
+
+/// The N prepare markers and their SHA-256, checked to be one run's.
+fn read_prepared(
+    folder: &RunFolder,
+    n: u32,
+    config: &Config,
+) -> anyhow::Result<Vec<(PrepareMarker, String)>> {
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for k in 0..n {
+        match folder.marker::<PrepareMarker>(&prepare_marker(k, n))? {
+            Ok(m) => found.push(m),
+            Err(problem) => problems.push(format!("shard {k}/{n}: {problem}")),
+        }
+    }
+    let config_sha = config_sha256(config)?;
+    if let Some((first, _)) = found.first() {
+        for (m, _) in &found {
+            if m.config_sha256 != config_sha {
+                problems.push(format!(
+                    "shard {} was prepared with another configuration",
+                    m.shard
+                ));
+            }
+            if m.data_fingerprint != first.data_fingerprint {
+                problems.push(format!(
+                    "shard {} read other files than shard {} (the window changed between them): prepare every shard again",
+                    m.shard, first.shard
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(found)
+    } else {
+        Err(folder.refuse("fit", problems).into())
+    }
+}
+
+/// Stacks staged frames and sorts them in the single run's frame order.
+fn stack(frames: Vec<DataFrame>, config: &Config) -> anyhow::Result<DataFrame> {
+    let mut frames = frames.into_iter();
+    let mut stacked = frames.next().context("no shard frames")?;
+    for frame in frames {
+        stacked.vstack_mut(&frame)?;
+    }
+    let mut order = vec![config.data.date_column.clone()];
+    order.extend(config.data.series_keys.iter().cloned());
+    Ok(stacked.sort(order, SortMultipleOptions::default())?)
+}
+
+/// `retrain --date D --fit N`.
+pub fn fit_shards(
+    config: &Config,
+    lake: &Lake,
+    registry: &Registry,
+    day: NaiveDate,
+    n: u32,
+    full_search: bool,
+) -> anyhow::Result<FitReport> {
+    let started = Instant::now();
+    let folder = RunFolder::new(registry, day);
+    let prepared = read_prepared(&folder, n, config)?;
+    let window = run_window(config, day)?;
+    let sum = |f: fn(&PrepareMarker) -> usize| prepared.iter().map(|(m, _)| f(m)).sum::<usize>();
+    train::check_roles(
+        &window,
+        [
+            sum(|m| m.holdout_rows),
+            sum(|m| m.inner_train_rows),
+            sum(|m| m.inner_valid_rows),
+        ],
+    )?;
+    let read = |pick: fn(&PrepareMarker) -> &StagedFile| -> anyhow::Result<DataFrame> {
+        let frames = prepared
+            .iter()
+            .map(|(m, _)| {
+                let bytes = folder.read(pick(m))?.map_err(|p| folder.refuse("fit", vec![p]))?;
+                Ok(decode_parquet(bytes)?)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        stack(frames, config)
+    };
+    let fit_frame = progress::phase("reading the shards' rows", || read(|m| &m.fit_rows))?;
+    let drift_frame = read(|m| &m.drift_rows)?;
+
+    let phase = Instant::now();
+    let layout = FeatureLayout::new(&config.data, &config.features);
+    let drift = progress::phase("measuring drift", || {
+        crate::drift::measure(&drift_frame, &config.data, &layout, &window)
+    })
+    .context("measuring the drift of the newest data")?;
+    let seconds_drift = phase.elapsed().as_secs_f64();
+    let state = registry
+        .state()
+        .context("reading the champion pointer and the decision log")?;
+    let live = live_accuracy(config, lake, registry.model(), day);
+    let plan = search::plan_search(
+        config,
+        registry,
+        &state,
+        day,
+        full_search,
+        &drift.alerts,
+        live.as_ref(),
+    )?;
+
+    let phase = Instant::now();
+    let mut vocabularies = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (m, _) in &prepared {
+        for (column, values) in &m.vocabularies {
+            vocabularies
+                .entry(column.clone())
+                .or_default()
+                .extend(values.iter().cloned());
+        }
+    }
+    for values in vocabularies.values_mut() {
+        values.sort_unstable();
+        values.dedup();
+    }
+    let encoder = Encoder { layout, vocabularies };
+    let split = train::split_rows(&fit_frame, &config.data, &window)?;
+    let training_set = TrainingSet::with_encoder(&fit_frame, config.train_spec(), &split, encoder)
+        .context("encoding the training rows")?;
+    let challenger = match &plan.warm {
+        Some(warm) => training_set
+            .refit(&warm.recipe, warm.validation.clone())
+            .context("refitting the champion's recipe")?,
+        None => train::train_challenger(&training_set).context("training the challenger")?,
+    };
+    let seconds_train = phase.elapsed().as_secs_f64();
+    let recipe = super::retrain::recipe_of(&plan, &challenger, day);
+    let stage = |what: &str, bytes: &[u8]| folder.stage(&format!("fit-{what}"), "bin", bytes);
+    let challenger_file = stage("challenger", challenger.sealed.bytes())?;
+    let inner_file = match &challenger.inner {
+        Some(inner) => Some(stage("inner", &inner.to_bytes())?),
+        None => None,
+    };
+    let first = &prepared[0].0;
+    let marker = FitMarker {
+        format: RUN_FORMAT,
+        model: registry.model().to_string(),
+        data_day: day,
+        n,
+        prepare: prepared.iter().map(|(_, sha)| sha.clone()).collect(),
+        config_sha256: first.config_sha256.clone(),
+        data_fingerprint: first.data_fingerprint.clone(),
+        challenger: challenger_file,
+        inner: inner_file,
+        candidates: challenger.candidates.clone(),
+        gbdt_config: challenger.gbdt_config.clone(),
+        validation: challenger.validation.clone(),
+        recipe,
+        search: plan.record.clone(),
+        drift,
+        warm_calibration: plan.warm.as_ref().and_then(|w| w.calibration.clone()),
+        rows: sum(|m| m.rows),
+        training_rows: sum(|m| m.training_rows),
+        holdout_rows: sum(|m| m.holdout_rows),
+        partition_files: first.partition_files,
+        thin_days: first.thin_days.clone(),
+        seconds_drift,
+        seconds_train,
+        salescast: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    folder
+        .put_marker(FIT_MARKER, &marker)
+        .context("writing the fit's marker")?;
+    Ok(FitReport {
+        model: registry.model().to_string(),
+        data_day: day,
+        n,
+        challenger: challenger.sealed.version().to_string(),
+        family: challenger.artifact.model.family(),
+        rounds: challenger.artifact.model.rounds(),
+        search: plan.record,
+        stacked_rows: fit_frame.height(),
+        fit_rows: training_set.fit_row_count(),
+        drift_alerts: marker.drift.alerts.clone(),
+        marker: format!("{}{FIT_MARKER}.json", folder.prefix()),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Forecasts pooled from every shard, in the single run's order (series
+/// name, day, horizon), each with its series' rank among all names.
+struct Pooled {
+    /// Every series name, sorted.
+    names: Vec<String>,
+    scores: Vec<ShardScores>,
+}
+
+impl Pooled {
+    fn rank(&self, name: &str) -> u32 {
+        self.names.binary_search_by(|n| n.as_str().cmp(name)).unwrap_or(0) as u32
+    }
+
+    /// One model's forecasts from every shard, as (rank, day, horizon,
+    /// forecast, actual), in the canonical order.
+    fn forecasts(
+        &self,
+        pick: fn(&ShardScores) -> Option<&Vec<super::retrain_shards::Forecast>>,
+    ) -> Vec<(u32, i32, Scored)> {
+        let mut out: Vec<(u32, i32, Scored)> = self
+            .scores
+            .iter()
+            .flat_map(|s| {
+                pick(s).into_iter().flatten().map(move |f| {
+                    (
+                        self.rank(&s.names[f.series as usize]),
+                        f.day,
+                        Scored {
+                            horizon: f.horizon,
+                            row: 0,
+                            forecast: f.forecast,
+                            actual: f.actual,
+                        },
+                    )
+                })
+            })
+            .collect();
+        out.sort_unstable_by_key(|(rank, day, s)| (*rank, *day, s.horizon));
+        out
+    }
+}
+
+fn scored_only(pooled: &[(u32, i32, Scored)]) -> Vec<Scored> {
+    pooled.iter().map(|(_, _, s)| *s).collect()
+}
+
+/// `retrain --date D --fan-in N`.
+pub fn fan_in_shards(
+    config: &Config,
+    lake: &Lake,
+    registry: &Registry,
+    day: NaiveDate,
+    n: u32,
+    dry_run: bool,
+) -> anyhow::Result<RunReport> {
+    let started = Instant::now();
+    let folder = RunFolder::new(registry, day);
+    let fit = read_fit(&folder, n, "fan in")?;
+    let state = if dry_run {
+        registry.peek_state()
+    } else {
+        registry.state()
+    }
+    .context("reading the champion pointer and the decision log")?;
+    let champion_now = state.champion.as_ref().map(|c| c.version.clone());
+    let mut problems = Vec::new();
+    let mut scores = Vec::new();
+    for k in 0..n {
+        let name = score_marker(k, n);
+        let marker = match folder.marker::<ScoreMarker>(&name)? {
+            Ok((m, _)) => m,
+            Err(problem) => {
+                problems.push(format!("shard {k}/{n}: {problem}"));
+                continue;
+            }
+        };
+        if marker.fit != fit.sha256 {
+            problems.push(format!("shard {k}/{n} scored another fit: score it again"));
+            continue;
+        }
+        if marker.champion != champion_now {
+            problems.push(format!(
+                "shard {k}/{n} scored the champion {} but the champion is now {}: score it again",
+                marker.champion.as_deref().map_or("(none)", crate::digest::short),
+                champion_now.as_deref().map_or("(none)", crate::digest::short)
+            ));
+            continue;
+        }
+        match folder.read(&marker.file)? {
+            Ok(bytes) => match retrain_runs::decode::<ShardScores>(&bytes) {
+                Ok(s) => scores.push(s),
+                Err(e) => problems.push(format!("shard {k}/{n}: {} is unreadable ({e})", marker.file.key)),
+            },
+            Err(problem) => problems.push(format!("shard {k}/{n}: {problem}")),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(folder.refuse("fan in", problems).into());
+    }
+    let mut names: Vec<String> = scores.iter().flat_map(|s| s.names.iter().cloned()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let pooled = Pooled { names, scores };
+
+    let phase = Instant::now();
+    let window = run_window(config, day)?;
+    let horizon = config.forecast.horizon_days;
+    let days = (window.holdout_first_day, window.last_day);
+    let challenger_fc = pooled.forecasts(|s| Some(&s.challenger));
+    let calibration = match &fit.inner {
+        Some(_) => {
+            let inner = scored_only(&pooled.forecasts(|s| s.inner.as_ref()));
+            let calibration = Calibration::fit(&inner, horizon, config.forecast.interval);
+            if calibration.is_none() {
+                tracing::warn!(
+                    forecasts = inner.len(),
+                    "too few forecasts on the inner validation window to calibrate intervals: this version's forecasts will have none"
+                );
+            }
+            calibration
+        }
+        None => fit.marker.warm_calibration.clone(),
+    };
+    let horizons = summarize(&scored_only(&challenger_fc), horizon, days, calibration.as_ref());
+    let baseline = summarize(
+        &scored_only(&pooled.forecasts(|s| Some(&s.baseline))),
+        horizon,
+        days,
+        None,
+    )
+    .pooled()
+    .clone();
+    // The holdout rows in the single run's frame order: day, then keys.
+    let mut holdout: Vec<(&super::retrain_shards::HoldoutRow, &str)> = pooled
+        .scores
+        .iter()
+        .flat_map(|s| {
+            s.holdout
+                .iter()
+                .map(move |r| (r, s.names[r.series as usize].as_str()))
+        })
+        .collect();
+    holdout.sort_by(|(a, _), (b, _)| (a.day, &a.keys).cmp(&(b.day, &b.keys)));
+    let actual: Vec<f64> = holdout.iter().map(|(r, _)| r.actual).collect();
+    let challenger_pred: Vec<f64> = holdout.iter().map(|(r, _)| r.challenger).collect();
+    let series: Vec<String> = holdout.iter().map(|(_, name)| name.to_string()).collect();
+    let one_day = metrics(&actual, &challenger_pred);
+
+    let champion = match &state.champion {
+        Some(pointer) => {
+            let manifest = registry
+                .manifest(&pointer.version)
+                .with_context(|| format!("reading the champion {}'s manifest", pointer.version))?;
+            let champion_fc = pooled.forecasts(|s| s.champion.as_ref());
+            let predicted: Vec<f64> = holdout
+                .iter()
+                .map(|(r, _)| r.champion.unwrap_or(f64::NAN))
+                .collect();
+            let horizons = summarize(
+                &scored_only(&champion_fc),
+                horizon,
+                days,
+                manifest.calibration.as_ref(),
+            );
+            Some((
+                ChampionSummary {
+                    version: pointer.version.clone(),
+                    family: manifest.family,
+                    holdout: horizons.pooled().clone(),
+                    one_day: metrics(&actual, &predicted),
+                    horizons,
+                    trained_through: manifest.lineage.trained_through,
+                    saw_holdout: manifest.lineage.trained_through >= window.holdout_first_day,
+                },
+                champion_fc,
+                per_series(&series, &actual, &predicted),
+            ))
+        }
+        None => None,
+    };
+    let sealed = Sealed::new(
+        folder
+            .read(&fit.marker.challenger)?
+            .map_err(|p| folder.refuse("fan in", vec![p]))?,
+    );
+    let noise = match &champion {
+        Some((summary, champion_fc, _))
+            if summary.version != sealed.version() && config.promotion.confidence > 0.0 =>
+        {
+            let seed = noise::seed_from(&[
+                &fit.marker.data_fingerprint,
+                &day.to_string(),
+                sealed.version(),
+                &summary.version,
+            ]);
+            paired_noise(&challenger_fc, champion_fc, &config.promotion, seed)
+        }
+        _ => None,
+    };
+    let evaluate_seconds = phase.elapsed().as_secs_f64();
+
+    let challenger = ChallengerSummary {
+        version: sealed.version().to_string(),
+        family: fit.challenger.model.family(),
+        gbdt_config: fit.marker.gbdt_config.clone(),
+        size: sealed.bytes().len(),
+        stored: None,
+        candidates: fit.marker.candidates.clone(),
+        rounds: fit.challenger.model.rounds(),
+        holdout: horizons.pooled().clone(),
+        one_day,
+        horizons,
+        calibration: calibration.clone(),
+    };
+    let verdict = verdict(
+        config,
+        (&challenger, champion.as_ref().map(|c| &c.0)),
+        &baseline,
+        &fit.marker.drift,
+        noise.as_ref(),
+    );
+    let worst = per_series(&series, &actual, &challenger_pred)
+        .into_iter()
+        .take(super::retrain::WORST_SERIES)
+        .map(|s| SeriesRow {
+            champion_wape: champion
+                .as_ref()
+                .and_then(|c| c.2.iter().find(|x| x.series == s.series).map(|x| x.wape)),
+            series: s.series,
+            actual: s.actual,
+            challenger_wape: s.wape,
+        })
+        .collect();
+    let m = &fit.marker;
+    let report = RunReport {
+        model: registry.model().to_string(),
+        run_date: day,
+        dry_run,
+        decision: verdict.kind,
+        reason: verdict.reason.clone(),
+        decision_sequence: None,
+        champion_after: champion_now,
+        window: WindowSummary {
+            lake: lake.store().uri_of(""),
+            first_day: window.first_day,
+            last_day: window.last_day,
+            trained_through: window.trained_through(),
+            holdout_first_day: window.holdout_first_day,
+            partition_files: m.partition_files,
+            data_fingerprint: m.data_fingerprint.clone(),
+            rows: m.rows,
+            training_rows: m.training_rows,
+            holdout_rows: m.holdout_rows,
+            thin_days: m.thin_days.clone(),
+        },
+        challenger,
+        champion: champion.map(|c| c.0),
+        baseline,
+        worst_series: worst,
+        seconds: Timings {
+            drift: m.seconds_drift,
+            train: m.seconds_train,
+            evaluate: evaluate_seconds,
+            ..Timings::default()
+        },
+        cost: None,
+        repairs: state.repairs.clone(),
+        live: live_accuracy(config, lake, registry.model(), day),
+        drift: Some(m.drift.clone()),
+        noise,
+        // The forecast charts need every series' path: a sharded run's
+        // report has the tables and the live chart, not those charts.
+        series_paths: Vec::new(),
+        live_days: live_days(lake, registry.model(), &config.data.series_keys, horizon, day).unwrap_or_else(
+            |e| {
+                tracing::warn!("the report has no live-accuracy chart: reading the scores table failed: {e}");
+                Vec::new()
+            },
+        ),
+        search: Some(m.search.clone()),
+    };
+    let report = conclude(
+        config,
+        lake,
+        registry,
+        started,
+        &state,
+        report,
+        Stored {
+            sealed: &sealed,
+            validation: m.validation.clone(),
+            calibration,
+            recipe: m.recipe.clone(),
+        },
+    )?;
+    if !dry_run {
+        let removed = folder.clear().context("removing the run's staged files")?;
+        tracing::info!("removed the run's {removed} staged files");
+    }
+    Ok(report)
+}
+
+/// The noise check on forecasts pooled from the shards, paired by series,
+/// day and horizon, one block per series (as `retrain`'s).
+fn paired_noise(
+    challenger: &[(u32, i32, Scored)],
+    champion: &[(u32, i32, Scored)],
+    gate: &crate::evaluate::PromotionSettings,
+    seed: u64,
+) -> Option<noise::NoiseEstimate> {
+    let by_key: std::collections::HashMap<(u32, i32, u32), f64> = champion
+        .iter()
+        .map(|(rank, day, s)| ((*rank, *day, s.horizon), s.forecast))
+        .collect();
+    let paired: Vec<PairedRow> = challenger
+        .iter()
+        .filter_map(|(rank, day, s)| {
+            by_key.get(&(*rank, *day, s.horizon)).map(|&champion| PairedRow {
+                block: *rank,
+                actual: s.actual,
+                champion,
+                challenger: s.forecast,
+            })
+        })
+        .collect();
+    noise::bootstrap(&noise::blocks(paired), gate.confidence, gate.resamples, seed)
+}

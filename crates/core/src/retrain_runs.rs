@@ -1,0 +1,162 @@
+//! The intermediates of a sharded `retrain`, kept in the registry under the
+//! run's id, `<model>/runs/dt=<D>/`, until its fan-in has decided:
+//! - `prepare-<k>-of-<n>.json`: shard k's marker (its window summary, the
+//!   categories of its training rows, its staged files), beside
+//!   `prepare-<k>-of-<n>-fit-<sha16>.parquet` (its share of the seeded fit
+//!   sample) and `...-drift-<sha16>.parquet` (its drift picks);
+//! - `fit.json`: the one fit's marker (the challenger's and the inner
+//!   model's staged files, the search, the drift), beside
+//!   `fit-challenger-<sha16>.bin` and `fit-inner-<sha16>.bin`;
+//! - `score-<k>-of-<n>.json`: shard k's scoring marker, beside
+//!   `score-<k>-of-<n>-<sha16>.bin` (its forecasts on the holdout).
+//!
+//! Data files are content-addressed and written create-only before their
+//! marker, which is written last: a marker never names a file that is not
+//! there, and a killed step rerun writes the same files again (or finds
+//! them). Every read checks the file's SHA-256 against its marker, and each
+//! step names the markers it built on by their SHA-256, so a step rerun
+//! after a later one (say, a shard prepared again on re-ingested data after
+//! the fit) makes the later steps refuse, naming it, until they are rerun.
+//! The fan-in deletes the folder after it committed its decision.
+
+use chrono::NaiveDate;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::sha256_hex;
+use crate::registry::Registry;
+use crate::storage::{PutMode, StoreError};
+
+/// One staged file: its key in the registry's store, SHA-256 and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagedFile {
+    pub key: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A step found what it builds on missing, unfinished, damaged or from
+    /// another run: nothing was decided.
+    #[error("cannot {step} the sharded retrain of {data_day}: {}", problems.join("; "))]
+    Incomplete {
+        step: &'static str,
+        data_day: NaiveDate,
+        problems: Vec<String>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The staging folder of one day's sharded retrain of `registry`'s model.
+pub struct RunFolder<'a> {
+    registry: &'a Registry,
+    pub data_day: NaiveDate,
+}
+
+impl<'a> RunFolder<'a> {
+    pub fn new(registry: &'a Registry, data_day: NaiveDate) -> Self {
+        Self { registry, data_day }
+    }
+
+    /// The folder's key prefix (ends with "/").
+    pub fn prefix(&self) -> String {
+        format!("{}/runs/dt={}/", self.registry.model(), self.data_day)
+    }
+
+    /// Writes `bytes` as `<stem>-<sha16>.<ext>`, create-only (the same bytes
+    /// already there are fine).
+    pub fn stage(&self, stem: &str, ext: &str, bytes: &[u8]) -> Result<StagedFile, StoreError> {
+        let sha256 = sha256_hex(bytes);
+        let key = format!("{}{stem}-{}.{ext}", self.prefix(), &sha256[..16]);
+        match self.registry.store().put(&key, bytes, PutMode::Create) {
+            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(StagedFile {
+            key,
+            sha256,
+            bytes: bytes.len() as u64,
+        })
+    }
+
+    /// Writes a marker `<name>.json` (replacing an older one); returns the
+    /// SHA-256 of its bytes, by which later steps name what they built on.
+    pub fn put_marker<T: Serialize>(&self, name: &str, marker: &T) -> Result<String, StoreError> {
+        let mut bytes = serde_json::to_vec_pretty(marker).expect("markers serialize");
+        bytes.push(b'\n');
+        let key = format!("{}{name}.json", self.prefix());
+        self.registry.store().put(&key, &bytes, PutMode::Overwrite)?;
+        Ok(sha256_hex(&bytes))
+    }
+
+    /// A marker and the SHA-256 of its bytes; `Err(problem)` when it is
+    /// missing or unreadable, naming it.
+    pub fn marker<T: DeserializeOwned>(&self, name: &str) -> Result<Result<(T, String), String>, StoreError> {
+        let key = format!("{}{name}.json", self.prefix());
+        let bytes = match self.registry.store().get(&key) {
+            Ok(object) => object.bytes,
+            Err(StoreError::NotFound { .. }) => return Ok(Err(format!("{name} is missing"))),
+            Err(e) => return Err(e),
+        };
+        Ok(match serde_json::from_slice(&bytes) {
+            Ok(marker) => Ok((marker, sha256_hex(&bytes))),
+            Err(e) => Err(format!("{name} is unreadable ({e})")),
+        })
+    }
+
+    /// A staged file's bytes, checked against its marker's SHA-256.
+    pub fn read(&self, file: &StagedFile) -> Result<Result<Vec<u8>, String>, StoreError> {
+        let bytes = match self.registry.store().get(&file.key) {
+            Ok(object) => object.bytes,
+            Err(StoreError::NotFound { .. }) => return Ok(Err(format!("{} is missing", file.key))),
+            Err(e) => return Err(e),
+        };
+        Ok(if sha256_hex(&bytes) == file.sha256 {
+            Ok(bytes)
+        } else {
+            Err(format!("{} does not match its marker's SHA-256", file.key))
+        })
+    }
+
+    /// Deletes every file of the folder; returns how many.
+    pub fn clear(&self) -> Result<usize, StoreError> {
+        let listed = self.registry.store().list(&self.prefix())?;
+        for object in &listed {
+            self.registry.store().delete(&object.key)?;
+        }
+        Ok(listed.len())
+    }
+
+    pub fn refuse(&self, step: &'static str, problems: Vec<String>) -> RunError {
+        RunError::Incomplete {
+            step,
+            data_day: self.data_day,
+            problems,
+        }
+    }
+}
+
+/// The file names of shard `k` of `n`'s markers.
+pub fn prepare_marker(k: u32, n: u32) -> String {
+    format!("prepare-{k}-of-{n}")
+}
+
+pub fn score_marker(k: u32, n: u32) -> String {
+    format!("score-{k}-of-{n}")
+}
+
+pub const FIT_MARKER: &str = "fit";
+
+/// Bincode 2 (serde) of a staged payload.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard()).expect("payloads encode")
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(value, _)| value)
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,118 @@
+//! Sharded `retrain` against the S3 test server, N = 3, each step a
+//! separate process of the real binary (`--shard K/3` x3 at once, `--fit 3`,
+//! `--score K/3` x3 at once, `--fan-in 3`), against an unsharded `retrain`
+//! of the same lake into another registry, on two days (a first champion,
+//! then a challenger against it): the same decision, the same challenger
+//! bytes (its SHA-256), the same holdout, baseline and noise figures. The
+//! fit samples (`training.max_fit_rows` below the window's rows) and the
+//! drift check picks (1,115 stores a day, above its 1,000): both drawn as a
+//! single run draws them. A fan-in with a shard's scores missing refuses
+//! (exit 6, naming the shard) and decides nothing; the shard scored again,
+//! it decides.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::retrain::{Backend, Place};
+use crate::util::{Outcome, s3_bucket};
+
+const N: u32 = 3;
+const DAYS: [&str; 2] = ["2015-06-30", "2015-07-14"];
+const CONFIG: &str = "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\", \"elastic_net\"]\nmax_fit_rows = 20000\n";
+
+fn step(place: &Place, config: &Path, day: &str, extra: &[&str]) -> Outcome {
+    let mut args = vec!["retrain", "--date", day];
+    args.extend_from_slice(extra);
+    place.run(config, &args)
+}
+
+/// `flag K/N` for every shard, as N processes at once.
+fn all_shards(place: &Place, config: &Path, day: &str, flag: &str) {
+    let children: Vec<_> = (0..N)
+        .map(|k| {
+            let shard = format!("{k}/{N}");
+            place
+                .cli(config)
+                .command(place.dir.path(), &["retrain", "--date", day, flag, &shard])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+        .expect_code(0);
+    }
+}
+
+/// What must be the same in both runs' reports.
+fn decided(report: &Value) -> Value {
+    serde_json::json!({
+        "decision": report["decision"],
+        "reason": report["reason"],
+        "champion_after": report["champion_after"],
+        "challenger": report["challenger"]["version"],
+        "challenger_holdout": report["challenger"]["holdout"],
+        "challenger_one_day": report["challenger"]["one_day"],
+        "horizons": report["challenger"]["horizons"],
+        "calibration": report["challenger"]["calibration"],
+        "candidates": report["challenger"]["candidates"].as_array().map(|c| c.iter().map(|c| (c["family"].clone(), c["validation"].clone(), c["fit_rows"].clone())).collect::<Vec<_>>()),
+        "champion": report["champion"],
+        "baseline": report["baseline"],
+        "noise": report["noise"],
+        "drift_alerts": report["drift"]["alerts"],
+        "max_drift": report["drift"]["max_drift"],
+        "worst_series": report["worst_series"],
+        "window": report["window"],
+    })
+}
+
+#[test]
+fn a_sharded_retrain_decides_what_a_single_run_decides() {
+    let single = Place::new(Backend::S3);
+    let mut sharded = Place::new(Backend::S3);
+    sharded.registry = format!("s3://{}/registry", s3_bucket("sharded-registry"));
+    let config = single.config(CONFIG);
+    for (i, day) in DAYS.iter().enumerate() {
+        let expected = step(&single, &config, day, &[]).expect_code(0).json();
+        all_shards(&sharded, &config, day, "--shard");
+        let fit = step(&sharded, &config, day, &["--fit", "3"])
+            .expect_code(0)
+            .json();
+        assert_eq!(fit["challenger"], expected["challenger"]["version"], "{fit}");
+        all_shards(&sharded, &config, day, "--score");
+        if i == 1 {
+            // Shard 1's scores lost (as if its build died before its marker).
+            let store = sharded.registry_store();
+            let marker = format!("sales/runs/dt={day}/score-1-of-3.json");
+            store.delete(&marker).unwrap();
+            let refused = step(&sharded, &config, day, &["--fan-in", "3"]).expect_code(6);
+            assert!(refused.stderr.contains("shard 1/3"), "{}", refused.stderr);
+            assert!(refused.stderr.contains(day), "{}", refused.stderr);
+            let log = sharded.run(&config, &["models", "history"]).expect_code(0).json();
+            assert_eq!(
+                log["decisions"].as_array().map(Vec::len),
+                Some(1),
+                "nothing decided: {log}"
+            );
+            step(&sharded, &config, day, &["--score", "1/3"]).expect_code(0);
+        }
+        let report = step(&sharded, &config, day, &["--fan-in", "3"])
+            .expect_code(0)
+            .json();
+        let (want, got) = (decided(&expected), decided(&report));
+        assert_eq!(got, want, "day {day}");
+        let staged = sharded
+            .registry_store()
+            .list(&format!("sales/runs/dt={day}/"))
+            .unwrap();
+        assert!(staged.is_empty(), "the run's folder is removed: {staged:?}");
+    }
+}
