@@ -6,14 +6,16 @@
 //! bytes (its SHA-256), the same holdout, baseline and noise figures. The
 //! fit samples (`training.max_fit_rows` below the window's rows) and the
 //! drift check picks (1,115 stores a day, above its 1,000): both drawn as a
-//! single run draws them. A fan-in with a shard's scores missing refuses
-//! (exit 6, naming the shard) and decides nothing; the shard scored again,
-//! it decides.
+//! single run draws them. A shard killed after staging its rows and before
+//! its marker makes the fit refuse (exit 6, naming it); rerun, the run
+//! decides the same. A fan-in with a shard's scores missing refuses (exit 6,
+//! naming the shard) and decides nothing; the shard scored again, it decides.
 
 use std::path::Path;
 
 use serde_json::Value;
 
+use crate::crash::kill_at;
 use crate::retrain::{Backend, Place};
 use crate::util::{Outcome, s3_bucket};
 
@@ -82,6 +84,20 @@ fn a_sharded_retrain_decides_what_a_single_run_decides() {
     let config = single.config(CONFIG);
     for (i, day) in DAYS.iter().enumerate() {
         let expected = step(&single, &config, day, &[]).expect_code(0).json();
+        if i == 0 {
+            // Shard 2 killed after staging its rows, before its marker: the
+            // fit refuses naming it; the shard rerun, the run goes on.
+            let args = ["retrain", "--date", day, "--shard", "2/3"];
+            kill_at(&sharded, &config, &args, "run-staged");
+            step(&sharded, &config, day, &["--shard", "0/3"]).expect_code(0);
+            step(&sharded, &config, day, &["--shard", "1/3"]).expect_code(0);
+            let refused = step(&sharded, &config, day, &["--fit", "3"]).expect_code(6);
+            assert!(
+                refused.stderr.contains("shard 2/3: prepare-2-of-3 is missing"),
+                "{}",
+                refused.stderr
+            );
+        }
         all_shards(&sharded, &config, day, "--shard");
         let fit = step(&sharded, &config, day, &["--fit", "3"])
             .expect_code(0)

@@ -24,6 +24,9 @@ use crate::thin_days::{self, ThinDays};
 use crate::validate::{self, DataError, Source, ValidationSettings};
 use crate::window::Window;
 
+#[path = "lake_shard.rs"]
+mod shard_read;
+
 pub const SALES_PREFIX: &str = "sales/dt=";
 pub const DIMS_PREFIX: &str = "dims/";
 

@@ -78,9 +78,10 @@ pub fn read_features(
     read_features_of(config, lake, window, what, None)
 }
 
-/// [`read_features`] keeping only the series of `shard` (when given) after
-/// the whole window was read and validated: validation and thin days are
-/// the window's, the features the shard's.
+/// [`read_features`] keeping only the series of `shard` (when given): each
+/// day's file is validated whole before the other series are dropped, so
+/// validation and thin days are the window's, the rows and features the
+/// shard's (`Lake::read_days_of_shard`).
 pub fn read_features_of(
     config: &Config,
     lake: &Lake,
@@ -89,13 +90,11 @@ pub fn read_features_of(
     shard: Option<Shard>,
 ) -> anyhow::Result<WindowFeatures> {
     let started = Instant::now();
-    let mut sales = lake
-        .read_days(&config.data, &config.validation, &window)
-        .with_context(|| format!("reading {what}"))?;
-    if let Some(shard) = shard {
-        sales.frame = crate::shard::filter_frame(&sales.frame, &config.data.series_keys, shard)
-            .with_context(|| format!("keeping the series of shard {shard}"))?;
+    let sales = match shard {
+        Some(shard) => lake.read_days_of_shard(&config.data, &config.validation, &window, shard),
+        None => lake.read_days(&config.data, &config.validation, &window),
     }
+    .with_context(|| format!("reading {what}"))?;
     let attributes = read_tables(&config.data, lake)?;
     let read_seconds = started.elapsed().as_secs_f64();
     tracing::info!(

@@ -101,17 +101,13 @@ impl Forecaster {
                 flag: "--date".into(),
                 problem: e.to_string(),
             })?;
-        let sales = lake
-            .read_days(mapping, &config.validation, &window)
-            .with_context(|| format!("reading {} .. {data_day}", window.first_day))?
-            .frame;
+        // A shard keeps only its series' rows, each day's file validated whole.
         let sales = match shard {
-            Some(shard) => anyhow::Context::with_context(
-                crate::shard::filter_frame(&sales, &mapping.series_keys, shard),
-                || format!("keeping the series of shard {shard}"),
-            )?,
-            None => sales,
-        };
+            Some(shard) => lake.read_days_of_shard(mapping, &config.validation, &window, shard),
+            None => lake.read_days(mapping, &config.validation, &window),
+        }
+        .with_context(|| format!("reading {} .. {data_day}", window.first_day))?
+        .frame;
         let tables = super::check::read_tables(mapping, lake)?;
         let (first_target, last_target) = target_days(data_day, horizon)?;
         for (calendar, df) in &tables.calendars {

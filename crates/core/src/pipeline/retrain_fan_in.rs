@@ -293,6 +293,7 @@ pub fn fit_shards(
         seconds_train,
         salescast: env!("CARGO_PKG_VERSION").to_string(),
     };
+    crate::registry::pause::at(crate::registry::pause::Step::RunStaged)?;
     folder
         .put_marker(FIT_MARKER, &marker)
         .context("writing the fit's marker")?;

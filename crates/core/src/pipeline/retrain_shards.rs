@@ -210,6 +210,7 @@ pub fn prepare_shard(
         drift_rows: drift_file.clone(),
         salescast: env!("CARGO_PKG_VERSION").to_string(),
     };
+    crate::registry::pause::at(crate::registry::pause::Step::RunStaged)?;
     folder
         .put_marker(&stem, &marker)
         .context("writing the shard's marker")?;
@@ -400,6 +401,7 @@ pub fn score_shard(
         file: file.clone(),
         salescast: env!("CARGO_PKG_VERSION").to_string(),
     };
+    crate::registry::pause::at(crate::registry::pause::Step::RunStaged)?;
     folder
         .put_marker(&stem, &marker)
         .context("writing the shard's marker")?;

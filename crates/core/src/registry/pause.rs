@@ -36,6 +36,8 @@ pub enum Step {
     DaysWritten,
     /// Sharded predict: the shard's part file is written, its marker is not.
     ShardStaged,
+    /// A step of a sharded retrain: its files are staged, its marker is not.
+    RunStaged,
 }
 
 impl Step {
@@ -47,6 +49,7 @@ impl Step {
             Step::PointerMoved => "pointer-moved",
             Step::PredictionsStaged => "predictions-staged",
             Step::DaysWritten => "days-written",
+            Step::RunStaged => "run-staged",
             Step::ShardStaged => "shard-staged",
         }
     }
