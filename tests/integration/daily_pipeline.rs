@@ -43,7 +43,7 @@ pub(crate) fn manifest_of(lake: &str, day: &str) -> Value {
 /// The rows of rossmann's `like` day (train.csv) dated `day` instead, as CSV,
 /// written to `s3://RAW/pos/dt=DAY/part-0000.csv`; `sales` replaces every
 /// Sales value when given (a malformed export).
-fn raw_day(raw: &str, like: &str, day: &str, sales: Option<&str>) {
+pub(crate) fn raw_day(raw: &str, like: &str, day: &str, sales: Option<&str>) {
     s3_python(
         "import csv, io
 rows = [r for r in csv.DictReader(open(args[1], newline='')) if r['Date'] == args[2]]
