@@ -43,7 +43,7 @@ pub(crate) fn manifest_of(lake: &str, day: &str) -> Value {
 /// The rows of rossmann's `like` day (train.csv) dated `day` instead, as CSV,
 /// written to `s3://RAW/pos/dt=DAY/part-0000.csv`; `sales` replaces every
 /// Sales value when given (a malformed export).
-fn raw_day(raw: &str, like: &str, day: &str, sales: Option<&str>) {
+pub(crate) fn raw_day(raw: &str, like: &str, day: &str, sales: Option<&str>) {
     s3_python(
         "import csv, io
 rows = [r for r in csv.DictReader(open(args[1], newline='')) if r['Date'] == args[2]]
@@ -446,7 +446,8 @@ fn the_iam_policy_grants_exactly_the_s3_actions_runs_use() {
 
     // The job's runs: a retrain and predict, the next day's ingest, monitor
     // (scoring the forecasts of that day), retrain and predict, a rollback,
-    // and predict again for the restored champion; once the champion differs
+    // predict again for the restored champion, and a sharded predict (two
+    // shards, the fan-in) of the same day; once the champion differs
     // from the one that forecast 2015-08-01, that forecast is made again and
     // monitor replaces the day's scores.
     let log = RequestLog::start();
@@ -495,6 +496,16 @@ fn the_iam_policy_grants_exactly_the_s3_actions_runs_use() {
     predict("2015-08-01");
     rescore(target, &first);
     assert!(rescored, "the scores of 2015-08-01 were replaced once");
+    // The sharded run's predict builds (buildspec-batch.yml): the shards
+    // stage under predictions/, the fan-in commits the day (already there).
+    for shard in ["0/2", "1/2"] {
+        place
+            .run(&config, &["predict", "--date", "2015-08-01", "--shard", shard])
+            .expect_code(0);
+    }
+    place
+        .run(&config, &["predict", "--date", "2015-08-01", "--fan-in", "2"])
+        .expect_code(0);
 
     let buckets = BTreeMap::from([
         (bucket_and_prefix(&lake).0, "lake"),

@@ -6,6 +6,8 @@ mod auth;
 mod aws_cli;
 mod backtest;
 mod bad_invocations;
+mod batch;
+mod batch_wiring;
 mod browser;
 mod calendars;
 mod config;

@@ -37,7 +37,7 @@ fn venv_bin() -> PathBuf {
 /// The CI/CD files of the repository, copied into a fresh folder.
 fn ci_files_copy() -> tempfile::TempDir {
     let dir = tempdir();
-    for file in ["buildspec.yml", "Dockerfile"] {
+    for file in ["buildspec.yml", "buildspec-batch.yml", "Dockerfile"] {
         std::fs::copy(repo_file(file), dir.path().join(file)).unwrap();
     }
     copy_tree(
@@ -74,7 +74,7 @@ fn every_lint_fails_on_a_broken_copy() {
     let (passed, output) = lint(ci_files_copy().path());
     assert!(passed, "an unbroken copy must pass:\n{output}");
 
-    let breakages: [(&str, &str, &str, &str); 6] = [
+    let breakages: [(&str, &str, &str, &str); 10] = [
         (
             "cfn-lint",
             "pipelines/salescast.yml",
@@ -103,6 +103,33 @@ fn every_lint_fails_on_a_broken_copy() {
         ),
         // The image would run as root (hadolint DL3002, a warning).
         ("hadolint", "Dockerfile", "USER 65532:65532", "USER 0"),
+        (
+            "yamllint",
+            "buildspec-batch.yml",
+            "fast-fail: true",
+            "fast-fail: true  ",
+        ),
+        // A misspelt key of a graph's build (CodeBuild would ignore the order).
+        (
+            "buildspec-schema",
+            "buildspec-batch.yml",
+            "      depend-on:\n        - ingest\n",
+            "      depends-on:\n        - ingest\n",
+        ),
+        // The fan-in waits for a build the graph does not have.
+        (
+            "batch-graph",
+            "buildspec-batch.yml",
+            "        - predict_2\n",
+            "        - predict_3\n",
+        ),
+        // retrain after the fan-in, which is after retrain: a cycle.
+        (
+            "batch-graph",
+            "buildspec-batch.yml",
+            "      depend-on:\n        - ingest\n",
+            "      depend-on:\n        - predict_fan_in\n",
+        ),
     ];
     for (linter, file, from, to) in breakages {
         let copy = ci_files_copy();
@@ -206,7 +233,7 @@ impl DailyJob {
     }
 
     /// The project's environment (pipelines/salescast.yml sets these).
-    fn project_env(&self) -> Vec<(String, String)> {
+    pub(crate) fn project_env(&self) -> Vec<(String, String)> {
         let mut env = aws_env();
         env.push(("RELEASE_URI".into(), self.release.clone()));
         env.push(("SALESCAST_LAKE".into(), self.place.lake.clone()));
@@ -217,7 +244,7 @@ impl DailyJob {
 
     /// A folder holding the release's source.zip unpacked, as CodeBuild
     /// checks out its source (the retailer's salescast.toml included).
-    fn source_checkout(&self) -> tempfile::TempDir {
+    pub(crate) fn source_checkout(&self) -> tempfile::TempDir {
         let dir = tempdir();
         let zip = dir.path().join("source.zip");
         aws(&[
@@ -238,8 +265,17 @@ impl DailyJob {
     /// project's environment under the start-build overrides; every command
     /// of every phase in order in one bash, stopping at the first failure.
     pub fn codebuild(&self, overrides: &[(&str, &str)]) -> Build {
+        self.codebuild_of("buildspec.yml", &[], overrides)
+    }
+
+    /// Runs the buildspec `file` of the source as `codebuild` does, with
+    /// `build` (a batch build's identifier and env.variables from the graph,
+    /// and the test's own faults) between the project's environment and the
+    /// overrides. CodeBuild's documentation does not say whether a graph's
+    /// variables or the batch's overrides win, so the tests keep them apart.
+    pub fn codebuild_of(&self, file: &str, build: &[(String, String)], overrides: &[(&str, &str)]) -> Build {
         let source = self.source_checkout();
-        let spec = yaml(&source.path().join("buildspec.yml"));
+        let spec = yaml(&source.path().join(file));
         assert_eq!(spec["env"]["shell"], "bash");
         let mut script = String::from("set -e\n");
         for phase in ["install", "pre_build", "build", "post_build"] {
@@ -257,6 +293,7 @@ impl DailyJob {
         // CodeBuild names every build so; salescast's metrics.emf = "auto"
         // writes the jobs' EMF lines where it is set.
         cmd.env("CODEBUILD_BUILD_ID", "salescast:0b1d3c2a-test");
+        cmd.envs(build.iter().map(|(k, v)| (k, v)));
         cmd.envs(overrides.iter().copied());
         let out = cmd.output().unwrap();
         let report_dir = source
@@ -378,7 +415,9 @@ fn buildspec_promotes_then_keeps_then_rolls_back() {
     assert!(no_reason.log.contains("REASON"), "{}", no_reason.log);
     let bad_mode = job.codebuild(&[("MODE", "retrian")]).expect_code(2);
     assert!(
-        bad_mode.log.contains("MODE must be daily, retrain or rollback"),
+        bad_mode.log.contains(
+            "MODE must be daily, ingest, retrain, predict-shard, predict-fan-in or rollback, not 'retrian'"
+        ),
         "{}",
         bad_mode.log
     );
