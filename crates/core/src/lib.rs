@@ -37,6 +37,7 @@ pub mod scores;
 pub mod serve;
 pub mod setting;
 pub mod shard;
+pub mod staging;
 pub mod storage;
 pub mod tables;
 pub mod thin_days;
