@@ -34,6 +34,7 @@ pub mod report_charts;
 pub mod sample;
 pub mod scan;
 pub mod scores;
+pub mod scores_shards;
 pub mod serve;
 pub mod setting;
 pub mod shard;
