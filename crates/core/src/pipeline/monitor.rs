@@ -6,7 +6,9 @@
 //! late), then reports live WAPE, bias and interval coverage per bucket of
 //! horizons over the last 7 and 28 days (`live.rs`) beside the champion's
 //! holdout figures. The daily job runs it after ingest, before retrain,
-//! whose report then carries the same live section.
+//! whose report then carries the same live section. Sharded over
+//! machines (`--shard K/N`, `--fan-in N`): `monitor_shards.rs`, which plans,
+//! scores and commits through the functions here.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
