@@ -28,6 +28,7 @@ mod ingest;
 mod lake_objects;
 mod malformed;
 mod monitor;
+mod monitor_shard;
 mod noise_gate;
 mod people;
 mod pipelines;

@@ -24,7 +24,7 @@ const PARTITION: &str = "predictions/sales/dt=2015-07-20/";
 
 /// A registry with a champion trained on `DAY` and `lakes` private copies
 /// of the rossmann S3 lake (sales and the store table).
-fn site(lakes: usize) -> (Place, std::path::PathBuf, Vec<String>) {
+pub(crate) fn site(lakes: usize) -> (Place, std::path::PathBuf, Vec<String>) {
     let mut place = Place::new(Backend::S3);
     let from = open(&place, rossmann_s3_lake());
     let keys: Vec<String> = from
@@ -58,7 +58,7 @@ fn site(lakes: usize) -> (Place, std::path::PathBuf, Vec<String>) {
     (place, config, copies)
 }
 
-fn open(place: &Place, uri: &str) -> Store {
+pub(crate) fn open(place: &Place, uri: &str) -> Store {
     let settings = S3Settings {
         endpoint: place.flags.get(1).cloned(),
         ..Default::default()
@@ -67,7 +67,7 @@ fn open(place: &Place, uri: &str) -> Store {
 }
 
 /// The command line of a run on `lake` and the place's registry.
-fn cli(place: &Place, config: &Path, lake: &str) -> Cli {
+pub(crate) fn cli(place: &Place, config: &Path, lake: &str) -> Cli {
     Cli::new(config, lake)
         .registry(&place.registry)
         .json()

@@ -208,6 +208,16 @@ pub struct MonitorArgs {
     /// forecasts of it and of the H-1 days before it are scored [default: yesterday, UTC]
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub date: Option<NaiveDate>,
+    /// Score only the forecasts of the series of shard K of N (0 <= K < N,
+    /// the shards of `predict --shard`) and stage them for `--fan-in N`;
+    /// the scores table is not written
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "fan_in", allow_hyphen_values = true)]
+    pub shard: Option<Shard>,
+    /// Check that the N shards of the day are all complete and current, then
+    /// write the scores table as an unsharded monitor does (exit 6 naming the
+    /// shards otherwise)
+    #[arg(long, value_name = "N", value_parser = parse_count, allow_hyphen_values = true)]
+    pub fan_in: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -319,5 +329,29 @@ mod tests {
         assert_eq!(cli.global.lake.as_deref(), Some("l"));
         assert!(Cli::try_parse_from(["salescast", "check", "--date", "2015-07-32"]).is_err());
         assert!(Cli::try_parse_from(["salescast", "ingest", "--attributes", "nofile"]).is_err());
+    }
+
+    #[test]
+    fn monitor_takes_a_shard_or_a_fan_in() {
+        let parsed = |args: &[&str]| {
+            Cli::try_parse_from([&["salescast", "monitor"], args].concat()).map(|cli| match cli.command {
+                Command::Monitor(args) => (args.shard, args.fan_in),
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(
+            parsed(&["--shard", "2/3"]).unwrap(),
+            (Some(Shard { k: 2, n: 3 }), None)
+        );
+        assert_eq!(parsed(&["--fan-in", "3"]).unwrap(), (None, Some(3)));
+        assert_eq!(parsed(&[]).unwrap(), (None, None));
+        for bad in [
+            &["--shard", "3/3"][..],
+            &["--shard", "-1/3"],
+            &["--fan-in", "0"],
+            &["--shard", "0/3", "--fan-in", "3"],
+        ] {
+            assert!(parsed(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -11,8 +11,9 @@ use salescast_core::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
 use salescast_core::emf::{self, JobMetrics};
 use salescast_core::pipeline::{
     IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, doctor, fan_in,
-    fan_in_shards, fit_shards, ingest, metrics, models, monitor, open_lake, open_registry, predict,
-    predict_shard, prepare_shard, retrain, rollback, score_shard, users, yesterday_utc,
+    fan_in_shards, fit_shards, ingest, metrics, models, monitor, monitor_fan_in, monitor_shard, open_lake,
+    open_registry, predict, predict_shard, prepare_shard, retrain, rollback, score_shard, users,
+    yesterday_utc,
 };
 use salescast_core::storage::Handle;
 
@@ -184,12 +185,18 @@ fn run_configured(
             Ok(())
         }
         Command::Monitor(args) => {
-            let report = monitor(
-                config,
-                &open_lake(config, handle)?,
-                &open_registry(config, handle)?,
-                args.date.unwrap_or_else(yesterday_utc),
-            )?;
+            let lake = open_lake(config, handle)?;
+            let day = args.date.unwrap_or_else(yesterday_utc);
+            if let Some(shard) = args.shard {
+                // A shard's rows are not the day's: its metrics come from the fan-in.
+                let model = &config.training.model_name;
+                return emit(&monitor_shard(config, &lake, model, day, shard)?, json);
+            }
+            let registry = open_registry(config, handle)?;
+            let report = match args.fan_in {
+                Some(n) => monitor_fan_in(config, &lake, &registry, day, n)?,
+                None => monitor(config, &lake, &registry, day)?,
+            };
             emit(&report, json)?;
             log.write(Some(metrics::monitor(&report, settings)));
             Ok(())

@@ -14,6 +14,7 @@ use salescast_core::predictions_shards::ShardsError;
 use salescast_core::registry::RegistryError;
 use salescast_core::retrain_runs::RunError;
 use salescast_core::scores::ScoresError;
+use salescast_core::scores_shards::ScoresShardsError;
 use salescast_core::train::TrainError;
 use salescast_core::validate::DataError;
 
@@ -31,8 +32,9 @@ pub enum ExitCode {
     Superseded = 4,
     /// Nothing to forecast with: the registry has no champion yet.
     NoChampion = 5,
-    /// A fan-in found a shard's output missing, unfinished, damaged or
-    /// from another champion: run those shards again.
+    /// A fan-in (predict's or monitor's) found a shard's output missing,
+    /// unfinished, damaged, stale or from another champion or N: run those
+    /// shards again.
     ShardsIncomplete = 6,
 }
 
@@ -78,6 +80,15 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
             Some(ShardsError::Predictions(PredictionsError::Concurrent { .. })) => {
                 return ExitCode::Superseded;
             }
+            _ => {}
+        }
+        match cause.downcast_ref::<ScoresShardsError>() {
+            Some(ScoresShardsError::Incomplete { .. }) => return ExitCode::ShardsIncomplete,
+            Some(ScoresShardsError::Scores(
+                ScoresError::Lake(LakeError::Data(_))
+                | ScoresError::Unreadable { .. }
+                | ScoresError::Predictions(PredictionsError::Corrupt { .. }),
+            )) => return ExitCode::DataInvalid,
             _ => {}
         }
         match cause.downcast_ref::<PredictionsError>() {

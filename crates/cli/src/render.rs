@@ -14,9 +14,10 @@ use salescast_core::pipeline::doctor::{DoctorReport, Severity};
 use salescast_core::pipeline::ingest::IngestReport;
 use salescast_core::pipeline::models::{History, VersionDetail, VersionList};
 use salescast_core::pipeline::monitor::MonitorReport;
+use salescast_core::pipeline::monitor_shards::MonitorShardReport;
 use salescast_core::pipeline::predict::PredictReport;
 use salescast_core::pipeline::predict_shards::ShardReport;
-use salescast_core::pipeline::retrain_fan_in::FitReport;
+use salescast_core::pipeline::retrain_fit::FitReport;
 use salescast_core::pipeline::retrain_shards::ShardStepReport;
 use salescast_core::pipeline::rollback::RollbackReport;
 use salescast_core::pipeline::users::UsersReport;
@@ -279,9 +280,36 @@ impl Report for PredictReport {
     }
 }
 
+impl Report for MonitorShardReport {
+    fn human(&self) -> String {
+        let days = match (self.days.first(), self.days.last()) {
+            (Some(a), Some(b)) => format!("{} target days ({} .. {})", self.days.len(), a.day, b.day),
+            _ => "no target day".to_string(),
+        };
+        format!(
+            "model {}, monitor {}, shard {}: scored {days}: {} rows\n{}: {} (staged for `monitor --fan-in {}`; the scores table is unchanged)\ndone in {:.1} s",
+            self.model,
+            self.date,
+            self.shard,
+            self.rows,
+            match self.written.outcome {
+                WriteOutcome::Written => "staged",
+                WriteOutcome::Unchanged => "unchanged (the same bytes were there)",
+                WriteOutcome::Replaced => "replaced",
+            },
+            self.written.marker_key,
+            self.shard.n,
+            self.seconds,
+        )
+    }
+}
+
 impl Report for MonitorReport {
     fn human(&self) -> String {
         let mut md = format!("# salescast monitor {}: model {}\n\n", self.date, self.model);
+        if let Some(n) = self.fan_in {
+            md += &format!("Fan-in of {n} shards, every one complete and current.\n\n");
+        }
         if self.days.is_empty() {
             md += &format!(
                 "No stored forecast targets {} or the {} days before it: nothing to score.\n\n",

@@ -21,18 +21,20 @@
 //! only the current champion's, and names any shard that is missing there
 //! but was run with another model. After a commit the fan-in deletes the
 //! day's folders of other champions and keeps the champion's own, so a
-//! retried fan-in finds the same shards and writes nothing.
+//! retried fan-in finds the same shards and writes nothing. Staging itself
+//! (content-addressed file, marker last) is `staging.rs`, shared with
+//! sharded monitor.
 
 use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{sha256_hex, short};
+use crate::digest::short;
 use crate::lake::{Lake, WriteOutcome, decode_parquet, encode_parquet};
 use crate::predictions::{PREDICTIONS_ROOT, PredictionFile, PredictionsError, check_arguments, check_frame};
-use crate::registry::pause::{self, Step};
 use crate::shard::Shard;
-use crate::storage::{PutMode, StoreError};
+use crate::staging::{StagingError, marker_name, read_file, read_marker, stage};
+use crate::storage::StoreError;
 
 pub const SHARD_FORMAT: u32 = 1;
 
@@ -92,20 +94,6 @@ fn day_prefix(model: &str, data_day: NaiveDate) -> String {
         "{PREDICTIONS_ROOT}{model}/_shards/dt={}/",
         data_day.format("%Y-%m-%d")
     )
-}
-
-fn marker_name(shard: Shard) -> String {
-    format!("shard-{}-of-{}.json", shard.k, shard.n)
-}
-
-fn part_stem(shard: Shard) -> String {
-    format!("part-{}-of-{}-", shard.k, shard.n)
-}
-
-fn marker_bytes(marker: &ShardMarker) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec_pretty(marker).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
 }
 
 fn frame_error(problem: String) -> PredictionsError {
@@ -173,15 +161,13 @@ pub fn write_shard(
     check_arguments(model, model_sha256, horizon_days, interval)?;
     check_frame(frame, model_sha256, data_day, horizon_days)?;
     let series = check_membership(frame, shard)?;
-    let store = lake.store();
     let prefix = shards_prefix(model, data_day, model_sha256);
     let bytes = encode_parquet(frame).map_err(|source| PredictionsError::Polars {
         key: prefix.clone(),
         source,
     })?;
-    let sha256 = sha256_hex(&bytes);
-    let key = format!("{prefix}{}{}.parquet", part_stem(shard), short16(&sha256));
-    let marker = ShardMarker {
+    let rows = frame.height() as u64;
+    let make = |file: PredictionFile| ShardMarker {
         format: SHARD_FORMAT,
         model: model.to_string(),
         model_sha256: model_sha256.to_string(),
@@ -190,63 +176,21 @@ pub fn write_shard(
         interval,
         shard,
         series,
-        rows: frame.height() as u64,
-        file: PredictionFile {
-            key: key.clone(),
-            sha256: sha256.clone(),
-            bytes: bytes.len() as u64,
-        },
+        rows,
+        file,
         salescast: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let marker_key = format!("{prefix}{}", marker_name(shard));
-    let listing = store.list(&prefix)?;
-    let mut changed = false;
-    if listing.iter().any(|m| m.key == key) {
-        if sha256_hex(&store.get(&key)?.bytes) != sha256 {
-            tracing::warn!("{}: damaged, rewriting it", store.uri_of(&key));
-            store.put(&key, &bytes, PutMode::Overwrite)?;
-            changed = true;
-        }
-    } else {
-        match store.put(&key, &bytes, PutMode::Create) {
-            Ok(_) | Err(StoreError::AlreadyExists { .. }) => changed = true,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    pause::at(Step::ShardStaged).map_err(PredictionsError::from)?;
-    let new_marker = marker_bytes(&marker);
-    let outcome = match store.get(&marker_key) {
-        Ok(old) if old.bytes == new_marker && !changed => WriteOutcome::Unchanged,
-        Ok(old) if old.bytes == new_marker => WriteOutcome::Replaced,
-        Ok(_) => {
-            store.put(&marker_key, &new_marker, PutMode::Overwrite)?;
-            WriteOutcome::Replaced
-        }
-        Err(StoreError::NotFound { .. }) => {
-            store.put(&marker_key, &new_marker, PutMode::Overwrite)?;
-            WriteOutcome::Written
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let stem = format!("{prefix}{}", part_stem(shard));
-    let mut removed = Vec::new();
-    for old in listing
-        .iter()
-        .filter(|m| m.key != key && m.key.starts_with(&stem) && m.key.ends_with(".parquet"))
-    {
-        store.delete(&old.key)?;
-        removed.push(old.key.clone());
-    }
+    let staged = stage(lake.store(), &prefix, shard, &bytes, make).map_err(|e| match e {
+        StagingError::Store(e) => ShardsError::Store(e),
+        StagingError::Pause(e) => ShardsError::Predictions(PredictionsError::Pause(e)),
+    })?;
+    let marker = make(staged.file);
     Ok(ShardWritten {
-        outcome,
-        marker_key,
+        outcome: staged.outcome,
+        marker_key: staged.marker_key,
         marker,
-        removed,
+        removed: staged.removed,
     })
-}
-
-fn short16(sha256: &str) -> &str {
-    sha256.get(..16).unwrap_or(sha256)
 }
 
 /// What the fan-in expects every marker to say.
@@ -338,14 +282,10 @@ fn read_one(
     key: &str,
 ) -> Result<Option<(ShardMarker, DataFrame)>, String> {
     let store = lake.store();
-    let bytes = match store.get(key) {
-        Ok(object) => object.bytes,
-        Err(StoreError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+    let Some(marker) = read_marker::<ShardMarker>(store, key)? else {
+        return Ok(None);
     };
     let uri = store.uri_of(key);
-    let marker: ShardMarker =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{uri} is not a shard marker: {e}"))?;
     let says = (
         marker.model.as_str(),
         marker.model_sha256.as_str(),
@@ -380,27 +320,8 @@ fn read_one(
             wanted.4,
         ));
     }
-    let file = &marker.file;
-    let file_uri = store.uri_of(&file.key);
-    if !file.key.starts_with(key.trim_end_matches(&marker_name(shard))) {
-        return Err(format!("{uri} lists {file_uri}, outside its folder"));
-    }
-    let bytes = match store.get(&file.key) {
-        Ok(object) => object.bytes,
-        Err(StoreError::NotFound { .. }) => {
-            return Err(format!("{file_uri}: listed in its marker but missing"));
-        }
-        Err(e) => return Err(e.to_string()),
-    };
-    let sha256 = sha256_hex(&bytes);
-    if sha256 != file.sha256 || bytes.len() as u64 != file.bytes {
-        return Err(format!(
-            "{file_uri}: {} bytes with SHA-256 {sha256}, but its marker lists {} bytes with SHA-256 {}",
-            bytes.len(),
-            file.bytes,
-            file.sha256
-        ));
-    }
+    let bytes = read_file(store, key, &marker.file)?;
+    let file_uri = store.uri_of(&marker.file.key);
     let frame = decode_parquet(bytes).map_err(|e| format!("{file_uri}: not readable Parquet: {e}"))?;
     if frame.height() as u64 != marker.rows {
         return Err(format!(

@@ -5,6 +5,7 @@
 use super::*;
 use crate::ingest::days_from_date;
 use crate::shard::filter_frame;
+use crate::storage::PutMode;
 
 const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";

@@ -22,12 +22,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use polars::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ingest::{date_from_days, days_from_date};
 use crate::lake::{DayFile, Lake, LakeError, WriteCounts, decode_parquet};
 use crate::mapping::DataMapping;
-use crate::predictions::{PredictionsError, read_predictions};
+use crate::predictions::{PredictionsError, PredictionsManifest, read_predictions};
 use crate::storage::ObjectMeta;
 
 pub const SCORES_ROOT: &str = "scores/";
@@ -105,9 +105,30 @@ impl Actuals {
     }
 }
 
+/// Which committed forecasts of one origin were read: the model that made
+/// them and its part files' SHA-256 (a partition committed again with other
+/// rows has other files).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PredictionVersion {
+    pub origin: NaiveDate,
+    pub model_sha256: String,
+    pub files: Vec<String>,
+}
+
+impl PredictionVersion {
+    pub fn of(manifest: &PredictionsManifest) -> Self {
+        Self {
+            origin: manifest.data_day,
+            model_sha256: manifest.model_sha256.clone(),
+            files: manifest.files.iter().map(|f| f.sha256.clone()).collect(),
+        }
+    }
+}
+
 /// The rows of one stored predictions partition, indexed by target day.
 pub struct OriginForecasts {
     pub origin: NaiveDate,
+    pub version: PredictionVersion,
     by_target: BTreeMap<NaiveDate, Vec<ScoreRow>>,
 }
 
@@ -136,7 +157,19 @@ impl OriginForecasts {
             row.model_sha256.clone_from(&manifest.model_sha256);
             by_target.entry(row.target_date).or_default().push(row);
         }
-        Ok(Some(Self { origin, by_target }))
+        Ok(Some(Self {
+            origin,
+            version: PredictionVersion::of(&manifest),
+            by_target,
+        }))
+    }
+
+    /// Keeps the forecasts for which `keep` holds (a shard's series).
+    pub fn retain(&mut self, keep: impl Fn(&ScoreRow) -> bool) {
+        for rows in self.by_target.values_mut() {
+            rows.retain(&keep);
+        }
+        self.by_target.retain(|_, rows| !rows.is_empty());
     }
 
     /// Its forecasts of `day`.

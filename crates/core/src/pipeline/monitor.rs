@@ -6,8 +6,11 @@
 //! late), then reports live WAPE, bias and interval coverage per bucket of
 //! horizons over the last 7 and 28 days (`live.rs`) beside the champion's
 //! holdout figures. The daily job runs it after ingest, before retrain,
-//! whose report then carries the same live section.
+//! whose report then carries the same live section. Sharded over
+//! machines (`--shard K/N`, `--fan-in N`): `monitor_shards.rs`, which plans,
+//! scores and commits through the functions here.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -20,16 +23,22 @@ use crate::evaluate::{Metrics, metrics};
 use crate::forecast::origins::HorizonScores;
 use crate::lake::{Lake, WriteCounts};
 use crate::live::{HoldoutFigures, LiveSummary, live_summary};
+use crate::mapping::DataMapping;
 use crate::predictions::list_prediction_days;
 use crate::progress::{self, Phase};
 use crate::registry::Registry;
 use crate::scores::{Actuals, DayScores, OriginForecasts, score_day, write_scores};
+use crate::shard::Shard;
+use crate::storage::ObjectMeta;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MonitorReport {
     pub model: String,
     pub date: NaiveDate,
     pub horizon_days: u32,
+    /// `monitor --fan-in N`: the N shards combined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fan_in: Option<u32>,
     /// Each target day scored by this run (those with forecasts), oldest first.
     pub days: Vec<DaySummary>,
     /// Day files of the scores table written, left unchanged, replaced.
@@ -77,67 +86,142 @@ pub fn monitor(
     date: NaiveDate,
 ) -> anyhow::Result<MonitorReport> {
     let started = Instant::now();
-    let mapping = &config.data;
-    let horizon = config.forecast.horizon_days;
-    let model = registry.model();
-    let partitions = lake.partitions().context("listing the sales partitions")?;
-    lake.require_day(
-        &partitions,
-        date,
-        "the day whose actuals the stored forecasts are scored against",
-    )?;
-    let back = |day: NaiveDate, days: u32| day.checked_sub_days(Days::new(u64::from(days))).unwrap_or(day);
-    let targets: Vec<NaiveDate> = (0..horizon)
-        .rev()
-        .map(|k| back(date, k))
-        .filter(|d| partitions.contains_key(d))
-        .collect();
-    let first_origin = back(targets.first().copied().unwrap_or(date), horizon);
-    let origin_days: Vec<NaiveDate> = list_prediction_days(lake, model)?
-        .into_iter()
-        .filter(|d| (first_origin..date).contains(d))
-        .collect();
-    let mut origins = Vec::with_capacity(origin_days.len());
-    let reading = Phase::start("reading stored forecasts", Some(origin_days.len() as u64));
-    for day in origin_days {
-        let read = OriginForecasts::read(lake, model, day, &mapping.series_keys)
-            .with_context(|| format!("reading the forecasts made on {day}"))?;
-        origins.extend(read);
-        reading.advance(1, &day.to_string());
-    }
-    reading.finish();
-    let mut scored = Vec::new();
-    let scoring = Phase::start("scoring days", Some(targets.len() as u64));
-    for &day in &targets {
-        scoring.advance(1, &day.to_string());
-        // The forecasts made at origins day-H .. day-1.
-        let made: Vec<&OriginForecasts> = origins
-            .iter()
-            .filter(|o| (back(day, horizon)..day).contains(&o.origin))
+    let plan = Plan::of(config, lake, registry.model(), date)?;
+    let origins = plan.read_origins(lake, None)?;
+    let scored = plan.score_days(lake, &origins)?;
+    commit(config, lake, registry, &plan, &scored, None, started)
+}
+
+fn back(day: NaiveDate, days: u32) -> NaiveDate {
+    day.checked_sub_days(Days::new(u64::from(days))).unwrap_or(day)
+}
+
+/// What a monitor run of a day scores: the target days (oldest first) of
+/// the H days up to it that have a sales partition, and the days of the
+/// committed forecasts that may target them. A sharded run plans the same.
+pub(crate) struct Plan<'a> {
+    pub mapping: &'a DataMapping,
+    pub model: &'a str,
+    pub date: NaiveDate,
+    pub horizon: u32,
+    pub partitions: BTreeMap<NaiveDate, Vec<ObjectMeta>>,
+    pub targets: Vec<NaiveDate>,
+    pub origin_days: Vec<NaiveDate>,
+}
+
+impl<'a> Plan<'a> {
+    pub(crate) fn of(
+        config: &'a Config,
+        lake: &Lake,
+        model: &'a str,
+        date: NaiveDate,
+    ) -> anyhow::Result<Self> {
+        let horizon = config.forecast.horizon_days;
+        let partitions = lake.partitions().context("listing the sales partitions")?;
+        lake.require_day(
+            &partitions,
+            date,
+            "the day whose actuals the stored forecasts are scored against",
+        )?;
+        let targets: Vec<NaiveDate> = (0..horizon)
+            .rev()
+            .map(|k| back(date, k))
+            .filter(|d| partitions.contains_key(d))
             .collect();
-        if made.iter().all(|o| o.of_day(day).is_empty()) {
-            continue;
-        }
-        let sales = lake
-            .read_day(mapping, &partitions, day)
-            .with_context(|| format!("reading the actuals of {day}"))?
-            .ok_or_else(|| anyhow::anyhow!("the sales partition of {day} disappeared while scoring"))?;
-        let actuals = Actuals::from_sales(&sales, mapping, day)
-            .with_context(|| format!("reading the actuals of {day}"))?;
-        scored.push(score_day(&actuals, &made));
+        let first_origin = back(targets.first().copied().unwrap_or(date), horizon);
+        let origin_days = list_prediction_days(lake, model)?
+            .into_iter()
+            .filter(|d| (first_origin..date).contains(d))
+            .collect();
+        Ok(Self {
+            mapping: &config.data,
+            model,
+            date,
+            horizon,
+            partitions,
+            targets,
+            origin_days,
+        })
     }
-    scoring.finish();
-    let written = progress::phase("writing scores", || {
-        write_scores(lake, model, &mapping.series_keys, &scored)
-    })
-    .context("writing the scores")?;
-    let live =
-        live_summary(lake, model, &mapping.series_keys, horizon, date).context("reading the scores")?;
+
+    /// The committed forecasts of the origin days; with `shard`, of its
+    /// series only.
+    pub(crate) fn read_origins(
+        &self,
+        lake: &Lake,
+        shard: Option<Shard>,
+    ) -> anyhow::Result<Vec<OriginForecasts>> {
+        let mut origins = Vec::with_capacity(self.origin_days.len());
+        let reading = Phase::start("reading stored forecasts", Some(self.origin_days.len() as u64));
+        for &day in &self.origin_days {
+            let read = OriginForecasts::read(lake, self.model, day, &self.mapping.series_keys)
+                .with_context(|| format!("reading the forecasts made on {day}"))?;
+            if let Some(mut read) = read {
+                if let Some(shard) = shard {
+                    read.retain(|row| shard.holds(&row.keys));
+                }
+                origins.push(read);
+            }
+            reading.advance(1, &day.to_string());
+        }
+        reading.finish();
+        Ok(origins)
+    }
+
+    /// Each target day that `origins` forecast, scored against its actuals.
+    pub(crate) fn score_days(
+        &self,
+        lake: &Lake,
+        origins: &[OriginForecasts],
+    ) -> anyhow::Result<Vec<DayScores>> {
+        let horizon = self.horizon;
+        let mut scored = Vec::new();
+        let scoring = Phase::start("scoring days", Some(self.targets.len() as u64));
+        for &day in &self.targets {
+            scoring.advance(1, &day.to_string());
+            // The forecasts made at origins day-H .. day-1.
+            let made: Vec<&OriginForecasts> = origins
+                .iter()
+                .filter(|o| (back(day, horizon)..day).contains(&o.origin))
+                .collect();
+            if made.iter().all(|o| o.of_day(day).is_empty()) {
+                continue;
+            }
+            let sales = lake
+                .read_day(self.mapping, &self.partitions, day)
+                .with_context(|| format!("reading the actuals of {day}"))?
+                .ok_or_else(|| anyhow::anyhow!("the sales partition of {day} disappeared while scoring"))?;
+            let actuals = Actuals::from_sales(&sales, self.mapping, day)
+                .with_context(|| format!("reading the actuals of {day}"))?;
+            scored.push(score_day(&actuals, &made));
+        }
+        scoring.finish();
+        Ok(scored)
+    }
+}
+
+/// Writes the scored days into the scores table (one writer for sharded
+/// and unsharded runs) and reports them beside the live figures.
+pub(crate) fn commit(
+    config: &Config,
+    lake: &Lake,
+    registry: &Registry,
+    plan: &Plan,
+    scored: &[DayScores],
+    fan_in: Option<u32>,
+    started: Instant,
+) -> anyhow::Result<MonitorReport> {
+    let (model, keys) = (plan.model, &plan.mapping.series_keys);
+    let written = progress::phase("writing scores", || write_scores(lake, model, keys, scored))
+        .context("writing the scores")?;
+    let live = live_summary(lake, model, keys, config.forecast.horizon_days, plan.date)
+        .context("reading the scores")?;
     let holdout = champion_holdout(registry)?;
     Ok(MonitorReport {
         model: model.to_string(),
-        date,
-        horizon_days: horizon,
+        date: plan.date,
+        horizon_days: plan.horizon,
+        fan_in,
         days: scored.iter().map(DaySummary::of).collect(),
         written,
         live,

@@ -254,7 +254,7 @@ pub fn score_shard(
 ) -> anyhow::Result<ShardStepReport> {
     let started = Instant::now();
     let folder = RunFolder::new(registry, day);
-    let fit = super::retrain_fan_in::read_fit(&folder, shard.n, "score")?;
+    let fit = super::retrain_fit::read_fit(&folder, shard.n, "score")?;
     let stem = prepare_marker(shard.k, shard.n);
     let prepared = fit.marker.prepare.get(shard.k as usize);
     match folder.marker::<PrepareMarker>(&stem)? {

@@ -1,0 +1,176 @@
+//! A sharded step's output, staged: one shard's content-addressed file and
+//! its marker, written where no reader looks, and read back checked by the
+//! fan-in. Shared by sharded `predict` (`predictions_shards.rs`) and
+//! sharded `monitor` (`scores_shards.rs`), which each own their folder,
+//! their marker's fields and the checks of their rows.
+//!
+//! In a staging folder, shard K of N writes
+//! - `part-<k>-of-<n>-<first 16 hex of its SHA-256>.parquet`: its rows,
+//!   created, never overwritten (a damaged file of the same name is
+//!   rewritten);
+//! - `shard-<k>-of-<n>.json`: its marker, LAST, naming the file's key,
+//!   SHA-256 and size;
+//!
+//! then removes its older part files. A shard killed before its marker
+//! leaves a file no marker names (the fan-in refuses: not finished); a
+//! retried shard that makes the same bytes finds its file and marker and
+//! writes nothing.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::digest::sha256_hex;
+use crate::lake::WriteOutcome;
+use crate::registry::pause::{self, Step};
+use crate::shard::Shard;
+use crate::storage::{PutMode, Store, StoreError};
+
+/// A staged file as its marker names it (the JSON of a predictions
+/// manifest's file: key, SHA-256, size).
+pub use crate::predictions::PredictionFile as StagedFile;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The test hook that pauses a run between the file and its marker.
+    #[error("pausing at a test hook: {0}")]
+    Pause(#[from] std::io::Error),
+}
+
+/// What [`stage`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Staged {
+    /// `written`: a new marker; `unchanged`: the same marker and file were
+    /// there; `replaced`: the marker or file changed.
+    pub outcome: WriteOutcome,
+    pub marker_key: String,
+    pub file: StagedFile,
+    /// This shard's earlier part files, deleted.
+    pub removed: Vec<String>,
+}
+
+/// `shard-<k>-of-<n>.json`.
+pub fn marker_name(shard: Shard) -> String {
+    format!("shard-{}-of-{}.json", shard.k, shard.n)
+}
+
+/// The start of a shard's part file names: `part-<k>-of-<n>-`.
+pub fn part_stem(shard: Shard) -> String {
+    format!("part-{}-of-{}-", shard.k, shard.n)
+}
+
+/// A marker as stored: pretty JSON and a newline.
+pub fn marker_bytes<M: Serialize>(marker: &M) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(marker).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Stages `bytes` as `shard`'s part file in the folder `prefix`, then the
+/// marker that `marker` makes from the file's description; see the module
+/// doc.
+pub fn stage<M: Serialize>(
+    store: &Store,
+    prefix: &str,
+    shard: Shard,
+    bytes: &[u8],
+    marker: impl FnOnce(StagedFile) -> M,
+) -> Result<Staged, StagingError> {
+    let sha256 = sha256_hex(bytes);
+    let stem = format!("{prefix}{}", part_stem(shard));
+    let key = format!("{stem}{}.parquet", sha256.get(..16).unwrap_or(&sha256));
+    let file = StagedFile {
+        key: key.clone(),
+        sha256: sha256.clone(),
+        bytes: bytes.len() as u64,
+    };
+    let marker_key = format!("{prefix}{}", marker_name(shard));
+    let listing = store.list(prefix)?;
+    let mut changed = false;
+    if listing.iter().any(|m| m.key == key) {
+        if sha256_hex(&store.get(&key)?.bytes) != sha256 {
+            tracing::warn!("{}: damaged, rewriting it", store.uri_of(&key));
+            store.put(&key, bytes, PutMode::Overwrite)?;
+            changed = true;
+        }
+    } else {
+        match store.put(&key, bytes, PutMode::Create) {
+            Ok(_) | Err(StoreError::AlreadyExists { .. }) => changed = true,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    pause::at(Step::ShardStaged)?;
+    let new_marker = marker_bytes(&marker(file.clone()));
+    let outcome = match store.get(&marker_key) {
+        Ok(old) if old.bytes == new_marker && !changed => WriteOutcome::Unchanged,
+        Ok(old) if old.bytes == new_marker => WriteOutcome::Replaced,
+        Ok(_) => {
+            store.put(&marker_key, &new_marker, PutMode::Overwrite)?;
+            WriteOutcome::Replaced
+        }
+        Err(StoreError::NotFound { .. }) => {
+            store.put(&marker_key, &new_marker, PutMode::Overwrite)?;
+            WriteOutcome::Written
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut removed = Vec::new();
+    for old in listing
+        .iter()
+        .filter(|m| m.key != key && m.key.starts_with(&stem) && m.key.ends_with(".parquet"))
+    {
+        store.delete(&old.key)?;
+        removed.push(old.key.clone());
+    }
+    Ok(Staged {
+        outcome,
+        marker_key,
+        file,
+        removed,
+    })
+}
+
+/// The marker at `key`: `Ok(None)` when there is none, `Err` with the
+/// problem when it cannot be read or parsed.
+pub fn read_marker<M: DeserializeOwned>(store: &Store, key: &str) -> Result<Option<M>, String> {
+    let bytes = match store.get(key) {
+        Ok(object) => object.bytes,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| format!("{} is not a shard marker: {e}", store.uri_of(key)))
+}
+
+/// The bytes of the file that the marker at `marker_key` names, checked:
+/// in the marker's folder, there, with the marker's SHA-256 and size.
+/// `Err` with the problem (naming the file) otherwise.
+pub fn read_file(store: &Store, marker_key: &str, file: &StagedFile) -> Result<Vec<u8>, String> {
+    let file_uri = store.uri_of(&file.key);
+    let folder = marker_key.rsplit_once('/').map_or("", |(folder, _)| folder);
+    if file.key.rsplit_once('/').map(|(f, _)| f) != Some(folder) {
+        return Err(format!(
+            "{} lists {file_uri}, outside its folder",
+            store.uri_of(marker_key)
+        ));
+    }
+    let bytes = match store.get(&file.key) {
+        Ok(object) => object.bytes,
+        Err(StoreError::NotFound { .. }) => {
+            return Err(format!("{file_uri}: listed in its marker but missing"));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let sha256 = sha256_hex(&bytes);
+    if sha256 != file.sha256 || bytes.len() as u64 != file.bytes {
+        return Err(format!(
+            "{file_uri}: {} bytes with SHA-256 {sha256}, but its marker lists {} bytes with SHA-256 {}",
+            bytes.len(),
+            file.bytes,
+            file.sha256
+        ));
+    }
+    Ok(bytes)
+}
