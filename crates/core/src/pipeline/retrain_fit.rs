@@ -157,13 +157,8 @@ fn read_prepared(
     }
 }
 
-/// Stacks staged frames and sorts them in the single run's frame order.
-fn stack(frames: Vec<DataFrame>, config: &Config) -> anyhow::Result<DataFrame> {
-    let mut frames = frames.into_iter();
-    let mut stacked = frames.next().context("no shard frames")?;
-    for frame in frames {
-        stacked.vstack_mut(&frame)?;
-    }
+/// Sorts stacked shard rows in the single run's frame order (date, then keys).
+fn stack(stacked: DataFrame, config: &Config) -> anyhow::Result<DataFrame> {
     let mut order = vec![config.data.date_column.clone()];
     order.extend(config.data.series_keys.iter().cloned());
     Ok(stacked.sort(order, SortMultipleOptions::default())?)
@@ -191,18 +186,50 @@ pub fn fit_shards(
             sum(|m| m.inner_valid_rows),
         ],
     )?;
-    let read = |pick: fn(&PrepareMarker) -> &StagedFile| -> anyhow::Result<DataFrame> {
-        let frames = prepared
-            .iter()
-            .map(|(m, _)| {
-                let bytes = folder.read(pick(m))?.map_err(|p| folder.refuse("fit", vec![p]))?;
-                Ok(decode_parquet(bytes)?)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        stack(frames, config)
+    // One shard's frame at a time, keeping after each only the rows a fit
+    // (or the drift check) of the rows so far would use: the bottom-k of a
+    // union is the bottom-k of the parts' bottom-k, so the stacked rows stay
+    // near `training.max_fit_rows` whatever N, and end as the single run's.
+    let read = |pick: fn(&PrepareMarker) -> &StagedFile,
+                keep: &dyn Fn(&DataFrame) -> anyhow::Result<Vec<usize>>|
+     -> anyhow::Result<DataFrame> {
+        let mut stacked: Option<DataFrame> = None;
+        for (m, _) in &prepared {
+            let bytes = folder.read(pick(m))?.map_err(|p| folder.refuse("fit", vec![p]))?;
+            let frame = decode_parquet(bytes)?;
+            let both = match stacked.take() {
+                Some(mut so_far) => {
+                    so_far.vstack_mut(&frame)?;
+                    so_far
+                }
+                None => frame,
+            };
+            let rows = keep(&both)?;
+            stacked = Some(if rows.len() == both.height() {
+                both
+            } else {
+                train::frame_rows(&both, &rows)?
+            });
+        }
+        stack(stacked.context("no shard frames")?, config)
     };
-    let fit_frame = progress::phase("reading the shards' rows", || read(|m| &m.fit_rows))?;
-    let drift_frame = read(|m| &m.drift_rows)?;
+    let fit_keep = |frame: &DataFrame| -> anyhow::Result<Vec<usize>> {
+        let split = train::split_rows(frame, &config.data, &window)?;
+        let hashes = crate::sampling::row_hashes(frame, &config.data, config.training.seed)?;
+        let mut rows: Vec<usize> = train::fit_rows(&split.inner_train, &hashes, &config.training)
+            .into_iter()
+            .chain(split.inner_valid.iter().copied())
+            .chain(train::fit_rows(&split.train, &hashes, &config.training))
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        Ok(rows)
+    };
+    let drift_keep = |frame: &DataFrame| -> anyhow::Result<Vec<usize>> {
+        Ok(crate::drift::picked_rows(frame, &config.data, &window)?)
+    };
+    let fit_frame = progress::phase("reading the shards' rows", || read(|m| &m.fit_rows, &fit_keep))?;
+    let drift_frame = read(|m| &m.drift_rows, &drift_keep)?;
 
     let phase = Instant::now();
     let layout = FeatureLayout::new(&config.data, &config.features);
