@@ -2,21 +2,24 @@
 //! server: the build graph of `buildspec-batch.yml` run build by build in
 //! dependency order, each build being the batch buildspec's own phases with
 //! its graph's variables (as `DailyJob::codebuild` runs `buildspec.yml`).
-//! The partition the fan-in commits is the bytes a single-machine `predict`
-//! writes on an identical lake; a failed shard stops the batch (fast-fail:
-//! nothing after it starts) and the fan-in refuses (exit 6, naming the
-//! shards) until every shard's build has run; a build without a run date,
-//! or of a graph for another N, refuses before it writes anything.
+//! Over two days (a first champion, then a challenger against it after
+//! monitor scored its forecasts), the batch decides what the single build
+//! (`buildspec.yml`, `MODE=daily`) decides on an identical lake and registry
+//! (the same decision, the same champion afterwards) and writes the same
+//! bytes (the day's predictions, the scores). A failed shard stops the batch
+//! (fast-fail: nothing after it starts) and its fan-in refuses (exit 6,
+//! naming the shards; a retrain's decides nothing) until every shard's
+//! build has run; a build without a run date, or of a graph for another N,
+//! refuses before it writes anything.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use serde_json::Value;
 
 use crate::daily_pipeline::{fresh_s3_lake, manifest_of, raw_day};
 use crate::lake_objects::{get_object, lake_keys};
 use crate::pipelines::{Build, DailyJob, yaml};
-use crate::util::{Outcome, repo_file, run_cmd, s3_bucket};
+use crate::util::{repo_file, s3_bucket};
 
 /// One build of a batch graph.
 pub(crate) struct Task {
@@ -125,25 +128,11 @@ fn run_batch(job: &DailyJob, start: &[(&str, &str)], faults: &[(&str, (&str, &st
     run
 }
 
-/// salescast ARGS on `lake`, run as a build runs it: in a checkout of the
-/// release's source (its salescast.toml) with the project's environment.
-fn salescast_on(job: &DailyJob, lake: &str, args: &[&str]) -> Outcome {
-    let source = job.source_checkout();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_salescast"));
-    cmd.args(args)
-        .current_dir(source.path())
-        .env_clear()
-        .envs(job.project_env())
-        .env("SALESCAST_LAKE", lake);
-    run_cmd(&mut cmd)
-}
-
-/// The committed predictions of data day `day` in `lake`, by key.
-fn partition(lake: &str, day: &str) -> BTreeMap<String, Vec<u8>> {
-    let prefix = format!("predictions/sales/dt={day}/");
+/// The objects of `lake` under `prefix`, by key.
+fn objects(lake: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {
     lake_keys(lake)
         .into_iter()
-        .filter(|k| k.starts_with(&prefix))
+        .filter(|k| k.starts_with(prefix))
         .map(|k| {
             let bytes = get_object(lake, &k);
             (k, bytes)
@@ -159,87 +148,142 @@ fn expect_stage(build: &Build, stage: &str) {
     );
 }
 
+/// The sharded steps of the checked-in graph (N = 3): the shards' prefix
+/// and the build after all of them.
+const STEPS: [(&str, &str); 4] = [
+    ("monitor", "monitor_fan_in"),
+    ("retrain_prepare", "retrain_fit"),
+    ("retrain_score", "retrain_fan_in"),
+    ("predict", "predict_fan_in"),
+];
+
+/// Every build of the checked-in graph in the order `run_batch` runs them
+/// (each step's shards, then the build after them), up to `last`.
+fn builds_up_to(last: &str) -> Vec<String> {
+    let mut order = vec!["ingest".to_string()];
+    for (shards, after) in STEPS {
+        order.extend((0..3).map(|k| format!("{shards}_{k}")));
+        order.push(after.to_string());
+    }
+    let end = order
+        .iter()
+        .position(|id| id == last)
+        .expect("a build of the graph");
+    order.truncate(end + 1);
+    order
+}
+
+/// The newest decision of a job's registry, without when, by whom and from
+/// which build it was made.
+fn decided(job: &DailyJob) -> Value {
+    let mut last = job.place.decisions().pop().expect("a decision");
+    let fields = last.as_object_mut().unwrap();
+    for key in ["sequence", "at", "actor", "build"] {
+        fields.remove(key);
+    }
+    last
+}
+
 #[test]
-fn the_batch_commits_the_partition_a_single_predict_writes() {
-    // The day after the lake's last lands in the raw zone; the batch's ingest
-    // build loads it.
+fn the_batch_decides_and_commits_what_the_single_daily_job_does() {
+    // The day after the lake's last lands in the raw zone; the second day's
+    // ingest build loads it.
     let raw = s3_bucket("raw");
     raw_day(&raw, "2015-07-25", "2015-08-01", None);
-    let mut job = DailyJob::on_lake(fresh_s3_lake());
-    job.env
-        .push(("RAW_INPUT".into(), format!("s3://{raw}/pos/dt={{date}}/")));
-    let identical = fresh_s3_lake();
+    let raw_input = format!("s3://{raw}/pos/dt={{date}}/");
+    let batch = DailyJob::on_lake(fresh_s3_lake());
+    // One machine, the single build (buildspec.yml, MODE=daily), on an
+    // identical lake and an identical (fresh) registry.
+    let single = DailyJob::on_lake(fresh_s3_lake());
+    let modes: BTreeMap<String, String> = graph(&batch_spec())
+        .into_iter()
+        .map(|t| {
+            let mode = t.env.iter().find(|(k, _)| k == "MODE").unwrap().1.clone();
+            (t.id, mode)
+        })
+        .collect();
 
-    // The schedule's start: its time and the stack's N.
-    let start = [
-        ("SCHEDULED_TIME", "2015-08-02T05:30:00Z"),
-        ("EXPECTED_SHARDS", "3"),
-    ];
-    let run = run_batch(&job, &start, &[]);
-    assert_eq!(
-        run.ran,
-        [
-            "ingest",
-            "retrain",
-            "predict_0",
-            "predict_1",
-            "predict_2",
-            "predict_fan_in"
-        ]
-    );
-    for (id, build) in &run.builds {
-        assert_eq!(build.code, 0, "{id}:\n{}", build.log);
-    }
-    let builds = &run.builds;
-    expect_stage(&builds["ingest"], "ingest");
-    expect_stage(&builds["ingest"], "monitor");
-    let retrain = builds["retrain"].report.as_deref().unwrap();
-    assert!(
-        retrain.starts_with("# salescast retrain 2015-08-01: promoted"),
-        "{retrain}"
-    );
-    for k in 0..3 {
-        let build = &builds[&format!("predict_{k}")];
-        expect_stage(build, "predict-shard");
+    // The first day promotes a first champion (no forecasts to monitor yet);
+    // the second ingests its raw files, monitors the first day's forecasts
+    // and retrains against that champion.
+    for (day, scheduled, raw_input) in [
+        ("2015-07-31", "2015-08-01T05:30:00Z", ""),
+        ("2015-08-01", "2015-08-02T05:30:00Z", raw_input.as_str()),
+    ] {
+        // The schedule's start: its time and the stack's N (and the raw zone).
+        let start = [
+            ("SCHEDULED_TIME", scheduled),
+            ("EXPECTED_SHARDS", "3"),
+            ("RAW_INPUT", raw_input),
+        ];
+        let run = run_batch(&batch, &start, &[]);
+        assert_eq!(run.ran, builds_up_to("predict_fan_in"), "{day}");
+        for (id, build) in &run.builds {
+            assert_eq!(build.code, 0, "{day} {id}:\n{}", build.log);
+            if !(id == "ingest" && raw_input.is_empty()) {
+                expect_stage(build, &modes[id]);
+            }
+        }
+        let builds = &run.builds;
+        for k in 0..3 {
+            let report = &builds[&format!("predict_{k}")].reports["predict-shard.md"];
+            assert!(report.contains(&format!("shard {k}/3")), "{report}");
+        }
+        let fan_in = builds["predict_fan_in"].report.as_deref().unwrap();
+        assert!(fan_in.contains("fan-in of 3 shards"), "{fan_in}");
+
+        let one = single
+            .codebuild(&[("SCHEDULED_TIME", scheduled), ("RAW_INPUT", raw_input)])
+            .expect_code(0);
+        // The retrain fan-in's report is the day's retrain report: the
+        // single build's decision, the same champion afterwards.
+        let sharded_report = &builds["retrain_fan_in"].reports["retrain-fan-in.md"];
+        let single_report = &one.reports["retrain.md"];
         assert!(
-            build.reports["predict-shard.md"].contains(&format!("shard {k}/3")),
-            "{}",
-            build.reports["predict-shard.md"]
+            sharded_report.starts_with(&format!("# salescast retrain {day}: ")),
+            "{sharded_report}"
+        );
+        assert_eq!(
+            sharded_report.lines().next(),
+            single_report.lines().next(),
+            "{day}"
+        );
+        assert_eq!(decided(&batch), decided(&single), "{day}");
+        assert_eq!(batch.champion(), single.champion(), "{day}");
+        // Only the predict fan-in commits the day, with that champion.
+        let manifest = manifest_of(&batch.place.lake, day);
+        assert_eq!(manifest["model_sha256"].as_str(), Some(batch.champion().as_str()));
+
+        // The same bytes: the day's predictions, and every score (the
+        // monitor fan-in's files are an unsharded monitor's, no staged
+        // file left).
+        for prefix in [format!("predictions/sales/dt={day}/"), "scores/".to_string()] {
+            let sharded = objects(&batch.place.lake, &prefix);
+            let single = objects(&single.place.lake, &prefix);
+            assert_eq!(
+                sharded.keys().collect::<Vec<_>>(),
+                single.keys().collect::<Vec<_>>(),
+                "{day}: {prefix}"
+            );
+            for (key, bytes) in &sharded {
+                assert!(bytes == &single[key], "{key} differs from the single run's");
+            }
+        }
+        let predictions = objects(&batch.place.lake, &format!("predictions/sales/dt={day}/"));
+        assert!(
+            predictions.keys().any(|k| k.ends_with("/_manifest.json")) && predictions.len() >= 2,
+            "{:?}",
+            predictions.keys()
         );
     }
-    let fan_in = &builds["predict_fan_in"];
-    expect_stage(fan_in, "predict-fan-in");
+    assert_eq!(batch.decision_kinds()[0], "promoted", "a first champion");
+    // The second day's monitor scored the first day's forecasts of 2015-08-01.
+    let scored = objects(&batch.place.lake, "scores/sales/dt=2015-08-01/");
     assert!(
-        fan_in.report.as_deref().unwrap().contains("fan-in of 3 shards"),
-        "{}",
-        fan_in.log
-    );
-    // Only the fan-in commits the day, with the champion the retrain build chose.
-    let manifest = manifest_of(&job.place.lake, "2015-08-01");
-    assert_eq!(manifest["model_sha256"].as_str(), Some(job.champion().as_str()));
-
-    // One machine, the same day, the same champion, on an identical lake.
-    salescast_on(
-        &job,
-        &identical,
-        &["ingest", "--input", &format!("s3://{raw}/pos/dt=2015-08-01/")],
-    )
-    .expect_code(0);
-    salescast_on(&job, &identical, &["predict", "--date", "2015-08-01"]).expect_code(0);
-    let sharded = partition(&job.place.lake, "2015-08-01");
-    let single = partition(&identical, "2015-08-01");
-    assert!(
-        sharded.keys().any(|k| k.ends_with("/_manifest.json")) && sharded.len() >= 2,
+        scored.keys().any(|k| k.ends_with(".parquet")),
         "{:?}",
-        sharded.keys()
+        scored.keys()
     );
-    assert_eq!(
-        sharded.keys().collect::<Vec<_>>(),
-        single.keys().collect::<Vec<_>>()
-    );
-    for (key, bytes) in &sharded {
-        assert!(bytes == &single[key], "{key} differs from the single run's");
-    }
 }
 
 #[test]
@@ -262,7 +306,7 @@ fn a_failed_shard_stops_the_batch_and_the_fan_in_refuses_until_every_shard_ran()
     );
     assert_eq!(
         run.ran,
-        ["ingest", "retrain", "predict_0", "predict_1"],
+        builds_up_to("predict_1"),
         "fast-fail: predict_2 and the fan-in never start"
     );
     let failed = &run.builds["predict_1"];
@@ -316,6 +360,65 @@ fn a_failed_shard_stops_the_batch_and_the_fan_in_refuses_until_every_shard_ran()
 }
 
 #[test]
+fn a_failed_retrain_shard_stops_the_batch_and_nothing_is_decided_until_it_ran() {
+    let job = DailyJob::on_lake(fresh_s3_lake());
+    let start = [("SCHEDULED_TIME", "2015-08-01T05:30:00Z")];
+    let day = "2015-07-31";
+
+    // retrain_score_1's machine cannot reach the registry.
+    let fault = ("SALESCAST_REGISTRY", "s3://sc-no-such-registry-bucket/registry");
+    let run = run_batch(&job, &start, &[("retrain_score_1", fault)]);
+    assert_eq!(
+        run.ran,
+        builds_up_to("retrain_score_1"),
+        "fast-fail: retrain_score_2 and everything after it never start"
+    );
+    let failed = &run.builds["retrain_score_1"];
+    assert_ne!(failed.code, 0, "{}", failed.log);
+    assert!(
+        failed
+            .log
+            .contains("daily-job: stopped: retrain-score failed with exit"),
+        "{}",
+        failed.log
+    );
+
+    // The retrain's fan-in alone refuses, naming the shards that never
+    // scored, and decides nothing.
+    let fan_in = run_build(&job, "retrain_fan_in", &start, &[]).expect_code(6);
+    assert!(
+        fan_in
+            .log
+            .contains(&format!("cannot fan in the sharded retrain of {day}"))
+            && fan_in.log.contains("shard 1/3")
+            && fan_in.log.contains("shard 2/3")
+            && !fan_in.log.contains("shard 0/3"),
+        "{}",
+        fan_in.log
+    );
+    assert!(
+        fan_in
+            .log
+            .contains("daily-job: stopped: retrain-fan-in failed with exit 6"),
+        "{}",
+        fan_in.log
+    );
+    assert_eq!(job.decision_kinds(), Vec::<String>::new(), "nothing decided");
+
+    // Both shards scored: the fan-in decides (a first champion).
+    for id in ["retrain_score_1", "retrain_score_2"] {
+        run_build(&job, id, &start, &[]).expect_code(0);
+    }
+    let fan_in = run_build(&job, "retrain_fan_in", &start, &[]).expect_code(0);
+    let report = &fan_in.reports["retrain-fan-in.md"];
+    assert!(
+        report.starts_with(&format!("# salescast retrain {day}: promoted")),
+        "{report}"
+    );
+    assert_eq!(job.decision_kinds(), ["promoted"]);
+}
+
+#[test]
 fn a_batch_build_refuses_without_a_run_date_or_for_another_graph() {
     // Refused before salescast runs: the shared lake, nothing written.
     let job = DailyJob::new();
@@ -327,7 +430,17 @@ fn a_batch_build_refuses_without_a_run_date_or_for_another_graph() {
 
     // Started by hand without RUN_DATE: each build would take "yesterday"
     // on its own clock.
-    for id in ["ingest", "retrain", "predict_0", "predict_fan_in"] {
+    for id in [
+        "ingest",
+        "monitor_0",
+        "monitor_fan_in",
+        "retrain_prepare_0",
+        "retrain_fit",
+        "retrain_score_0",
+        "retrain_fan_in",
+        "predict_0",
+        "predict_fan_in",
+    ] {
         let tasks = graph(&batch_spec());
         let task = tasks.iter().find(|t| t.id == id).unwrap();
         let mode = &task.env.iter().find(|(k, _)| k == "MODE").unwrap().1;

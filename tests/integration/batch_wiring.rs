@@ -35,6 +35,20 @@ fn variable<'a>(task: &'a Task, name: &str) -> Option<&'a str> {
     task.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
+/// The sharded steps of the daily job in order: the builds' prefix and
+/// MODE, and the build after all of them and its MODE.
+const SHARDED_STEPS: [(&str, &str, &str, &str); 4] = [
+    ("monitor", "monitor-shard", "monitor_fan_in", "monitor-fan-in"),
+    ("retrain_prepare", "retrain-prepare", "retrain_fit", "retrain-fit"),
+    (
+        "retrain_score",
+        "retrain-score",
+        "retrain_fan_in",
+        "retrain-fan-in",
+    ),
+    ("predict", "predict-shard", "predict_fan_in", "predict-fan-in"),
+];
+
 /// The checked-in graph's N (its SHARDS).
 fn shards() -> usize {
     let spec = yaml(&repo_file("buildspec-batch.yml"));
@@ -65,24 +79,31 @@ fn the_checked_in_batch_buildspec_is_the_generators_output() {
         let spec = yaml(&file);
         assert_eq!(spec["env"]["variables"]["SHARDS"], json!(n.to_string()));
         let tasks = graph(&spec);
-        let shards: Vec<String> = (0..n).map(|k| format!("predict_{k}")).collect();
-        let mut expected = BTreeMap::from([
-            ("ingest".to_string(), BTreeSet::new()),
-            ("retrain".to_string(), BTreeSet::from(["ingest".to_string()])),
-            ("predict_fan_in".to_string(), shards.iter().cloned().collect()),
-        ]);
-        for shard in &shards {
-            expected.insert(shard.clone(), BTreeSet::from(["retrain".to_string()]));
+        assert_eq!(tasks.len(), 4 * n + 5, "N = {n}");
+        let mut expected = BTreeMap::from([("ingest".to_string(), BTreeSet::new())]);
+        let mut modes = BTreeMap::from([("ingest".to_string(), ("ingest", None))]);
+        // Each sharded step after the build before it, its fan-in (or the
+        // retrain's fit) after every shard of it.
+        let mut before = "ingest".to_string();
+        for (prefix, mode, after, after_mode) in SHARDED_STEPS {
+            let shards: Vec<String> = (0..n).map(|k| format!("{prefix}_{k}")).collect();
+            for (k, shard) in shards.iter().enumerate() {
+                expected.insert(shard.clone(), BTreeSet::from([before.clone()]));
+                modes.insert(shard.clone(), (mode, Some(format!("{k}/{n}"))));
+            }
+            expected.insert(after.to_string(), shards.iter().cloned().collect());
+            modes.insert(after.to_string(), (after_mode, None));
+            before = after.to_string();
         }
         assert_eq!(edges(&tasks), expected, "N = {n}");
-        for (k, shard) in shards.iter().enumerate() {
-            let task = tasks.iter().find(|t| &t.id == shard).unwrap();
-            assert_eq!(variable(task, "MODE"), Some("predict-shard"));
-            assert_eq!(variable(task, "SHARD"), Some(format!("{k}/{n}").as_str()));
+        for task in &tasks {
+            let (mode, shard) = &modes[&task.id];
+            assert_eq!(variable(task, "MODE"), Some(*mode), "{}", task.id);
+            assert_eq!(variable(task, "SHARD"), shard.as_deref(), "{}", task.id);
         }
     }
 
-    for bad in ["0", "x", "97", "-1", "3.5"] {
+    for bad in ["0", "x", "24", "97", "-1", "3.5"] {
         let out = batch_graph(&[bad]);
         assert_eq!(out.status.code(), Some(2), "N = {bad}");
         assert!(
@@ -132,7 +153,9 @@ fn the_sharded_workflow_runs_the_batch_graph() {
         edges(&tasks),
         "the workflow's needs against the batch's depend-on"
     );
-    assert_eq!(jobs["predict"]["strategy"]["fail-fast"], true);
+    for (matrix, ..) in SHARDED_STEPS {
+        assert_eq!(jobs[matrix]["strategy"]["fail-fast"], true, "{matrix}");
+    }
     // PyYAML reads the key `on` as YAML 1.1's `true`.
     let on = &workflow["true"];
     assert_eq!(
@@ -179,10 +202,20 @@ fn the_sharded_workflow_runs_the_batch_graph() {
             }
         }
     }
-    assert_eq!(
-        jobs["predict"]["env"]["SHARD"],
-        "${{ matrix.shard }}/${{ needs.retrain.outputs.shards }}"
-    );
+    // A shard's K from the matrix, N and the list of K from the job before.
+    for (matrix, ..) in SHARDED_STEPS {
+        let need = jobs[matrix]["needs"].as_str().unwrap();
+        assert_eq!(
+            jobs[matrix]["env"]["SHARD"].as_str(),
+            Some(format!("${{{{ matrix.shard }}}}/${{{{ needs.{need}.outputs.shards }}}}").as_str()),
+            "{matrix}"
+        );
+        assert_eq!(
+            jobs[matrix]["strategy"]["matrix"]["shard"].as_str(),
+            Some(format!("${{{{ fromJSON(needs.{need}.outputs.shard_list) }}}}").as_str()),
+            "{matrix}"
+        );
+    }
 
     // The ingest job's plan step, as the schedule runs it (no date) and as a
     // person does (a date, 4 shards).
@@ -347,7 +380,7 @@ fn the_stack_starts_the_batch_with_overrides_that_reach_every_build() {
         let file = dir.path().join("buildspec-batch.yml");
         std::fs::write(&file, batch_graph(&[n.to_string().as_str()]).stdout).unwrap();
         let builds = graph(&yaml(&file)).len() as u64;
-        assert_eq!(builds, n + 3);
+        assert_eq!(builds, 4 * n + 5);
         assert_eq!(
             template["Mappings"]["BatchBuilds"][n.to_string()]["Builds"],
             json!(builds),

@@ -446,8 +446,8 @@ fn the_iam_policy_grants_exactly_the_s3_actions_runs_use() {
 
     // The job's runs: a retrain and predict, the next day's ingest, monitor
     // (scoring the forecasts of that day), retrain and predict, a rollback,
-    // predict again for the restored champion, and a sharded predict (two
-    // shards, the fan-in) of the same day; once the champion differs
+    // predict again for the restored champion, and a sharded predict,
+    // monitor and retrain (two shards, the fan-ins) of the same day; once the champion differs
     // from the one that forecast 2015-08-01, that forecast is made again and
     // monitor replaces the day's scores.
     let log = RequestLog::start();
@@ -506,6 +506,30 @@ fn the_iam_policy_grants_exactly_the_s3_actions_runs_use() {
     place
         .run(&config, &["predict", "--date", "2015-08-01", "--fan-in", "2"])
         .expect_code(0);
+    // Its monitor and retrain builds: the shards stage under scores/ and in
+    // the registry's runs/ folder, the fan-ins write and remove them.
+    let sharded = |command: &str, steps: &[(&str, &str)]| {
+        for (flag, value) in steps {
+            place
+                .run(&config, &[command, "--date", "2015-08-01", flag, value])
+                .expect_code(0);
+        }
+    };
+    sharded(
+        "monitor",
+        &[("--shard", "0/2"), ("--shard", "1/2"), ("--fan-in", "2")],
+    );
+    sharded(
+        "retrain",
+        &[
+            ("--shard", "0/2"),
+            ("--shard", "1/2"),
+            ("--fit", "2"),
+            ("--score", "0/2"),
+            ("--score", "1/2"),
+            ("--fan-in", "2"),
+        ],
+    );
 
     let buckets = BTreeMap::from([
         (bucket_and_prefix(&lake).0, "lake"),
