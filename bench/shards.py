@@ -7,10 +7,12 @@ and what the batch graph's critical path would take with N builds in
 parallel (computed from the measured steps: the slowest shard of each stage
 plus the single steps; not measured in parallel). With --single, an
 unsharded `retrain --dry-run` of the same day on the same lake too, for its
-peak RSS.
+peak RSS. With --generate SERIESxDAYS, the lake is first made afresh in
+--lake: bench/generate.py writes the sales file beside it and one measured
+`salescast ingest` loads it (the history's one-time backfill, in one process).
 
 Usage: shards.py --binary BIN --lake DIR --config TOML --date D --shards N
-       [--registry DIR] [--single]
+       [--registry DIR] [--single] [--generate SERIESxDAYS]
 """
 
 import argparse
@@ -32,7 +34,10 @@ def main():
     p.add_argument("--shards", type=int, required=True)
     p.add_argument("--registry", default=None)
     p.add_argument("--single", action="store_true")
+    p.add_argument("--generate", default=None, metavar="SERIESxDAYS")
     a = p.parse_args()
+    if a.generate:
+        generate(a)
     registry = a.registry or os.path.join(os.path.dirname(os.path.abspath(a.lake)), "registry-shards")
     shutil.rmtree(registry, ignore_errors=True)
     base = [a.binary, "--config", a.config, "--lake", a.lake, "--registry", registry, "--json", "-q"]
@@ -86,6 +91,20 @@ def main():
         out = json.loads(run.stdout)
         print(f"\nunsharded retrain --dry-run: {run.wall:.1f} s wall, {run.cpu:.1f} s CPU, {run.peak_mib:.0f} MiB peak; "
               f"challenger {out['challenger']['version']} (sharded: {report['challenger']['version']})")
+
+
+def generate(a):
+    """A fresh lake in a.lake from bench/generate.py's rows (SERIESxDAYS)."""
+    series, days = a.generate.split("x")
+    sales = os.path.join(os.path.dirname(os.path.abspath(a.lake)), f"generated-{a.generate}.parquet")
+    run = measure([sys.executable, os.path.join(os.path.dirname(__file__), "generate.py"), sales, series, days])
+    print(f"generate {a.generate}: {run.wall:.1f} s wall, {run.peak_mib:.0f} MiB peak; {run.stdout.strip()}", flush=True)
+    shutil.rmtree(a.lake, ignore_errors=True)
+    scratch = a.lake.rstrip("/") + "-ingest-registry"
+    run = measure([a.binary, "--config", a.config, "--lake", a.lake, "--registry", scratch, "-q",
+                   "ingest", "--input", sales])
+    shutil.rmtree(scratch, ignore_errors=True)
+    print(f"ingest: {run.wall:.1f} s wall, {run.cpu:.1f} s CPU, {run.peak_mib:.0f} MiB peak", flush=True)
 
 
 if __name__ == "__main__":
