@@ -415,9 +415,12 @@ fn buildspec_promotes_then_keeps_then_rolls_back() {
     assert!(no_reason.log.contains("REASON"), "{}", no_reason.log);
     let bad_mode = job.codebuild(&[("MODE", "retrian")]).expect_code(2);
     assert!(
-        bad_mode.log.contains(
-            "MODE must be daily, ingest, retrain, predict-shard, predict-fan-in or rollback, not 'retrian'"
-        ),
+        bad_mode
+            .log
+            .contains("MODE must be daily, retrain, rollback, ingest, monitor-shard,")
+            && bad_mode
+                .log
+                .contains("predict-shard or predict-fan-in, not 'retrian'"),
         "{}",
         bad_mode.log
     );
