@@ -2,11 +2,14 @@
 //! server: the build graph of `buildspec-batch.yml` run build by build in
 //! dependency order, each build being the batch buildspec's own phases with
 //! its graph's variables (as `DailyJob::codebuild` runs `buildspec.yml`).
-//! Over two days (a first champion, then a challenger against it after
-//! monitor scored its forecasts), the batch decides what the single build
-//! (`buildspec.yml`, `MODE=daily`) decides on an identical lake and registry
-//! (the same decision, the same champion afterwards) and writes the same
-//! bytes (the day's predictions, the scores). A failed shard stops the batch
+//! On the second of two days (the first run by the single build in both
+//! jobs: the same first champion and forecasts), whose raw files it ingests
+//! and whose monitor scores the first day's forecasts, the batch decides what
+//! the single build (`buildspec.yml`, `MODE=daily`) decides on an identical
+//! lake and registry (the same decision against that champion, the same
+//! champion afterwards) and writes the same bytes (the day's predictions,
+//! the scores). (Sharded runs' first champions: the failure test here and
+//! `retrain_shards.rs`.) A failed shard stops the batch
 //! (fast-fail: nothing after it starts) and its fan-in refuses (exit 6,
 //! naming the shards; a retrain's decides nothing) until every shard's
 //! build has run; a build without a run date, or of a graph for another N,
@@ -203,80 +206,82 @@ fn the_batch_decides_and_commits_what_the_single_daily_job_does() {
         })
         .collect();
 
-    // The first day promotes a first champion (no forecasts to monitor yet);
-    // the second ingests its raw files, monitors the first day's forecasts
-    // and retrains against that champion.
-    for (day, scheduled, raw_input) in [
-        ("2015-07-31", "2015-08-01T05:30:00Z", ""),
-        ("2015-08-01", "2015-08-02T05:30:00Z", raw_input.as_str()),
-    ] {
-        // The schedule's start: its time and the stack's N (and the raw zone).
-        let start = [
-            ("SCHEDULED_TIME", scheduled),
-            ("EXPECTED_SHARDS", "3"),
-            ("RAW_INPUT", raw_input),
-        ];
-        let run = run_batch(&batch, &start, &[]);
-        assert_eq!(run.ran, builds_up_to("predict_fan_in"), "{day}");
-        for (id, build) in &run.builds {
-            assert_eq!(build.code, 0, "{day} {id}:\n{}", build.log);
-            if !(id == "ingest" && raw_input.is_empty()) {
-                expect_stage(build, &modes[id]);
-            }
-        }
-        let builds = &run.builds;
-        for k in 0..3 {
-            let report = &builds[&format!("predict_{k}")].reports["predict-shard.md"];
-            assert!(report.contains(&format!("shard {k}/3")), "{report}");
-        }
-        let fan_in = builds["predict_fan_in"].report.as_deref().unwrap();
-        assert!(fan_in.contains("fan-in of 3 shards"), "{fan_in}");
-
-        let one = single
-            .codebuild(&[("SCHEDULED_TIME", scheduled), ("RAW_INPUT", raw_input)])
-            .expect_code(0);
-        // The retrain fan-in's report is the day's retrain report: the
-        // single build's decision, the same champion afterwards.
-        let sharded_report = &builds["retrain_fan_in"].reports["retrain-fan-in.md"];
-        let single_report = &one.reports["retrain.md"];
-        assert!(
-            sharded_report.starts_with(&format!("# salescast retrain {day}: ")),
-            "{sharded_report}"
-        );
-        assert_eq!(
-            sharded_report.lines().next(),
-            single_report.lines().next(),
-            "{day}"
-        );
-        assert_eq!(decided(&batch), decided(&single), "{day}");
-        assert_eq!(batch.champion(), single.champion(), "{day}");
-        // Only the predict fan-in commits the day, with that champion.
-        let manifest = manifest_of(&batch.place.lake, day);
-        assert_eq!(manifest["model_sha256"].as_str(), Some(batch.champion().as_str()));
-
-        // The same bytes: the day's predictions, and every score (the
-        // monitor fan-in's files are an unsharded monitor's, no staged
-        // file left).
-        for prefix in [format!("predictions/sales/dt={day}/"), "scores/".to_string()] {
-            let sharded = objects(&batch.place.lake, &prefix);
-            let single = objects(&single.place.lake, &prefix);
-            assert_eq!(
-                sharded.keys().collect::<Vec<_>>(),
-                single.keys().collect::<Vec<_>>(),
-                "{day}: {prefix}"
-            );
-            for (key, bytes) in &sharded {
-                assert!(bytes == &single[key], "{key} differs from the single run's");
-            }
-        }
-        let predictions = objects(&batch.place.lake, &format!("predictions/sales/dt={day}/"));
-        assert!(
-            predictions.keys().any(|k| k.ends_with("/_manifest.json")) && predictions.len() >= 2,
-            "{:?}",
-            predictions.keys()
-        );
+    // The first day on one machine in both jobs (the single build): the
+    // same first champion and forecasts in both. The second day, as the
+    // batch in one and the single build in the other, ingests its raw
+    // files, monitors the first day's forecasts and retrains against that
+    // champion. (A batch's first champion: the failure test below.)
+    let first = [("SCHEDULED_TIME", "2015-08-01T05:30:00Z"), ("RAW_INPUT", "")];
+    for job in [&batch, &single] {
+        job.codebuild(&first).expect_code(0);
     }
-    assert_eq!(batch.decision_kinds()[0], "promoted", "a first champion");
+    assert_eq!(batch.champion(), single.champion(), "the same first day");
+    let (day, scheduled, raw_input) = ("2015-08-01", "2015-08-02T05:30:00Z", raw_input.as_str());
+    // The schedule's start: its time and the stack's N (and the raw zone).
+    let start = [
+        ("SCHEDULED_TIME", scheduled),
+        ("EXPECTED_SHARDS", "3"),
+        ("RAW_INPUT", raw_input),
+    ];
+    let run = run_batch(&batch, &start, &[]);
+    assert_eq!(run.ran, builds_up_to("predict_fan_in"), "{day}");
+    for (id, build) in &run.builds {
+        assert_eq!(build.code, 0, "{day} {id}:\n{}", build.log);
+        expect_stage(build, &modes[id]);
+    }
+    let builds = &run.builds;
+    for k in 0..3 {
+        let report = &builds[&format!("predict_{k}")].reports["predict-shard.md"];
+        assert!(report.contains(&format!("shard {k}/3")), "{report}");
+    }
+    let fan_in = builds["predict_fan_in"].report.as_deref().unwrap();
+    assert!(fan_in.contains("fan-in of 3 shards"), "{fan_in}");
+
+    let one = single
+        .codebuild(&[("SCHEDULED_TIME", scheduled), ("RAW_INPUT", raw_input)])
+        .expect_code(0);
+    // The retrain fan-in's report is the day's retrain report: the
+    // single build's decision, the same champion afterwards.
+    let sharded_report = &builds["retrain_fan_in"].reports["retrain-fan-in.md"];
+    let single_report = &one.reports["retrain.md"];
+    assert!(
+        sharded_report.starts_with(&format!("# salescast retrain {day}: ")),
+        "{sharded_report}"
+    );
+    assert_eq!(
+        sharded_report.lines().next(),
+        single_report.lines().next(),
+        "{day}"
+    );
+    assert_eq!(decided(&batch), decided(&single), "{day}");
+    assert_eq!(batch.champion(), single.champion(), "{day}");
+    // Only the predict fan-in commits the day, with that champion.
+    let manifest = manifest_of(&batch.place.lake, day);
+    assert_eq!(manifest["model_sha256"].as_str(), Some(batch.champion().as_str()));
+
+    // The same bytes: the day's predictions, and every score (the
+    // monitor fan-in's files are an unsharded monitor's, no staged
+    // file left).
+    for prefix in [format!("predictions/sales/dt={day}/"), "scores/".to_string()] {
+        let sharded = objects(&batch.place.lake, &prefix);
+        let single = objects(&single.place.lake, &prefix);
+        assert_eq!(
+            sharded.keys().collect::<Vec<_>>(),
+            single.keys().collect::<Vec<_>>(),
+            "{day}: {prefix}"
+        );
+        for (key, bytes) in &sharded {
+            assert!(bytes == &single[key], "{key} differs from the single run's");
+        }
+    }
+    let predictions = objects(&batch.place.lake, &format!("predictions/sales/dt={day}/"));
+    assert!(
+        predictions.keys().any(|k| k.ends_with("/_manifest.json")) && predictions.len() >= 2,
+        "{:?}",
+        predictions.keys()
+    );
+    assert_eq!(batch.decision_kinds(), ["promoted", "kept"]);
+    assert_eq!(batch.decision_kinds(), single.decision_kinds());
     // The second day's monitor scored the first day's forecasts of 2015-08-01.
     let scored = objects(&batch.place.lake, "scores/sales/dt=2015-08-01/");
     assert!(
@@ -284,6 +289,30 @@ fn the_batch_decides_and_commits_what_the_single_daily_job_does() {
         "{:?}",
         scored.keys()
     );
+}
+
+/// Runs the batch with `fault` set in build `id`'s environment: fast-fail
+/// stops the batch there (no build after `id` starts, the ones beside it
+/// included) and that build's job stopped at `stage`.
+fn run_batch_failing_at(job: &DailyJob, start: &[(&str, &str)], id: &str, fault: (&str, &str), stage: &str) {
+    let run = run_batch(job, start, &[(id, fault)]);
+    assert_eq!(run.ran, builds_up_to(id), "fast-fail: nothing after {id}");
+    let failed = &run.builds[id];
+    assert_ne!(failed.code, 0, "{}", failed.log);
+    let stopped = format!("daily-job: stopped: {stage} failed with exit");
+    assert!(failed.log.contains(&stopped), "{}", failed.log);
+}
+
+/// A fan-in build's `log` refused with `refusal`, naming shards 1 and 2 (the
+/// ones that never ran) and not shard 0, and the job stopped at `stage`.
+fn expect_refused_for_shards_1_and_2(log: &str, refusal: &str, stage: &str) {
+    let named = |k: usize| log.contains(&format!("shard {k}/3"));
+    assert!(
+        log.contains(refusal) && named(1) && named(2) && !named(0),
+        "{log}"
+    );
+    let stopped = format!("daily-job: stopped: {stage} failed with exit 6");
+    assert!(log.contains(&stopped), "{log}");
 }
 
 #[test]
@@ -299,46 +328,17 @@ fn a_failed_shard_stops_the_batch_and_the_fan_in_refuses_until_every_shard_ran()
     };
 
     // predict_1's machine cannot reach the lake (a bucket that does not exist).
-    let run = run_batch(
-        &job,
-        &start,
-        &[("predict_1", ("SALESCAST_LAKE", "s3://sc-no-such-lake-bucket"))],
-    );
-    assert_eq!(
-        run.ran,
-        builds_up_to("predict_1"),
-        "fast-fail: predict_2 and the fan-in never start"
-    );
-    let failed = &run.builds["predict_1"];
-    assert_ne!(failed.code, 0, "{}", failed.log);
-    assert!(
-        failed
-            .log
-            .contains("daily-job: stopped: predict-shard failed with exit"),
-        "{}",
-        failed.log
-    );
+    let fault = ("SALESCAST_LAKE", "s3://sc-no-such-lake-bucket");
+    run_batch_failing_at(&job, &start, "predict_1", fault, "predict-shard");
     assert_eq!(committed(&job), Vec::<String>::new(), "nothing is committed");
 
     // The fan-in's build alone (a retried batch, a person) refuses: shards 1
     // and 2 never ran.
     let fan_in = run_build(&job, "predict_fan_in", &start, &[]).expect_code(6);
-    assert!(
-        fan_in
-            .log
-            .contains(&format!("cannot fan in the 3 shards of {day}"))
-            && fan_in.log.contains("shard 1/3")
-            && fan_in.log.contains("shard 2/3")
-            && !fan_in.log.contains("shard 0/3"),
-        "{}",
-        fan_in.log
-    );
-    assert!(
-        fan_in
-            .log
-            .contains("daily-job: stopped: predict-fan-in failed with exit 6"),
-        "{}",
-        fan_in.log
+    expect_refused_for_shards_1_and_2(
+        &fan_in.log,
+        &format!("cannot fan in the 3 shards of {day}"),
+        "predict-fan-in",
     );
     assert_eq!(committed(&job), Vec::<String>::new());
 
@@ -367,41 +367,15 @@ fn a_failed_retrain_shard_stops_the_batch_and_nothing_is_decided_until_it_ran() 
 
     // retrain_score_1's machine cannot reach the registry.
     let fault = ("SALESCAST_REGISTRY", "s3://sc-no-such-registry-bucket/registry");
-    let run = run_batch(&job, &start, &[("retrain_score_1", fault)]);
-    assert_eq!(
-        run.ran,
-        builds_up_to("retrain_score_1"),
-        "fast-fail: retrain_score_2 and everything after it never start"
-    );
-    let failed = &run.builds["retrain_score_1"];
-    assert_ne!(failed.code, 0, "{}", failed.log);
-    assert!(
-        failed
-            .log
-            .contains("daily-job: stopped: retrain-score failed with exit"),
-        "{}",
-        failed.log
-    );
+    run_batch_failing_at(&job, &start, "retrain_score_1", fault, "retrain-score");
 
     // The retrain's fan-in alone refuses, naming the shards that never
     // scored, and decides nothing.
     let fan_in = run_build(&job, "retrain_fan_in", &start, &[]).expect_code(6);
-    assert!(
-        fan_in
-            .log
-            .contains(&format!("cannot fan in the sharded retrain of {day}"))
-            && fan_in.log.contains("shard 1/3")
-            && fan_in.log.contains("shard 2/3")
-            && !fan_in.log.contains("shard 0/3"),
-        "{}",
-        fan_in.log
-    );
-    assert!(
-        fan_in
-            .log
-            .contains("daily-job: stopped: retrain-fan-in failed with exit 6"),
-        "{}",
-        fan_in.log
+    expect_refused_for_shards_1_and_2(
+        &fan_in.log,
+        &format!("cannot fan in the sharded retrain of {day}"),
+        "retrain-fan-in",
     );
     assert_eq!(job.decision_kinds(), Vec::<String>::new(), "nothing decided");
 
