@@ -135,10 +135,22 @@ fn a_sharded_monitor_writes_the_single_runs_scores() {
     assert_eq!(again["written"]["outcome"], "unchanged", "{again}");
     assert_eq!(again["written"]["marker"], shards[1]["written"]["marker"]);
 
+    // Two monitor runs that never fanned in: more than 14 days before DATE
+    // (expires with this fan-in) and within them (kept).
+    let abandoned = ["2015-07-01", "2015-07-10"].map(|d| format!("{STAGED}dt={d}/shard-0-of-3.json"));
+    for key in &abandoned {
+        open(&place, sharded).put(key, b"{}", PutMode::Overwrite).unwrap();
+    }
     let fanned = monitor(&place, &config, sharded, &["--fan-in", "3"])
         .expect_code(0)
         .json();
     assert_eq!(fanned["fan_in"], 3);
+    let left: Vec<String> = objects(&place, sharded, STAGED)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(left, [abandoned[1].clone()], "only the old abandoned run expired");
+    open(&place, sharded).delete(&abandoned[1]).unwrap();
     assert!(
         one.get("fan_in").is_none(),
         "an unsharded report has no fan_in: {one}"

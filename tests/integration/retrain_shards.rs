@@ -10,6 +10,8 @@
 //! its marker makes the fit refuse (exit 6, naming it); rerun, the run
 //! decides the same. A fan-in with a shard's scores missing refuses (exit 6,
 //! naming the shard) and decides nothing; the shard scored again, it decides.
+//! A fan-in removes its run's folder and those of runs abandoned more than
+//! 14 days before its day (runs' reports, `runs/<D>/`, are not touched).
 
 use std::path::Path;
 
@@ -120,9 +122,26 @@ fn a_sharded_retrain_decides_what_a_single_run_decides() {
             );
             step(&sharded, &config, day, &["--score", "1/3"]).expect_code(0);
         }
+        // Two runs that never fanned in: one more than 14 days before this
+        // day (expired by this fan-in), one within them (kept).
+        let (old, recent) = [("2015-05-01", "2015-06-27"), ("2015-06-01", "2015-07-11")][i];
+        let abandoned = [old, recent].map(|d| format!("sales/runs/dt={d}/fit.json"));
+        for key in &abandoned {
+            sharded
+                .registry_store()
+                .put(key, b"{}", salescast_core::storage::PutMode::Overwrite)
+                .unwrap();
+        }
         let report = step(&sharded, &config, day, &["--fan-in", "3"])
             .expect_code(0)
             .json();
+        let runs = sharded.registry_store().list("sales/runs/dt=").unwrap();
+        let left: Vec<&str> = runs.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(
+            left,
+            [abandoned[1].as_str()],
+            "day {day}: only old abandoned runs expire"
+        );
         let (want, got) = (decided(&expected), decided(&report));
         assert_eq!(got, want, "day {day}");
         let staged = sharded

@@ -379,10 +379,24 @@ fn shards_of_another_champion_are_refused_not_mixed() {
     for k in [0, 1] {
         predict(&place, &config, lake, &["--shard", &format!("{k}/3")]).expect_code(0);
     }
+    // Staging of earlier days: more than 14 days before DAY (expires with
+    // this fan-in), and within them (kept, for a retried fan-in of its day).
+    let older = ["2015-06-01", "2015-07-10"]
+        .map(|d| format!("predictions/sales/_shards/dt={d}/{b}/shard-0-of-3.json"));
+    for key in &older {
+        open(&place, lake).put(key, b"{}", PutMode::Overwrite).unwrap();
+    }
     let done = predict(&place, &config, lake, &["--fan-in", "3"])
         .expect_code(0)
         .json();
     assert_eq!(done["version"], b.as_str());
+    assert!(
+        open(&place, lake).head(&older[0]).is_err(),
+        "{} expired",
+        older[0]
+    );
+    assert!(open(&place, lake).head(&older[1]).is_ok(), "{} kept", older[1]);
+    open(&place, lake).delete(&older[1]).unwrap();
     let staged: Vec<String> = open(&place, lake)
         .list("predictions/sales/_shards/")
         .unwrap()

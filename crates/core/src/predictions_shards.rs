@@ -361,6 +361,17 @@ pub fn remove_stale(
     Ok(removed)
 }
 
+/// After a commit: deletes the staged shards of days more than
+/// `staging::KEEP_DAYS` before `data_day` (kept until then for a retried
+/// fan-in). Returns how many files.
+pub fn expire_old(lake: &Lake, model: &str, data_day: NaiveDate) -> Result<usize, StoreError> {
+    crate::staging::expire_days(
+        lake.store(),
+        &format!("{PREDICTIONS_ROOT}{model}/_shards/"),
+        data_day,
+    )
+}
+
 #[cfg(test)]
 #[path = "predictions_shards_tests.rs"]
 mod tests;

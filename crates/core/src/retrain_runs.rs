@@ -17,7 +17,11 @@
 //! step names the markers it built on by their SHA-256, so a step rerun
 //! after a later one (say, a shard prepared again on re-ingested data after
 //! the fit) makes the later steps refuse, naming it, until they are rerun.
-//! The fan-in deletes the folder after it committed its decision.
+//! The fan-in deletes the folder after it committed its decision, and the
+//! folders of runs that never fanned in whose day is more than
+//! `staging::KEEP_DAYS` (14) before its own (so a run given up on expires
+//! with the next daily fan-in; a backfill that old, still running, then
+//! finds its staging gone and refuses, exit 6, until it is run again).
 
 use chrono::NaiveDate;
 use serde::de::DeserializeOwned;
@@ -48,6 +52,12 @@ pub enum RunError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Deletes the files of the run folders of `registry`'s model whose day is
+/// more than `staging::KEEP_DAYS` before `day`; returns how many.
+pub fn expire_abandoned(registry: &Registry, day: NaiveDate) -> Result<usize, StoreError> {
+    crate::staging::expire_days(registry.store(), &format!("{}/runs/", registry.model()), day)
 }
 
 /// The staging folder of one day's sharded retrain of `registry`'s model.

@@ -360,6 +360,13 @@ pub fn remove_staged(lake: &Lake, model: &str, date: NaiveDate) -> Result<Vec<St
     Ok(keys)
 }
 
+/// After a commit: deletes the staged shards of monitor days more than
+/// `staging::KEEP_DAYS` before `date` (runs never fanned in). Returns how
+/// many files.
+pub fn expire_old(lake: &Lake, model: &str, date: NaiveDate) -> Result<usize, StoreError> {
+    crate::staging::expire_days(lake.store(), &format!("{SCORES_ROOT}{model}/_shards/"), date)
+}
+
 #[cfg(test)]
 #[path = "scores_shards_tests.rs"]
 mod tests;

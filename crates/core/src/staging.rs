@@ -16,6 +16,7 @@
 //! retried shard that makes the same bytes finds its file and marker and
 //! writes nothing.
 
+use chrono::NaiveDate;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -28,6 +29,30 @@ use crate::storage::{PutMode, Store, StoreError};
 /// A staged file as its marker names it (the JSON of a predictions
 /// manifest's file: key, SHA-256, size).
 pub use crate::predictions::PredictionFile as StagedFile;
+
+/// How many days before a fan-in's own day the staging of other days is
+/// kept: older staging (a run never fanned in, or a predict's kept for a
+/// retried fan-in) expires with the next fan-in.
+pub const KEEP_DAYS: u64 = 14;
+
+/// Deletes every object under `root` (a folder of `dt=YYYY-MM-DD/`
+/// folders) whose day is more than `KEEP_DAYS` before `day`; returns how
+/// many. Keys not under a `dt=` folder are left alone.
+pub fn expire_days(store: &Store, root: &str, day: NaiveDate) -> Result<usize, StoreError> {
+    let cutoff = day - chrono::Days::new(KEEP_DAYS);
+    let mut removed = 0;
+    for object in store.list(root)? {
+        let staged_day = object.key[root.len()..]
+            .strip_prefix("dt=")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        if staged_day.is_some_and(|d| d < cutoff) {
+            store.delete(&object.key)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StagingError {
@@ -173,4 +198,38 @@ pub fn read_file(store: &Store, marker_key: &str, file: &StagedFile) -> Result<V
         ));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_older_than_keep_days_expires_and_nothing_else() {
+        let (_dir, store) = crate::storage::temp_store();
+        let keys = [
+            "m/runs/dt=2015-07-16/fit.json",  // 15 days before: expires
+            "m/runs/dt=2015-06-01/a/b.bin",   // deeper, older: expires
+            "m/runs/dt=2015-07-17/fit.json",  // exactly 14 days before: kept
+            "m/runs/dt=2015-07-31/fit.json",  // the day itself: kept
+            "m/runs/2015-06-01/report.md",    // not a dt= folder: kept
+            "m/runs/dt=yesterday/fit.json",   // not a date: kept
+            "m/other/dt=2015-06-01/fit.json", // outside the root: kept
+        ];
+        for key in keys {
+            store.put(key, b"x", PutMode::Create).unwrap();
+        }
+        let day = NaiveDate::from_ymd_opt(2015, 7, 31).unwrap();
+        assert_eq!(expire_days(&store, "m/runs/", day).unwrap(), 2);
+        let mut left: Vec<String> = store.list("m/").unwrap().into_iter().map(|o| o.key).collect();
+        left.sort();
+        let mut kept: Vec<&str> = keys[2..].to_vec();
+        kept.sort();
+        assert_eq!(left, kept);
+        assert_eq!(
+            expire_days(&store, "m/runs/", day).unwrap(),
+            0,
+            "a rerun removes nothing"
+        );
+    }
 }
