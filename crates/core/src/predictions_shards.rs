@@ -90,10 +90,7 @@ pub fn shards_prefix(model: &str, data_day: NaiveDate, model_sha256: &str) -> St
 
 /// The staging folder of one day's shards, every champion.
 fn day_prefix(model: &str, data_day: NaiveDate) -> String {
-    format!(
-        "{PREDICTIONS_ROOT}{model}/_shards/dt={}/",
-        data_day.format("%Y-%m-%d")
-    )
+    format!("{}dt={}/", staging_root(model), data_day.format("%Y-%m-%d"))
 }
 
 fn frame_error(problem: String) -> PredictionsError {
@@ -361,15 +358,11 @@ pub fn remove_stale(
     Ok(removed)
 }
 
-/// After a commit: deletes the staged shards of days more than
-/// `staging::KEEP_DAYS` before `data_day` (kept until then for a retried
-/// fan-in). Returns how many files.
-pub fn expire_old(lake: &Lake, model: &str, data_day: NaiveDate) -> Result<usize, StoreError> {
-    crate::staging::expire_days(
-        lake.store(),
-        &format!("{PREDICTIONS_ROOT}{model}/_shards/"),
-        data_day,
-    )
+/// The folder of every day's staged shards (`staging::expire_after_commit`
+/// deletes days more than `staging::KEEP_DAYS` old, kept until then for a
+/// retried fan-in).
+pub fn staging_root(model: &str) -> String {
+    format!("{PREDICTIONS_ROOT}{model}/_shards/")
 }
 
 #[cfg(test)]

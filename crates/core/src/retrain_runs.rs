@@ -54,10 +54,9 @@ pub enum RunError {
     Store(#[from] StoreError),
 }
 
-/// Deletes the files of the run folders of `registry`'s model whose day is
-/// more than `staging::KEEP_DAYS` before `day`; returns how many.
-pub fn expire_abandoned(registry: &Registry, day: NaiveDate) -> Result<usize, StoreError> {
-    crate::staging::expire_days(registry.store(), &format!("{}/runs/", registry.model()), day)
+/// The folder of every day's run folder of `registry`'s model.
+pub fn runs_root(registry: &Registry) -> String {
+    format!("{}/runs/", registry.model())
 }
 
 /// The staging folder of one day's sharded retrain of `registry`'s model.
@@ -73,7 +72,7 @@ impl<'a> RunFolder<'a> {
 
     /// The folder's key prefix (ends with "/").
     pub fn prefix(&self) -> String {
-        format!("{}/runs/dt={}/", self.registry.model(), self.data_day)
+        format!("{}dt={}/", runs_root(self.registry), self.data_day)
     }
 
     /// Writes `bytes` as `<stem>-<sha16>.<ext>`, create-only (the same bytes

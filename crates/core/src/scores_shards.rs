@@ -117,7 +117,7 @@ pub struct Expected<'a> {
 
 /// The staging folder of one monitor day's shards.
 pub fn shards_prefix(model: &str, date: NaiveDate) -> String {
-    format!("{SCORES_ROOT}{model}/_shards/dt={}/", date.format("%Y-%m-%d"))
+    format!("{}dt={}/", staging_root(model), date.format("%Y-%m-%d"))
 }
 
 /// Stages one shard's scored days (the series of `shard` only, as
@@ -360,11 +360,11 @@ pub fn remove_staged(lake: &Lake, model: &str, date: NaiveDate) -> Result<Vec<St
     Ok(keys)
 }
 
-/// After a commit: deletes the staged shards of monitor days more than
-/// `staging::KEEP_DAYS` before `date` (runs never fanned in). Returns how
-/// many files.
-pub fn expire_old(lake: &Lake, model: &str, date: NaiveDate) -> Result<usize, StoreError> {
-    crate::staging::expire_days(lake.store(), &format!("{SCORES_ROOT}{model}/_shards/"), date)
+/// The folder of every monitor day's staged shards (days more than
+/// `staging::KEEP_DAYS` old: runs never fanned in, deleted by
+/// `staging::expire_after_commit`).
+pub fn staging_root(model: &str) -> String {
+    format!("{SCORES_ROOT}{model}/_shards/")
 }
 
 #[cfg(test)]

@@ -35,6 +35,16 @@ pub use crate::predictions::PredictionFile as StagedFile;
 /// retried fan-in) expires with the next fan-in.
 pub const KEEP_DAYS: u64 = 14;
 
+/// After a fan-in committed: `expire_days`, logged; a failure is only a
+/// warning (the commit stands, the next fan-in tries again).
+pub fn expire_after_commit(store: &Store, root: &str, day: NaiveDate) {
+    match expire_days(store, root, day) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} staged files under {root} of days before {day}"),
+        Err(e) => tracing::warn!("could not remove the staged files under {root} of older days: {e}"),
+    }
+}
+
 /// Deletes every object under `root` (a folder of `dt=YYYY-MM-DD/`
 /// folders) whose day is more than `KEEP_DAYS` before `day`; returns how
 /// many. Keys not under a `dt=` folder are left alone.

@@ -26,7 +26,7 @@ use crate::progress;
 use crate::registry::Registry;
 use crate::scores::{OriginForecasts, PredictionVersion};
 use crate::scores_shards::{
-    ActualsVersion, Expected, Inputs, ScoresShardWritten, ShardDay, expire_old, read_shards, remove_staged,
+    ActualsVersion, Expected, Inputs, ScoresShardWritten, ShardDay, read_shards, remove_staged, staging_root,
     write_shard,
 };
 use crate::shard::Shard;
@@ -140,11 +140,6 @@ pub fn monitor_fan_in(
     let report = commit(config, lake, registry, &plan, &scored, Some(n), started)?;
     let removed = remove_staged(lake, model, date).context("removing the staged shards")?;
     tracing::info!("removed {} staged shard files", removed.len());
-    // The scores are committed: a failure here is only a warning.
-    match expire_old(lake, model, date) {
-        Ok(0) => {}
-        Ok(n) => tracing::info!("removed {n} staged shard files of monitor runs abandoned before {date}"),
-        Err(e) => tracing::warn!("could not remove the staged shards of abandoned monitor runs: {e}"),
-    }
+    crate::staging::expire_after_commit(lake.store(), &staging_root(model), date);
     Ok(report)
 }

@@ -21,7 +21,9 @@ use super::predict::{PredictReport, champion, load, preview};
 use crate::config::Config;
 use crate::lake::Lake;
 use crate::predictions::write_predictions;
-use crate::predictions_shards::{Expected, ShardWritten, expire_old, read_shards, remove_stale, write_shard};
+use crate::predictions_shards::{
+    Expected, ShardWritten, read_shards, remove_stale, staging_root, write_shard,
+};
 use crate::progress;
 use crate::registry::Registry;
 use crate::shard::Shard;
@@ -139,12 +141,7 @@ pub fn fan_in(
     if !stale.is_empty() {
         tracing::info!("removed {} staged shard files of other champions", stale.len());
     }
-    // The partition is committed: a failure here is only a warning.
-    match expire_old(lake, registry.model(), data_day) {
-        Ok(0) => {}
-        Ok(n) => tracing::info!("removed {n} staged shard files of days before {data_day}"),
-        Err(e) => tracing::warn!("could not remove the staged shards of older days: {e}"),
-    }
+    crate::staging::expire_after_commit(lake.store(), &staging_root(registry.model()), data_day);
     Ok(PredictReport {
         model: registry.model().to_string(),
         version,

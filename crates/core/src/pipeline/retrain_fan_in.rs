@@ -324,12 +324,7 @@ pub fn fan_in_shards(
     if !dry_run {
         let removed = folder.clear().context("removing the run's staged files")?;
         tracing::info!("removed the run's {removed} staged files");
-        // The decision is committed: a failure here is only a warning.
-        match retrain_runs::expire_abandoned(registry, day) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("removed {n} files of runs abandoned before {day}"),
-            Err(e) => tracing::warn!("could not remove the files of abandoned runs: {e}"),
-        }
+        crate::staging::expire_after_commit(registry.store(), &retrain_runs::runs_root(registry), day);
     }
     Ok(report)
 }

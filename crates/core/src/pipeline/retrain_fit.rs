@@ -158,7 +158,7 @@ fn read_prepared(
 }
 
 /// Sorts stacked shard rows in the single run's frame order (date, then keys).
-fn stack(stacked: DataFrame, config: &Config) -> anyhow::Result<DataFrame> {
+fn sort_like_single_run(stacked: DataFrame, config: &Config) -> anyhow::Result<DataFrame> {
     let mut order = vec![config.data.date_column.clone()];
     order.extend(config.data.series_keys.iter().cloned());
     Ok(stacked.sort(order, SortMultipleOptions::default())?)
@@ -211,7 +211,7 @@ pub fn fit_shards(
                 train::frame_rows(&both, &rows)?
             });
         }
-        stack(stacked.context("no shard frames")?, config)
+        sort_like_single_run(stacked.context("no shard frames")?, config)
     };
     let fit_keep = |frame: &DataFrame| -> anyhow::Result<Vec<usize>> {
         let split = train::split_rows(frame, &config.data, &window)?;
