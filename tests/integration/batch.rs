@@ -394,11 +394,19 @@ fn a_failed_retrain_shard_stops_the_batch_and_nothing_is_decided_until_it_ran() 
 
 #[test]
 fn a_batch_build_refuses_without_a_run_date_or_for_another_graph() {
-    // Refused before salescast runs: the shared lake, nothing written.
+    // Refused before the release is fetched (fetch prints the fetched
+    // binary's version) and before salescast runs: the shared lake, nothing
+    // written.
     let job = DailyJob::new();
+    let fetched = format!("salescast {}", env!("CARGO_PKG_VERSION"));
     let refused = |build: Build, says: &str| {
         let build = build.expect_code(2);
         assert!(build.log.contains(says), "{says:?} not in:\n{}", build.log);
+        assert!(
+            !build.log.contains(&fetched),
+            "fetched, then refused:\n{}",
+            build.log
+        );
         assert!(build.report.is_none(), "a refused build writes no report");
     };
 

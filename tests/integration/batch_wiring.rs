@@ -188,7 +188,25 @@ fn the_sharded_workflow_runs_the_batch_graph() {
             })
             .collect();
         assert_eq!(runs, commands, "{}", task.id);
-        // One run date, resolved by ingest and handed down job by job.
+        // One run date, resolved by ingest and handed down job by job; in
+        // ingest, every daily-job step (fetch checks the build as run does)
+        // gets the plan step's.
+        if job["needs"].is_null() {
+            for step in job["steps"].as_array().unwrap() {
+                if step["run"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("bash pipelines/daily-job "))
+                {
+                    assert_eq!(
+                        step["env"]["RUN_DATE"].as_str(),
+                        Some("${{ steps.plan.outputs.run_date }}"),
+                        "{}: {}",
+                        task.id,
+                        step["run"]
+                    );
+                }
+            }
+        }
         if let Some(need) = job["needs"].as_str() {
             let handed = format!("${{{{ needs.{need}.outputs.run_date }}}}");
             assert_eq!(

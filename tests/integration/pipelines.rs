@@ -244,20 +244,32 @@ impl DailyJob {
 
     /// A folder holding the release's source.zip unpacked, as CodeBuild
     /// checks out its source (the retailer's salescast.toml included).
+    /// A fresh copy of the release's source.zip, unpacked: downloaded and
+    /// unpacked once per release and test run (a release's files never
+    /// change), then copied for each build, which may write into it.
     pub(crate) fn source_checkout(&self) -> tempfile::TempDir {
+        static UNPACKED: std::sync::Mutex<BTreeMap<String, tempfile::TempDir>> =
+            std::sync::Mutex::new(BTreeMap::new());
         let dir = tempdir();
-        let zip = dir.path().join("source.zip");
-        aws(&[
-            "s3",
-            "cp",
-            "--only-show-errors",
-            &format!("{}/source.zip", self.release),
-            s(&zip),
-        ]);
-        python(
-            "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])",
-            &[s(&zip), s(dir.path())],
-        );
+        let mut unpacked = UNPACKED.lock().unwrap_or_else(|e| e.into_inner());
+        let source = unpacked.entry(self.release.clone()).or_insert_with(|| {
+            let source = tempdir();
+            let zip = dir.path().join("source.zip");
+            aws(&[
+                "s3",
+                "cp",
+                "--only-show-errors",
+                &format!("{}/source.zip", self.release),
+                s(&zip),
+            ]);
+            python(
+                "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])",
+                &[s(&zip), s(source.path())],
+            );
+            std::fs::remove_file(&zip).unwrap();
+            source
+        });
+        copy_tree(source.path(), dir.path());
         dir
     }
 
