@@ -107,6 +107,17 @@ struct BatchRun {
 /// it depends on succeeded; with fast-fail, the first failed build ends the
 /// batch and no other build starts. `faults` breaks one build each.
 fn run_batch(job: &DailyJob, start: &[(&str, &str)], faults: &[(&str, (&str, &str))]) -> BatchRun {
+    retry_batch(job, start, faults, &BTreeSet::new())
+}
+
+/// `run_batch` as CodeBuild's retry of a batch's failed builds: the builds
+/// in `succeeded` are not run again.
+fn retry_batch(
+    job: &DailyJob,
+    start: &[(&str, &str)],
+    faults: &[(&str, (&str, &str))],
+    succeeded: &BTreeSet<String>,
+) -> BatchRun {
     let spec = batch_spec();
     assert_eq!(spec["batch"]["fast-fail"], true, "the batch is fast-fail");
     let tasks = graph(&spec);
@@ -115,6 +126,9 @@ fn run_batch(job: &DailyJob, start: &[(&str, &str)], faults: &[(&str, (&str, &st
         builds: BTreeMap::new(),
     };
     for task in topological(&tasks) {
+        if succeeded.contains(&task.id) {
+            continue;
+        }
         let fault: Vec<(&str, &str)> = faults
             .iter()
             .filter(|(id, _)| *id == task.id)
@@ -291,12 +305,23 @@ fn the_batch_decides_and_commits_what_the_single_daily_job_does() {
     );
 }
 
-/// Runs the batch with `fault` set in build `id`'s environment: fast-fail
+/// Runs the batch (all of it, or the retry of a batch in which the builds
+/// `succeeded` did) with `fault` set in build `id`'s environment: fast-fail
 /// stops the batch there (no build after `id` starts, the ones beside it
 /// included) and that build's job stopped at `stage`.
-fn run_batch_failing_at(job: &DailyJob, start: &[(&str, &str)], id: &str, fault: (&str, &str), stage: &str) {
-    let run = run_batch(job, start, &[(id, fault)]);
-    assert_eq!(run.ran, builds_up_to(id), "fast-fail: nothing after {id}");
+fn run_batch_failing_at(
+    job: &DailyJob,
+    start: &[(&str, &str)],
+    succeeded: &BTreeSet<String>,
+    (id, fault): (&str, (&str, &str)),
+    stage: &str,
+) {
+    let run = retry_batch(job, start, &[(id, fault)], succeeded);
+    let expected: Vec<String> = builds_up_to(id)
+        .into_iter()
+        .filter(|b| !succeeded.contains(b))
+        .collect();
+    assert_eq!(run.ran, expected, "fast-fail: nothing after {id}");
     let failed = &run.builds[id];
     assert_ne!(failed.code, 0, "{}", failed.log);
     let stopped = format!("daily-job: stopped: {stage} failed with exit");
@@ -316,24 +341,54 @@ fn expect_refused_for_shards_1_and_2(log: &str, refusal: &str, stage: &str) {
 }
 
 #[test]
-fn a_failed_shard_stops_the_batch_and_the_fan_in_refuses_until_every_shard_ran() {
+fn a_failed_shard_stops_the_batch_and_its_fan_in_refuses_until_every_shard_ran() {
+    // One batch on an empty registry: first a retrain score shard fails,
+    // then, in the batch's retry, a predict shard.
     let job = DailyJob::on_lake(fresh_s3_lake());
     let start = [("SCHEDULED_TIME", "2015-08-01T05:30:00Z")];
     let day = "2015-07-31";
+
+    // retrain_score_1's machine cannot reach the registry.
+    let fault = ("SALESCAST_REGISTRY", "s3://sc-no-such-registry-bucket/registry");
+    let none = BTreeSet::new();
+    run_batch_failing_at(&job, &start, &none, ("retrain_score_1", fault), "retrain-score");
+
+    // The retrain's fan-in alone (a person) refuses, naming the shards that
+    // never scored, and decides nothing.
+    let fan_in = run_build(&job, "retrain_fan_in", &start, &[]).expect_code(6);
+    expect_refused_for_shards_1_and_2(
+        &fan_in.log,
+        &format!("cannot fan in the sharded retrain of {day}"),
+        "retrain-fan-in",
+    );
+    assert_eq!(job.decision_kinds(), Vec::<String>::new(), "nothing decided");
+
+    // Both shards scored: the fan-in decides (a first champion).
+    for id in ["retrain_score_1", "retrain_score_2"] {
+        run_build(&job, id, &start, &[]).expect_code(0);
+    }
+    let fan_in = run_build(&job, "retrain_fan_in", &start, &[]).expect_code(0);
+    let report = &fan_in.reports["retrain-fan-in.md"];
+    assert!(
+        report.starts_with(&format!("# salescast retrain {day}: promoted")),
+        "{report}"
+    );
+    assert_eq!(job.decision_kinds(), ["promoted"]);
+
+    // The batch retried from there; predict_1's machine cannot reach the
+    // lake (a bucket that does not exist).
     let committed = |job: &DailyJob| {
         lake_keys(&job.place.lake)
             .into_iter()
             .filter(|k| k.starts_with(&format!("predictions/sales/dt={day}/")))
             .collect::<Vec<_>>()
     };
-
-    // predict_1's machine cannot reach the lake (a bucket that does not exist).
+    let succeeded: BTreeSet<String> = builds_up_to("retrain_fan_in").into_iter().collect();
     let fault = ("SALESCAST_LAKE", "s3://sc-no-such-lake-bucket");
-    run_batch_failing_at(&job, &start, "predict_1", fault, "predict-shard");
+    run_batch_failing_at(&job, &start, &succeeded, ("predict_1", fault), "predict-shard");
     assert_eq!(committed(&job), Vec::<String>::new(), "nothing is committed");
 
-    // The fan-in's build alone (a retried batch, a person) refuses: shards 1
-    // and 2 never ran.
+    // The fan-in's build alone refuses: shards 1 and 2 never ran.
     let fan_in = run_build(&job, "predict_fan_in", &start, &[]).expect_code(6);
     expect_refused_for_shards_1_and_2(
         &fan_in.log,
@@ -357,39 +412,6 @@ fn a_failed_shard_stops_the_batch_and_the_fan_in_refuses_until_every_shard_ran()
     run_build(&job, "predict_fan_in", &start, &[]).expect_code(0);
     let manifest = manifest_of(&job.place.lake, day);
     assert_eq!(manifest["model_sha256"].as_str(), Some(job.champion().as_str()));
-}
-
-#[test]
-fn a_failed_retrain_shard_stops_the_batch_and_nothing_is_decided_until_it_ran() {
-    let job = DailyJob::on_lake(fresh_s3_lake());
-    let start = [("SCHEDULED_TIME", "2015-08-01T05:30:00Z")];
-    let day = "2015-07-31";
-
-    // retrain_score_1's machine cannot reach the registry.
-    let fault = ("SALESCAST_REGISTRY", "s3://sc-no-such-registry-bucket/registry");
-    run_batch_failing_at(&job, &start, "retrain_score_1", fault, "retrain-score");
-
-    // The retrain's fan-in alone refuses, naming the shards that never
-    // scored, and decides nothing.
-    let fan_in = run_build(&job, "retrain_fan_in", &start, &[]).expect_code(6);
-    expect_refused_for_shards_1_and_2(
-        &fan_in.log,
-        &format!("cannot fan in the sharded retrain of {day}"),
-        "retrain-fan-in",
-    );
-    assert_eq!(job.decision_kinds(), Vec::<String>::new(), "nothing decided");
-
-    // Both shards scored: the fan-in decides (a first champion).
-    for id in ["retrain_score_1", "retrain_score_2"] {
-        run_build(&job, id, &start, &[]).expect_code(0);
-    }
-    let fan_in = run_build(&job, "retrain_fan_in", &start, &[]).expect_code(0);
-    let report = &fan_in.reports["retrain-fan-in.md"];
-    assert!(
-        report.starts_with(&format!("# salescast retrain {day}: promoted")),
-        "{report}"
-    );
-    assert_eq!(job.decision_kinds(), ["promoted"]);
 }
 
 #[test]
