@@ -243,33 +243,42 @@ impl DailyJob {
     }
 
     /// A folder holding the release's source.zip unpacked, as CodeBuild
-    /// checks out its source (the retailer's salescast.toml included).
-    /// A fresh copy of the release's source.zip, unpacked: downloaded and
-    /// unpacked once per release and test run (a release's files never
-    /// change), then copied for each build, which may write into it.
+    /// checks out its source (the retailer's salescast.toml included): a
+    /// fresh copy for each build, which may write into it, of the zip
+    /// downloaded and unpacked once per release and test run (a release's
+    /// files never change).
     pub(crate) fn source_checkout(&self) -> tempfile::TempDir {
-        static UNPACKED: std::sync::Mutex<BTreeMap<String, tempfile::TempDir>> =
-            std::sync::Mutex::new(BTreeMap::new());
+        static UNPACKED: std::sync::Mutex<BTreeMap<String, PathBuf>> = std::sync::Mutex::new(BTreeMap::new());
         let dir = tempdir();
         let mut unpacked = UNPACKED.lock().unwrap_or_else(|e| e.into_inner());
-        let source = unpacked.entry(self.release.clone()).or_insert_with(|| {
-            let source = tempdir();
-            let zip = dir.path().join("source.zip");
-            aws(&[
-                "s3",
-                "cp",
-                "--only-show-errors",
-                &format!("{}/source.zip", self.release),
-                s(&zip),
-            ]);
-            python(
-                "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])",
-                &[s(&zip), s(source.path())],
-            );
-            std::fs::remove_file(&zip).unwrap();
-            source
-        });
-        copy_tree(source.path(), dir.path());
+        let n = unpacked.len();
+        let source = unpacked
+            .entry(self.release.clone())
+            .or_insert_with(|| {
+                // A folder of the test run, as rossmann_lake's (a TempDir
+                // in a static would never be removed).
+                let source =
+                    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("source-{}-{n}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&source);
+                std::fs::create_dir_all(&source).unwrap();
+                let zip = dir.path().join("source.zip");
+                aws(&[
+                    "s3",
+                    "cp",
+                    "--only-show-errors",
+                    &format!("{}/source.zip", self.release),
+                    s(&zip),
+                ]);
+                python(
+                    "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])",
+                    &[s(&zip), s(&source)],
+                );
+                std::fs::remove_file(&zip).unwrap();
+                source
+            })
+            .clone();
+        drop(unpacked);
+        copy_tree(&source, dir.path());
         dir
     }
 
