@@ -212,6 +212,10 @@ pub(crate) struct DailyJob {
     pub place: Place,
     pub release: String,
     pub env: Vec<(String, String)>,
+    /// The build host's local cache (CodeBuild's LOCAL_CUSTOM_CACHE): the
+    /// folder behind the buildspec's `cache` paths, kept between builds. One
+    /// per test run by default, as on a host that runs every build.
+    pub cache: PathBuf,
 }
 
 impl DailyJob {
@@ -229,6 +233,7 @@ impl DailyJob {
             },
             release: release().to_string(),
             env: vec![],
+            cache: Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("build-cache-{}", std::process::id())),
         }
     }
 
@@ -298,6 +303,13 @@ impl DailyJob {
         let source = self.source_checkout();
         let spec = yaml(&source.path().join(file));
         assert_eq!(spec["env"]["shell"], "bash");
+        // The local custom cache: each cached folder a link to the host's.
+        for path in spec["cache"]["paths"].as_array().into_iter().flatten() {
+            let folder = path.as_str().unwrap().trim_end_matches("/**/*");
+            let kept = self.cache.join(folder);
+            std::fs::create_dir_all(&kept).unwrap();
+            std::os::unix::fs::symlink(&kept, source.path().join(folder)).unwrap();
+        }
         let mut script = String::from("set -e\n");
         for phase in ["install", "pre_build", "build", "post_build"] {
             for command in spec["phases"][phase]["commands"].as_array().into_iter().flatten() {
@@ -381,7 +393,13 @@ impl Build {
 
 #[test]
 fn buildspec_promotes_then_keeps_then_rolls_back() {
-    let job = DailyJob::new();
+    // A host that has run no build yet: the first build downloads the
+    // release, the next ones take the checked binary from the cache.
+    let host = tempdir();
+    let job = DailyJob {
+        cache: host.path().to_path_buf(),
+        ..DailyJob::new()
+    };
 
     // The schedule sets MODE and its scheduled time; the run date is the day before.
     let first = job
@@ -405,6 +423,13 @@ fn buildspec_promotes_then_keeps_then_rolls_back() {
     let second = job
         .codebuild(&[("MODE", "retrain"), ("SCHEDULED_TIME", "2015-08-01T05:30:00Z")])
         .expect_code(0);
+    assert!(
+        second.log.contains("salescast-x86_64-linux.tar.gz (")
+            && second.log.contains(") from the cache .release-cache")
+            && !second.log.contains(": OK"),
+        "the second build takes the binary from the cache:\n{}",
+        second.log
+    );
     let report = second.report.unwrap();
     assert!(
         report.starts_with("# salescast retrain 2015-07-31: kept the champion"),
@@ -482,6 +507,10 @@ fn buildspec_promotes_then_keeps_then_rolls_back() {
     assert!(
         tampered.report.is_none(),
         "salescast must not run from an unchecked binary"
+    );
+    assert!(
+        !host.path().join(".release-cache").join("0".repeat(64)).exists(),
+        "an archive that failed its check is not cached"
     );
     assert_eq!(job.champion(), kept_challenger);
     assert_eq!(job.decision_kinds().len(), 3);
