@@ -22,57 +22,39 @@ const DAY: &str = "2015-07-20";
 const N: u32 = 3;
 const PARTITION: &str = "predictions/sales/dt=2015-07-20/";
 
-/// Copies every object of `from` under `prefix` into `to` (4 threads).
-fn copy_objects(from: &Store, to: &Store, prefix: &str) {
-    let keys: Vec<String> = from.list(prefix).unwrap().into_iter().map(|m| m.key).collect();
-    std::thread::scope(|scope| {
-        for chunk in keys.chunks(keys.len().div_ceil(4).max(1)) {
-            scope.spawn(move || {
-                for key in chunk {
-                    to.put(key, &from.get(key).unwrap().bytes, PutMode::Create)
-                        .unwrap();
-                }
-            });
-        }
-    });
-}
-
-/// The registry and lake, as URIs, of one champion trained on `DAY` (the
-/// tests' LINEAR config) on a copy of the rossmann S3 lake (sales and the
-/// store table), made once per test run: each `site` copies both rather
-/// than train the same champion again.
-fn seed() -> &'static (String, String) {
-    static SEED: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
-    SEED.get_or_init(|| {
-        let mut place = Place::new(Backend::S3);
-        let from = open(&place, rossmann_s3_lake());
-        let lake = format!("s3://{}/lake", s3_bucket("shard-seed"));
-        let to = open(&place, &lake);
-        copy_objects(&from, &to, "sales/");
-        copy_objects(&from, &to, "dims/");
-        place.lake = lake.clone();
-        let report = place.retrain(&place.config(LINEAR), DAY).expect_code(0).json();
-        assert_eq!(report["decision"], "promoted", "{report}");
-        (place.registry.clone(), lake)
-    })
-}
-
-/// A registry of its own with a champion trained on `DAY` and `lakes`
-/// private copies of the lake it was trained on (copies of `seed`'s, as a
-/// retrain here would have left them).
+/// A registry with a champion trained on `DAY` and `lakes` private copies
+/// of the rossmann S3 lake (sales and the store table).
 pub(crate) fn site(lakes: usize) -> (Place, std::path::PathBuf, Vec<String>) {
-    let (registry, lake) = seed();
     let mut place = Place::new(Backend::S3);
-    copy_objects(&open(&place, registry), &place.registry_store(), "");
-    let from = open(&place, lake);
+    let from = open(&place, rossmann_s3_lake());
+    let keys: Vec<String> = from
+        .list("")
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .filter(|k| k.starts_with("sales/") || k.starts_with("dims/"))
+        .collect();
     let copies: Vec<String> = (0..lakes)
         .map(|_| format!("s3://{}/lake", s3_bucket("shard-lake")))
         .collect();
-    for copy in &copies {
-        copy_objects(&from, &open(&place, copy), "");
+    for lake in &copies {
+        let to = open(&place, lake);
+        std::thread::scope(|scope| {
+            for chunk in keys.chunks(keys.len().div_ceil(4).max(1)) {
+                let (from, to) = (&from, &to);
+                scope.spawn(move || {
+                    for key in chunk {
+                        to.put(key, &from.get(key).unwrap().bytes, PutMode::Create)
+                            .unwrap();
+                    }
+                });
+            }
+        });
     }
     place.lake = copies[0].clone();
     let config = place.config(LINEAR);
+    let report = place.retrain(&config, DAY).expect_code(0).json();
+    assert_eq!(report["decision"], "promoted", "{report}");
     (place, config, copies)
 }
 
