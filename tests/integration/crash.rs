@@ -37,9 +37,7 @@ pub(crate) struct Fixture {
 pub(crate) fn fixture() -> &'static Fixture {
     static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("crash-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::util::run_folder("crash");
         let registry = dir.join("registry");
         let retrain = |extra: &str| {
             let config = rossmann_config(&dir, extra);

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::daily_pipeline::{fresh_s3_lake, manifest_of};
 use crate::retrain::{Backend, Place};
-use crate::util::{LINEAR, copy_tree, python, repo_file, s, s3_bucket, s3_endpoint, tempdir};
+use crate::util::{LINEAR, copy_tree, python, repo_file, run_folder, s, s3_bucket, s3_endpoint, tempdir};
 
 /// A YAML file as JSON (CloudFormation's `!Tag value` becomes `{"Tag": value}`).
 pub(crate) fn yaml(path: &Path) -> Value {
@@ -75,7 +75,8 @@ fn every_lint_fails_on_a_broken_copy() {
     let (passed, output) = lint(ci_files_copy().path(), "");
     assert!(passed, "an unbroken copy must pass:\n{output}");
     // After one file is broken, the lints that read it: the others read
-    // the same files as on the unbroken copy, which passed.
+    // the same files as on the unbroken copy, which passed. The files each
+    // lint reads are its arguments in .ci/lint: keep this map with them.
     let reading = |file: &str| match file {
         f if f.starts_with("pipelines/") => "cfn-lint yamllint",
         f if f.starts_with(".github/workflows/") => "actionlint yamllint",
@@ -218,6 +219,12 @@ fn release() -> &'static str {
     })
 }
 
+/// The build host's cache folder shared by every build of this test run.
+fn host_cache() -> &'static Path {
+    static CACHE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| run_folder("build-cache"))
+}
+
 /// The daily job's surroundings: the lake and a fresh registry on the local
 /// S3 server, the release, and more of the project's environment (RAW_INPUT).
 pub(crate) struct DailyJob {
@@ -245,7 +252,7 @@ impl DailyJob {
             },
             release: release().to_string(),
             env: vec![],
-            cache: Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("build-cache-{}", std::process::id())),
+            cache: host_cache().to_path_buf(),
         }
     }
 
@@ -272,12 +279,7 @@ impl DailyJob {
         let source = unpacked
             .entry(self.release.clone())
             .or_insert_with(|| {
-                // A folder of the test run, as rossmann_lake's (a TempDir
-                // in a static would never be removed).
-                let source =
-                    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("source-{}-{n}", std::process::id()));
-                let _ = std::fs::remove_dir_all(&source);
-                std::fs::create_dir_all(&source).unwrap();
+                let source = run_folder(&format!("source-{n}"));
                 let zip = dir.path().join("source.zip");
                 aws(&[
                     "s3",

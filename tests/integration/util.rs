@@ -124,14 +124,23 @@ pub fn python(code: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// An empty folder `NAME-PID` of this test run under CARGO_TARGET_TMPDIR,
+/// for what a test run prepares once and keeps in a static (a TempDir held
+/// in a static is never removed); one of an earlier run with the same pid
+/// is emptied first.
+pub(crate) fn run_folder(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A lake ingested once per test run from the shared rossmann data (sales and
 /// the store table), for tests that only read it. Copy it before changing it.
 pub fn rossmann_lake() -> &'static Path {
     static LAKE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     LAKE.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rossmann-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = run_folder("rossmann");
         let lake = dir.join("lake");
         let stores = format!("store={}", s(&shared_data("rossmann/store.csv")));
         rossmann(
