@@ -9,18 +9,33 @@ included, completes before the next starts: the conditional writes become
 atomic, as on S3. Clients still race: they read the same version and send
 their writes at once.
 
+moto's dispatcher finds the service of each request by host name, and to do
+so lists its ~170 package folders (os.listdir, then isdir on each) twice
+per request: a fifth of the server's time in the tests (py-spy). Which
+service a host name means depends only on the name and the installed moto,
+so the answer is kept per host name.
+
     python tests/s3_server.py HOST PORT
 """
 
+import functools
 import sys
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 
 
+class Dispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, with each host name's service looked up once."""
+
+    @functools.lru_cache(maxsize=None)
+    def get_backend_for_host(self, host):
+        return super().get_backend_for_host(host)
+
+
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
-    app = DomainDispatcherApplication(create_backend_app)
+    app = Dispatcher(create_backend_app)
     run_simple(host, port, app, threaded=False, processes=1)
 
 
