@@ -17,7 +17,11 @@ With `--variant FILE`, each run date also runs the configuration with FILE's
 TOML appended (e.g. other `[[training.gbdt_configs]]`), in the same session,
 so a change to the default can be measured against it before it is made.
 
-Usage: defaults.py --binary SALESCAST [--lakes DIR] [--only NAME[,NAME]] [--variant FILE] [--out FILE]
+Run dates: pharma and rossmann 6 each, 28 days apart (disjoint holdouts; one
+28-day holdout is one draw of a noisy figure), store_item 1; `--dates N`
+sets N for every lake.
+
+Usage: defaults.py --binary SALESCAST [--lakes DIR] [--only NAME[,NAME]] [--dates N] [--variant FILE] [--out FILE]
        defaults.py --render --out FILE
 """
 
@@ -34,21 +38,30 @@ from measure import measure
 import pharma
 
 LAKES = {
-    # name: (config, ingest args, run dates)
-    "pharma": ("examples/pharma.toml", None,
-               [(date(2019, 10, 8) - timedelta(days=28 * i)).isoformat() for i in range(6)]),
+    # name: (config, ingest args, newest run date, run dates by default: the
+    # newest and every 28 days before it, so that the 28-day holdouts are
+    # disjoint)
+    "pharma": ("examples/pharma.toml", None, "2019-10-08", 6),
     "rossmann": ("examples/rossmann.toml",
                  ["--input", os.path.join(SHARED, "rossmann", "train.csv"),
                   "--attributes", "store=" + os.path.join(SHARED, "rossmann", "store.csv")],
-                 ["2015-07-31"]),
+                 "2015-07-31", 6),
     "store_item": ("examples/store_item.toml", ["--input", os.path.join(SHARED, "store_item", "train.csv")],
-                   ["2017-12-31"]),
+                   "2017-12-31", 1),
 }
+
+
+def run_dates(newest, count):
+    """`count` run dates 28 days apart, the newest first."""
+    day = date.fromisoformat(newest)
+    return [(day - timedelta(days=28 * i)).isoformat() for i in range(count)]
+
+
 FORMER = "\n[training]\ngbdt_configs = []\n"
 
 
 def lake_of(binary, name, folder):
-    config, args, _ = LAKES[name]
+    config, args, _, _ = LAKES[name]
     lake = os.path.join(folder, name, "lake")
     if not os.path.isdir(os.path.join(lake, "sales")):
         if args is None:
@@ -95,6 +108,7 @@ def main():
     parser.add_argument("--only", help="comma-separated lake names (default: all, in the order of LAKES)")
     parser.add_argument("--out", default=os.path.join(OUT, "defaults.json"))
     parser.add_argument("--variant", help="TOML appended to the config: a third case per run date")
+    parser.add_argument("--dates", type=int, help="run dates per lake (default: each lake's own, LAKES)")
     parser.add_argument("--render", action="store_true")
     args = parser.parse_args()
     if args.render:
@@ -105,7 +119,8 @@ def main():
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
                "binary": binary, "started": str(date.today()), "runs": []}
     for name in (args.only.split(",") if args.only else LAKES):
-        config_rel, _, days = LAKES[name]
+        config_rel, _, newest, count = LAKES[name]
+        days = run_dates(newest, args.dates or count)
         lake = lake_of(binary, name, args.lakes)
         config = os.path.join(REPO, config_rel)
         former = os.path.join(args.lakes, name, "former.toml")
