@@ -115,12 +115,14 @@ def main():
         with open(args.out) as f:
             print(table(json.load(f)))
         return
+    if args.dates is not None and args.dates < 1:
+        parser.error(f"--dates must be 1 or more, not {args.dates}")
     binary = os.path.abspath(args.binary)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
                "binary": binary, "started": str(date.today()), "runs": []}
     for name in (args.only.split(",") if args.only else LAKES):
         config_rel, _, newest, count = LAKES[name]
-        days = run_dates(newest, args.dates or count)
+        days = run_dates(newest, count if args.dates is None else args.dates)
         lake = lake_of(binary, name, args.lakes)
         config = os.path.join(REPO, config_rel)
         former = os.path.join(args.lakes, name, "former.toml")

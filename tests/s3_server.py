@@ -10,8 +10,8 @@ atomic, as on S3. Clients still race: they read the same version and send
 their writes at once.
 
 moto's dispatcher finds the service of each request by host name, and to do
-so lists its ~170 package folders (os.listdir, then isdir on each) twice
-per request: a fifth of the server's time in the tests (py-spy). Which
+so lists its ~170 package folders (os.listdir, then isdir on each) on every
+S3 request: a fifth of the server's time in the tests (py-spy). Which
 service a host name means depends only on the name and the installed moto,
 so the answer is kept per host name.
 

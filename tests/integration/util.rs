@@ -124,29 +124,33 @@ pub fn python(code: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// An empty folder `NAME-PID` of this test run under CARGO_TARGET_TMPDIR,
-/// for what a test run prepares once and keeps in a static (a TempDir held
-/// in a static is never removed); one of an earlier run with the same pid
-/// is emptied first. The first call of a run removes the folders of runs
-/// that have ended (`remove_ended_runs`).
+/// An empty folder `run-NAME-PID` of this test run under
+/// CARGO_TARGET_TMPDIR, for what a test run prepares once and keeps in a
+/// static (a TempDir held in a static is never removed); one of an earlier
+/// run with the same pid is emptied first. The first call of a run removes
+/// the folders of runs that have ended (`remove_ended_runs`).
 pub(crate) fn run_folder(name: &str) -> PathBuf {
     static SWEPT: std::sync::Once = std::sync::Once::new();
     SWEPT.call_once(|| remove_ended_runs(Path::new(env!("CARGO_TARGET_TMPDIR"))));
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{RUN_PREFIX}{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-/// Removes the `NAME-PID` folders under `tmp` whose process is gone (no
+/// What names a `run_folder` (and nothing else under CARGO_TARGET_TMPDIR).
+const RUN_PREFIX: &str = "run-";
+
+/// Removes the `run-NAME-PID` folders under `tmp` whose process is gone (no
 /// `/proc/PID`): what earlier test runs kept (a rossmann lake, the build
 /// cache's release binary: hundreds of MB a run). A live run's folders,
-/// this one's included, are left alone.
+/// this one's included, are left alone, as is every other name.
 fn remove_ended_runs(tmp: &Path) {
-    // Without /proc (not Linux) no run can be told ended.
     let Ok(entries) = std::fs::read_dir(tmp) else {
         return;
     };
+    // Without /proc (not Linux) no run can be told ended.
     if !Path::new("/proc/self").exists() {
         return;
     }
@@ -154,6 +158,7 @@ fn remove_ended_runs(tmp: &Path) {
         let name = entry.file_name();
         let Some(pid) = name
             .to_str()
+            .and_then(|n| n.strip_prefix(RUN_PREFIX))
             .and_then(|n| n.rsplit_once('-'))
             .and_then(|(_, pid)| pid.parse::<u32>().ok())
         else {
