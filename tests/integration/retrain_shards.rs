@@ -10,8 +10,11 @@
 //! its marker makes the fit refuse (exit 6, naming it); rerun, the run
 //! decides the same. A fan-in with a shard's scores missing refuses (exit 6,
 //! naming the shard) and decides nothing; the shard scored again, it decides.
-//! A fan-in removes its run's folder and those of runs abandoned more than
-//! 14 days before its day (runs' reports, `runs/<D>/`, are not touched).
+//! A fan-in leaves only its `decided` marker in its run's folder and removes
+//! the folders of runs abandoned more than 14 days before its day (runs'
+//! reports, `runs/<D>/`, are not touched); the fan-in retried (a build
+//! retried after it succeeded) answers with that decision's report, exit 0,
+//! and decides nothing.
 
 use std::path::Path;
 
@@ -136,7 +139,11 @@ fn a_sharded_retrain_decides_what_a_single_run_decides() {
             .expect_code(0)
             .json();
         let runs = sharded.registry_store().list("sales/runs/dt=").unwrap();
-        let left: Vec<&str> = runs.iter().map(|o| o.key.as_str()).collect();
+        let left: Vec<&str> = runs
+            .iter()
+            .map(|o| o.key.as_str())
+            .filter(|k| !k.ends_with("/decided.json"))
+            .collect();
         assert_eq!(
             left,
             [abandoned[1].as_str()],
@@ -148,6 +155,35 @@ fn a_sharded_retrain_decides_what_a_single_run_decides() {
             .registry_store()
             .list(&format!("sales/runs/dt={day}/"))
             .unwrap();
-        assert!(staged.is_empty(), "the run's folder is removed: {staged:?}");
+        let staged: Vec<&str> = staged.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(
+            staged,
+            [format!("sales/runs/dt={day}/decided.json")],
+            "the run's folder keeps only its decided marker"
+        );
+
+        // The fan-in's build retried: that decision, nothing decided now.
+        let history = |place: &Place| place.run(&config, &["models", "history"]).expect_code(0).json();
+        let before = history(&sharded);
+        let retried = step(&sharded, &config, day, &["--fan-in", "3"])
+            .expect_code(0)
+            .json();
+        assert_eq!(retried["decided_already"], true, "{retried}");
+        assert_eq!(
+            retried["decision_sequence"], report["decision_sequence"],
+            "{retried}"
+        );
+        assert_eq!(decided(&retried["report"]), want, "day {day}: the same report");
+        assert_eq!(history(&sharded), before, "day {day}: nothing decided again");
+        let text = crate::util::Cli::new(&config, &sharded.lake)
+            .registry(&sharded.registry)
+            .flags(&sharded.flags)
+            .run(sharded.dir.path(), &["retrain", "--date", day, "--fan-in", "3"])
+            .expect_code(0)
+            .stdout;
+        assert!(
+            text.starts_with(&format!("# salescast retrain {day}: ")) && text.contains("> Retried fan-in"),
+            "{text}"
+        );
     }
 }

@@ -10,7 +10,7 @@ use clap::ValueEnum as _;
 use salescast_core::config::{self, Config, ConfigError, EnvLayer, FlagLayer};
 use salescast_core::emf::{self, JobMetrics};
 use salescast_core::pipeline::{
-    IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, doctor, fan_in,
+    FanIn, IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, doctor, fan_in,
     fan_in_shards, fit_shards, ingest, metrics, models, monitor, monitor_fan_in, monitor_shard, open_lake,
     open_registry, predict, predict_shard, prepare_shard, retrain, rollback, score_shard, users,
     yesterday_utc,
@@ -159,7 +159,11 @@ fn run_configured(
                 return emit(&score_shard(config, &lake, &registry, day, shard)?, json);
             }
             let report = match args.fan_in {
-                Some(n) => fan_in_shards(config, &lake, &registry, day, n, options.dry_run)?,
+                Some(n) => match fan_in_shards(config, &lake, &registry, day, n, options.dry_run)? {
+                    FanIn::Decided(report) => *report,
+                    // A retried build: that decision's report, no new metrics.
+                    FanIn::AlreadyDecided(done) => return emit(&done, json),
+                },
                 None => retrain(config, &lake, &registry, &options)?,
             };
             if let Some(dir) = args.charts_dir.as_deref().filter(|_| !options.dry_run) {

@@ -17,6 +17,7 @@ use salescast_core::pipeline::monitor::MonitorReport;
 use salescast_core::pipeline::monitor_shards::MonitorShardReport;
 use salescast_core::pipeline::predict::PredictReport;
 use salescast_core::pipeline::predict_shards::ShardReport;
+use salescast_core::pipeline::retrain_fan_in::DecidedAlready;
 use salescast_core::pipeline::retrain_fit::FitReport;
 use salescast_core::pipeline::retrain_shards::ShardStepReport;
 use salescast_core::pipeline::rollback::RollbackReport;
@@ -71,6 +72,17 @@ impl Report for CheckReport {
 impl Report for RunReport {
     fn human(&self) -> String {
         self.markdown()
+    }
+}
+
+/// The earlier fan-in's report, its title first, then what this one did.
+impl Report for DecidedAlready {
+    fn human(&self) -> String {
+        let (title, rest) = self.markdown.split_once('\n').unwrap_or((&self.markdown, ""));
+        let (n, seq) = (self.shards, self.decision_sequence);
+        format!(
+            "{title}\n\n> Retried fan-in: an earlier fan-in of these {n} shards decided this run (decision #{seq}); nothing was decided or written now.\n{rest}"
+        )
     }
 }
 

@@ -17,7 +17,11 @@
 //! step names the markers it built on by their SHA-256, so a step rerun
 //! after a later one (say, a shard prepared again on re-ingested data after
 //! the fit) makes the later steps refuse, naming it, until they are rerun.
-//! The fan-in deletes the folder after it committed its decision, and the
+//! The fan-in, once it committed its decision, writes `decided.json` (the
+//! decision's number, the fit it decided on, N) and deletes every other
+//! file of the folder: a fan-in retried after that (a build retried after
+//! its salescast step succeeded) finds the run decided and reports that
+//! decision's stored report instead of refusing. It also deletes the
 //! folders of runs that never fanned in whose day is more than
 //! `staging::KEEP_DAYS` (14) before its own (so a run given up on expires
 //! with the next daily fan-in; a backfill that old, still running, then
@@ -130,13 +134,17 @@ impl<'a> RunFolder<'a> {
         })
     }
 
-    /// Deletes every file of the folder; returns how many.
-    pub fn clear(&self) -> Result<usize, StoreError> {
+    /// Deletes every file of the folder but the marker `keep`; returns how
+    /// many.
+    pub fn clear_but(&self, keep: &str) -> Result<usize, StoreError> {
+        let kept = format!("{}{keep}.json", self.prefix());
         let listed = self.registry.store().list(&self.prefix())?;
-        for object in &listed {
+        let mut removed = 0;
+        for object in listed.iter().filter(|o| o.key != kept) {
             self.registry.store().delete(&object.key)?;
+            removed += 1;
         }
-        Ok(listed.len())
+        Ok(removed)
     }
 
     pub fn refuse(&self, step: &'static str, problems: Vec<String>) -> RunError {
@@ -158,6 +166,20 @@ pub fn score_marker(k: u32, n: u32) -> String {
 }
 
 pub const FIT_MARKER: &str = "fit";
+
+/// The marker a fan-in leaves once it decided: what a retried fan-in reads.
+pub const DECIDED_MARKER: &str = "decided";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecidedMarker {
+    /// The shards fanned in.
+    pub n: u32,
+    /// The SHA-256 of the fit marker the decision was made on.
+    pub fit: String,
+    /// The decision's number in the log.
+    pub decision_sequence: u64,
+}
 
 /// Bincode 2 (serde) of a staged payload.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -42,7 +42,7 @@ pub use monitor_shards::{MonitorShardReport, monitor_fan_in, monitor_shard};
 pub use predict::{PredictReport, predict};
 pub use predict_shards::{ShardReport, fan_in, predict_shard};
 pub use retrain::{RetrainOptions, retrain};
-pub use retrain_fan_in::fan_in_shards;
+pub use retrain_fan_in::{DecidedAlready, FanIn, fan_in_shards};
 pub use retrain_fit::{FitReport, fit_shards};
 pub use retrain_shards::{ShardStepReport, prepare_shard, score_shard};
 pub use rollback::{RollbackReport, rollback};

@@ -3,7 +3,10 @@
 //! --fan-in N` checks that the N shards scored the fit's challenger against
 //! the current champion, pools their forecasts in the single run's order,
 //! and decides, stores and commits as `retrain` does (`retrain_commit.rs`);
-//! then it deletes the run's folder.
+//! then it marks the run decided and deletes the rest of the run's folder.
+//! A fan-in retried after that (its build retried after salescast had
+//! succeeded) answers with the earlier decision and its stored report, and
+//! decides nothing.
 
 use std::time::Instant;
 
@@ -24,7 +27,72 @@ use crate::noise::{self, PairedRow};
 use crate::registry::Registry;
 use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
 use crate::report_charts::live_days;
-use crate::retrain_runs::{self, RunFolder, score_marker};
+use crate::retrain_runs::{self, DECIDED_MARKER, DecidedMarker, FIT_MARKER, RunFolder, score_marker};
+
+/// What `retrain --fan-in N` did.
+#[derive(Debug)]
+pub enum FanIn {
+    /// It decided: the run's report.
+    Decided(Box<RunReport>),
+    /// An earlier fan-in of the same fit and N had decided (this one is a
+    /// retried build): nothing was decided or written now.
+    AlreadyDecided(DecidedAlready),
+}
+
+/// A retried fan-in's answer: the earlier fan-in's decision and its report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DecidedAlready {
+    pub model: String,
+    pub run_date: NaiveDate,
+    pub shards: u32,
+    pub decided_already: bool,
+    pub decision_sequence: u64,
+    /// That fan-in's report, as the registry keeps it (`runs/<date>/report.json`).
+    pub report: serde_json::Value,
+    /// Its Markdown (`report.md`).
+    #[serde(skip)]
+    pub markdown: String,
+}
+
+/// The earlier decision of this folder's run, when a fan-in of the same N
+/// decided it (its `decided` marker), no other fit was staged since, and
+/// the date's stored report is still that decision's.
+fn decided_already(
+    folder: &RunFolder,
+    registry: &Registry,
+    n: u32,
+) -> anyhow::Result<Option<DecidedAlready>> {
+    let Ok((decided, _)) = folder.marker::<DecidedMarker>(DECIDED_MARKER)? else {
+        return Ok(None);
+    };
+    if let Ok((_, fit)) = folder.marker::<serde_json::Value>(FIT_MARKER)?
+        && fit != decided.fit
+    {
+        // The day's sharded run started again: fan that one in.
+        return Ok(None);
+    }
+    let day = folder.data_day;
+    let report: Option<serde_json::Value> =
+        registry.report(day).context("reading the run's stored report")?;
+    let markdown = registry
+        .report_markdown(day)
+        .context("reading the run's stored report")?;
+    let (Some(report), Some(markdown)) = (report, markdown) else {
+        return Ok(None);
+    };
+    if decided.n != n || report["decision_sequence"].as_u64() != Some(decided.decision_sequence) {
+        return Ok(None);
+    }
+    Ok(Some(DecidedAlready {
+        model: registry.model().to_string(),
+        run_date: day,
+        shards: n,
+        decided_already: true,
+        decision_sequence: decided.decision_sequence,
+        report,
+        markdown,
+    }))
+}
 
 /// Forecasts pooled from every shard, in the single run's order (series
 /// name, day, horizon), each with its series' rank among all names.
@@ -80,10 +148,29 @@ pub fn fan_in_shards(
     day: NaiveDate,
     n: u32,
     dry_run: bool,
+) -> anyhow::Result<FanIn> {
+    let folder = RunFolder::new(registry, day);
+    if !dry_run && let Some(done) = decided_already(&folder, registry, n)? {
+        tracing::info!(
+            "the sharded retrain of {day} was decided already (decision #{}): nothing to do",
+            done.decision_sequence
+        );
+        return Ok(FanIn::AlreadyDecided(done));
+    }
+    decide(config, lake, registry, &folder, n, dry_run).map(|report| FanIn::Decided(Box::new(report)))
+}
+
+fn decide(
+    config: &Config,
+    lake: &Lake,
+    registry: &Registry,
+    folder: &RunFolder,
+    n: u32,
+    dry_run: bool,
 ) -> anyhow::Result<RunReport> {
     let started = Instant::now();
-    let folder = RunFolder::new(registry, day);
-    let fit = read_fit(&folder, n, "fan in")?;
+    let day = folder.data_day;
+    let fit = read_fit(folder, n, "fan in")?;
     let state = if dry_run {
         registry.peek_state()
     } else {
@@ -322,7 +409,19 @@ pub fn fan_in_shards(
         },
     )?;
     if !dry_run {
-        let removed = folder.clear().context("removing the run's staged files")?;
+        if let Some(decision_sequence) = report.decision_sequence {
+            let decided = DecidedMarker {
+                n,
+                fit: fit.sha256.clone(),
+                decision_sequence,
+            };
+            if let Err(e) = folder.put_marker(DECIDED_MARKER, &decided) {
+                tracing::warn!("could not mark the run decided (a retried fan-in will refuse): {e}");
+            }
+        }
+        let removed = folder
+            .clear_but(DECIDED_MARKER)
+            .context("removing the run's staged files")?;
         tracing::info!("removed the run's {removed} staged files");
         crate::staging::expire_after_commit(registry.store(), &retrain_runs::runs_root(registry), day);
     }

@@ -20,6 +20,15 @@ impl Registry {
         }
     }
 
+    /// The Markdown report of a run date, or `None` when that date has none.
+    pub fn report_markdown(&self, run_date: NaiveDate) -> Result<Option<String>, RegistryError> {
+        match self.store.get(&self.key(&format!("runs/{run_date}/report.md"))) {
+            Ok(object) => Ok(Some(String::from_utf8_lossy(&object.bytes).into_owned())),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(RegistryError::Store(e)),
+        }
+    }
+
     /// Writes files beside the report of a run date (its charts), by name.
     pub fn put_report_files(
         &self,
