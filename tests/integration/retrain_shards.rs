@@ -14,7 +14,7 @@
 //! the folders of runs abandoned more than 14 days before its day (runs'
 //! reports, `runs/<D>/`, are not touched); the fan-in retried (a build
 //! retried after it succeeded) answers with that decision's report, exit 0,
-//! and decides nothing.
+//! and decides nothing, unless a run of the day started again since.
 
 use std::path::Path;
 
@@ -185,5 +185,13 @@ fn a_sharded_retrain_decides_what_a_single_run_decides() {
             text.starts_with(&format!("# salescast retrain {day}: ")) && text.contains("> Retried fan-in"),
             "{text}"
         );
+        if i == 1 {
+            // The day's sharded run started again (a shard prepared anew):
+            // its fan-in refuses until that run's fit, the old decision aside.
+            step(&sharded, &config, day, &["--shard", "0/3"]).expect_code(0);
+            let refused = step(&sharded, &config, day, &["--fan-in", "3"]).expect_code(6);
+            assert!(refused.stderr.contains("fit is missing"), "{}", refused.stderr);
+            assert_eq!(history(&sharded), before, "nothing decided");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The intermediates of a sharded `retrain`, kept in the registry under the
-//! run's id, `<model>/runs/dt=<D>/`, until its fan-in has decided:
+//! run's id, `<model>/runs/dt=<D>/`, until its fan-in has decided (then
+//! only `decided.json` stays, below):
 //! - `prepare-<k>-of-<n>.json`: shard k's marker (its window summary, the
 //!   categories of its training rows, its staged files), beside
 //!   `prepare-<k>-of-<n>-fit-<sha16>.parquet` (its share of the seeded fit
@@ -134,17 +135,20 @@ impl<'a> RunFolder<'a> {
         })
     }
 
-    /// Deletes every file of the folder but the marker `keep`; returns how
-    /// many.
+    /// Deletes every file of the folder but the marker `keep`, the fit's
+    /// marker last (a clear cut short leaves it, so the run still reads as
+    /// the fit's); returns how many.
     pub fn clear_but(&self, keep: &str) -> Result<usize, StoreError> {
-        let kept = format!("{}{keep}.json", self.prefix());
-        let listed = self.registry.store().list(&self.prefix())?;
-        let mut removed = 0;
-        for object in listed.iter().filter(|o| o.key != kept) {
-            self.registry.store().delete(&object.key)?;
-            removed += 1;
+        let [kept, fit] = [keep, FIT_MARKER].map(|name| format!("{}{name}.json", self.prefix()));
+        let mut listed: Vec<String> = (self.registry.store().list(&self.prefix())?.into_iter())
+            .map(|o| o.key)
+            .filter(|key| *key != kept)
+            .collect();
+        listed.sort_by_key(|key| *key == fit);
+        for key in &listed {
+            self.registry.store().delete(key)?;
         }
-        Ok(removed)
+        Ok(listed.len())
     }
 
     pub fn refuse(&self, step: &'static str, problems: Vec<String>) -> RunError {

@@ -55,8 +55,9 @@ pub struct DecidedAlready {
 }
 
 /// The earlier decision of this folder's run, when a fan-in of the same N
-/// decided it (its `decided` marker), no other fit was staged since, and
-/// the date's stored report is still that decision's.
+/// decided it (its `decided` marker), the day's sharded run did not start
+/// again since (the fit marker is the decided one, or gone with every
+/// other file), and the date's stored report is still that decision's.
 fn decided_already(
     folder: &RunFolder,
     registry: &Registry,
@@ -65,11 +66,20 @@ fn decided_already(
     let Ok((decided, _)) = folder.marker::<DecidedMarker>(DECIDED_MARKER)? else {
         return Ok(None);
     };
-    if let Ok((_, fit)) = folder.marker::<serde_json::Value>(FIT_MARKER)?
-        && fit != decided.fit
-    {
-        // The day's sharded run started again: fan that one in.
-        return Ok(None);
+    match folder.marker::<serde_json::Value>(FIT_MARKER)? {
+        // Another fit: fan that one in.
+        Ok((_, fit)) if fit != decided.fit => return Ok(None),
+        // The decided fit: its fan-in stopped while clearing the folder.
+        Ok(_) => {}
+        Err(_) => {
+            // Files beside the marker and no fit: a run of the day started
+            // again (its shards prepared), and refuses until its fit.
+            let kept = format!("{}{DECIDED_MARKER}.json", folder.prefix());
+            let listed = registry.store().list(&folder.prefix())?;
+            if listed.iter().any(|o| o.key != kept) {
+                return Ok(None);
+            }
+        }
     }
     let day = folder.data_day;
     let report: Option<serde_json::Value> =
@@ -150,14 +160,31 @@ pub fn fan_in_shards(
     dry_run: bool,
 ) -> anyhow::Result<FanIn> {
     let folder = RunFolder::new(registry, day);
-    if !dry_run && let Some(done) = decided_already(&folder, registry, n)? {
+    if let Some(done) = decided_already(&folder, registry, n)? {
         tracing::info!(
             "the sharded retrain of {day} was decided already (decision #{}): nothing to do",
             done.decision_sequence
         );
+        if !dry_run {
+            // What the deciding fan-in may not have finished.
+            clear_run(registry, &folder);
+        }
         return Ok(FanIn::AlreadyDecided(done));
     }
     decide(config, lake, registry, &folder, n, dry_run).map(|report| FanIn::Decided(Box::new(report)))
+}
+
+/// After a decision: every file of the run's folder but its `decided`
+/// marker removed, and older days' abandoned runs expired. A failure is
+/// only a warning: the decision stands, and a retried fan-in clears again.
+fn clear_run(registry: &Registry, folder: &RunFolder) {
+    match folder.clear_but(DECIDED_MARKER) {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!("removed the run's {removed} staged files"),
+        Err(e) => tracing::warn!("could not remove the run's staged files: {e}"),
+    }
+    let root = retrain_runs::runs_root(registry);
+    crate::staging::expire_after_commit(registry.store(), &root, folder.data_day);
 }
 
 fn decide(
@@ -419,11 +446,7 @@ fn decide(
                 tracing::warn!("could not mark the run decided (a retried fan-in will refuse): {e}");
             }
         }
-        let removed = folder
-            .clear_but(DECIDED_MARKER)
-            .context("removing the run's staged files")?;
-        tracing::info!("removed the run's {removed} staged files");
-        crate::staging::expire_after_commit(registry.store(), &retrain_runs::runs_root(registry), day);
+        clear_run(registry, folder);
     }
     Ok(report)
 }
