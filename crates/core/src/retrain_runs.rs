@@ -96,12 +96,17 @@ impl<'a> RunFolder<'a> {
         })
     }
 
+    /// The key of the marker `name`.
+    fn marker_key(&self, name: &str) -> String {
+        format!("{}{name}.json", self.prefix())
+    }
+
     /// Writes a marker `<name>.json` (replacing an older one); returns the
     /// SHA-256 of its bytes, by which later steps name what they built on.
     pub fn put_marker<T: Serialize>(&self, name: &str, marker: &T) -> Result<String, StoreError> {
         let mut bytes = serde_json::to_vec_pretty(marker).expect("markers serialize");
         bytes.push(b'\n');
-        let key = format!("{}{name}.json", self.prefix());
+        let key = self.marker_key(name);
         self.registry.store().put(&key, &bytes, PutMode::Overwrite)?;
         Ok(sha256_hex(&bytes))
     }
@@ -109,7 +114,7 @@ impl<'a> RunFolder<'a> {
     /// A marker and the SHA-256 of its bytes; `Err(problem)` when it is
     /// missing or unreadable, naming it.
     pub fn marker<T: DeserializeOwned>(&self, name: &str) -> Result<Result<(T, String), String>, StoreError> {
-        let key = format!("{}{name}.json", self.prefix());
+        let key = self.marker_key(name);
         let bytes = match self.registry.store().get(&key) {
             Ok(object) => object.bytes,
             Err(StoreError::NotFound { .. }) => return Ok(Err(format!("{name} is missing"))),
@@ -135,11 +140,22 @@ impl<'a> RunFolder<'a> {
         })
     }
 
+    /// Whether the folder holds nothing but the marker `keep`.
+    pub fn holds_only(&self, keep: &str) -> Result<bool, StoreError> {
+        let kept = self.marker_key(keep);
+        Ok(self
+            .registry
+            .store()
+            .list(&self.prefix())?
+            .iter()
+            .all(|o| o.key == kept))
+    }
+
     /// Deletes every file of the folder but the marker `keep`, the fit's
     /// marker last (a clear cut short leaves it, so the run still reads as
     /// the fit's); returns how many.
     pub fn clear_but(&self, keep: &str) -> Result<usize, StoreError> {
-        let [kept, fit] = [keep, FIT_MARKER].map(|name| format!("{}{name}.json", self.prefix()));
+        let [kept, fit] = [keep, FIT_MARKER].map(|name| self.marker_key(name));
         let mut listed: Vec<String> = (self.registry.store().list(&self.prefix())?.into_iter())
             .map(|o| o.key)
             .filter(|key| *key != kept)

@@ -66,20 +66,18 @@ fn decided_already(
     let Ok((decided, _)) = folder.marker::<DecidedMarker>(DECIDED_MARKER)? else {
         return Ok(None);
     };
+    if decided.n != n {
+        return Ok(None);
+    }
     match folder.marker::<serde_json::Value>(FIT_MARKER)? {
         // Another fit: fan that one in.
         Ok((_, fit)) if fit != decided.fit => return Ok(None),
         // The decided fit: its fan-in stopped while clearing the folder.
         Ok(_) => {}
-        Err(_) => {
-            // Files beside the marker and no fit: a run of the day started
-            // again (its shards prepared), and refuses until its fit.
-            let kept = format!("{}{DECIDED_MARKER}.json", folder.prefix());
-            let listed = registry.store().list(&folder.prefix())?;
-            if listed.iter().any(|o| o.key != kept) {
-                return Ok(None);
-            }
-        }
+        // Files beside the marker and no fit: a run of the day started
+        // again (its shards prepared), and refuses until its fit.
+        Err(_) if !folder.holds_only(DECIDED_MARKER)? => return Ok(None),
+        Err(_) => {}
     }
     let day = folder.data_day;
     let report: Option<serde_json::Value> =
@@ -90,7 +88,7 @@ fn decided_already(
     let (Some(report), Some(markdown)) = (report, markdown) else {
         return Ok(None);
     };
-    if decided.n != n || report["decision_sequence"].as_u64() != Some(decided.decision_sequence) {
+    if report["decision_sequence"].as_u64() != Some(decided.decision_sequence) {
         return Ok(None);
     }
     Ok(Some(DecidedAlready {
