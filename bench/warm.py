@@ -100,7 +100,9 @@ def main():
     parser.add_argument("--binary", default=os.path.join(REPO, "target", "release", "salescast"))
     parser.add_argument("--first", default="2015-07-04", help="the first run date")
     parser.add_argument("--days", type=int, default=28)
-    parser.add_argument("--every", default="7", help="the warm modes' full_search_every_days, comma-separated")
+    parser.add_argument("--every", default="7",
+                        help="the warm modes, comma-separated: full_search_every_days, or EVERY:WARM_ROUNDS "
+                             "to set training.warm_rounds too (7:0 refits the recipe, 7:50 carries the trees on)")
     parser.add_argument("--config", default=os.path.join(REPO, "examples", "rossmann.toml"))
     parser.add_argument("--out", default=os.path.join(OUT, "warm"))
     parser.add_argument("--parallel", action="store_true", help="run the modes side by side")
@@ -121,18 +123,21 @@ def main():
     plan = write_plan(inputs, before, days[-1].isoformat())
     with open(a.config) as f:
         base = f.read()
-    modes = [0] + [int(e) for e in a.every.split(",") if e]
+    modes = ["0"] + [e for e in a.every.split(",") if e]
 
-    def one(every):
-        name = f"every-{every}"
+    def one(mode):
+        every, _, warm_rounds = mode.partition(":")
+        every = int(every)
+        name = f"every-{every}" + (f"-w{int(warm_rounds)}" if warm_rounds else "")
         folder = os.path.join(a.out, name)
         os.makedirs(folder)
         config = os.path.join(folder, "config.toml")
         with open(config, "w") as f:
-            f.write(base + f"\n[training]\nfull_search_every_days = {every}\n")
+            f.write(base + f"\n[training]\nfull_search_every_days = {every}\n"
+                    + (f"warm_rounds = {int(warm_rounds)}\n" if warm_rounds else ""))
         log = lambda line: print(f"[{name}] {line}", flush=True)  # noqa: E731
         records = simulate(a.binary, config, folder, paths, plan, before, days, log)
-        return {"every": every, "days": records}
+        return {"every": every, "warm_rounds": int(warm_rounds) if warm_rounds else None, "days": records}
 
     if a.parallel:
         with ThreadPoolExecutor(len(modes)) as pool:
@@ -147,6 +152,12 @@ def main():
 def mean(values):
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else float("nan")
+
+
+def label(r):
+    """A mode's short name: `every 7`, `every 7, warm 50`."""
+    warm = r.get("warm_rounds")
+    return f"every {r['every']}" + (f", warm {warm}" if warm is not None else "")
 
 
 def write_summary(out, results, days):
@@ -165,6 +176,8 @@ def write_summary(out, results, days):
         # The champion after each day's decision, scored on that day's holdout.
         after = [x["challenger_wape"] if x["decision"] == "promoted" else x["champion_wape"] for x in d]
         mode = "full search every day (0)" if r["every"] == 0 else f"warm, full search every {r['every']} days"
+        if r.get("warm_rounds") is not None and r["every"] != 0:
+            mode += f", warm_rounds {r['warm_rounds']}"
         full = sum(1 for x in d if x["mode"] == "full")
         lines.append(
             f'| {mode} | {full} | {len(promoted)} | {", ".join(promoted) or "-"} | {len(served)} | {mean(after):.4f} '
@@ -173,7 +186,7 @@ def write_summary(out, results, days):
             f'| {mean(x["train_wall"] for x in d):.1f} | {mean(x["train_cpu"] for x in d):.1f} '
             f'| {mean(x["retrain_wall"] for x in d):.1f} | {mean(x["retrain_cpu"] for x in d):.1f} |')
     lines += ["", "Per day (mode, decision, challenger / champion holdout WAPE, train s wall / CPU):", "",
-              "| day | " + " | ".join(f"every {r['every']}" for r in results) + " |",
+              "| day | " + " | ".join(label(r) for r in results) + " |",
               "|---|" + "---|" * len(results)]
     for k in range(len(days)):
         cells = []
@@ -189,7 +202,7 @@ def write_summary(out, results, days):
     for r in results[1:]:
         for x in r["days"]:
             if x["decision"] != base[x["day"]]["decision"]:
-                lines.append(f'- {x["day"]}: every 0 {base[x["day"]]["decision"]}, every {r["every"]} '
+                lines.append(f'- {x["day"]}: every 0 {base[x["day"]]["decision"]}, {label(r)} '
                              f'{x["decision"]} ({x["mode"]}): {x["reason"]}')
     if len(lines) == before:
         lines.append("- none")

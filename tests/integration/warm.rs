@@ -1,11 +1,14 @@
 //! Warm retrains through the real binary on the rossmann lake: the first
-//! day searches in full (no champion); the next day refits the champion's
-//! recipe once (no candidates, the same rounds and configuration, the same
-//! recipe in the new version's manifest) and says so in the report and the
-//! decision log; changed settings, `--full-search`, the schedule and a
+//! day searches in full (no champion); the next day carries the champion's
+//! trees on by `training.warm_rounds` rounds (its own trees first, no
+//! candidates, the same recipe in the new version's manifest), or with
+//! `warm_rounds = 0` refits its recipe once (the same rounds and
+//! configuration), and says so in the report and the decision log; changed
+//! settings, `--full-search`, the schedule and a
 //! champion without a recipe (an older manifest) each force a full search,
 //! with the reason recorded.
 
+use salescast_core::models::FittedModel;
 use salescast_core::registry::Registry;
 use serde_json::Value;
 
@@ -14,10 +17,30 @@ use crate::retrain::{Backend, Place};
 /// The seasonal-naive rule and the boosted trees (both default
 /// configurations) on a 400-day window, a full search every 3 days.
 fn settings(seed: u32) -> String {
+    settings_with(seed, "")
+}
+
+/// [`settings`] with more `[training]` lines.
+fn settings_with(seed: u32, training: &str) -> String {
     format!(
         "[window]\nhistory_days = 400\n[training]\ncandidates = [\"seasonal_naive\", \"gbdt\"]\nseed = {seed}\n\
-         full_search_every_days = 3\n[training.gbdt]\nmax_rounds = 150\n"
+         full_search_every_days = 3\n{training}[training.gbdt]\nmax_rounds = 150\n"
     )
+}
+
+/// The first trees of version `version`'s boosted trees, as forust's JSON.
+fn trees(registry: &Registry, version: &str, count: usize) -> Vec<String> {
+    let model = registry.load_model(version).unwrap().artifact.model;
+    let booster = match &model {
+        FittedModel::Gbdt(m) => &m.booster,
+        FittedModel::GbdtTransformed(m) => &m.model.booster,
+        other => panic!("not boosted trees: {other:?}"),
+    };
+    assert!(booster.trees.len() >= count, "{} trees", booster.trees.len());
+    booster.trees[..count]
+        .iter()
+        .map(|t| serde_json::to_string(t).unwrap())
+        .collect()
 }
 
 fn search(report: &Value) -> (String, String) {
@@ -32,7 +55,7 @@ fn search(report: &Value) -> (String, String) {
 }
 
 #[test]
-fn a_day_without_reason_to_search_refits_the_champions_recipe_once() {
+fn a_day_without_reason_to_search_carries_the_champion_on_or_refits_its_recipe() {
     let place = Place::new(Backend::Local);
     let config = place.config(&settings(42));
     let registry = Registry::new(place.registry_store(), "sales");
@@ -60,15 +83,56 @@ fn a_day_without_reason_to_search_refits_the_champions_recipe_once() {
     );
     assert!(first["seconds"]["train_cpu"].as_f64().unwrap() > 0.0);
 
-    // Day 2: warm. One fit: no candidate scored, the champion's rounds and
-    // configuration, the same recipe stored with the new version.
+    // Day 2 with `warm_rounds = 0` (a dry run): the recipe refitted once,
+    // the champion's rounds and configuration.
+    let refit_config = place.config(&settings_with(42, "warm_rounds = 0\n"));
+    let refit = place
+        .run(&refit_config, &["retrain", "--date", "2015-07-21", "--dry-run"])
+        .expect_code(0)
+        .json();
+    assert_eq!(search(&refit), ("warm".into(), "none".into()), "{refit:#}");
+    assert_eq!(refit["challenger"]["rounds"].as_u64(), Some(rounds));
+    assert_eq!(refit["challenger"]["candidates"].as_array().unwrap().len(), 0);
+    let refit_reason = refit["search"]["reason"].as_str().unwrap();
+    assert!(
+        refit_reason.contains(&format!("{rounds} rounds"))
+            && refit_reason.ends_with("; refitted on every training row"),
+        "{refit_reason}"
+    );
+    // More rounds than the recipe's: the trees would pass twice its rounds,
+    // so the recipe is refitted (the same model as with 0).
+    let capped_config = place.config(&settings_with(42, &format!("warm_rounds = {}\n", rounds + 1)));
+    let capped = place
+        .run(&capped_config, &["retrain", "--date", "2015-07-21", "--dry-run"])
+        .expect_code(0)
+        .json();
+    assert_eq!(capped["challenger"]["version"], refit["challenger"]["version"]);
+    let capped_reason = capped["search"]["reason"].as_str().unwrap();
+    assert!(
+        capped_reason.contains(&format!(
+            "refitted on every training row, as the champion's {rounds} trees and {} more would pass twice the recipe's rounds",
+            rounds + 1
+        )),
+        "{capped_reason}"
+    );
+
+    // Day 2: warm, default `warm_rounds` (50). No candidate scored: the
+    // champion's own trees, then 50 more; the same recipe stored with the new
+    // version.
     let warm = place.retrain(&config, "2015-07-21").expect_code(0).json();
     assert_eq!(search(&warm), ("warm".into(), "none".into()), "{warm:#}");
     let c = &warm["challenger"];
     assert_eq!(c["candidates"].as_array().unwrap().len(), 0, "no search: {c:#}");
-    assert_eq!(c["rounds"].as_u64(), Some(rounds));
+    assert_eq!(c["rounds"].as_u64(), Some(rounds + 50));
     assert_eq!(c["gbdt_config"], first["challenger"]["gbdt_config"]);
-    assert_ne!(c["version"], champion.as_str(), "refitted on a newer window");
+    assert_ne!(c["version"], champion.as_str(), "carried on on a newer window");
+    assert_ne!(c["version"], refit["challenger"]["version"]);
+    let new = c["version"].as_str().unwrap();
+    assert_eq!(
+        trees(&registry, new, rounds as usize),
+        trees(&registry, &champion, rounds as usize),
+        "the champion's trees come first, unchanged"
+    );
     assert_eq!(warm["champion"]["version"], champion.as_str());
     assert_eq!(recipe_of(c["version"].as_str().unwrap()), recipe);
     assert_eq!(
@@ -77,7 +141,9 @@ fn a_day_without_reason_to_search_refits_the_champions_recipe_once() {
     );
     let reason = warm["search"]["reason"].as_str().unwrap();
     assert!(
-        reason.contains(&format!("{rounds} rounds")) && reason.contains("1 days since"),
+        reason.contains(&format!("{rounds} rounds"))
+            && reason.contains("1 days since")
+            && reason.contains(&format!("its {rounds} trees carried on by 50 rounds")),
         "{reason}"
     );
     let log = place.decisions();
@@ -87,10 +153,7 @@ fn a_day_without_reason_to_search_refits_the_champions_recipe_once() {
     assert_eq!(log[0]["search"]["trigger"], "no_champion");
     let report_md =
         std::fs::read_to_string(place.dir.path().join("registry/sales/runs/2015-07-21/report.md")).unwrap();
-    assert!(
-        report_md.contains("**Training:** warm refit, no search"),
-        "{report_md}"
-    );
+    assert!(report_md.contains("**Training:** warm, no search"), "{report_md}");
 
     // Changed settings: a full search (dry run: nothing written).
     let other = place

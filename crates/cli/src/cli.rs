@@ -157,7 +157,7 @@ pub struct RetrainArgs {
     #[arg(long, value_name = "DIR")]
     pub charts_dir: Option<std::path::PathBuf>,
     /// Search every candidate today, whatever training.full_search_every_days
-    /// says (otherwise a day with no reason to search refits the champion's recipe)
+    /// says (otherwise a day with no reason to search fits once from the champion)
     #[arg(long)]
     pub full_search: bool,
     /// Sharded run, step 1 of 4: read the window, keep the series of shard K

@@ -265,7 +265,7 @@ impl RunReport {
         if let Some(search) = &self.search {
             let mode = match search.mode {
                 SearchMode::Full => "full search",
-                SearchMode::Warm => "warm refit, no search",
+                SearchMode::Warm => "warm, no search",
             };
             md += &format!("**Training:** {mode}: {}.\n\n", search.reason);
         }

@@ -60,6 +60,11 @@ pub struct TrainingSettings {
     /// champion's holdout WAPE by more than this share in some horizon
     /// bucket (the `LiveWapeExcess` alarm's default threshold).
     pub full_search_live_excess: f64,
+    /// On a warm day, boosted trees are carried on rather than refitted:
+    /// the champion's trees plus this many rounds fitted on its residuals
+    /// over the inner validation window (the newest training days); 0 =
+    /// refit the champion's recipe on every training row.
+    pub warm_rounds: usize,
 }
 
 impl TrainingSettings {
@@ -86,6 +91,7 @@ impl Default for TrainingSettings {
             gbdt_configs: models::gbdt_configs::default_configs(),
             full_search_every_days: 7,
             full_search_live_excess: 0.25,
+            warm_rounds: 50,
         }
     }
 }
@@ -115,6 +121,12 @@ impl TrainingSettings {
             return Err(invalid(
                 "training.full_search_live_excess",
                 "must be a share of 0 or more (0.25: live WAPE 25% above the holdout's)",
+            ));
+        }
+        if self.warm_rounds > 100_000 {
+            return Err(invalid(
+                "training.warm_rounds",
+                "must be between 0 (refit the recipe) and 100000",
             ));
         }
         let params = self.params();

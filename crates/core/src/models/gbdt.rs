@@ -157,20 +157,7 @@ impl GbdtModel {
         validation: Option<(&Design, &[f64])>,
         seed: u64,
     ) -> Result<Self, ModelError> {
-        let mut booster = GradientBooster::default()
-            .set_objective_type(ObjectiveType::SquaredLoss)
-            .set_iterations(params.max_rounds)
-            .set_learning_rate(params.learning_rate)
-            .set_max_depth(params.max_depth)
-            .set_min_leaf_weight(params.min_leaf_weight)
-            .set_l2(params.l2)
-            .set_subsample(params.subsample)
-            .set_sample_method(params.sample_method())
-            .set_tiled_histograms(params.tiled_histograms)
-            .set_colsample_bytree(params.colsample_bytree)
-            .set_nbins(params.bins)
-            .set_initialize_base_score(true)
-            .set_seed(seed);
+        let mut booster = new_booster(params, seed).set_initialize_base_score(true);
         let x = Matrix::new(&design.values, design.rows, design.cols());
         let weights = vec![1.0; design.rows];
         let valid_weights;
@@ -203,6 +190,39 @@ impl GbdtModel {
         })
     }
 
+    /// Boosting carried on: `rounds` more trees, fitted on `design`'s
+    /// residuals against this model and appended to it. With squared loss
+    /// the gradients are the residuals, so this is the fit going on from
+    /// where it stopped, on these rows. `params` must be the ones this model
+    /// was fitted with (its learning rate is in its leaves).
+    pub fn boost_on(
+        mut self,
+        params: &GbdtParams,
+        design: &Design,
+        target: &[f64],
+        rounds: usize,
+        seed: u64,
+    ) -> Result<Self, ModelError> {
+        if rounds == 0 || design.rows == 0 {
+            return Ok(self);
+        }
+        let margin = self.predict(design);
+        let residuals: Vec<f64> = target.iter().zip(&margin).map(|(y, m)| y - m).collect();
+        let mut delta = new_booster(params, seed)
+            .set_iterations(rounds)
+            .set_base_score(0.0)
+            .set_initialize_base_score(false);
+        let x = Matrix::new(&design.values, design.rows, design.cols());
+        delta
+            .fit(&x, &residuals, &vec![1.0; design.rows], None)
+            .map_err(fit_error)?;
+        self.booster.trees.append(&mut delta.trees);
+        self.booster.iterations = self.booster.trees.len();
+        self.rounds = self.booster.trees.len();
+        self.flat = OnceLock::new();
+        Ok(self)
+    }
+
     pub fn predict(&self, design: &Design) -> Vec<f64> {
         if design.rows == 0 {
             return Vec::new();
@@ -218,6 +238,23 @@ impl GbdtModel {
                 .predict(&Matrix::new(&design.values, design.rows, design.cols()), true),
         }
     }
+}
+
+/// A booster with `params` (squared loss), not yet fitted.
+fn new_booster(params: &GbdtParams, seed: u64) -> GradientBooster {
+    GradientBooster::default()
+        .set_objective_type(ObjectiveType::SquaredLoss)
+        .set_iterations(params.max_rounds)
+        .set_learning_rate(params.learning_rate)
+        .set_max_depth(params.max_depth)
+        .set_min_leaf_weight(params.min_leaf_weight)
+        .set_l2(params.l2)
+        .set_subsample(params.subsample)
+        .set_sample_method(params.sample_method())
+        .set_tiled_histograms(params.tiled_histograms)
+        .set_colsample_bytree(params.colsample_bytree)
+        .set_nbins(params.bins)
+        .set_seed(seed)
 }
 
 /// The booster as forust's JSON text inside the artifact.
@@ -309,6 +346,57 @@ mod tests {
             (predicted - 30.0).abs() < 8.0,
             "a missing x predicts about 30, got {predicted}"
         );
+    }
+
+    #[test]
+    fn boosting_on_carries_the_fit_on_from_where_it_stopped() {
+        let (x, y) = noisy(600, 0);
+        let params = |rounds| GbdtParams {
+            max_rounds: rounds,
+            learning_rate: 0.1,
+            max_depth: 3,
+            ..GbdtParams::default()
+        };
+        let rmse = |m: &GbdtModel| {
+            let p = m.predict(&x);
+            (p.iter().zip(&y).map(|(p, y)| (p - y).powi(2)).sum::<f64>() / y.len() as f64).sqrt()
+        };
+        let short = GbdtModel::fit(&params(20), &x, &y, None, 3).unwrap();
+        let long = GbdtModel::fit(&params(50), &x, &y, None, 3).unwrap();
+        let before = rmse(&short);
+        let on = short.boost_on(&params(20), &x, &y, 30, 3).unwrap();
+        assert_eq!((on.rounds, on.booster.trees.len()), (50, 50));
+        // Squared loss: the residuals are the gradients, so 20 + 30 rounds
+        // are the 50-round fit up to float rounding.
+        let (on_p, long_p) = (on.predict(&x), long.predict(&x));
+        let most = on_p
+            .iter()
+            .zip(&long_p)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(most < 1e-6, "the continued fit is off the 50-round fit by {most}");
+        assert!(rmse(&on) < 0.9 * before, "{} against {before}", rmse(&on));
+
+        // Only other rows: the first 20 trees are kept as they were.
+        let (x2, y2) = noisy(300, 7);
+        let base = GbdtModel::fit(&params(20), &x, &y, None, 3).unwrap();
+        let first = base.booster.trees[..20]
+            .iter()
+            .map(|t| serde_json::to_string(t).unwrap())
+            .collect::<Vec<_>>();
+        let on = base.boost_on(&params(20), &x2, &y2, 5, 3).unwrap();
+        assert_eq!(on.booster.trees.len(), 25);
+        let kept = on.booster.trees[..20]
+            .iter()
+            .map(|t| serde_json::to_string(t).unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(first, kept);
+        let (back, _): (GbdtModel, usize) = bincode::serde::decode_from_slice(
+            &bincode::serde::encode_to_vec(&on, bincode::config::standard()).unwrap(),
+            bincode::config::standard(),
+        )
+        .unwrap();
+        assert_eq!(back.predict(&x2), on.predict(&x2), "a round trip changes nothing");
     }
 
     #[test]

@@ -194,6 +194,40 @@ impl FittedModel {
         }
     }
 
+    /// Boosted trees carried on by `rounds` trees fitted on `design` (see
+    /// [`GbdtModel::boost_on`]); another family is refused.
+    pub fn boost_on(
+        self,
+        params: &ModelParams,
+        design: &Design,
+        target: &[f64],
+        rounds: usize,
+        seed: u64,
+    ) -> Result<Self, ModelError> {
+        Ok(match self {
+            FittedModel::Gbdt(m) => FittedModel::Gbdt(Box::new(m.boost_on(
+                &params.gbdt,
+                design,
+                target,
+                rounds,
+                seed,
+            )?)),
+            FittedModel::GbdtTransformed(m) => FittedModel::GbdtTransformed(Box::new(m.boost_on(
+                &params.gbdt,
+                design,
+                target,
+                rounds,
+                seed,
+            )?)),
+            other => {
+                return Err(ModelError::Fit {
+                    family: other.family(),
+                    message: "only boosted trees can be carried on".into(),
+                });
+            }
+        })
+    }
+
     /// Predictions for every row of `design`, never negative.
     pub fn predict(&self, design: &Design) -> Result<Vec<f64>, ModelError> {
         let raw = match self {

@@ -92,6 +92,23 @@ impl TransformedGbdt {
         })
     }
 
+    /// Boosting carried on, on this model's scale (see
+    /// [`GbdtModel::boost_on`]).
+    pub fn boost_on(
+        self,
+        params: &GbdtParams,
+        design: &Design,
+        target: &[f64],
+        rounds: usize,
+        seed: u64,
+    ) -> Result<Self, ModelError> {
+        let y = self.target.forward_all(target);
+        Ok(Self {
+            target: self.target,
+            model: self.model.boost_on(params, design, &y, rounds, seed)?,
+        })
+    }
+
     /// Forecasts in sales.
     pub fn predict(&self, design: &Design) -> Vec<f64> {
         self.model

@@ -86,7 +86,7 @@ pub fn retrain(
     }
     .context("reading the champion pointer and the decision log")?;
     let live = live_accuracy(config, lake, registry.model(), day);
-    let search = search::plan_search(
+    let mut search = search::plan_search(
         config,
         registry,
         &state,
@@ -102,9 +102,7 @@ pub fn retrain(
     let training_set =
         TrainingSet::new(&features, config.train_spec(), &split).context("encoding the training rows")?;
     let challenger = match &search.warm {
-        Some(warm) => training_set
-            .refit(&warm.recipe, warm.validation.clone())
-            .context("refitting the champion's recipe")?,
+        Some(warm) => search::warm_challenger(&training_set, registry, config, warm, &mut search.record)?,
         None => train::train_challenger(&training_set).context("training the challenger")?,
     };
     seconds.train = phase.elapsed().as_secs_f64();

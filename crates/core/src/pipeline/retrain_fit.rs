@@ -242,7 +242,7 @@ pub fn fit_shards(
         .state()
         .context("reading the champion pointer and the decision log")?;
     let live = live_accuracy(config, lake, registry.model(), day);
-    let plan = search::plan_search(
+    let mut plan = search::plan_search(
         config,
         registry,
         &state,
@@ -271,9 +271,7 @@ pub fn fit_shards(
     let training_set = TrainingSet::with_encoder(&fit_frame, config.train_spec(), &split, encoder)
         .context("encoding the training rows")?;
     let challenger = match &plan.warm {
-        Some(warm) => training_set
-            .refit(&warm.recipe, warm.validation.clone())
-            .context("refitting the champion's recipe")?,
+        Some(warm) => search::warm_challenger(&training_set, registry, config, warm, &mut plan.record)?,
         None => train::train_challenger(&training_set).context("training the challenger")?,
     };
     let seconds_train = phase.elapsed().as_secs_f64();

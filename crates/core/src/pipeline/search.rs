@@ -16,11 +16,14 @@ use crate::digest::sha256_hex;
 use crate::evaluate::Metrics;
 use crate::forecast::intervals::Calibration;
 use crate::live::LiveSummary;
+use crate::models::Family;
 use crate::registry::{Registry, RegistryState};
-use crate::train::{self, Recipe, SearchMode, SearchRecord, Signals};
+use crate::train::{self, Challenger, Recipe, SearchMode, SearchRecord, Signals, TrainingSet};
 
 /// What a warm day refits, from the champion's manifest.
 pub(super) struct WarmStart {
+    /// The champion's version, whose trees a warm day carries on.
+    pub champion: String,
     pub recipe: Recipe,
     /// The search's inner-validation figures, carried on with the recipe.
     pub validation: Metrics,
@@ -44,6 +47,7 @@ pub(super) fn fingerprint(config: &Config) -> Result<String, serde_json::Error> 
     let mut training = config.training.clone();
     training.full_search_every_days = 0;
     training.full_search_live_excess = 0.0;
+    training.warm_rounds = 0;
     let value = serde_json::json!({
         "data": config.data,
         "window": config.window,
@@ -101,6 +105,11 @@ pub(super) fn plan_search(
     // `train::plan` gives a warm day only with the champion's recipe.
     let warm = match (record.mode, manifest) {
         (SearchMode::Warm, Some(m)) => m.recipe.map(|recipe| WarmStart {
+            champion: state
+                .champion
+                .as_ref()
+                .map(|c| c.version.clone())
+                .unwrap_or_default(),
             recipe,
             validation: m.validation_metrics,
             calibration: m.calibration,
@@ -112,6 +121,52 @@ pub(super) fn plan_search(
         warm,
         fingerprint,
     })
+}
+
+/// A warm day's challenger: the champion's trees carried on by
+/// `training.warm_rounds` rounds when it has boosted trees fitted on the
+/// same categories and settings, else its recipe refitted on every training
+/// row; `record`'s reason says which.
+pub(super) fn warm_challenger(
+    training_set: &TrainingSet,
+    registry: &Registry,
+    config: &Config,
+    warm: &WarmStart,
+    record: &mut SearchRecord,
+) -> anyhow::Result<Challenger> {
+    let rounds = config.training.warm_rounds;
+    let mut how = "refitted on every training row".to_string();
+    if rounds > 0 && warm.recipe.family == Family::Gbdt {
+        let champion = registry
+            .load_model(&warm.champion)
+            .with_context(|| format!("loading the champion {} to carry it on", warm.champion))?
+            .artifact;
+        let trees = champion.model.rounds().unwrap_or_default();
+        // Promoted warm challengers carried on again would grow without end:
+        // past twice the recipe's rounds, the recipe is refitted instead.
+        let most = 2 * warm.recipe.rounds.unwrap_or(trees);
+        if trees + rounds > most {
+            how += &format!(
+                ", as the champion's {trees} trees and {rounds} more would pass twice the recipe's rounds"
+            );
+        } else {
+            let carried = training_set
+                .boost_on(champion, &warm.recipe, warm.validation.clone(), rounds)
+                .context("carrying the champion's trees on")?;
+            if let Some(challenger) = carried {
+                record.reason = format!(
+                    "{}; its {trees} trees carried on by {rounds} rounds on today's training rows (training.warm_rounds)",
+                    record.reason
+                );
+                return Ok(challenger);
+            }
+            how += ", as the champion was fitted with other categories or settings than today's";
+        }
+    }
+    record.reason = format!("{}; {how}", record.reason);
+    training_set
+        .refit(&warm.recipe, warm.validation.clone())
+        .context("refitting the champion's recipe")
 }
 
 /// The run date of the newest full search among the log's newest `limit`

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Sealed;
 use crate::evaluate::Metrics;
-use crate::models::{Family, ModelParams};
+use crate::models::{Artifact, Family, ModelParams};
 
 use super::{Challenger, TrainError, TrainingSet};
 
@@ -171,7 +171,7 @@ pub fn plan(s: &Signals) -> SearchRecord {
         mode: SearchMode::Warm,
         trigger: Trigger::None,
         reason: format!(
-            "warm: the champion {short}'s recipe ({}{}) refitted, {days} days since the last full search on {last}",
+            "warm: the champion {short}'s recipe ({}{}), {days} days since the last full search on {last}",
             recipe.family,
             recipe.rounds.map_or(String::new(), |r| format!(", {r} rounds"))
         ),
@@ -195,6 +195,59 @@ impl TrainingSet<'_> {
             inner: None,
             tuned: recipe.params.clone(),
         })
+    }
+
+    /// The warm challenger carried on: the champion's own trees plus
+    /// `rounds` trees fitted on its residuals over today's training rows
+    /// (sampled as a refit's), i.e. its boosting continued on the newer
+    /// window. `None` when the champion cannot be carried on: not boosted
+    /// trees, or fitted with other categories, mapping or features (then the
+    /// recipe is refitted in full).
+    pub fn boost_on(
+        &self,
+        champion: Artifact,
+        recipe: &Recipe,
+        validation: Metrics,
+        rounds: usize,
+    ) -> Result<Option<Challenger>, TrainError> {
+        let same = champion.model.family() == Family::Gbdt
+            && recipe.family == Family::Gbdt
+            && champion.encoder == self.encoder
+            && champion.mapping == *self.spec.mapping
+            && champion.features == *self.spec.features;
+        if !same {
+            return Ok(None);
+        }
+        let rows = &self.fit_rows;
+        let design = self.design_of(rows);
+        let target = super::take(&self.target, rows);
+        let Artifact {
+            format,
+            mapping,
+            features,
+            encoder,
+            model,
+        } = champion;
+        let model = crate::progress::phase("carrying the champion's trees on", || {
+            model.boost_on(&recipe.params, &design, &target, rounds, self.spec.training.seed)
+        })?;
+        let artifact = Artifact {
+            format,
+            mapping,
+            features,
+            encoder,
+            model,
+        };
+        let sealed = Sealed::new(artifact.to_bytes());
+        Ok(Some(Challenger {
+            artifact,
+            sealed,
+            candidates: Vec::new(),
+            gbdt_config: recipe.gbdt_config.clone(),
+            validation,
+            inner: None,
+            tuned: recipe.params.clone(),
+        }))
     }
 }
 
