@@ -13,9 +13,10 @@ Then the daily job on a registry with a champion (issue 18): a champion is
 seeded by `retrain` for the day before the run date (a full search on an
 empty registry, measured once), then REPEATS rounds, each from a copy of that
 registry, of `retrain --full-search` (the day of a full search), `retrain`
-(what the daily job does on the days between full searches: a warm refit of
-the champion's recipe unless a rule calls for a search; the report's
-`search` says which) and `predict` on the registry the warm retrain left.
+(what the daily job does on the days between full searches: a warm day,
+the champion's trees carried on by `training.warm_rounds` or its recipe
+refitted, unless a rule calls for a search; the report's `search` says
+which) and `predict` on the registry the warm retrain left.
 The WAPE compared with the reference is one day ahead on the same holdout
 rows (the reference forecasts one day ahead; salescast's `holdout` is pooled
 over `forecast.horizon_days`). Prints Markdown tables and writes every

@@ -335,6 +335,7 @@ mod tests {
         assert!(err.contains("lag_7"), "{err}");
         for (text, key) in [
             ("[training]\nmax_fit_rows = 10\n", "training.max_fit_rows"),
+            ("[training]\nwarm_rounds = 100001\n", "training.warm_rounds"),
             (
                 "[training.gbdt]\nsampling = \"goss\"\nsubsample = 0.5\n",
                 "training.gbdt.subsample",

@@ -42,7 +42,8 @@ pub(super) struct SearchPlan {
 
 /// The fingerprint of the settings a search depends on: the mapping, the
 /// window, the features, the forecast and the training settings (the
-/// full-search schedule itself left out: changing it changes no model).
+/// full-search schedule and `warm_rounds` left out: they change what a warm
+/// day does, not what a search finds).
 pub(super) fn fingerprint(config: &Config) -> Result<String, serde_json::Error> {
     let mut training = config.training.clone();
     training.full_search_every_days = 0;
@@ -242,6 +243,7 @@ mod tests {
         let mut scheduled = config.clone();
         scheduled.training.full_search_every_days = 3;
         scheduled.training.full_search_live_excess = 0.5;
+        scheduled.training.warm_rounds = 0;
         assert_eq!(fingerprint(&scheduled).unwrap(), base);
         let mut other = config.clone();
         other.training.gbdt.learning_rate *= 2.0;
