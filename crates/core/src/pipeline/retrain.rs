@@ -102,7 +102,9 @@ pub fn retrain(
     let training_set =
         TrainingSet::new(&features, config.train_spec(), &split).context("encoding the training rows")?;
     let challenger = match &search.warm {
-        Some(warm) => search::warm_challenger(&training_set, registry, config, warm, &mut search.record)?,
+        Some(warm) => {
+            search::warm_challenger(&training_set, registry, config, warm, &mut search.record, day)?
+        }
         None => train::train_challenger(&training_set).context("training the challenger")?,
     };
     seconds.train = phase.elapsed().as_secs_f64();

@@ -134,10 +134,15 @@ pub(super) fn warm_challenger(
     config: &Config,
     warm: &WarmStart,
     record: &mut SearchRecord,
+    day: NaiveDate,
 ) -> anyhow::Result<Challenger> {
     let rounds = config.training.warm_rounds;
     let mut how = "refitted on every training row".to_string();
-    if rounds > 0 && warm.recipe.family == Family::Gbdt {
+    if warm.recipe.searched_on == day {
+        // A rerun of the search's own day: the refit is that search's
+        // model again (the same bytes), where carrying on would add trees.
+        how += ", as the recipe was searched on this run's day";
+    } else if rounds > 0 && warm.recipe.family == Family::Gbdt {
         let champion = registry
             .load_model(&warm.champion)
             .with_context(|| format!("loading the champion {} to carry it on", warm.champion))?
