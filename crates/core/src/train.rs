@@ -62,8 +62,8 @@ pub struct TrainingSettings {
     pub full_search_live_excess: f64,
     /// On a warm day, boosted trees are carried on rather than refitted:
     /// the champion's trees plus this many rounds fitted on its residuals
-    /// over the inner validation window (the newest training days); 0 =
-    /// refit the champion's recipe on every training row.
+    /// over today's training rows (the rows a refit uses); 0 = refit the
+    /// champion's recipe on every training row.
     pub warm_rounds: usize,
 }
 

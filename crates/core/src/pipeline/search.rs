@@ -104,13 +104,9 @@ pub(super) fn plan_search(
     });
     tracing::info!(mode = ?record.mode, trigger = ?record.trigger, "{}", record.reason);
     // `train::plan` gives a warm day only with the champion's recipe.
-    let warm = match (record.mode, manifest) {
-        (SearchMode::Warm, Some(m)) => m.recipe.map(|recipe| WarmStart {
-            champion: state
-                .champion
-                .as_ref()
-                .map(|c| c.version.clone())
-                .unwrap_or_default(),
+    let warm = match (record.mode, manifest, &state.champion) {
+        (SearchMode::Warm, Some(m), Some(champion)) => m.recipe.map(|recipe| WarmStart {
+            champion: champion.version.clone(),
             recipe,
             validation: m.validation_metrics,
             calibration: m.calibration,

@@ -185,16 +185,7 @@ impl TrainingSet<'_> {
         let artifact = crate::progress::phase("refitting the champion's recipe", || {
             self.fit_final(recipe.family, &recipe.params)
         })?;
-        let sealed = Sealed::new(artifact.to_bytes());
-        Ok(Challenger {
-            artifact,
-            sealed,
-            candidates: Vec::new(),
-            gbdt_config: recipe.gbdt_config.clone(),
-            validation,
-            inner: None,
-            tuned: recipe.params.clone(),
-        })
+        Ok(warm_challenger(artifact, recipe, validation))
     }
 
     /// The warm challenger carried on: the champion's own trees plus
@@ -211,7 +202,6 @@ impl TrainingSet<'_> {
         rounds: usize,
     ) -> Result<Option<Challenger>, TrainError> {
         let same = champion.model.family() == Family::Gbdt
-            && recipe.family == Family::Gbdt
             && champion.encoder == self.encoder
             && champion.mapping == *self.spec.mapping
             && champion.features == *self.spec.features;
@@ -221,33 +211,28 @@ impl TrainingSet<'_> {
         let rows = &self.fit_rows;
         let design = self.design_of(rows);
         let target = super::take(&self.target, rows);
-        let Artifact {
-            format,
-            mapping,
-            features,
-            encoder,
-            model,
-        } = champion;
+        let model = champion.model;
         let model = crate::progress::phase("carrying the champion's trees on", || {
             model.boost_on(&recipe.params, &design, &target, rounds, self.spec.training.seed)
         })?;
-        let artifact = Artifact {
-            format,
-            mapping,
-            features,
-            encoder,
-            model,
-        };
-        let sealed = Sealed::new(artifact.to_bytes());
-        Ok(Some(Challenger {
-            artifact,
-            sealed,
-            candidates: Vec::new(),
-            gbdt_config: recipe.gbdt_config.clone(),
-            validation,
-            inner: None,
-            tuned: recipe.params.clone(),
-        }))
+        let artifact = Artifact { model, ..champion };
+        Ok(Some(warm_challenger(artifact, recipe, validation)))
+    }
+}
+
+/// A warm day's challenger: `artifact`, with no candidates and no inner
+/// fit, carrying the recipe's configuration and params and the search's
+/// validation figures.
+fn warm_challenger(artifact: Artifact, recipe: &Recipe, validation: Metrics) -> Challenger {
+    let sealed = Sealed::new(artifact.to_bytes());
+    Challenger {
+        artifact,
+        sealed,
+        candidates: Vec::new(),
+        gbdt_config: recipe.gbdt_config.clone(),
+        validation,
+        inner: None,
+        tuned: recipe.params.clone(),
     }
 }
 
