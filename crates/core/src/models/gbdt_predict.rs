@@ -8,6 +8,11 @@
 //! (BENCHMARKS.md, "Faster features and evaluation"). Here the trees are
 //! copied once into a flat table of small nodes, and blocks of rows, copied
 //! row-major so a block stays in cache, run down every tree on both cores.
+//! A tree is walked level by level for the whole block at once, without a
+//! branch on the data (the child is picked by index; a leaf points at
+//! itself), so the block's rows go down it side by side instead of one
+//! dependent load and mispredicted branch after another
+//! (BENCHMARKS.md, "Level-wise tree walks").
 //! Each row's total still starts from the base score and adds the trees'
 //! leaf values in tree order, as forust does, so every forecast is the same
 //! float.
@@ -17,64 +22,65 @@ use rayon::prelude::*;
 
 use super::Design;
 
-/// Rows handled together: their features (row-major) stay in L1/L2 while
-/// every tree runs over them.
-const BLOCK: usize = 256;
+/// The most rows handled together: their features (row-major, 400 KB with
+/// 24 features) stay in L2 while every tree runs over them, and each tree's
+/// nodes are read once per block. Smaller batches are cut into blocks of at
+/// least [`MIN_BLOCK`] rows, about four per thread.
+const BLOCK: usize = 2048;
+const MIN_BLOCK: usize = 64;
 
-/// No feature: the node is a leaf, its value in `split`.
-const LEAF: u32 = u32::MAX;
-
-/// One node of the flat forest; children are indices into the whole table.
+/// One node of the flat forest. A branch goes to `next[0]` (left: below the
+/// split), `next[1]` (right) or `next[2]` (missing: NaN); children are
+/// indices into the whole table. A leaf holds its value in `split` and
+/// points at itself three times, so a walk that reached it stays.
 #[derive(Debug, Clone, Copy)]
 struct FlatNode {
-    /// The split threshold (go left when below it), or a leaf's value.
     split: f64,
     feature: u32,
-    left: u32,
-    right: u32,
-    missing: u32,
+    next: [u32; 3],
+}
+
+/// One tree: its root in the table and the most branches on a path down it.
+#[derive(Debug, Clone, Copy)]
+struct FlatTree {
+    root: u32,
+    depth: u32,
 }
 
 /// Every prediction tree of a booster, flattened, with its base score.
 pub struct FlatForest {
     base_score: f64,
     nodes: Vec<FlatNode>,
-    /// The root node of each tree, in forust's tree order.
-    roots: Vec<u32>,
+    /// In forust's tree order.
+    trees: Vec<FlatTree>,
     cols: usize,
 }
 
 impl FlatForest {
     /// The booster's prediction trees, or None when this path cannot give
     /// forust's exact result (a non-NaN missing value, more nodes or
-    /// features than u32 holds): then forust predicts.
+    /// features than u32 holds, a malformed tree): then forust predicts.
     pub fn new(booster: &GradientBooster, cols: usize) -> Option<Self> {
-        if !booster.missing.is_nan() || cols >= LEAF as usize {
+        if !booster.missing.is_nan() || cols >= u32::MAX as usize {
             return None;
         }
         let trees = &booster.trees[..booster.prediction_iteration.unwrap_or(booster.trees.len())];
         let total: usize = trees.iter().map(|t| t.nodes.len()).sum();
-        if total >= LEAF as usize {
+        if total >= u32::MAX as usize {
             return None;
         }
         let mut nodes = Vec::with_capacity(total);
-        let mut roots = Vec::with_capacity(trees.len());
+        let mut flat = Vec::with_capacity(trees.len());
         for tree in trees {
             let offset = nodes.len();
-            if tree.nodes.is_empty() {
-                return None;
-            }
-            roots.push(offset as u32);
-            for node in &tree.nodes {
-                let child =
-                    |i: usize| -> Option<u32> { (i < tree.nodes.len()).then_some((offset + i) as u32) };
+            let at = |i: usize| -> Option<u32> { (i < tree.nodes.len()).then_some((offset + i) as u32) };
+            for (i, node) in tree.nodes.iter().enumerate() {
                 nodes.push(if node.is_leaf {
+                    let me = at(i)?;
                     FlatNode {
                         split: f64::from(node.weight_value),
-                        feature: LEAF,
-                        left: 0,
-                        right: 0,
-                        missing: 0,
+                        feature: 0,
+                        next: [me; 3],
                     }
                 } else {
                     if node.split_feature >= cols {
@@ -83,17 +89,24 @@ impl FlatForest {
                     FlatNode {
                         split: node.split_value,
                         feature: node.split_feature as u32,
-                        left: child(node.left_child)?,
-                        right: child(node.right_child)?,
-                        missing: child(node.missing_node)?,
+                        next: [
+                            at(node.left_child)?,
+                            at(node.right_child)?,
+                            at(node.missing_node)?,
+                        ],
                     }
                 });
             }
+            let root = at(0)?;
+            flat.push(FlatTree {
+                root,
+                depth: depth(&nodes, root)?,
+            });
         }
         Some(Self {
             base_score: booster.base_score,
             nodes,
-            roots,
+            trees: flat,
             cols,
         })
     }
@@ -111,45 +124,76 @@ impl FlatForest {
         if rows == 0 || self.cols != design.cols() {
             return out;
         }
-        out.par_chunks_mut(BLOCK).enumerate().for_each(|(b, totals)| {
-            let first = b * BLOCK;
-            let n = totals.len();
-            // The block's rows, row-major.
-            let mut block = vec![0.0; n * self.cols];
-            for c in 0..self.cols {
-                let column = &design.values[c * rows + first..c * rows + first + n];
-                for (i, &v) in column.iter().enumerate() {
-                    block[i * self.cols + c] = v;
+        let cols = self.cols;
+        let block_rows = rows
+            .div_ceil(4 * rayon::current_num_threads())
+            .clamp(MIN_BLOCK, BLOCK);
+        out.par_chunks_mut(block_rows)
+            .enumerate()
+            .for_each(|(b, totals)| {
+                let first = b * block_rows;
+                let n = totals.len();
+                // The block's rows, row-major.
+                let mut block = vec![0.0; n * cols];
+                for c in 0..cols {
+                    let column = &design.values[c * rows + first..c * rows + first + n];
+                    for (i, &v) in column.iter().enumerate() {
+                        block[i * cols + c] = v;
+                    }
                 }
-            }
-            for &root in &self.roots {
-                for (i, total) in totals.iter_mut().enumerate() {
-                    let row = &block[i * self.cols..(i + 1) * self.cols];
-                    *total += self.leaf(root, row);
+                let mut at = vec![0u32; n];
+                for tree in &self.trees {
+                    at.fill(tree.root);
+                    for _ in 0..tree.depth {
+                        for (i, node) in at.iter_mut().enumerate() {
+                            *node = self.step(*node, &block, i * cols);
+                        }
+                    }
+                    for (total, &leaf) in totals.iter_mut().zip(at.iter()) {
+                        *total += self.nodes[leaf as usize].split;
+                    }
                 }
-            }
-        });
+            });
         out
     }
 
-    /// The leaf value `row` reaches from `root`, down forust's branches: the
-    /// missing branch for NaN, left below the split, right otherwise.
-    #[inline]
-    fn leaf(&self, root: u32, row: &[f64]) -> f64 {
-        let mut node = &self.nodes[root as usize];
-        while node.feature != LEAF {
-            let v = row[node.feature as usize];
-            let next = if v.is_nan() {
-                node.missing
-            } else if v < node.split {
-                node.left
-            } else {
-                node.right
-            };
-            node = &self.nodes[next as usize];
-        }
-        node.split
+    /// The node `row` goes to from `node`, down forust's branches: the
+    /// missing branch for NaN, left below the split, right otherwise (a leaf
+    /// stays where it is). Picked by index, not by a branch.
+    #[inline(always)]
+    fn step(&self, node: u32, block: &[f64], row: usize) -> u32 {
+        let node = &self.nodes[node as usize];
+        let v = block[row + node.feature as usize];
+        let pick = usize::from(v >= node.split) | (usize::from(v.is_nan()) << 1);
+        node.next[pick]
     }
+}
+
+/// The most branches on a path from `root` down its tree, or None when a
+/// path is longer than the table (a cycle: not a tree).
+fn depth(nodes: &[FlatNode], root: u32) -> Option<u32> {
+    let mut deepest = 0;
+    let mut stack = vec![(root, 0u32)];
+    while let Some((at, d)) = stack.pop() {
+        if d as usize > nodes.len() {
+            return None;
+        }
+        let node = nodes.get(at as usize)?;
+        if node.next == [at; 3] {
+            deepest = deepest.max(d);
+        } else {
+            let mut children = node.next;
+            children.sort_unstable();
+            let mut last = None;
+            for child in children {
+                if Some(child) != last {
+                    stack.push((child, d + 1));
+                    last = Some(child);
+                }
+            }
+        }
+    }
+    Some(deepest)
 }
 
 #[cfg(test)]
@@ -193,34 +237,53 @@ mod tests {
 
     /// The flat forest gives forust's predictions bit for bit, on rows it
     /// was fitted on and on others (more rows than a block, a partial last
-    /// block, missing values, a feature never seen at that value).
+    /// block, a batch smaller than a block, missing values, a feature never
+    /// seen at that value), with NaN sent down a side of each split and
+    /// with a branch of its own for it.
     #[test]
     fn flat_forest_predicts_forusts_exact_values() {
         let (x, y) = data(2_000, 0);
-        let mut booster = GradientBooster::default()
-            .set_objective_type(ObjectiveType::SquaredLoss)
-            .set_iterations(60)
-            .set_learning_rate(0.2)
-            .set_max_depth(6)
-            .set_initialize_base_score(true);
-        booster
-            .fit(
-                &Matrix::new(&x.values, x.rows, x.cols()),
-                &y,
-                &vec![1.0; x.rows],
-                None,
-            )
-            .unwrap();
-        let forest = FlatForest::new(&booster, x.cols()).expect("NaN missing: the fast path applies");
-        for (design, what) in [(x, "fitted rows"), (data(BLOCK * 3 + 17, 5_000).0, "new rows")] {
-            let theirs = booster.predict(&Matrix::new(&design.values, design.rows, design.cols()), true);
-            let ours = forest.predict(&design);
-            assert_eq!(ours.len(), theirs.len());
-            for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-                assert_eq!(a.to_bits(), b.to_bits(), "{what} row {i}: {a} vs {b}");
+        for missing_branch in [false, true] {
+            let mut booster = GradientBooster::default()
+                .set_objective_type(ObjectiveType::SquaredLoss)
+                .set_iterations(60)
+                .set_learning_rate(0.2)
+                .set_max_depth(6)
+                .set_initialize_base_score(true)
+                .set_allow_missing_splits(true)
+                .set_create_missing_branch(missing_branch);
+            booster
+                .fit(
+                    &Matrix::new(&x.values, x.rows, x.cols()),
+                    &y,
+                    &vec![1.0; x.rows],
+                    None,
+                )
+                .unwrap();
+            let branches = booster
+                .trees
+                .iter()
+                .flat_map(|t| &t.nodes)
+                .filter(|n| !n.is_leaf && n.has_missing_branch())
+                .count();
+            assert_eq!(branches > 0, missing_branch, "{branches} missing branches");
+            let forest = FlatForest::new(&booster, x.cols()).expect("NaN missing: the fast path applies");
+            for (design, what) in [
+                (data(2_000, 0).0, "fitted rows"),
+                (data(BLOCK * 3 + 17, 5_000).0, "new rows"),
+                (data(300, 9).0, "a few rows"),
+            ] {
+                let theirs = booster.predict(&Matrix::new(&design.values, design.rows, design.cols()), true);
+                let ours = forest.predict(&design);
+                assert_eq!(ours.len(), theirs.len());
+                for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{what} row {i}: {a} vs {b}");
+                }
+                assert!(ours.iter().any(|v| (v - ours[0]).abs() > 1.0), "the trees split");
             }
-            assert!(ours.iter().any(|v| (v - ours[0]).abs() > 1.0), "the trees split");
         }
+        let (x, _) = data(1, 0);
+        let forest = FlatForest::new(&GradientBooster::default(), x.cols()).expect("no trees");
         let empty = Design {
             names: vec!["a".into(), "b".into(), "c".into()],
             rows: 0,
