@@ -155,6 +155,38 @@ fn a_day_without_reason_to_search_carries_the_champion_on_or_refits_its_recipe()
         std::fs::read_to_string(place.dir.path().join("registry/sales/runs/2015-07-21/report.md")).unwrap();
     assert!(report_md.contains("**Training:** warm, no search"), "{report_md}");
 
+    // The carried-on version made champion (by hand here; a promotion does
+    // the same), then day 2 rerun on the same data: the champion as it is,
+    // not carried on again, so no new version.
+    place
+        .registry_cmd(&["rollback", "--to", new, "--reason", "warm rerun test"])
+        .expect_code(0);
+    let versions = place.version_count();
+    let rerun = place.retrain(&config, "2015-07-21").expect_code(0).json();
+    assert_eq!(search(&rerun).0, "warm", "{}", rerun["search"]);
+    assert_eq!(
+        rerun["challenger"]["version"], new,
+        "{}",
+        rerun["search"]["reason"]
+    );
+    assert_eq!(rerun["challenger"]["stored"], "already_there");
+    assert_eq!(rerun["decision"], "kept");
+    assert_eq!(place.version_count(), versions, "a rerun adds no version");
+    let rerun_reason = rerun["search"]["reason"].as_str().unwrap();
+    assert!(
+        rerun_reason.ends_with("; the champion as it is, stored by a run of this day on the same data"),
+        "{rerun_reason}"
+    );
+    place
+        .registry_cmd(&[
+            "rollback",
+            "--to",
+            &champion,
+            "--reason",
+            "back to the searched one",
+        ])
+        .expect_code(0);
+
     // Changed settings: a full search (dry run: nothing written).
     let other = place
         .run(

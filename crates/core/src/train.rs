@@ -12,7 +12,7 @@ mod candidates;
 mod recipe;
 
 pub use candidates::{Candidate, CandidateScore, best_candidate, score_candidates, train_challenger};
-pub use recipe::{Recipe, SearchMode, SearchRecord, Signals, Trigger, plan};
+pub use recipe::{Recipe, SearchMode, SearchRecord, Signals, Trigger, plan, stored_challenger};
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -103,7 +103,15 @@ pub fn retrain(
         TrainingSet::new(&features, config.train_spec(), &split).context("encoding the training rows")?;
     let challenger = match &search.warm {
         Some(warm) => {
-            search::warm_challenger(&training_set, registry, config, warm, &mut search.record, day)?
+            let data = (day, sales.fingerprint());
+            search::warm_challenger(
+                &training_set,
+                registry,
+                config,
+                warm,
+                &mut search.record,
+                (data.0, &data.1),
+            )?
         }
         None => train::train_challenger(&training_set).context("training the challenger")?,
     };

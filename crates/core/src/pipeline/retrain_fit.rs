@@ -271,7 +271,14 @@ pub fn fit_shards(
     let training_set = TrainingSet::with_encoder(&fit_frame, config.train_spec(), &split, encoder)
         .context("encoding the training rows")?;
     let challenger = match &plan.warm {
-        Some(warm) => search::warm_challenger(&training_set, registry, config, warm, &mut plan.record, day)?,
+        Some(warm) => search::warm_challenger(
+            &training_set,
+            registry,
+            config,
+            warm,
+            &mut plan.record,
+            (day, &prepared[0].0.data_fingerprint),
+        )?,
         None => train::train_challenger(&training_set).context("training the challenger")?,
     };
     let seconds_train = phase.elapsed().as_secs_f64();

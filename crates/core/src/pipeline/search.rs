@@ -24,6 +24,8 @@ use crate::train::{self, Challenger, Recipe, SearchMode, SearchRecord, Signals, 
 pub(super) struct WarmStart {
     /// The champion's version, whose trees a warm day carries on.
     pub champion: String,
+    /// The day and data fingerprint of the run that stored the champion.
+    pub stored_by: (NaiveDate, String),
     pub recipe: Recipe,
     /// The search's inner-validation figures, carried on with the recipe.
     pub validation: Metrics,
@@ -107,6 +109,7 @@ pub(super) fn plan_search(
     let warm = match (record.mode, manifest, &state.champion) {
         (SearchMode::Warm, Some(m), Some(champion)) => m.recipe.map(|recipe| WarmStart {
             champion: champion.version.clone(),
+            stored_by: (m.lineage.window_last_day, m.lineage.data_fingerprint),
             recipe,
             validation: m.validation_metrics,
             calibration: m.calibration,
@@ -123,17 +126,32 @@ pub(super) fn plan_search(
 /// A warm day's challenger: the champion's trees carried on by
 /// `training.warm_rounds` rounds when it has boosted trees fitted on the
 /// same categories and settings, else its recipe refitted on every training
-/// row; `record`'s reason says which.
+/// row; the champion as it is on a rerun of the day that stored it, on the
+/// same data (`data_fingerprint`). `record`'s reason says which.
 pub(super) fn warm_challenger(
     training_set: &TrainingSet,
     registry: &Registry,
     config: &Config,
     warm: &WarmStart,
     record: &mut SearchRecord,
-    day: NaiveDate,
+    (day, data_fingerprint): (NaiveDate, &str),
 ) -> anyhow::Result<Challenger> {
     let rounds = config.training.warm_rounds;
     let mut how = "refitted on every training row".to_string();
+    if warm.stored_by.0 == day && warm.stored_by.1 == data_fingerprint {
+        // A rerun: this day's first run stored the champion from these
+        // data. Carrying it on again would add trees (a new version each
+        // rerun) and refitting would drop the ones it carried on.
+        let bytes = registry
+            .load_artifact(&warm.champion)
+            .with_context(|| format!("loading the champion {}", warm.champion))?;
+        record.reason = format!(
+            "{}; the champion as it is, stored by a run of this day on the same data",
+            record.reason
+        );
+        return train::stored_challenger(bytes, &warm.recipe, warm.validation.clone())
+            .context("decoding the champion");
+    }
     if warm.recipe.searched_on == day {
         // A rerun of the search's own day: the refit is that search's
         // model again (the same bytes), where carrying on would add trees.

@@ -225,6 +225,26 @@ impl TrainingSet<'_> {
 /// validation figures.
 fn warm_challenger(artifact: Artifact, recipe: &Recipe, validation: Metrics) -> Challenger {
     let sealed = Sealed::new(artifact.to_bytes());
+    sealed_challenger(artifact, sealed, recipe, validation)
+}
+
+/// A warm challenger that is a stored version as it is: `bytes` (the
+/// version's own, so the same SHA-256) decoded, nothing refitted.
+pub fn stored_challenger(
+    bytes: Vec<u8>,
+    recipe: &Recipe,
+    validation: Metrics,
+) -> Result<Challenger, TrainError> {
+    let artifact = Artifact::from_bytes(&bytes)?;
+    Ok(sealed_challenger(
+        artifact,
+        Sealed::new(bytes),
+        recipe,
+        validation,
+    ))
+}
+
+fn sealed_challenger(artifact: Artifact, sealed: Sealed, recipe: &Recipe, validation: Metrics) -> Challenger {
     Challenger {
         artifact,
         sealed,
