@@ -223,6 +223,15 @@ impl GbdtModel {
         Ok(self)
     }
 
+    /// Whether [`Self::predict`] on `cols` features takes the flat forest
+    /// (else forust's own predict: same floats, slower).
+    pub fn predicts_flat(&self, cols: usize) -> bool {
+        self.flat
+            .get_or_init(|| FlatForest::new(&self.booster, cols))
+            .as_ref()
+            .is_some_and(|f| f.cols() == cols)
+    }
+
     pub fn predict(&self, design: &Design) -> Vec<f64> {
         if design.rows == 0 {
             return Vec::new();

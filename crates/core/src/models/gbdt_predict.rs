@@ -5,14 +5,19 @@
 //! values per tree, then a single-threaded pass adding it to the totals).
 //! Rolling-origin scoring calls it for 1.5 million rows per model on the
 //! generated lake, and that was nine tenths of the evaluate phase
-//! (BENCHMARKS.md, "Faster features and evaluation"). Here the trees are
-//! copied once into a flat table of small nodes, and blocks of rows, copied
-//! row-major so a block stays in cache, run down every tree on both cores.
-//! A tree is walked level by level for the whole block at once, without a
-//! branch on the data (the child is picked by index; a leaf points at
-//! itself), so the block's rows go down it side by side instead of one
-//! dependent load and mispredicted branch after another
-//! (BENCHMARKS.md, "Level-wise tree walks").
+//! (BENCHMARKS.md, "Faster features and evaluation"). Here:
+//! - the trees are copied once into a flat table of 16-byte nodes, and each
+//!   split value becomes its rank among the forest's split values of that
+//!   feature, so a value is compared as its bin (the number of split values
+//!   at or below it: `v >= split` exactly when its bin passes the split's);
+//! - blocks of rows are binned once, row-major, 2 bytes a value, so a block
+//!   stays in cache while every tree runs over it, on both cores;
+//! - a tree is walked level by level for the whole block at once, without a
+//!   branch on the data (the child is picked by index; a leaf points at
+//!   itself), so the block's rows go down it side by side instead of one
+//!   dependent load and mispredicted branch after another (BENCHMARKS.md,
+//!   "Level-wise tree walks").
+//!
 //! Each row's total still starts from the base score and adds the trees'
 //! leaf values in tree order, as forust does, so every forecast is the same
 //! float.
@@ -22,21 +27,27 @@ use rayon::prelude::*;
 
 use super::Design;
 
-/// The most rows handled together: their features (row-major, 400 KB with
-/// 24 features) stay in L2 while every tree runs over them, and each tree's
-/// nodes are read once per block. Smaller batches are cut into blocks of at
-/// least [`MIN_BLOCK`] rows, about four per thread.
+/// The most rows handled together: their bins stay in L1/L2 while every
+/// tree runs over them, and each tree's nodes are read once per block.
+/// Smaller batches are cut into blocks of at least [`MIN_BLOCK`] rows, about
+/// four per thread.
 const BLOCK: usize = 2048;
 const MIN_BLOCK: usize = 64;
 
+/// The bin of a missing (NaN) value; a value's bin is 1 + the number of the
+/// feature's split values at or below it.
+const MISSING: u16 = 0;
+
 /// One node of the flat forest. A branch goes to `next[0]` (left: below the
-/// split), `next[1]` (right) or `next[2]` (missing: NaN); children are
-/// indices into the whole table. A leaf holds its value in `split` and
-/// points at itself three times, so a walk that reached it stays.
+/// split), `next[1]` (right: a bin of at least `split`) or `next[2]`
+/// (missing); children are indices into the whole table. A leaf points at
+/// itself three times (its split above every bin, so the pick is 0 or 2),
+/// so a walk that reached it stays; its value is in
+/// [`FlatForest::leaves`].
 #[derive(Debug, Clone, Copy)]
 struct FlatNode {
-    split: f64,
-    feature: u32,
+    split: u16,
+    feature: u16,
     next: [u32; 3],
 }
 
@@ -51,17 +62,21 @@ struct FlatTree {
 pub struct FlatForest {
     base_score: f64,
     nodes: Vec<FlatNode>,
+    /// Each node's leaf value (0 for branches).
+    leaves: Vec<f64>,
     /// In forust's tree order.
     trees: Vec<FlatTree>,
-    cols: usize,
+    /// Per feature, its split values in the forest, ascending, distinct.
+    splits: Vec<Vec<f64>>,
 }
 
 impl FlatForest {
     /// The booster's prediction trees, or None when this path cannot give
-    /// forust's exact result (a non-NaN missing value, more nodes or
-    /// features than u32 holds, a malformed tree): then forust predicts.
+    /// forust's exact result (a non-NaN missing value, a NaN split, more
+    /// nodes than u32 holds or more features or split values of a feature
+    /// than u16 holds, a malformed tree): then forust predicts.
     pub fn new(booster: &GradientBooster, cols: usize) -> Option<Self> {
-        if !booster.missing.is_nan() || cols >= u32::MAX as usize {
+        if !booster.missing.is_nan() || cols > usize::from(u16::MAX) {
             return None;
         }
         let trees = &booster.trees[..booster.prediction_iteration.unwrap_or(booster.trees.len())];
@@ -69,33 +84,53 @@ impl FlatForest {
         if total >= u32::MAX as usize {
             return None;
         }
+        let mut splits = vec![Vec::new(); cols];
+        for node in trees.iter().flat_map(|t| &t.nodes).filter(|n| !n.is_leaf) {
+            if node.split_value.is_nan() {
+                return None;
+            }
+            splits.get_mut(node.split_feature)?.push(node.split_value);
+        }
+        for values in &mut splits {
+            values.sort_by(f64::total_cmp);
+            values.dedup_by(|a, b| a == b);
+            if values.len() + 1 >= usize::from(u16::MAX) {
+                return None;
+            }
+        }
         let mut nodes = Vec::with_capacity(total);
+        let mut leaves = Vec::with_capacity(total);
         let mut flat = Vec::with_capacity(trees.len());
         for tree in trees {
             let offset = nodes.len();
             let at = |i: usize| -> Option<u32> { (i < tree.nodes.len()).then_some((offset + i) as u32) };
             for (i, node) in tree.nodes.iter().enumerate() {
-                nodes.push(if node.is_leaf {
+                if node.is_leaf {
                     let me = at(i)?;
-                    FlatNode {
-                        split: f64::from(node.weight_value),
+                    nodes.push(FlatNode {
+                        // Above every bin, so never "right" with a missing
+                        // value (pick 3); every pick stays here anyway.
+                        split: u16::MAX,
                         feature: 0,
                         next: [me; 3],
-                    }
+                    });
+                    leaves.push(f64::from(node.weight_value));
                 } else {
-                    if node.split_feature >= cols {
-                        return None;
-                    }
-                    FlatNode {
-                        split: node.split_value,
-                        feature: node.split_feature as u32,
+                    let values = &splits[node.split_feature];
+                    // v >= the k-th split value (0-based) exactly when more
+                    // than k values are at or below v: a bin of k + 2 or more.
+                    let k = values.partition_point(|t| *t < node.split_value);
+                    nodes.push(FlatNode {
+                        split: (k + 2) as u16,
+                        feature: node.split_feature as u16,
                         next: [
                             at(node.left_child)?,
                             at(node.right_child)?,
                             at(node.missing_node)?,
                         ],
-                    }
-                });
+                    });
+                    leaves.push(0.0);
+                }
             }
             let root = at(0)?;
             flat.push(FlatTree {
@@ -106,14 +141,24 @@ impl FlatForest {
         Some(Self {
             base_score: booster.base_score,
             nodes,
+            leaves,
             trees: flat,
-            cols,
+            splits,
         })
     }
 
     /// The number of features the trees were flattened for.
     pub fn cols(&self) -> usize {
-        self.cols
+        self.splits.len()
+    }
+
+    /// The bin of `v` among `splits` (see [`MISSING`]).
+    fn bin(splits: &[f64], v: f64) -> u16 {
+        if v.is_nan() {
+            MISSING
+        } else {
+            (1 + splits.partition_point(|t| *t <= v)) as u16
+        }
     }
 
     /// The booster's prediction for every row of `design` (column-major,
@@ -121,10 +166,10 @@ impl FlatForest {
     pub fn predict(&self, design: &Design) -> Vec<f64> {
         let rows = design.rows;
         let mut out = vec![self.base_score; rows];
-        if rows == 0 || self.cols != design.cols() {
+        let cols = self.cols();
+        if rows == 0 || cols != design.cols() {
             return out;
         }
-        let cols = self.cols;
         let block_rows = rows
             .div_ceil(4 * rayon::current_num_threads())
             .clamp(MIN_BLOCK, BLOCK);
@@ -133,12 +178,15 @@ impl FlatForest {
             .for_each(|(b, totals)| {
                 let first = b * block_rows;
                 let n = totals.len();
-                // The block's rows, row-major.
-                let mut block = vec![0.0; n * cols];
-                for c in 0..cols {
+                // The block's rows binned, row-major.
+                let mut block = vec![MISSING; n * cols];
+                for (c, splits) in self.splits.iter().enumerate() {
+                    if splits.is_empty() {
+                        continue;
+                    }
                     let column = &design.values[c * rows + first..c * rows + first + n];
                     for (i, &v) in column.iter().enumerate() {
-                        block[i * cols + c] = v;
+                        block[i * cols + c] = Self::bin(splits, v);
                     }
                 }
                 let mut at = vec![0u32; n];
@@ -150,7 +198,7 @@ impl FlatForest {
                         }
                     }
                     for (total, &leaf) in totals.iter_mut().zip(at.iter()) {
-                        *total += self.nodes[leaf as usize].split;
+                        *total += self.leaves[leaf as usize];
                     }
                 }
             });
@@ -161,10 +209,10 @@ impl FlatForest {
     /// missing branch for NaN, left below the split, right otherwise (a leaf
     /// stays where it is). Picked by index, not by a branch.
     #[inline(always)]
-    fn step(&self, node: u32, block: &[f64], row: usize) -> u32 {
+    fn step(&self, node: u32, block: &[u16], row: usize) -> u32 {
         let node = &self.nodes[node as usize];
-        let v = block[row + node.feature as usize];
-        let pick = usize::from(v >= node.split) | (usize::from(v.is_nan()) << 1);
+        let bin = block[row + usize::from(node.feature)];
+        let pick = usize::from(bin >= node.split) | (usize::from(bin == MISSING) << 1);
         node.next[pick]
     }
 }
