@@ -158,6 +158,7 @@ fn a_day_without_reason_to_search_carries_the_champion_on_or_refits_its_recipe()
     // The carried-on version made champion (by hand here; a promotion does
     // the same), then day 2 rerun on the same data: the champion as it is,
     // not carried on again, so no new version.
+    assert_eq!(warm["decision"], "kept", "{}", warm["reason"]);
     place
         .registry_cmd(&["rollback", "--to", new, "--reason", "warm rerun test"])
         .expect_code(0);
