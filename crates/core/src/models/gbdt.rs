@@ -239,10 +239,10 @@ impl GbdtModel {
         let flat = self
             .flat
             .get_or_init(|| FlatForest::new(&self.booster, design.cols()));
-        match flat {
-            // The same floats as forust's predict (gbdt_predict's test), faster.
-            Some(forest) if forest.cols() == design.cols() => forest.predict(design),
-            _ => self
+        // The same floats as forust's predict (gbdt_predict's test), faster.
+        match flat.as_ref().and_then(|forest| forest.predict(design)) {
+            Some(predictions) => predictions,
+            None => self
                 .booster
                 .predict(&Matrix::new(&design.values, design.rows, design.cols()), true),
         }

@@ -162,13 +162,17 @@ impl FlatForest {
     }
 
     /// The booster's prediction for every row of `design` (column-major,
-    /// NaN missing), in parallel over blocks of rows.
-    pub fn predict(&self, design: &Design) -> Vec<f64> {
+    /// NaN missing), in parallel over blocks of rows; None when `design`
+    /// has another number of columns than the forest was flattened for.
+    pub fn predict(&self, design: &Design) -> Option<Vec<f64>> {
         let rows = design.rows;
-        let mut out = vec![self.base_score; rows];
         let cols = self.cols();
-        if rows == 0 || cols != design.cols() {
-            return out;
+        if cols != design.cols() {
+            return None;
+        }
+        let mut out = vec![self.base_score; rows];
+        if rows == 0 {
+            return Some(out);
         }
         let block_rows = rows
             .div_ceil(4 * rayon::current_num_threads())
@@ -202,7 +206,7 @@ impl FlatForest {
                     }
                 }
             });
-        out
+        Some(out)
     }
 
     /// The node `row` goes to from `node`, down forust's branches: the
@@ -322,7 +326,7 @@ mod tests {
                 (data(300, 9).0, "a few rows"),
             ] {
                 let theirs = booster.predict(&Matrix::new(&design.values, design.rows, design.cols()), true);
-                let ours = forest.predict(&design);
+                let ours = forest.predict(&design).expect("the forest's columns");
                 assert_eq!(ours.len(), theirs.len());
                 for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
                     assert_eq!(a.to_bits(), b.to_bits(), "{what} row {i}: {a} vs {b}");
@@ -337,6 +341,13 @@ mod tests {
             rows: 0,
             values: vec![],
         };
-        assert!(forest.predict(&empty).is_empty());
+        assert_eq!(forest.predict(&empty), Some(vec![]));
+        let (two, _) = data(5, 0);
+        let two = Design {
+            names: two.names[..2].to_vec(),
+            rows: 5,
+            values: two.values[..10].to_vec(),
+        };
+        assert_eq!(forest.predict(&two), None, "another number of columns");
     }
 }
