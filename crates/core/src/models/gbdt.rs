@@ -226,21 +226,26 @@ impl GbdtModel {
     /// Whether [`Self::predict`] on `cols` features takes the flat forest
     /// (else forust's own predict: same floats, slower).
     pub fn predicts_flat(&self, cols: usize) -> bool {
+        self.flat_forest(cols).is_some_and(|f| f.cols() == cols)
+    }
+
+    /// The flat forest, flattened for `cols` features on first use (None
+    /// when it cannot give forust's exact floats).
+    fn flat_forest(&self, cols: usize) -> Option<&FlatForest> {
         self.flat
             .get_or_init(|| FlatForest::new(&self.booster, cols))
             .as_ref()
-            .is_some_and(|f| f.cols() == cols)
     }
 
     pub fn predict(&self, design: &Design) -> Vec<f64> {
         if design.rows == 0 {
             return Vec::new();
         }
-        let flat = self
-            .flat
-            .get_or_init(|| FlatForest::new(&self.booster, design.cols()));
         // The same floats as forust's predict (gbdt_predict's test), faster.
-        match flat.as_ref().and_then(|forest| forest.predict(design)) {
+        match self
+            .flat_forest(design.cols())
+            .and_then(|forest| forest.predict(design))
+        {
             Some(predictions) => predictions,
             None => self
                 .booster
