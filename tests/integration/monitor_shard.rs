@@ -4,10 +4,12 @@
 //! `monitor --fan-in 3`, compared with an unsharded `monitor` of the same
 //! day on a copy of the same lake: the same scores files, byte for byte,
 //! and the same report figures; nothing in the table before the fan-in and
-//! nothing staged after it; a shard killed before its marker, and a shard
-//! rerun, change nothing. The fan-in refuses (exit 6 naming the day and the
-//! shards, nothing written) a missing shard, shards of another N, stale
-//! shards (forecasts committed since) and a damaged staged file.
+//! nothing staged after it but the fan-in's record of its commit; a shard
+//! killed before its marker, and a shard rerun, change nothing. The fan-in
+//! refuses (exit 6 naming the day and the shards, nothing written) a
+//! missing shard, shards of another N, stale shards (forecasts committed
+//! since) and a damaged staged file; retried after its commit, it reports
+//! that commit and writes nothing.
 
 use salescast_core::storage::PutMode;
 use serde_json::Value;
@@ -149,7 +151,12 @@ fn a_sharded_monitor_writes_the_single_runs_scores() {
         .into_iter()
         .map(|(k, _)| k)
         .collect();
-    assert_eq!(left, [abandoned[1].clone()], "only the old abandoned run expired");
+    let record = format!("{STAGED}dt={DATE}/committed.json");
+    assert_eq!(
+        left,
+        [abandoned[1].clone(), record.clone()],
+        "only the old abandoned run expired; the fan-in's record of its commit stays"
+    );
     open(&place, sharded).delete(&abandoned[1]).unwrap();
     assert!(
         one.get("fan_in").is_none(),
@@ -161,10 +168,11 @@ fn a_sharded_monitor_writes_the_single_runs_scores() {
     let (a, b) = (objects(&place, sharded, SCORES), objects(&place, single, SCORES));
     assert_eq!(a.len(), 5, "one file a day");
     assert_eq!(a, b, "the same scores files, byte for byte");
-    assert!(
-        objects(&place, sharded, STAGED).is_empty(),
-        "the fan-in removed the staged shards"
-    );
+    let left: Vec<String> = objects(&place, sharded, STAGED)
+        .into_iter()
+        .map(|o| o.0)
+        .collect();
+    assert_eq!(left, [record], "the fan-in removed the staged shards");
     // Reruns: the whole sharded run again finds every day unchanged (its
     // text report says the fan-in); so does the unsharded one.
     all_shards(&place, &config, sharded);
@@ -180,6 +188,19 @@ fn a_sharded_monitor_writes_the_single_runs_scores() {
         "## Live accuracy through 2015-07-22",
     ] {
         assert!(text.contains(wanted), "{wanted}: {text}");
+    }
+    // That fan-in's build retried: its record answers, in words too.
+    let retried = Cli::new(&config, sharded)
+        .registry(&place.registry)
+        .flags(&place.flags)
+        .run(place.dir.path(), &["monitor", "--date", DATE, "--fan-in", "3"])
+        .expect_code(0)
+        .stdout;
+    for wanted in [
+        "> Retried fan-in",
+        "scores table: 0 days written, 5 unchanged, 0 replaced",
+    ] {
+        assert!(retried.contains(wanted), "{wanted}: {retried}");
     }
     let single_again = monitor(&place, &config, sharded, &[]).expect_code(0).json();
     assert_eq!(single_again["written"]["unchanged"], 5, "{single_again}");
@@ -314,18 +335,31 @@ fn a_monitor_fan_in_refuses_missing_stale_damaged_or_other_n_shards() {
     let days = fanned["days"].as_array().unwrap().len();
     assert_eq!(days, 3, "2015-07-20 .. 2015-07-22: {fanned}");
     assert_eq!(fanned["written"]["written"], 3);
-    assert!(objects(&place, lake, STAGED).is_empty(), "the 1/2 shard too");
+    let left: Vec<String> = objects(&place, lake, STAGED).into_iter().map(|o| o.0).collect();
+    assert_eq!(
+        left,
+        [format!("{STAGED}dt={DATE}/committed.json")],
+        "the shards removed, the 1/2 one too; the fan-in's record kept"
+    );
     let single = monitor(&place, &config, lake, &[]).expect_code(0).json();
     assert_eq!(single["written"]["unchanged"], 3, "{single}");
     assert_eq!(figures(&single)["days"], figures(&fanned)["days"]);
-    // Once removed, a second fan-in has nothing to combine.
-    refused_after_commit(monitor(&place, &config, lake, &["--fan-in", "3"]));
-}
-
-/// A fan-in after the staged shards were removed: exit 6 naming them all.
-fn refused_after_commit(out: Outcome) {
-    let out = out.expect_code(6);
-    for k in 0..3 {
-        assert!(out.stderr.contains(&format!("shard {k}/3:")), "{}", out.stderr);
+    // The fan-in's build retried after its commit (a later step failed):
+    // the shards are gone, its record reports that commit and nothing is
+    // written. Another N was never fanned in: refused, naming its shards.
+    let table = objects(&place, lake, SCORES);
+    let retried = monitor(&place, &config, lake, &["--fan-in", "3"])
+        .expect_code(0)
+        .json();
+    assert_eq!(retried["committed_already"], true, "{retried}");
+    assert_eq!(retried["days"], fanned["days"]);
+    assert_eq!(
+        retried["written"],
+        serde_json::json!({"written": 0, "unchanged": 3, "replaced": 0})
+    );
+    assert_eq!(objects(&place, lake, SCORES), table, "nothing written");
+    let out = monitor(&place, &config, lake, &["--fan-in", "2"]).expect_code(6);
+    for k in 0..2 {
+        assert!(out.stderr.contains(&format!("shard {k}/2:")), "{}", out.stderr);
     }
 }

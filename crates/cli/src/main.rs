@@ -9,6 +9,7 @@ mod commands;
 mod exit;
 mod progress;
 mod render;
+mod render_shards;
 
 use clap::Parser;
 

@@ -15,11 +15,17 @@
 //!   day the origins, rows and forecasts without an actual, the rows and
 //!   the file's SHA-256 and size.
 //!
+//! - `committed.json`: written by a fan-in after it committed, before it
+//!   deletes the shards: the N and inputs it checked and the days it
+//!   scored, so that a retried fan-in reports that commit instead of
+//!   refusing for want of shards (`pipeline::monitor_shards`).
+//!
 //! Staging itself (create-only, content-addressed, marker last) is
 //! `staging.rs`, shared with sharded predict. The folder is outside the
 //! table's `dt=` partitions (and starts with `_`), so no reader sees it.
-//! After committing, the fan-in deletes the day's folder, every N's
-//! shards: markers first, then files.
+//! After committing, the fan-in deletes the day's shards, every N's:
+//! markers first, then files; the record stays until the folder expires
+//! (`staging::KEEP_DAYS`).
 
 use std::collections::BTreeMap;
 
@@ -35,6 +41,9 @@ use crate::staging::{StagedFile, StagingError, marker_name, read_file, read_mark
 use crate::storage::StoreError;
 
 pub const SCORES_SHARD_FORMAT: u32 = 1;
+
+/// The name of a fan-in's record of its commit in the day's folder.
+pub const COMMITTED_RECORD: &str = "committed.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScoresShardsError {
@@ -217,7 +226,11 @@ pub fn read_shards(
             .list(&prefix)?
             .into_iter()
             .filter_map(|m| m.key.strip_prefix(&prefix).map(str::to_string))
-            .filter(|name| name.ends_with(".json") && !name.ends_with(&format!("-of-{n}.json")))
+            .filter(|name| {
+                name.ends_with(".json")
+                    && !name.ends_with(&format!("-of-{n}.json"))
+                    && name != COMMITTED_RECORD
+            })
             .collect();
         if !others.is_empty() {
             problems.push(format!(
@@ -345,13 +358,17 @@ fn differences(scored: &Inputs, now: &Inputs) -> String {
 }
 
 /// After a commit: deletes the day's staged shards (every N), markers
-/// first, then files. Returns the keys.
+/// first, then files; not the fan-in's record ([`COMMITTED_RECORD`]).
+/// Returns the keys.
 pub fn remove_staged(lake: &Lake, model: &str, date: NaiveDate) -> Result<Vec<String>, StoreError> {
     let store = lake.store();
+    let prefix = shards_prefix(model, date);
+    let record = format!("{prefix}{COMMITTED_RECORD}");
     let mut keys: Vec<String> = store
-        .list(&shards_prefix(model, date))?
+        .list(&prefix)?
         .into_iter()
         .map(|m| m.key)
+        .filter(|key| *key != record)
         .collect();
     keys.sort_by_key(|k| !k.ends_with(".json"));
     for key in &keys {

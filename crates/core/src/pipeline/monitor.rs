@@ -39,6 +39,10 @@ pub struct MonitorReport {
     /// `monitor --fan-in N`: the N shards combined.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fan_in: Option<u32>,
+    /// A retried fan-in: an earlier fan-in of the same N and inputs wrote
+    /// these days (its record, `monitor_shards`); nothing was written now.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub committed_already: bool,
     /// Each target day scored by this run (those with forecasts), oldest first.
     pub days: Vec<DaySummary>,
     /// Day files of the scores table written, left unchanged, replaced.
@@ -51,7 +55,7 @@ pub struct MonitorReport {
 }
 
 /// One target day's scores.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DaySummary {
     pub day: NaiveDate,
     pub origins: Vec<NaiveDate>,
@@ -214,6 +218,22 @@ pub(crate) fn commit(
     let (model, keys) = (plan.model, &plan.mapping.series_keys);
     let written = progress::phase("writing scores", || write_scores(lake, model, keys, scored))
         .context("writing the scores")?;
+    let days = scored.iter().map(DaySummary::of).collect();
+    report(config, lake, registry, plan, (days, written), fan_in, started)
+}
+
+/// The report of a monitor that scored `days` and wrote `written`: with the
+/// live accuracy the scores table now gives and the champion's holdout.
+pub(crate) fn report(
+    config: &Config,
+    lake: &Lake,
+    registry: &Registry,
+    plan: &Plan,
+    (days, written): (Vec<DaySummary>, WriteCounts),
+    fan_in: Option<u32>,
+    started: Instant,
+) -> anyhow::Result<MonitorReport> {
+    let (model, keys) = (plan.model, &plan.mapping.series_keys);
     let live = live_summary(lake, model, keys, config.forecast.horizon_days, plan.date)
         .context("reading the scores")?;
     let holdout = champion_holdout(registry)?;
@@ -222,7 +242,8 @@ pub(crate) fn commit(
         date: plan.date,
         horizon_days: plan.horizon,
         fan_in,
-        days: scored.iter().map(DaySummary::of).collect(),
+        committed_already: false,
+        days,
         written,
         live,
         holdout,

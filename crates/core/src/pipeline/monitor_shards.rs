@@ -11,25 +11,41 @@
 //! the fan-in orders each day's rows by series and origin as `score_day`
 //! does, and a day is scored when any shard had forecasts of it. Staging
 //! and the checks: `scores_shards.rs`.
+//!
+//! A fan-in retried after it committed (a build retried after a later
+//! step failed) finds the shards gone; the record it left of its commit
+//! (`scores_shards::COMMITTED_RECORD`: N, inputs, days) lets it report that
+//! commit (exit 0, nothing written) when the lake still holds the same
+//! forecasts and actuals, instead of refusing.
 
 use std::time::Instant;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::monitor::{MonitorReport, Plan, commit};
+use super::monitor::{DaySummary, MonitorReport, Plan, commit, report};
 use crate::config::Config;
-use crate::lake::Lake;
+use crate::lake::{Lake, WriteCounts};
 use crate::predictions::read_predictions_manifest;
 use crate::progress;
 use crate::registry::Registry;
 use crate::scores::{OriginForecasts, PredictionVersion};
 use crate::scores_shards::{
-    ActualsVersion, Expected, Inputs, ScoresShardWritten, ShardDay, read_shards, remove_staged, staging_root,
-    write_shard,
+    ActualsVersion, COMMITTED_RECORD, Expected, Inputs, ScoresShardWritten, ScoresShardsError, ShardDay,
+    read_shards, remove_staged, shards_prefix, staging_root, write_shard,
 };
 use crate::shard::Shard;
+use crate::staging::read_marker;
+use crate::storage::PutMode;
+
+/// A fan-in's record of its commit (`scores_shards::COMMITTED_RECORD`).
+#[derive(Debug, Serialize, Deserialize)]
+struct Committed {
+    n: u32,
+    inputs: Inputs,
+    days: Vec<DaySummary>,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MonitorShardReport {
@@ -133,13 +149,66 @@ pub fn monitor_fan_in(
         horizon_days: plan.horizon,
         inputs: &inputs,
     };
+    let store = lake.store();
+    let record_key = format!("{}{COMMITTED_RECORD}", shards_prefix(model, date));
     // The error names the day and N itself.
-    let scored = progress::phase("reading the shards", || {
+    let scored = match progress::phase("reading the shards", || {
         read_shards(lake, &expected, &plan.mapping.series_keys, n)
-    })?;
-    let report = commit(config, lake, registry, &plan, &scored, Some(n), started)?;
+    }) {
+        Ok(scored) => scored,
+        Err(refused @ ScoresShardsError::Incomplete { .. }) => {
+            // A retried fan-in: this N's commit of these inputs is recorded.
+            let recorded = match read_marker::<Committed>(store, &record_key) {
+                Ok(Some(c)) if c.n == n && c.inputs == inputs => c,
+                Ok(_) => return Err(refused.into()),
+                Err(problem) => {
+                    tracing::warn!("the fan-in's record of an earlier commit does not read back: {problem}");
+                    return Err(refused.into());
+                }
+            };
+            tracing::info!(
+                "the {n} shards of {date} were fanned in already, from the same forecasts and actuals: nothing to write"
+            );
+            remove(lake, model, date)?;
+            let unchanged = recorded.days.iter().filter(|d| d.rows > 0).count();
+            let written = WriteCounts {
+                unchanged,
+                ..WriteCounts::default()
+            };
+            let mut done = report(
+                config,
+                lake,
+                registry,
+                &plan,
+                (recorded.days, written),
+                Some(n),
+                started,
+            )?;
+            done.committed_already = true;
+            return Ok(done);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let committed = commit(config, lake, registry, &plan, &scored, Some(n), started)?;
+    let record = Committed {
+        n,
+        inputs,
+        days: committed.days.clone(),
+    };
+    let bytes = serde_json::to_vec_pretty(&record).context("encoding the fan-in's record")?;
+    store
+        .put(&record_key, &bytes, PutMode::Overwrite)
+        .context("recording the fan-in's commit")?;
+    remove(lake, model, date)?;
+    crate::staging::expire_after_commit(store, &staging_root(model), date);
+    Ok(committed)
+}
+
+/// Removes the day's staged shards (not the fan-in's record).
+fn remove(lake: &Lake, model: &str, date: NaiveDate) -> anyhow::Result<()> {
     let removed = remove_staged(lake, model, date).context("removing the staged shards")?;
-    tracing::info!("removed {} staged shard files", removed.len());
-    crate::staging::expire_after_commit(lake.store(), &staging_root(model), date);
-    Ok(report)
+    if !removed.is_empty() {
+        tracing::info!("removed {} staged shard files", removed.len());
+    }
+    Ok(())
 }
