@@ -184,7 +184,15 @@ fn first_run_promotes_and_a_rerun_adds_no_version(backend: Backend) {
     assert!(store.head(&format!("sales/versions/{version}/model.bin")).is_ok());
     assert!(store.head("sales/runs/2015-07-31/report.md").is_ok());
 
-    let again = place.retrain(&quick, "2015-07-31").expect_code(0).json();
+    let again = place.retrain(&quick, "2015-07-31").expect_code(0);
+    assert!(
+        again
+            .stderr
+            .contains("the challenger is the champion: its scores on the holdout are the champion's"),
+        "the champion (the same bytes) is not scored twice: {}",
+        again.stderr
+    );
+    let again = again.json();
     assert_eq!(
         again["challenger"]["version"],
         version.as_str(),

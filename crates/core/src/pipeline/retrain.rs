@@ -166,6 +166,13 @@ pub fn retrain(
         &holdout,
         &split,
         &series,
+        AsChallenger {
+            artifact: &challenger.artifact,
+            version: challenger.sealed.version(),
+            scored: &challenger_scored,
+            one_day: &one_day,
+            predicted: &challenger_pred,
+        },
     )?;
     scoring.advance(1, "champion");
     scoring.finish();
@@ -311,9 +318,23 @@ pub(super) fn check_same_rows(
     Ok(())
 }
 
+/// The challenger as scored on this run's holdout: when it is the
+/// champion itself (a rerun that fitted the same bytes), its scores are
+/// the champion's.
+struct AsChallenger<'a> {
+    artifact: &'a crate::models::Artifact,
+    version: &'a str,
+    scored: &'a [Scored],
+    one_day: &'a evaluate::Metrics,
+    predicted: &'a [f64],
+}
+
 /// Loads the champion (re-hashed), builds its features from the same window
 /// if it was trained with other feature settings, and scores it on exactly
-/// the challenger's rolling origins and holdout rows.
+/// the challenger's rolling origins and holdout rows. A champion that is
+/// the challenger (the same version, so the same artifact, built with this
+/// configuration's mapping and features) is re-hashed but not scored again:
+/// the challenger's forecasts are its own.
 #[allow(clippy::too_many_arguments)]
 fn score_champion(
     registry: &Registry,
@@ -324,13 +345,31 @@ fn score_champion(
     holdout: &Scorer,
     split: &Split,
     series: &[String],
+    challenger: AsChallenger,
 ) -> anyhow::Result<Option<ScoredChampion>> {
     let Some(pointer) = state.champion.clone() else {
         return Ok(None);
     };
-    let LoadedModel { artifact, manifest } = registry
-        .load_model(&pointer.version)
-        .with_context(|| format!("loading the champion {}", pointer.version))?;
+    let loading = || format!("loading the champion {}", pointer.version);
+    let same = pointer.version == challenger.version
+        && challenger.artifact.mapping == config.data
+        && challenger.artifact.features == config.features;
+    if same {
+        registry.load_artifact(&pointer.version).with_context(loading)?;
+        let manifest = registry.manifest(&pointer.version).with_context(loading)?;
+        tracing::info!("the challenger is the champion: its scores on the holdout are the champion's");
+        return Ok(Some(scored_champion(
+            pointer,
+            (challenger.artifact, &manifest),
+            (window, holdout, split, series),
+            (
+                challenger.scored.to_vec(),
+                challenger.one_day.clone(),
+                challenger.predicted,
+            ),
+        )));
+    }
+    let LoadedModel { artifact, manifest } = registry.load_model(&pointer.version).with_context(loading)?;
     check_same_rows(&artifact, config, &pointer.version)?;
     let own_features;
     let own_history;
@@ -345,15 +384,31 @@ fn score_champion(
     let scored = scorer
         .scored(&artifact)
         .context("scoring the champion on rolling origins")?;
+    let (one_day, predicted) = score(&artifact, scorer.features, &split.holdout, holdout.target)?;
+    Ok(Some(scored_champion(
+        pointer,
+        (&artifact, &manifest),
+        (window, holdout, split, series),
+        (scored, one_day, &predicted),
+    )))
+}
+
+/// The champion's summary and per-series scores from its forecasts on the
+/// rolling origins (`scored`) and one day ahead (`one_day`, `predicted`).
+fn scored_champion(
+    pointer: Champion,
+    (artifact, manifest): (&crate::models::Artifact, &crate::registry::Manifest),
+    (window, holdout, split, series): (&Window, &Scorer, &Split, &[String]),
+    (scored, one_day, predicted): (Vec<Scored>, evaluate::Metrics, &[f64]),
+) -> ScoredChampion {
     let horizons = summarize(
         &scored,
         holdout.horizon,
         holdout.days,
         manifest.calibration.as_ref(),
     );
-    let (one_day, predicted) = score(&artifact, scorer.features, &split.holdout, holdout.target)?;
     let actual: Vec<f64> = split.holdout.iter().map(|&i| holdout.target[i]).collect();
-    Ok(Some(ScoredChampion {
+    ScoredChampion {
         summary: ChampionSummary {
             version: pointer.version.clone(),
             family: artifact.model.family(),
@@ -363,10 +418,10 @@ fn score_champion(
             trained_through: manifest.lineage.trained_through,
             saw_holdout: manifest.lineage.trained_through >= window.holdout_first_day,
         },
-        series: per_series(series, &actual, &predicted),
+        series: per_series(series, &actual, predicted),
         pointer,
         scored,
-    }))
+    }
 }
 
 /// The noise check's estimate: the challenger's and the champion's
