@@ -176,12 +176,15 @@ fn a_sharded_monitor_writes_the_single_runs_scores() {
     // Reruns: the whole sharded run again finds every day unchanged (its
     // text report says the fan-in); so does the unsharded one.
     all_shards(&place, &config, sharded);
-    let text = Cli::new(&config, sharded)
-        .registry(&place.registry)
-        .flags(&place.flags)
-        .run(place.dir.path(), &["monitor", "--date", DATE, "--fan-in", "3"])
-        .expect_code(0)
-        .stdout;
+    let fan_in_text = || {
+        Cli::new(&config, sharded)
+            .registry(&place.registry)
+            .flags(&place.flags)
+            .run(place.dir.path(), &["monitor", "--date", DATE, "--fan-in", "3"])
+            .expect_code(0)
+            .stdout
+    };
+    let text = fan_in_text();
     for wanted in [
         "Fan-in of 3 shards",
         "scores table: 0 days written, 5 unchanged, 0 replaced",
@@ -190,12 +193,7 @@ fn a_sharded_monitor_writes_the_single_runs_scores() {
         assert!(text.contains(wanted), "{wanted}: {text}");
     }
     // That fan-in's build retried: its record answers, in words too.
-    let retried = Cli::new(&config, sharded)
-        .registry(&place.registry)
-        .flags(&place.flags)
-        .run(place.dir.path(), &["monitor", "--date", DATE, "--fan-in", "3"])
-        .expect_code(0)
-        .stdout;
+    let retried = fan_in_text();
     for wanted in [
         "> Retried fan-in",
         "scores table: 0 days written, 5 unchanged, 0 replaced",

@@ -12,6 +12,15 @@ use salescast_core::pipeline::retrain_shards::ShardStepReport;
 
 use crate::render::Report;
 
+/// What staging a shard's file did, in words.
+fn staged(outcome: WriteOutcome) -> &'static str {
+    match outcome {
+        WriteOutcome::Written => "staged",
+        WriteOutcome::Unchanged => "unchanged (the same bytes were there)",
+        WriteOutcome::Replaced => "replaced",
+    }
+}
+
 /// The earlier fan-in's report, its title first, then what this one did.
 impl Report for DecidedAlready {
     fn human(&self) -> String {
@@ -36,11 +45,7 @@ impl Report for ShardReport {
             self.data_day,
             self.rows,
             self.unplanned_rows,
-            match self.written.outcome {
-                WriteOutcome::Written => "staged",
-                WriteOutcome::Unchanged => "unchanged (the same bytes were there)",
-                WriteOutcome::Replaced => "replaced",
-            },
+            staged(self.written.outcome),
             self.written.marker_key,
             self.shard.n,
         )
@@ -106,11 +111,7 @@ impl Report for MonitorShardReport {
             self.date,
             self.shard,
             self.rows,
-            match self.written.outcome {
-                WriteOutcome::Written => "staged",
-                WriteOutcome::Unchanged => "unchanged (the same bytes were there)",
-                WriteOutcome::Replaced => "replaced",
-            },
+            staged(self.written.outcome),
             self.written.marker_key,
             self.shard.n,
             self.seconds,
