@@ -360,4 +360,12 @@ fn a_monitor_fan_in_refuses_missing_stale_damaged_or_other_n_shards() {
     for k in 0..2 {
         assert!(out.stderr.contains(&format!("shard {k}/2:")), "{}", out.stderr);
     }
+    // A day file of the table lost since the commit: the record no longer
+    // answers for it; refused, the shards must run again.
+    open(&place, lake).delete(&table[0].0).unwrap();
+    let out = monitor(&place, &config, lake, &["--fan-in", "3"]).expect_code(6);
+    for wanted in ["the scores table changed since", "shard 0/3:", "shard 2/3:"] {
+        assert!(out.stderr.contains(wanted), "{wanted}: {}", out.stderr);
+    }
+    assert_eq!(objects(&place, lake, SCORES), table[1..], "nothing written");
 }

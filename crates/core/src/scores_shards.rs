@@ -14,18 +14,18 @@
 //!   SHA-256) and the actuals (each target day's sales files), per target
 //!   day the origins, rows and forecasts without an actual, the rows and
 //!   the file's SHA-256 and size.
-//!
 //! - `committed.json`: written by a fan-in after it committed, before it
-//!   deletes the shards: the N and inputs it checked and the days it
-//!   scored, so that a retried fan-in reports that commit instead of
-//!   refusing for want of shards (`pipeline::monitor_shards`).
+//!   deletes the shards: the N and inputs it checked, the days it scored
+//!   and the table's files of those days, so that a retried fan-in reports
+//!   that commit instead of refusing for want of shards
+//!   (`pipeline::monitor_shards`).
 //!
 //! Staging itself (create-only, content-addressed, marker last) is
 //! `staging.rs`, shared with sharded predict. The folder is outside the
 //! table's `dt=` partitions (and starts with `_`), so no reader sees it.
 //! After committing, the fan-in deletes the day's shards, every N's:
-//! markers first, then files; the record stays until the folder expires
-//! (`staging::KEEP_DAYS`).
+//! markers first, then files; the record stays until its folder expires
+//! (a fan-in of a day over `staging::KEEP_DAYS` later).
 
 use std::collections::BTreeMap;
 
@@ -357,18 +357,27 @@ fn differences(scored: &Inputs, now: &Inputs) -> String {
     }
 }
 
-/// After a commit: deletes the day's staged shards (every N), markers
-/// first, then files; not the fan-in's record ([`COMMITTED_RECORD`]).
-/// Returns the keys.
-pub fn remove_staged(lake: &Lake, model: &str, date: NaiveDate) -> Result<Vec<String>, StoreError> {
+/// After a commit: deletes the day's staged shards (of every N, or of
+/// `only`), markers first, then files; not the fan-in's record
+/// ([`COMMITTED_RECORD`]). Returns the keys.
+pub fn remove_staged(
+    lake: &Lake,
+    model: &str,
+    date: NaiveDate,
+    only: Option<u32>,
+) -> Result<Vec<String>, StoreError> {
     let store = lake.store();
     let prefix = shards_prefix(model, date);
     let record = format!("{prefix}{COMMITTED_RECORD}");
+    // A marker `shard-K-of-N.json`, a file `part-K-of-N-<sha>.parquet`.
+    let of_n = |key: &str| {
+        only.is_none_or(|n| key.contains(&format!("-of-{n}.")) || key.contains(&format!("-of-{n}-")))
+    };
     let mut keys: Vec<String> = store
         .list(&prefix)?
         .into_iter()
         .map(|m| m.key)
-        .filter(|key| *key != record)
+        .filter(|key| *key != record && of_n(key))
         .collect();
     keys.sort_by_key(|k| !k.ends_with(".json"));
     for key in &keys {

@@ -125,7 +125,9 @@ fn shards_fan_in_to_the_unsharded_days() {
     assert_eq!(read(&lake, N, &now).unwrap(), whole());
     // A rerun finds its file and marker.
     assert_eq!(write(&lake, 1, &now).unwrap().outcome, WriteOutcome::Unchanged);
-    let removed = remove_staged(&lake, "sales", date(22)).unwrap();
+    let other_n = remove_staged(&lake, "sales", date(22), Some(N + 1)).unwrap();
+    assert_eq!(other_n, Vec::<String>::new(), "only the shards of that N");
+    let removed = remove_staged(&lake, "sales", date(22), Some(N)).unwrap();
     assert_eq!(removed.len(), 6);
     assert!(
         removed[..3].iter().all(|k| k.ends_with(".json")),

@@ -30,7 +30,7 @@ use crate::lake::{Lake, WriteCounts};
 use crate::predictions::read_predictions_manifest;
 use crate::progress;
 use crate::registry::Registry;
-use crate::scores::{OriginForecasts, PredictionVersion};
+use crate::scores::{OriginForecasts, PredictionVersion, scores_root};
 use crate::scores_shards::{
     ActualsVersion, COMMITTED_RECORD, Expected, Inputs, ScoresShardWritten, ScoresShardsError, ShardDay,
     read_shards, remove_staged, shards_prefix, staging_root, write_shard,
@@ -45,6 +45,8 @@ struct Committed {
     n: u32,
     inputs: Inputs,
     days: Vec<DaySummary>,
+    /// The scores table's files of those days right after the commit.
+    files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,9 +122,11 @@ pub fn monitor_shard(
 
 /// `monitor --fan-in N`: the N shards of `date`, checked and combined,
 /// written as the scores table's day files, reported as `monitor` reports;
-/// then the day's staged shards are removed. Refuses (nothing written)
-/// unless every shard is complete and current; see
-/// `scores_shards::read_shards`.
+/// then the commit is recorded and the day's staged shards are removed.
+/// Refuses (nothing written) unless every shard is complete and current
+/// (`scores_shards::read_shards`), or a fan-in of the same N and inputs
+/// committed and the table still holds its files (a retried build: that
+/// commit is reported).
 pub fn monitor_fan_in(
     config: &Config,
     lake: &Lake,
@@ -158,34 +162,19 @@ pub fn monitor_fan_in(
         Ok(scored) => scored,
         Err(refused @ ScoresShardsError::Incomplete { .. }) => {
             // A retried fan-in: this N's commit of these inputs is recorded.
-            let recorded = match read_marker::<Committed>(store, &record_key) {
-                Ok(Some(c)) if c.n == n && c.inputs == inputs => c,
-                Ok(_) => return Err(refused.into()),
-                Err(problem) => {
-                    tracing::warn!("the fan-in's record of an earlier commit does not read back: {problem}");
-                    return Err(refused.into());
+            return match retried(lake, &record_key, (model, date, n), &inputs)? {
+                Some(days) => {
+                    let unchanged = days.iter().filter(|d| d.rows > 0).count();
+                    let written = WriteCounts {
+                        unchanged,
+                        ..WriteCounts::default()
+                    };
+                    let mut done = report(config, lake, registry, &plan, (days, written), Some(n), started)?;
+                    done.committed_already = true;
+                    Ok(done)
                 }
+                None => Err(refused.into()),
             };
-            tracing::info!(
-                "the {n} shards of {date} were fanned in already, from the same forecasts and actuals: nothing to write"
-            );
-            remove(lake, model, date)?;
-            let unchanged = recorded.days.iter().filter(|d| d.rows > 0).count();
-            let written = WriteCounts {
-                unchanged,
-                ..WriteCounts::default()
-            };
-            let mut done = report(
-                config,
-                lake,
-                registry,
-                &plan,
-                (recorded.days, written),
-                Some(n),
-                started,
-            )?;
-            done.committed_already = true;
-            return Ok(done);
         }
         Err(e) => return Err(e.into()),
     };
@@ -193,20 +182,70 @@ pub fn monitor_fan_in(
     let record = Committed {
         n,
         inputs,
+        files: table_files(lake, model, &committed.days)?,
         days: committed.days.clone(),
     };
     let bytes = serde_json::to_vec_pretty(&record).context("encoding the fan-in's record")?;
     store
         .put(&record_key, &bytes, PutMode::Overwrite)
         .context("recording the fan-in's commit")?;
-    remove(lake, model, date)?;
+    remove(lake, model, date, None)?;
     crate::staging::expire_after_commit(store, &staging_root(model), date);
     Ok(committed)
 }
 
-/// Removes the day's staged shards (not the fan-in's record).
-fn remove(lake: &Lake, model: &str, date: NaiveDate) -> anyhow::Result<()> {
-    let removed = remove_staged(lake, model, date).context("removing the staged shards")?;
+/// The days a fan-in of `n` shards committed from `inputs`, when its record
+/// says so and the scores table still holds the files it left: then the
+/// rest of this N's shards (a deletion cut short) are removed. None when
+/// the record is absent, of another N or inputs, or the table changed since
+/// (a monitor rewrote or lost a day): the shards must run again.
+fn retried(
+    lake: &Lake,
+    record_key: &str,
+    (model, date, n): (&str, NaiveDate, u32),
+    inputs: &Inputs,
+) -> anyhow::Result<Option<Vec<DaySummary>>> {
+    let recorded = match read_marker::<Committed>(lake.store(), record_key) {
+        Ok(Some(c)) if c.n == n && c.inputs == *inputs => c,
+        Ok(_) => return Ok(None),
+        Err(problem) => {
+            tracing::warn!("the fan-in's record of an earlier commit does not read back: {problem}");
+            return Ok(None);
+        }
+    };
+    if table_files(lake, model, &recorded.days)? != recorded.files {
+        tracing::warn!(
+            "the scores table changed since the fan-in of {date} committed (its record {}): run the shards again",
+            lake.store().uri_of(record_key)
+        );
+        return Ok(None);
+    }
+    tracing::info!(
+        "the {n} shards of {date} were fanned in already, from the same forecasts and actuals: nothing to write"
+    );
+    remove(lake, model, date, Some(n))?;
+    Ok(Some(recorded.days))
+}
+
+/// The scores table's files of `days` now, sorted.
+fn table_files(lake: &Lake, model: &str, days: &[DaySummary]) -> anyhow::Result<Vec<String>> {
+    let partitions = lake
+        .partitions_in(&scores_root(model))
+        .context("listing the scores table")?;
+    let mut keys: Vec<String> = days
+        .iter()
+        .filter_map(|d| partitions.get(&d.day))
+        .flatten()
+        .map(|m| m.key.clone())
+        .collect();
+    keys.sort();
+    Ok(keys)
+}
+
+/// Removes the day's staged shards, of every N or of `only` (not the
+/// fan-in's record).
+fn remove(lake: &Lake, model: &str, date: NaiveDate, only: Option<u32>) -> anyhow::Result<()> {
+    let removed = remove_staged(lake, model, date, only).context("removing the staged shards")?;
     if !removed.is_empty() {
         tracing::info!("removed {} staged shard files", removed.len());
     }
