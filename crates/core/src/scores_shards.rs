@@ -24,8 +24,9 @@
 //! `staging.rs`, shared with sharded predict. The folder is outside the
 //! table's `dt=` partitions (and starts with `_`), so no reader sees it.
 //! After committing, the fan-in deletes the day's shards, every N's:
-//! markers first, then files; the record stays until its folder expires
-//! (a fan-in of a day over `staging::KEEP_DAYS` later).
+//! markers first, then files (a retried fan-in answered by the record
+//! removes its own N's leftovers only); the record stays until its folder
+//! expires (a fan-in of a day over `staging::KEEP_DAYS` later).
 
 use std::collections::BTreeMap;
 
@@ -369,9 +370,14 @@ pub fn remove_staged(
     let store = lake.store();
     let prefix = shards_prefix(model, date);
     let record = format!("{prefix}{COMMITTED_RECORD}");
-    // A marker `shard-K-of-N.json`, a file `part-K-of-N-<sha>.parquet`.
+    // A marker `shard-K-of-N.json`, a file `part-K-of-N-<sha>.parquet`:
+    // matched on the name alone (a model's name may hold `-of-2-`).
     let of_n = |key: &str| {
-        only.is_none_or(|n| key.contains(&format!("-of-{n}.")) || key.contains(&format!("-of-{n}-")))
+        only.is_none_or(|n| {
+            key.strip_prefix(&prefix).is_some_and(|name| {
+                name.ends_with(&format!("-of-{n}.json")) || name.contains(&format!("-of-{n}-"))
+            })
+        })
     };
     let mut keys: Vec<String> = store
         .list(&prefix)?

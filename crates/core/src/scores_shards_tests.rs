@@ -1,7 +1,8 @@
 //! Unit tests of the sharded-monitor intermediates on a local folder: the
 //! shards' scored days, staged and fanned in, give back the unsharded
 //! days exactly (rows in the same order); a rerun writes nothing; a
-//! missing, stale, damaged or other-N shard is refused by name.
+//! missing, stale, damaged or other-N shard is refused by name; one N's
+//! shards are told apart by their file names.
 
 use super::*;
 use crate::storage::PutMode;
@@ -180,4 +181,31 @@ fn missing_stale_damaged_and_other_n_shards_are_refused_by_name() {
     let found = problems(read(&lake, 2, &now));
     assert_eq!(found.len(), 3, "{found:?}");
     assert!(found[2].contains("shard-0-of-3.json"), "{found:?}");
+}
+
+#[test]
+fn a_retry_removes_its_own_n_by_file_name_whatever_the_model_is_called() {
+    let (_dir, lake) = lake();
+    // A model whose name holds `-of-3-`: only the file names count.
+    let (model, day) = ("promo-of-3-stores", date(22));
+    let prefix = shards_prefix(model, day);
+    let names = [
+        "shard-0-of-3.json",
+        "part-0-of-3-0123456789abcdef.parquet",
+        "shard-0-of-2.json",
+        "part-0-of-2-fedcba9876543210.parquet",
+        COMMITTED_RECORD,
+    ];
+    for name in names {
+        let key = format!("{prefix}{name}");
+        lake.store().put(&key, b"x", PutMode::Overwrite).unwrap();
+    }
+    let removed = |only| -> Vec<String> {
+        let keys = remove_staged(&lake, model, day, only).unwrap();
+        keys.iter().map(|k| k[prefix.len()..].to_string()).collect()
+    };
+    // N = 3 first: every key holds `-of-3-` in the model's folder name.
+    assert_eq!(removed(Some(3)), [names[0], names[1]], "markers first");
+    assert_eq!(removed(Some(2)), [names[2], names[3]]);
+    assert_eq!(removed(None), Vec::<String>::new(), "the record stays");
 }

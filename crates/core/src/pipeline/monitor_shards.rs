@@ -14,9 +14,10 @@
 //!
 //! A fan-in retried after it committed (a build retried after a later
 //! step failed) finds the shards gone; the record it left of its commit
-//! (`scores_shards::COMMITTED_RECORD`: N, inputs, days) lets it report that
-//! commit (exit 0, nothing written) when the lake still holds the same
-//! forecasts and actuals, instead of refusing.
+//! (`scores_shards::COMMITTED_RECORD`: N, inputs, days, the table's files
+//! of those days) lets it report that commit (exit 0, nothing written)
+//! when the lake still holds the same forecasts and actuals and the table
+//! the files it wrote, instead of refusing.
 
 use std::time::Instant;
 
