@@ -38,7 +38,7 @@ use crate::scores::{
     DayScores, PredictionVersion, SCORES_ROOT, ScoreRow, ScoresError, rows_of_frame, scores_frame,
 };
 use crate::shard::Shard;
-use crate::staging::{StagedFile, StagingError, marker_name, read_file, read_marker, stage};
+use crate::staging::{StagedFile, StagingError, marker_name, part_stem, read_file, read_marker, stage};
 use crate::storage::StoreError;
 
 pub const SCORES_SHARD_FORMAT: u32 = 1;
@@ -370,12 +370,13 @@ pub fn remove_staged(
     let store = lake.store();
     let prefix = shards_prefix(model, date);
     let record = format!("{prefix}{COMMITTED_RECORD}");
-    // A marker `shard-K-of-N.json`, a file `part-K-of-N-<sha>.parquet`:
-    // matched on the name alone (a model's name may hold `-of-2-`).
+    // Told apart by the file name alone (a model's name may hold `-of-2-`).
     let of_n = |key: &str| {
         only.is_none_or(|n| {
             key.strip_prefix(&prefix).is_some_and(|name| {
-                name.ends_with(&format!("-of-{n}.json")) || name.contains(&format!("-of-{n}-"))
+                (0..n)
+                    .map(|k| Shard { k, n })
+                    .any(|shard| name == marker_name(shard) || name.starts_with(&part_stem(shard)))
             })
         })
     };

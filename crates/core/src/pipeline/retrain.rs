@@ -318,6 +318,12 @@ pub(super) fn check_same_rows(
     Ok(())
 }
 
+/// Whether `artifact` was built with this configuration's mapping and
+/// features, so it scores on this run's feature frame (else on its own).
+pub(super) fn built_for(artifact: &crate::models::Artifact, config: &Config) -> bool {
+    artifact.mapping == config.data && artifact.features == config.features
+}
+
 /// The challenger as scored on this run's holdout: when it is the
 /// champion itself (a rerun that fitted the same bytes), its scores are
 /// the champion's.
@@ -351,9 +357,7 @@ fn score_champion(
         return Ok(None);
     };
     let loading = || format!("loading the champion {}", pointer.version);
-    let same = pointer.version == challenger.version
-        && challenger.artifact.mapping == config.data
-        && challenger.artifact.features == config.features;
+    let same = pointer.version == challenger.version && built_for(challenger.artifact, config);
     if same {
         registry.load_artifact(&pointer.version).with_context(loading)?;
         let manifest = registry.manifest(&pointer.version).with_context(loading)?;
@@ -374,7 +378,7 @@ fn score_champion(
     let own_features;
     let own_history;
     let mut scorer = *holdout;
-    if !(artifact.mapping == config.data && artifact.features == config.features) {
+    if !built_for(&artifact, config) {
         own_features = build_features(&sales.frame, attributes, &artifact.mapping, &artifact.features)
             .context("building the champion's features")?;
         own_history = History::new(&own_features, &artifact.mapping)?;

@@ -438,7 +438,7 @@ fn score_champion(
     let own_features;
     let own_history;
     let mut scorer = *holdout;
-    if !(artifact.mapping == config.data && artifact.features == config.features) {
+    if !super::retrain::built_for(&artifact, config) {
         own_features = build_features(sales, attributes, &artifact.mapping, &artifact.features)
             .context("building the champion's features")?;
         own_history = History::new(&own_features, &artifact.mapping)?;
