@@ -181,6 +181,33 @@ fn calendars_by_date_state_and_city_give_the_values_worked_out_by_hand() {
     for flag in ["national_holiday", "regional_holiday", "local_holiday"] {
         assert!(numeric.contains(flag), "{numeric}");
     }
+    // The calendars are part of the data's fingerprint: a calendar ingested
+    // again with a day more changes it, and put back restores it.
+    let fingerprint = |cli: &Cli| -> serde_json::Value {
+        cli.run(dir.path(), &["check", "--date", "2023-06-30"])
+            .expect_code(0)
+            .json()["fingerprint"]
+            .clone()
+    };
+    assert_eq!(fingerprint(&cli), check["fingerprint"]);
+    let more = dir.path().join("holidays-more.csv");
+    let text = std::fs::read_to_string(&holidays).unwrap();
+    std::fs::write(
+        &more,
+        format!("{text}2023-06-20,Holiday,National,Ecuador,Dia C,False\n"),
+    )
+    .unwrap();
+    let ingest_calendars = |file: &Path| {
+        let flags = calendar_flags(s(file));
+        let args: Vec<&str> = std::iter::once("ingest")
+            .chain(flags.iter().map(String::as_str))
+            .collect();
+        cli.run(dir.path(), &args).expect_code(0);
+    };
+    ingest_calendars(&more);
+    assert_ne!(fingerprint(&cli), check["fingerprint"]);
+    ingest_calendars(&holidays);
+    assert_eq!(fingerprint(&cli), check["fingerprint"]);
 
     let config = config::parse_file(&std::fs::read_to_string(&config_path).unwrap(), &config_path).unwrap();
     let features = read_training_window(&config, &open_lake(&lake), day("2023-06-30"))

@@ -6,13 +6,15 @@
 //! configuration), and says so in the report and the decision log; changed
 //! settings, `--full-search`, the schedule and a
 //! champion without a recipe (an older manifest) each force a full search,
-//! with the reason recorded.
+//! with the reason recorded. A rerun of the day on other data (a store
+//! table ingested again) is not the champion as it is.
 
 use salescast_core::models::FittedModel;
 use salescast_core::registry::Registry;
 use serde_json::Value;
 
 use crate::retrain::{Backend, Place};
+use crate::util::{copy_tree, rossmann_lake, s, shared_data};
 
 /// The seasonal-naive rule and the boosted trees (both default
 /// configurations) on a 400-day window, a full search every 3 days.
@@ -56,7 +58,11 @@ fn search(report: &Value) -> (String, String) {
 
 #[test]
 fn a_day_without_reason_to_search_carries_the_champion_on_or_refits_its_recipe() {
-    let place = Place::new(Backend::Local);
+    // A lake of its own: the test ingests a store table with other rows.
+    let mut place = Place::new(Backend::Local);
+    let lake = place.dir.path().join("lake");
+    copy_tree(rossmann_lake(), &lake);
+    place.lake = s(&lake).to_string();
     let config = place.config(&settings(42));
     let registry = Registry::new(place.registry_store(), "sales");
     let recipe_of = |version: &str| {
@@ -178,6 +184,36 @@ fn a_day_without_reason_to_search_carries_the_champion_on_or_refits_its_recipe()
         rerun_reason.ends_with("; the champion as it is, stored by a run of this day on the same data"),
         "{rerun_reason}"
     );
+
+    // The same day after the store table was ingested again with one
+    // store's type changed: other data (the fingerprint covers the tables),
+    // so the champion is not taken as it is. The table put back, the
+    // fingerprint is the first one again (it hashes the table's content).
+    let stores = std::fs::read_to_string(shared_data("rossmann/store.csv")).unwrap();
+    let changed_stores = place.dir.path().join("store-changed.csv");
+    std::fs::write(&changed_stores, stores.replacen("\n11,a,", "\n11,b,", 1)).unwrap();
+    let ingest_stores = |file: &std::path::Path| {
+        let table = format!("store={}", s(file));
+        place
+            .run(&config, &["ingest", "--attributes", &table])
+            .expect_code(0);
+    };
+    ingest_stores(&changed_stores);
+    let changed = place.retrain(&config, "2015-07-21").expect_code(0).json();
+    let fingerprint = &rerun["window"]["data_fingerprint"];
+    assert_ne!(&changed["window"]["data_fingerprint"], fingerprint);
+    assert_ne!(changed["challenger"]["version"], new, "{}", changed["search"]);
+    let changed_reason = changed["search"]["reason"].as_str().unwrap();
+    assert!(
+        !changed_reason.contains("the champion as it is"),
+        "{changed_reason}"
+    );
+    ingest_stores(&shared_data("rossmann/store.csv"));
+    let check = place
+        .run(&config, &["check", "--date", "2015-07-21"])
+        .expect_code(0)
+        .json();
+    assert_eq!(&check["fingerprint"], fingerprint);
     place
         .registry_cmd(&[
             "rollback",

@@ -17,6 +17,7 @@ use crate::ingest::date_from_days;
 use crate::lake::{Lake, LakeError, WriteOutcome, decode_parquet, encode_parquet};
 use crate::mapping::{CalendarTable, DataMapping};
 use crate::storage::{PutMode, StoreError};
+use crate::tables::TableDigest;
 use crate::validate::{self, DataError, Source};
 
 /// Where calendar tables live in the lake.
@@ -239,12 +240,13 @@ pub fn write_calendar(lake: &Lake, name: &str, df: &mut DataFrame) -> Result<Wri
 
 /// Reads a calendar table the mapping names, typed as the mapping says now;
 /// a column the stored table lacks (the mapping changed since it was
-/// ingested) is refused, asking for the file again.
+/// ingested) is refused, asking for the file again. With the digest of the
+/// bytes read.
 pub fn read_calendar(
     lake: &Lake,
     calendar: &CalendarTable,
     mapping: &DataMapping,
-) -> Result<DataFrame, LakeError> {
+) -> Result<(DataFrame, TableDigest), LakeError> {
     let key = calendar_key(&calendar.name);
     let uri = lake.store().uri_of(&key);
     let again = format!("ingest it with --calendar {}=FILE", calendar.name);
@@ -256,6 +258,10 @@ pub fn read_calendar(
         other => other.into(),
     })?;
     let source = Source::new(uri, false);
+    let digest = TableDigest {
+        sha256: crate::digest::sha256_hex(&object.bytes),
+        key,
+    };
     let df = decode_parquet(object.bytes).map_err(|e| source.error(format!("not readable Parquet: {e}")))?;
     let needed: Vec<String> = std::iter::once(calendar.date_column.clone())
         .chain(calendar.by_column().map(str::to_string))
@@ -278,7 +284,8 @@ pub fn read_calendar(
             column.clone()
         });
     }
-    Ok(DataFrame::new(df.height(), columns).map_err(|e| source.error(e.to_string()))?)
+    let df = DataFrame::new(df.height(), columns).map_err(|e| source.error(e.to_string()))?;
+    Ok((df, digest))
 }
 
 /// The last day the calendar's file covered.

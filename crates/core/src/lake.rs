@@ -20,6 +20,7 @@ use crate::ingest::{self, days_from_date};
 use crate::mapping::{AttributeTable, DataMapping};
 use crate::progress::Phase;
 use crate::storage::{ObjectMeta, PutMode, Store, StoreError};
+use crate::tables::TableDigest;
 use crate::thin_days::{self, ThinDays};
 use crate::validate::{self, DataError, Source, ValidationSettings};
 use crate::window::Window;
@@ -148,11 +149,17 @@ pub struct SalesWindow {
 }
 
 impl SalesWindow {
-    /// SHA-256 over the keys, sizes and versions of the files read.
-    pub fn fingerprint(&self) -> String {
+    /// The data's fingerprint: SHA-256 over the keys, sizes and versions of
+    /// the partition files read, then the keys and content hashes of the
+    /// attribute and calendar tables read with them (`tables`; none gives
+    /// the sales files' fingerprint alone, as before tables counted).
+    pub fn fingerprint(&self, tables: &[TableDigest]) -> String {
         let mut hasher = Sha256::new();
         for file in &self.files {
             hasher.update(format!("{}\t{}\t{}\n", file.key, file.size, file.version));
+        }
+        for table in tables {
+            hasher.update(format!("{}\tsha256:{}\n", table.key, table.sha256));
         }
         hex::encode(hasher.finalize())
     }
@@ -334,12 +341,13 @@ impl Lake {
         Ok(outcome)
     }
 
-    /// Reads and types an attribute table named in the mapping.
+    /// Reads and types an attribute table named in the mapping; with the
+    /// digest of the bytes read.
     pub fn read_attributes(
         &self,
         table: &AttributeTable,
         mapping: &DataMapping,
-    ) -> Result<DataFrame, LakeError> {
+    ) -> Result<(DataFrame, TableDigest), LakeError> {
         let key = attributes_key(&table.table);
         let uri = self.store.uri_of(&key);
         let object = self.store.get(&key).map_err(|e| match e {
@@ -353,9 +361,13 @@ impl Lake {
             other => other.into(),
         })?;
         let source = Source::new(uri, false);
+        let digest = TableDigest {
+            sha256: crate::digest::sha256_hex(&object.bytes),
+            key,
+        };
         let df =
             decode_parquet(object.bytes).map_err(|e| source.error(format!("not readable Parquet: {e}")))?;
-        Ok(ingest::clean_attributes(df, table, mapping, &source)?)
+        Ok((ingest::clean_attributes(df, table, mapping, &source)?, digest))
     }
 
     /// Reads and validates the partitions of the window's days; the

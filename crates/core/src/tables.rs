@@ -13,6 +13,16 @@ use crate::mapping::{AttributeTable, CalendarTable, DataMapping};
 pub struct Tables {
     pub attributes: Vec<(AttributeTable, DataFrame)>,
     pub calendars: Vec<(CalendarTable, DataFrame)>,
+    /// Every table read, in order: part of the data's fingerprint (a table
+    /// ingested again with other rows is other data).
+    pub digests: Vec<TableDigest>,
+}
+
+/// A table as read from the lake: its key and the SHA-256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDigest {
+    pub key: String,
+    pub sha256: String,
 }
 
 impl Tables {
@@ -20,7 +30,7 @@ impl Tables {
     pub fn attributes(attributes: Vec<(AttributeTable, DataFrame)>) -> Self {
         Self {
             attributes,
-            calendars: vec![],
+            ..Self::default()
         }
     }
 }

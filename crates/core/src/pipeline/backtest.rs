@@ -118,6 +118,7 @@ pub fn backtest(
     let WindowFeatures {
         sales,
         features,
+        fingerprint,
         read_seconds,
         feature_seconds,
         ..
@@ -193,7 +194,7 @@ pub fn backtest(
         first_day,
         trained_through: window.trained_through(),
         partition_files: sales.files.len(),
-        data_fingerprint: sales.fingerprint(),
+        data_fingerprint: fingerprint,
         training_rows: split.train.len(),
         backtest_rows: split.holdout.len(),
         families,

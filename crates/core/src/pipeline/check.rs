@@ -41,15 +41,17 @@ pub struct CheckReport {
 pub fn read_tables(mapping: &DataMapping, lake: &Lake) -> anyhow::Result<Tables> {
     let mut tables = Tables::default();
     for table in &mapping.attributes {
-        let df = lake
+        let (df, digest) = lake
             .read_attributes(table, mapping)
             .with_context(|| format!("reading attribute table {}", table.table))?;
         tables.attributes.push((table.clone(), df));
+        tables.digests.push(digest);
     }
     for calendar in &mapping.calendars {
-        let df = read_calendar(lake, calendar, mapping)
+        let (df, digest) = read_calendar(lake, calendar, mapping)
             .with_context(|| format!("reading calendar table {}", calendar.name))?;
         tables.calendars.push((calendar.clone(), df));
+        tables.digests.push(digest);
     }
     Ok(tables)
 }
@@ -62,6 +64,9 @@ pub struct WindowFeatures {
     pub sales: SalesWindow,
     pub attributes: Tables,
     pub features: DataFrame,
+    /// The data's fingerprint: the sales files and the tables read
+    /// ([`SalesWindow::fingerprint`]).
+    pub fingerprint: String,
     pub read_seconds: f64,
     pub feature_seconds: f64,
 }
@@ -96,6 +101,7 @@ pub fn read_features_of(
     }
     .with_context(|| format!("reading {what}"))?;
     let attributes = read_tables(&config.data, lake)?;
+    let fingerprint = sales.fingerprint(&attributes.digests);
     let read_seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         rows = sales.frame.height(),
@@ -112,6 +118,7 @@ pub fn read_features_of(
         sales,
         attributes,
         features,
+        fingerprint,
         read_seconds,
         feature_seconds: started.elapsed().as_secs_f64(),
     })
@@ -146,6 +153,7 @@ pub fn check_window(config: &Config, lake: &Lake, last_day: NaiveDate) -> anyhow
     let WindowFeatures {
         sales: window,
         features,
+        fingerprint,
         read_seconds,
         feature_seconds,
         ..
@@ -178,7 +186,7 @@ pub fn check_window(config: &Config, lake: &Lake, last_day: NaiveDate) -> anyhow
         first_day: window.first_day,
         last_day: window.last_day,
         partition_files: window.files.len(),
-        fingerprint: window.fingerprint(),
+        fingerprint,
         rows: window.frame.height(),
         series,
         features: FeatureLayout::new(&config.data, &config.features),

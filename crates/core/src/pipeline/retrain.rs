@@ -60,6 +60,7 @@ pub fn retrain(
         sales,
         attributes,
         features,
+        fingerprint,
         read_seconds,
         feature_seconds,
     } = read_training_window(config, lake, day)?;
@@ -102,17 +103,14 @@ pub fn retrain(
     let training_set =
         TrainingSet::new(&features, config.train_spec(), &split).context("encoding the training rows")?;
     let challenger = match &search.warm {
-        Some(warm) => {
-            let data = (day, sales.fingerprint());
-            search::warm_challenger(
-                &training_set,
-                registry,
-                config,
-                warm,
-                &mut search.record,
-                (data.0, &data.1),
-            )?
-        }
+        Some(warm) => search::warm_challenger(
+            &training_set,
+            registry,
+            config,
+            warm,
+            &mut search.record,
+            (day, &fingerprint),
+        )?,
         None => train::train_challenger(&training_set).context("training the challenger")?,
     };
     seconds.train = phase.elapsed().as_secs_f64();
@@ -186,7 +184,7 @@ pub fn retrain(
             // Seeded by the run's inputs: the same data, day and versions
             // give the same interval, so the same decision.
             let seed = noise::seed_from(&[
-                &sales.fingerprint(),
+                &fingerprint,
                 &day.to_string(),
                 challenger.sealed.version(),
                 &c.pointer.version,
@@ -232,7 +230,7 @@ pub fn retrain(
             trained_through: window.trained_through(),
             holdout_first_day: window.holdout_first_day,
             partition_files: sales.files.len(),
-            data_fingerprint: sales.fingerprint(),
+            data_fingerprint: fingerprint.clone(),
             rows: sales.frame.height(),
             training_rows: split.train.len(),
             holdout_rows: split.holdout.len(),

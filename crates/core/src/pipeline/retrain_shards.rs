@@ -47,7 +47,8 @@ pub struct PrepareMarker {
     pub shard: Shard,
     /// SHA-256 of the configuration (JSON): every step of a run uses one.
     pub config_sha256: String,
-    /// The window's files (every shard reads them all): the same in every shard.
+    /// The window's files and tables (every shard reads them all): the same
+    /// in every shard.
     pub data_fingerprint: String,
     pub partition_files: usize,
     pub thin_days: ThinDays,
@@ -164,6 +165,7 @@ pub fn prepare_shard(
         window,
         sales,
         features,
+        fingerprint,
         ..
     } = read_shard(config, lake, day, shard)?;
     let mapping = &config.data;
@@ -196,7 +198,7 @@ pub fn prepare_shard(
         data_day: day,
         shard,
         config_sha256: config_sha256(config)?,
-        data_fingerprint: sales.fingerprint(),
+        data_fingerprint: fingerprint,
         partition_files: sales.files.len(),
         thin_days: sales.thin_days.clone(),
         rows: features.height(),
@@ -276,17 +278,18 @@ pub fn score_shard(
         sales,
         attributes,
         features,
+        fingerprint,
         ..
     } = read_shard(config, lake, day, shard)?;
-    if sales.fingerprint() != fit.marker.data_fingerprint {
+    if fingerprint != fit.marker.data_fingerprint {
         return Err(folder
             .refuse(
                 "score",
                 vec![format!(
-                    "the window's files changed since the shards were prepared (fingerprint {} then, {} now): \
+                    "the window's files or tables changed since the shards were prepared (fingerprint {} then, {} now): \
                      run the run again from its shards",
                     crate::digest::short(&fit.marker.data_fingerprint),
-                    crate::digest::short(&sales.fingerprint())
+                    crate::digest::short(&fingerprint)
                 )],
             )
             .into());

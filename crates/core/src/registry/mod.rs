@@ -96,7 +96,9 @@ pub struct Lineage {
     pub trained_through: NaiveDate,
     pub holdout_first_day: NaiveDate,
     pub partition_files: usize,
-    /// SHA-256 over the keys, sizes and versions of the partition files read.
+    /// SHA-256 over the keys, sizes and versions of the partition files
+    /// read and the content hashes of the tables read with them
+    /// (`SalesWindow::fingerprint`).
     pub data_fingerprint: String,
     pub training_rows: usize,
     /// Thin days of the window before its newest, reported (none in older manifests).
