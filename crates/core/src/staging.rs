@@ -166,8 +166,9 @@ pub fn stage<M: Serialize>(
     })
 }
 
-/// The marker at `key`: `Ok(None)` when there is none, `Err` with the
-/// problem when it cannot be read or parsed.
+/// The marker (or a fan-in's record: any staging JSON) at `key`:
+/// `Ok(None)` when there is none, `Err` with the problem when it cannot be
+/// read or parsed.
 pub fn read_marker<M: DeserializeOwned>(store: &Store, key: &str) -> Result<Option<M>, String> {
     let bytes = match store.get(key) {
         Ok(object) => object.bytes,
@@ -176,7 +177,7 @@ pub fn read_marker<M: DeserializeOwned>(store: &Store, key: &str) -> Result<Opti
     };
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|e| format!("{} is not a shard marker: {e}", store.uri_of(key)))
+        .map_err(|e| format!("{} does not parse as staging JSON: {e}", store.uri_of(key)))
 }
 
 /// The bytes of the file that the marker at `marker_key` names, checked:

@@ -46,8 +46,10 @@ struct Committed {
     n: u32,
     inputs: Inputs,
     days: Vec<DaySummary>,
-    /// The scores table's files of those days right after the commit.
-    files: Vec<String>,
+    /// The scores table's files of those days right after the commit: key,
+    /// size and version (a file rewritten since, even under its own name,
+    /// is a change).
+    files: Vec<(String, u64, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -228,19 +230,19 @@ fn retried(
     Ok(Some(recorded.days))
 }
 
-/// The scores table's files of `days` now, sorted.
-fn table_files(lake: &Lake, model: &str, days: &[DaySummary]) -> anyhow::Result<Vec<String>> {
+/// The scores table's files of `days` now (key, size, version), sorted.
+fn table_files(lake: &Lake, model: &str, days: &[DaySummary]) -> anyhow::Result<Vec<(String, u64, String)>> {
     let partitions = lake
         .partitions_in(&scores_root(model))
         .context("listing the scores table")?;
-    let mut keys: Vec<String> = days
+    let mut files: Vec<(String, u64, String)> = days
         .iter()
         .filter_map(|d| partitions.get(&d.day))
         .flatten()
-        .map(|m| m.key.clone())
+        .map(|m| (m.key.clone(), m.size, m.version.clone()))
         .collect();
-    keys.sort();
-    Ok(keys)
+    files.sort();
+    Ok(files)
 }
 
 /// Removes the day's staged shards, of every N or of `only` (not the
