@@ -1,6 +1,6 @@
 //! Reading and validating a training window: the real rossmann quirks pass;
-//! a missing day, a thin newest day, an empty or misplaced partition are
-//! refused with exit 3 and the partition named; a thin day in the history is
+//! a missing day, a thin newest day, an empty, misplaced or damaged
+//! partition are refused with exit 3 and the partition named; a thin day in the history is
 //! reported, or refused with every other one when `validation.history =
 //! "refuse"`.
 
@@ -136,10 +136,16 @@ fn refusing_thin_history_names_every_thin_day_in_one_error() {
 fn an_empty_or_misplaced_partition_is_refused() {
     let dir = tempdir();
     let lake = writable_rossmann(dir.path());
-    // A file of day 2015-07-29 copied into the 2015-07-28 partition.
+    // A file of day 2015-07-29 copied into the 2015-07-28 partition (in
+    // place of its file; the copy keeps its name, so its bytes hash to it).
     let day29 = only_file(&lake.join("sales/dt=2015-07-29"));
     let day28 = only_file(&lake.join("sales/dt=2015-07-28"));
-    std::fs::copy(&day29, &day28).unwrap();
+    std::fs::remove_file(&day28).unwrap();
+    std::fs::copy(
+        &day29,
+        lake.join("sales/dt=2015-07-28").join(day29.file_name().unwrap()),
+    )
+    .unwrap();
     let out = rossmann(dir.path(), &lake, &["check", "--date", "2015-07-31"]).expect_code(3);
     assert!(
         out.stderr.contains("does not match the partition's dt= day"),
@@ -148,18 +154,49 @@ fn an_empty_or_misplaced_partition_is_refused() {
     );
     assert!(out.stderr.contains("dt=2015-07-28"), "{}", out.stderr);
 
-    // An empty file (no rows, same columns) in the 2015-07-27 partition.
+    // An empty file (no rows, same columns) in the 2015-07-27 partition,
+    // written by another tool (a name that promises no hash).
     let dir2 = tempdir();
     let lake = writable_rossmann(dir2.path());
     let day27 = only_file(&lake.join("sales/dt=2015-07-27"));
+    let empty = lake.join("sales/dt=2015-07-27/part-written-elsewhere.parquet");
     crate::util::python(
-        "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); pq.write_table(t.slice(0, 0), sys.argv[1])",
-        &[day27.to_str().unwrap()],
+        "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); pq.write_table(t.slice(0, 0), sys.argv[2])",
+        &[day27.to_str().unwrap(), empty.to_str().unwrap()],
     );
+    std::fs::remove_file(&day27).unwrap();
     let out = rossmann(dir2.path(), &lake, &["check", "--date", "2015-07-31"]).expect_code(3);
     assert!(
         out.stderr.contains("empty partition") && out.stderr.contains("dt=2015-07-27"),
         "{}",
         out.stderr
+    );
+
+    // A day file damaged in place (one byte changed): refused by its hash
+    // before it is decoded, and named; `doctor` names it too.
+    let dir3 = tempdir();
+    let lake = writable_rossmann(dir3.path());
+    let day26 = only_file(&lake.join("sales/dt=2015-07-26"));
+    let mut bytes = std::fs::read(&day26).unwrap();
+    bytes[41] ^= 0x1f;
+    std::fs::write(&day26, bytes).unwrap();
+    let out = rossmann(dir3.path(), &lake, &["check", "--date", "2015-07-31"]).expect_code(3);
+    let name = day26.file_name().unwrap().to_str().unwrap();
+    assert!(
+        out.stderr.contains("do not hash to its name") && out.stderr.contains(name),
+        "{}",
+        out.stderr
+    );
+    let registry = dir3.path().join("registry");
+    let doctor = rossmann(
+        dir3.path(),
+        &lake,
+        &["--registry", registry.to_str().unwrap(), "doctor"],
+    )
+    .expect_code(3);
+    assert!(
+        doctor.stdout.contains(name) || doctor.stderr.contains(name),
+        "{}",
+        doctor.stdout
     );
 }

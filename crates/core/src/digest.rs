@@ -9,6 +9,22 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The hash a content-addressed file name promises: `part-<16 hex>.parquet`
+/// is named by the first 16 hex digits of its bytes' SHA-256 (the lake's
+/// partitions, predictions and scores). `None` for any other name.
+pub fn promised_by_name(key: &str) -> Option<&str> {
+    let name = key.rsplit('/').next()?;
+    let hash = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    (hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hash)
+}
+
+/// Whether bytes read under `key` are what its name promises (a name that
+/// promises nothing is not checked): a damaged or replaced file is found
+/// before it is decoded.
+pub fn matches_name(key: &str, bytes: &[u8]) -> bool {
+    promised_by_name(key).is_none_or(|hash| sha256_hex(bytes).starts_with(hash))
+}
+
 /// How many hex digits of a hash people are shown.
 pub const SHORT: usize = 12;
 

@@ -107,6 +107,10 @@ pub fn attributes_key(table: &str) -> String {
     format!("{DIMS_PREFIX}{table}.parquet")
 }
 
+/// A partition file whose bytes do not hash to its name.
+pub const NOT_ITS_NAME: &str = "damaged: its bytes do not hash to its name (part-<the first 16 hex digits \
+     of their SHA-256>); ingest the day again with --replace";
+
 /// Parses the day out of a sales partition file's key, if it is one.
 fn day_of_key(key: &str) -> Option<NaiveDate> {
     day_of_key_in(SALES_PREFIX, key)
@@ -132,8 +136,10 @@ pub fn encode_parquet(df: &mut DataFrame) -> PolarsResult<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Decodes Parquet bytes; a damaged file is an error, never a panic
+/// (`parquet_guard`).
 pub fn decode_parquet(bytes: Vec<u8>) -> PolarsResult<DataFrame> {
-    ParquetReader::new(Cursor::new(bytes)).finish()
+    crate::parquet_guard::decode(|| ParquetReader::new(Cursor::new(bytes)).finish())
 }
 
 /// A validated window of sales, every mapped column typed, sorted by day and series.
@@ -451,6 +457,9 @@ impl Lake {
         let uri = self.store.uri_of(&file.key);
         let source = Source::new(uri, false);
         let bytes = self.store.get(&file.key)?.bytes;
+        if !crate::digest::matches_name(&file.key, &bytes) {
+            return Err(source.error(NOT_ITS_NAME).into());
+        }
         let df = decode_parquet(bytes).map_err(|e| source.error(format!("not readable Parquet: {e}")))?;
         validate::require_rows(&df, &source).map_err(|mut e| {
             e.problem = "empty partition: the file has no rows".into();

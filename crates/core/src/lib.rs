@@ -23,6 +23,7 @@ pub mod live;
 pub mod mapping;
 pub mod models;
 pub mod noise;
+pub mod parquet_guard;
 pub mod pipeline;
 pub mod plans;
 pub mod predictions;

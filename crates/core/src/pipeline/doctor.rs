@@ -343,9 +343,21 @@ fn check_predictions(lake: &Lake, model: &str, findings: &mut Vec<Finding>) -> a
 }
 
 /// Each day under `root` holds one file; two are an ingest `--replace` that
-/// stopped between writing the new file and removing the old.
+/// stopped between writing the new file and removing the old. Each file's
+/// bytes hash to its name (every file is read).
 fn check_days(lake: &Lake, root: &str, command: &str, findings: &mut Vec<Finding>) -> anyhow::Result<usize> {
     let days = lake.partitions_in(root)?;
+    for file in days.values().flatten() {
+        let bytes = lake.store().get(&file.key)?.bytes;
+        if !crate::digest::matches_name(&file.key, &bytes) {
+            problem(
+                findings,
+                lake.store().uri_of(&file.key),
+                crate::lake::NOT_ITS_NAME.into(),
+                &format!("ingest the day's rows again: salescast {command} --replace"),
+            );
+        }
+    }
     for day in &days {
         if let Err(e) = lake.one_file_per_day(root, [day]) {
             problem(

@@ -211,3 +211,25 @@ fn a_day_with_two_files_is_a_problem_naming_the_day() {
     );
     assert_eq!(report.sales_days, 2);
 }
+
+#[test]
+fn a_day_file_whose_bytes_do_not_hash_to_its_name_is_a_problem() {
+    let (_dir, registry, lake) = setup();
+    let store = lake.store();
+    let bytes = b"one day's rows".to_vec();
+    let whole = format!(
+        "sales/dt=2015-07-30/part-{}.parquet",
+        &crate::digest::sha256_hex(&bytes)[..16]
+    );
+    store.put(&whole, &bytes, PutMode::Overwrite).unwrap();
+    let damaged = "sales/dt=2015-07-31/part-0123456789abcdef.parquet";
+    store.put(damaged, &bytes, PutMode::Overwrite).unwrap();
+    let report = doctor(&registry, &lake, false).unwrap();
+    let problems = problems(&report);
+    assert_eq!(problems.len(), 1, "{:?}", report.findings);
+    assert!(problems[0].uri.ends_with(damaged), "{problems:?}");
+    assert!(
+        problems[0].what.contains("do not hash to its name"),
+        "{problems:?}"
+    );
+}
