@@ -150,7 +150,7 @@ fn defect_4_a_truncated_manifest_is_refused_by_rollback_and_listed_apart() {
     let pointer = std::fs::read(champion_file(&place)).unwrap();
     let refused = place
         .registry_cmd(&["rollback", "--to", &v2, "--reason", "x"])
-        .expect_code(1);
+        .expect_code(3);
     assert!(
         refused.stderr.contains(&format!("{v2}/manifest.json")) && refused.stderr.contains("must be whole"),
         "{}",
@@ -181,14 +181,14 @@ fn defect_5_a_garbage_champion_pointer_is_repaired_by_rollback_to() {
         &["models", "history"],
         &["rollback", "--reason", "x"],
     ] {
-        let out = place.registry_cmd(args).expect_code(1);
+        let out = place.registry_cmd(args).expect_code(3);
         assert!(
             out.stderr.contains("champion.json") && out.stderr.contains("rollback --to"),
             "{args:?}: {}",
             out.stderr
         );
     }
-    let out = place.retrain(&linear, "2015-07-01").expect_code(1);
+    let out = place.retrain(&linear, "2015-07-01").expect_code(3);
     assert!(out.stderr.contains("rollback --to"), "{}", out.stderr);
 
     // `rollback --to` replaces it, and the log records the repair.

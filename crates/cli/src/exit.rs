@@ -9,6 +9,7 @@ use salescast_core::config::ConfigError;
 use salescast_core::lake::LakeError;
 use salescast_core::pipeline::doctor::Unhealthy;
 use salescast_core::pipeline::predict::PredictError;
+use salescast_core::pipeline::rollback::RollbackError;
 use salescast_core::predictions::PredictionsError;
 use salescast_core::predictions_shards::ShardsError;
 use salescast_core::registry::RegistryError;
@@ -70,6 +71,11 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
         if cause.is::<PredictError>() {
             return ExitCode::NoChampion;
         }
+        match cause.downcast_ref::<RollbackError>() {
+            Some(RollbackError::NoChampion { .. }) => return ExitCode::NoChampion,
+            Some(_) => return ExitCode::Usage,
+            None => {}
+        }
         if let Some(RunError::Incomplete { .. }) = cause.downcast_ref::<RunError>() {
             return ExitCode::ShardsIncomplete;
         }
@@ -111,13 +117,16 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
         if let Some(err) = cause.downcast_ref::<RegistryError>() {
             match err {
                 RegistryError::Superseded { .. } => return ExitCode::Superseded,
-                RegistryError::Corrupt { .. } => return ExitCode::DataInvalid,
+                // Stored data damaged: an artifact that does not hash to
+                // its name, a manifest, decision or pointer that does not
+                // parse.
+                RegistryError::Corrupt { .. }
+                | RegistryError::Unreadable { .. }
+                | RegistryError::PointerUnreadable { .. } => return ExitCode::DataInvalid,
                 RegistryError::UnknownVersion { .. } | RegistryError::AmbiguousVersion { .. } => {
                     return ExitCode::Usage;
                 }
                 RegistryError::Store(_)
-                | RegistryError::Unreadable { .. }
-                | RegistryError::PointerUnreadable { .. }
                 | RegistryError::NotFinite { .. }
                 | RegistryError::Inconsistent { .. }
                 | RegistryError::Pause(_) => {}

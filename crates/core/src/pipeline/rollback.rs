@@ -9,8 +9,7 @@
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::config::ConfigError;
-use crate::registry::{DecisionKind, NewDecision, Registry, RegistryError, Repair, RepairKind};
+use crate::registry::{DecisionKind, NewDecision, Registry, Repair, RepairKind};
 use crate::storage::RequestCounts;
 
 #[derive(Debug, Serialize)]
@@ -26,12 +25,19 @@ pub struct RollbackReport {
     pub repairs: Vec<Repair>,
 }
 
-fn usage(problem: String) -> anyhow::Error {
-    ConfigError::Invalid {
-        key: "rollback".into(),
-        problem,
-    }
-    .into()
+/// Why a rollback was refused before anything changed (the command line's
+/// or the admin page's fault; an unknown or ambiguous `--to` is the
+/// registry's `UnknownVersion` / `AmbiguousVersion`).
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("give a --reason: the decision log records why")]
+    NoReason,
+    #[error("model {model:?} has no champion to roll back: run `salescast retrain` first")]
+    NoChampion { model: String },
+    #[error("the champion {version} has no predecessor; name a version with --to")]
+    NoPredecessor { version: String },
+    #[error("{version} is already the champion")]
+    AlreadyChampion { version: String },
 }
 
 /// `actor` is who the decision log names: the command line's user, or the
@@ -43,7 +49,7 @@ pub fn rollback(
     actor: &str,
 ) -> anyhow::Result<RollbackReport> {
     if reason.trim().is_empty() {
-        return Err(usage("give a --reason: the decision log records why".into()));
+        return Err(RollbackError::NoReason.into());
     }
     // A named target may replace an unreadable champion pointer (the repair
     // of a damaged `champion.json`); without one, an unreadable pointer is
@@ -56,31 +62,27 @@ pub fn rollback(
     .context("reading the champion pointer and the decision log")?;
     let repairing = state.pointer_unreadable.clone();
     let current = state.champion.clone();
+    let no_champion = || RollbackError::NoChampion {
+        model: registry.model().to_string(),
+    };
     if current.is_none() && repairing.is_none() {
-        return Err(usage(format!(
-            "model {:?} has no champion to roll back",
-            registry.model()
-        )));
+        return Err(no_champion().into());
     }
     let target = match (to, &current) {
-        (Some(prefix), _) => registry.resolve(prefix).map_err(|e| match e {
-            RegistryError::UnknownVersion { .. } | RegistryError::AmbiguousVersion { .. } => {
-                usage(e.to_string())
-            }
-            other => other.into(),
-        })?,
-        (None, Some(current)) => current.previous.clone().ok_or_else(|| {
-            usage(format!(
-                "the champion {} has no predecessor; name a version with --to",
-                current.version
-            ))
-        })?,
-        (None, None) => return Err(usage("name a version with --to".into())),
+        (Some(prefix), _) => registry.resolve(prefix)?,
+        (None, Some(current)) => current
+            .previous
+            .clone()
+            .ok_or_else(|| RollbackError::NoPredecessor {
+                version: current.version.clone(),
+            })?,
+        // Without --to a damaged pointer is an error before this.
+        (None, None) => return Err(no_champion().into()),
     };
     // Repairing, the log's champion may be the target: the pointer is what
     // is replaced.
     if repairing.is_none() && current.as_ref().is_some_and(|c| c.version == target) {
-        return Err(usage(format!("{target} is already the champion")));
+        return Err(RollbackError::AlreadyChampion { version: target }.into());
     }
     registry
         .load_model(&target)

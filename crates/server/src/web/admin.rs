@@ -19,6 +19,7 @@ use axum::{Extension, Router};
 use salescast_core::accounts::{Accounts, AccountsError, Change, Role};
 use salescast_core::config::ConfigError;
 use salescast_core::pipeline::rollback;
+use salescast_core::pipeline::rollback::RollbackError;
 use salescast_core::registry::RegistryError;
 use serde::Deserialize;
 
@@ -214,10 +215,14 @@ async fn refused(state: &AppState, caller: &Caller, err: anyhow::Error) -> Resul
             AccountsError::Exists { .. } | AccountsError::Concurrent { .. } => StatusCode::CONFLICT,
             _ => return Err(ApiError::internal(err).into()),
         }
-    } else if err
-        .chain()
-        .any(|c| matches!(c.downcast_ref::<ConfigError>(), Some(ConfigError::Invalid { .. })))
-    {
+    } else if err.chain().any(|c| {
+        matches!(c.downcast_ref::<ConfigError>(), Some(ConfigError::Invalid { .. }))
+            || c.is::<RollbackError>()
+            || matches!(
+                c.downcast_ref::<RegistryError>(),
+                Some(RegistryError::UnknownVersion { .. } | RegistryError::AmbiguousVersion { .. })
+            )
+    }) {
         StatusCode::BAD_REQUEST
     } else if err.chain().any(|c| {
         matches!(
