@@ -311,6 +311,18 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
     config.cost.check()?;
     config.metrics.check()?;
     config.serve.check()?;
+    if let Some(key) = &config.serve.store_key
+        && !config.data.series_keys.contains(key)
+    {
+        return Err(crate::setting::invalid(
+            "serve.store_key",
+            format!(
+                "{key:?} is not a series key (data.series_keys: {})",
+                config.data.series_keys.join(", ")
+            ),
+        )
+        .into());
+    }
     config
         .s3
         .check()
@@ -334,6 +346,7 @@ mod tests {
             .to_string();
         assert!(err.contains("lag_7"), "{err}");
         for (text, key) in [
+            ("[serve]\nstore_key = \"nokey\"\n", "serve.store_key"),
             ("[training]\nmax_fit_rows = 10\n", "training.max_fit_rows"),
             ("[training]\nwarm_rounds = 100001\n", "training.warm_rounds"),
             (
