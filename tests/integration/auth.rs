@@ -67,6 +67,16 @@ fn roles_sessions_csrf_lockout_and_revocation() {
         unknown.1
     );
 
+    // A login larger than serve.max_body_bytes (256 KiB) is refused as
+    // every other body is: 413, a JSON error.
+    let big = format!(
+        "{{\"user\": \"{}\", \"password\": \"x\"}}",
+        "a".repeat(300 * 1024)
+    );
+    let (status, body) = server.call_as(None, "POST", "/login", Some(&big));
+    assert_eq!(status, 413, "{}", &body[..body.len().min(200)]);
+    assert!(body.contains("\"status\":413"), "a JSON error: {body}");
+
     // A store user: their store only, by URL and by on-demand request.
     let maria = server.login("maria", "maria's long password").unwrap();
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {

@@ -15,6 +15,8 @@ pub const LOCKOUT_FAILURES: usize = 5;
 pub const LOCKOUT_WINDOW_MINUTES: i64 = 5;
 /// How long a locked account stays locked.
 pub const LOCKOUT_MINUTES: i64 = 15;
+/// The audit log's actor of a failed login under a name no account has.
+pub const UNKNOWN_USER: &str = "(unknown user)";
 /// The session-signing key in the registry's store (32 random bytes, hex).
 pub const SESSION_KEY: &str = "accounts/session.key";
 
@@ -64,7 +66,9 @@ impl Accounts {
             Some(u) if u.locked_until.is_some_and(|t| t > now) => "locked",
             Some(_) => "wrong password",
         };
-        audit.record(name, "login_failed", subject.map(|_| name), why)?;
+        // A name no account has is not recorded as typed: it may be a
+        // password typed into the name field, and it may be any length.
+        audit.record(subject.unwrap_or(UNKNOWN_USER), "login_failed", subject, why)?;
         if let Some((_, _)) = &found
             && why == "wrong password"
         {

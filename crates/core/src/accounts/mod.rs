@@ -265,6 +265,10 @@ impl Accounts {
             Change::Password(password) => {
                 check_password(&password)?;
                 user.password = hash_password(&password)?;
+                // A new password lifts a lockout (an admin's way to let a
+                // locked-out user in again).
+                user.failed_logins.clear();
+                user.locked_until = None;
                 String::new()
             }
             Change::Role { role, stores } => {
@@ -280,6 +284,8 @@ impl Accounts {
             }
             Change::Enable => {
                 user.disabled = false;
+                user.failed_logins.clear();
+                user.locked_until = None;
                 String::new()
             }
         };

@@ -150,3 +150,45 @@ fn changes_bump_the_session_epoch_and_two_editors_cannot_both_win() {
         "the lost change is not in the log"
     );
 }
+
+#[test]
+fn a_new_password_lifts_a_lockout_and_unknown_names_are_not_audited_as_typed() {
+    let (_dir, accounts) = accounts();
+    accounts
+        .add("maria", Role::Store, &["102".into()], PASSWORD, "admin")
+        .unwrap();
+    for _ in 0..login::LOCKOUT_FAILURES {
+        assert!(
+            accounts
+                .login("maria", "wrong password!", "test")
+                .unwrap()
+                .is_none()
+        );
+    }
+    let (locked, _) = accounts.get("maria").unwrap();
+    assert!(locked.locked_until.is_some(), "locked after the failures");
+    assert!(
+        accounts.login("maria", PASSWORD, "test").unwrap().is_none(),
+        "locked"
+    );
+    let fresh = "a brand new passphrase";
+    accounts
+        .change("maria", Change::Password(fresh.into()), "admin")
+        .unwrap();
+    assert_eq!(
+        accounts.login("maria", fresh, "test").unwrap().map(|u| u.name),
+        Some("maria".into()),
+        "the admin's new password lets her in at once"
+    );
+
+    // A password typed into the name field is not kept in the audit log.
+    let typed = "Sup3rSecret-Passw0rd!";
+    assert!(accounts.login(typed, "x", "test").unwrap().is_none());
+    let entries = accounts.audit().entries().unwrap();
+    let last = entries.last().unwrap();
+    assert_eq!(
+        (last.actor.as_str(), last.event.as_str()),
+        (login::UNKNOWN_USER, "login_failed")
+    );
+    assert!(entries.iter().all(|e| !format!("{e:?}").contains(typed)));
+}

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 
 use askama::Template;
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -75,11 +74,15 @@ async fn submit(
     State(state): State<AppState>,
     ConnectInfo(socket): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     if cross_site(&headers) {
         return ApiError::forbidden("a login from another site is refused").into_response();
     }
+    // Read within `serve.max_body_bytes`, as every other body is.
+    let Ok(body) = axum::body::to_bytes(body, state.config.serve.max_body_bytes).await else {
+        return ApiError::too_large("the login is larger than serve.max_body_bytes").into_response();
+    };
     if auth::is_form(&headers) {
         return form_login(&state, socket, &headers, &body).await;
     }
