@@ -199,4 +199,35 @@ fn an_empty_or_misplaced_partition_is_refused() {
         "{}",
         doctor.stdout
     );
+    // The fix it gives: the day's rows ingested again with --replace write
+    // the file again (the same name), and the window reads.
+    let train = std::fs::read_to_string(crate::util::shared_data("rossmann/train.csv")).unwrap();
+    let mut lines = train.lines();
+    let mut day = lines.next().unwrap().to_string() + "\n";
+    for line in lines.filter(|l| l.contains(",2015-07-26,")) {
+        day += line;
+        day += "\n";
+    }
+    let day_file = dir3.path().join("day.csv");
+    std::fs::write(&day_file, day).unwrap();
+    let again = rossmann(
+        dir3.path(),
+        &lake,
+        &[
+            "--json",
+            "ingest",
+            "--replace",
+            "--input",
+            day_file.to_str().unwrap(),
+        ],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(again["days"]["replaced"], 1, "{again}");
+    assert_eq!(
+        only_file(&lake.join("sales/dt=2015-07-26")),
+        day26,
+        "written again under its name"
+    );
+    rossmann(dir3.path(), &lake, &["check", "--date", "2015-07-31"]).expect_code(0);
 }

@@ -273,7 +273,14 @@ impl Lake {
             let existing = partitions.get(&file.day).map(Vec::as_slice).unwrap_or_default();
             let same = existing.len() == 1 && existing[0].key == file.key;
             if same {
-                counts.unchanged += 1;
+                // With --replace, a file of this name whose bytes changed
+                // since (damaged) is written again.
+                if replace && self.store.get(&file.key)?.bytes != file.bytes {
+                    self.store.put(&file.key, &file.bytes, PutMode::Overwrite)?;
+                    counts.replaced += 1;
+                } else {
+                    counts.unchanged += 1;
+                }
                 continue;
             }
             if !existing.is_empty() && !replace {
@@ -489,6 +496,7 @@ impl Lake {
             false,
         );
         validate::check_unique(&window.frame, &day_and_series, "day and series", &source)?;
+        crate::series_names::refuse_shared_names(&window.frame, &mapping.series_keys, &source)?;
         let counts = thin_days::series_per_day(&window.frame, &mapping.date_column, &source)?;
         let thin = ThinDays::find(&counts, validation.min_series_ratio);
         let history = thin_days::judge(&thin, window.last_day, validation.history, &source.name, |day| {

@@ -38,6 +38,7 @@ pub mod sampling;
 pub mod scan;
 pub mod scores;
 pub mod scores_shards;
+pub mod series_names;
 pub mod serve;
 pub mod setting;
 pub mod shard;

@@ -181,6 +181,26 @@ fn a_new_password_lifts_a_lockout_and_unknown_names_are_not_audited_as_typed() {
         "the admin's new password lets her in at once"
     );
 
+    // Locked again, then disabled and enabled: enabling lifts the lock too.
+    for _ in 0..login::LOCKOUT_FAILURES {
+        assert!(
+            accounts
+                .login("maria", "wrong password!", "test")
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert!(
+        accounts.login("maria", fresh, "test").unwrap().is_none(),
+        "locked"
+    );
+    accounts.change("maria", Change::Disable, "admin").unwrap();
+    accounts.change("maria", Change::Enable, "admin").unwrap();
+    assert!(
+        accounts.login("maria", fresh, "test").unwrap().is_some(),
+        "enabled, unlocked"
+    );
+
     // A password typed into the name field is not kept in the audit log.
     let typed = "Sup3rSecret-Passw0rd!";
     assert!(accounts.login(typed, "x", "test").unwrap().is_none());

@@ -158,6 +158,10 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
     }
     files.refuse()?;
     let sales = read_sales(&config.data, sales_files)?;
+    if let Some(df) = &sales {
+        let source = Source::new(request.inputs.join(" + "), false);
+        crate::series_names::refuse_shared_names(df, &config.data.series_keys, &source)?;
+    }
     let days = encode_days(SALES_PREFIX, sales.as_ref(), &config.data)?;
     let plans = combine(plan_files, &config.data)?;
     let plan_days = encode_days(PLANS_PREFIX, plans.as_ref(), &config.data)?;
