@@ -53,15 +53,22 @@ def holdout_forecasts(x, y, is_train, is_inner, gbdt, seed, max_fit_rows):
     return out
 
 
-def main():
-    config, lake = sys.argv[1], sys.argv[2]
-    mapping, window, features, gbdt, seed, max_fit_rows = ref.settings(config)
-    pooled = {}
+def holdouts(mapping, window, features, lake):
+    """Rossmann's six 28-day holdouts (run dates 2015-07-31 and every 28 days
+    before): per run date, the reference's features and design, as
+    (day, frame, x, y, is_train, is_inner)."""
     for day in [date(2015, 7, 31) - timedelta(days=28 * k) for k in range(6)]:
         first = day - timedelta(days=window["history_days"] - 1)
         sales, attributes = ref.read_window(lake, mapping, first, day)
         frame = ref.build_features(sales, attributes, mapping, features)
-        x, y, is_train, is_inner = ref.split_and_encode(frame, mapping, window, features, day)
+        yield (day, frame, *ref.split_and_encode(frame, mapping, window, features, day))
+
+
+def main():
+    config, lake = sys.argv[1], sys.argv[2]
+    mapping, window, features, gbdt, seed, max_fit_rows = ref.settings(config)
+    pooled = {}
+    for day, _, x, y, is_train, is_inner in holdouts(mapping, window, features, lake):
         actual = y[~is_train]
         row = {}
         for name, predicted in holdout_forecasts(x, y, is_train, is_inner, gbdt, seed, max_fit_rows).items():

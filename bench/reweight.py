@@ -14,7 +14,6 @@ six 28-day holdouts.
 import json
 import os
 import sys
-from datetime import date, timedelta
 
 import lightgbm as lgb
 import numpy as np
@@ -22,6 +21,7 @@ import polars as pl
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference as ref  # noqa: E402
+from blend import holdouts  # noqa: E402
 
 
 def fit_predict(x, fy, w, is_train, is_inner, gbdt, seed, mfr):
@@ -48,11 +48,7 @@ def main():
     mapping, window, features, gbdt, seed, mfr = ref.settings(config)
     numeric, _ = ref.layout(mapping, features)
     pooled = {}
-    for day in [date(2015, 7, 31) - timedelta(days=28 * k) for k in range(6)]:
-        first = day - timedelta(days=window["history_days"] - 1)
-        sales, attributes = ref.read_window(lake, mapping, first, day)
-        frame = ref.build_features(sales, attributes, mapping, features)
-        x, y, is_train, is_inner = ref.split_and_encode(frame, mapping, window, features, day)
+    for day, frame, x, y, is_train, is_inner in holdouts(mapping, window, features, lake):
         actual = y[~is_train]
         fr = frame.filter(pl.col(mapping["open"]) != 0) if mapping["open"] else frame
         dates = fr[mapping["date"]].to_numpy().astype("datetime64[D]")
