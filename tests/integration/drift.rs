@@ -12,7 +12,9 @@ use crate::util::{Cli, LINEAR, copy_tree, python, rossmann_config, rossmann_lake
 
 const NEWEST: &str = "2015-07-31";
 
-/// Multiplies the target of every row of `day`'s partition by `factor`, in place.
+/// Multiplies the target of every row of `day`'s partition by `factor`: the
+/// day's file written again under its content-addressed name (as an
+/// `ingest --replace` of those rows would write it; the old file removed).
 fn multiply_target(lake: &Path, day: &str, factor: f64) {
     let dir = lake.join(format!("sales/dt={day}"));
     let files: Vec<_> = std::fs::read_dir(&dir)
@@ -24,7 +26,11 @@ fn multiply_target(lake: &Path, day: &str, factor: f64) {
         "import sys, pyarrow.parquet as pq, pyarrow.compute as pc
 t = pq.read_table(sys.argv[1]); i = t.schema.get_field_index('Sales'); f = t.schema.field(i)
 t = t.set_column(i, f, pc.multiply(t['Sales'], float(sys.argv[2])).cast(f.type))
-pq.write_table(t, sys.argv[1])",
+import hashlib, io, os
+out = io.BytesIO(); pq.write_table(t, out); data = out.getvalue()
+os.remove(sys.argv[1])
+name = 'part-' + hashlib.sha256(data).hexdigest()[:16] + '.parquet'
+open(os.path.join(os.path.dirname(sys.argv[1]), name), 'wb').write(data)",
         &[s(&files[0]), &factor.to_string()],
     );
 }
