@@ -346,7 +346,7 @@ fn bad_plans_exit_3_naming_file_row_and_column() {
 }
 
 #[test]
-fn read_plans_refuses_a_partition_with_a_duplicate_row_or_another_day() {
+fn read_plans_refuses_a_partition_with_a_duplicate_row_another_day_or_other_bytes_than_its_name() {
     let dir = tempdir();
     let lake = dir.path().join("lake");
     let config = rossmann_config();
@@ -362,7 +362,7 @@ fn read_plans_refuses_a_partition_with_a_duplicate_row_or_another_day() {
             "Open" => [1.0, 1.0],
         )
         .unwrap();
-        let path = folder.join("part-0000000000000000.parquet");
+        let path = folder.join("part-by-hand.parquet");
         ParquetWriter::new(std::fs::File::create(&path).unwrap())
             .finish(&mut df)
             .unwrap();
@@ -397,6 +397,16 @@ fn read_plans_refuses_a_partition_with_a_duplicate_row_or_another_day() {
         "{err}"
     );
     assert!(good.exists());
+    // A file whose name promises a hash its bytes do not have (damaged,
+    // or written by hand under such a name): refused before it is decoded.
+    std::fs::remove_file(&moved).unwrap();
+    let named = lake.join("plans/dt=2015-08-03/part-0123456789abcdef.parquet");
+    std::fs::copy(&good, &named).unwrap();
+    let err = read("2015-08-01", "2015-08-03").unwrap_err().to_string();
+    assert!(
+        err.contains(s(&named)) && err.contains("do not hash to its name"),
+        "{err}"
+    );
 }
 
 #[test]

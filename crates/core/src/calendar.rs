@@ -258,10 +258,7 @@ pub fn read_calendar(
         other => other.into(),
     })?;
     let source = Source::new(uri, false);
-    let digest = TableDigest {
-        sha256: crate::digest::sha256_hex(&object.bytes),
-        key,
-    };
+    let digest = TableDigest::of(key, &object.bytes);
     let df = decode_parquet(object.bytes).map_err(|e| source.error(format!("not readable Parquet: {e}")))?;
     let needed: Vec<String> = std::iter::once(calendar.date_column.clone())
         .chain(calendar.by_column().map(str::to_string))

@@ -107,9 +107,9 @@ pub fn attributes_key(table: &str) -> String {
     format!("{DIMS_PREFIX}{table}.parquet")
 }
 
-/// A partition file whose bytes do not hash to its name.
-pub const NOT_ITS_NAME: &str = "damaged: its bytes do not hash to its name (part-<the first 16 hex digits \
-     of their SHA-256>); ingest the day again with --replace";
+/// A day file whose bytes do not hash to its name.
+pub const NOT_ITS_NAME: &str =
+    "damaged: its bytes do not hash to its name (part-<the first 16 hex digits of their SHA-256>)";
 
 /// Parses the day out of a sales partition file's key, if it is one.
 fn day_of_key(key: &str) -> Option<NaiveDate> {
@@ -374,13 +374,20 @@ impl Lake {
             other => other.into(),
         })?;
         let source = Source::new(uri, false);
-        let digest = TableDigest {
-            sha256: crate::digest::sha256_hex(&object.bytes),
-            key,
-        };
+        let digest = TableDigest::of(key, &object.bytes);
         let df =
             decode_parquet(object.bytes).map_err(|e| source.error(format!("not readable Parquet: {e}")))?;
         Ok((ingest::clean_attributes(df, table, mapping, &source)?, digest))
+    }
+
+    /// An ingested day file's bytes (sales, plans), checked against its name.
+    pub fn get_day_file(&self, key: &str) -> Result<Vec<u8>, LakeError> {
+        let bytes = self.store.get(key)?.bytes;
+        if !crate::digest::matches_name(key, &bytes) {
+            let fix = "ingest the day again with --replace";
+            return Err(DataError::file(self.store.uri_of(key), format!("{NOT_ITS_NAME}; {fix}")).into());
+        }
+        Ok(bytes)
     }
 
     /// Reads and validates the partitions of the window's days; the
@@ -463,10 +470,7 @@ impl Lake {
     fn read_partition_file(&self, file: &ObjectMeta, mapping: &DataMapping) -> Result<DataFrame, LakeError> {
         let uri = self.store.uri_of(&file.key);
         let source = Source::new(uri, false);
-        let bytes = self.store.get(&file.key)?.bytes;
-        if !crate::digest::matches_name(&file.key, &bytes) {
-            return Err(source.error(NOT_ITS_NAME).into());
-        }
+        let bytes = self.get_day_file(&file.key)?;
         let df = decode_parquet(bytes).map_err(|e| source.error(format!("not readable Parquet: {e}")))?;
         validate::require_rows(&df, &source).map_err(|mut e| {
             e.problem = "empty partition: the file has no rows".into();

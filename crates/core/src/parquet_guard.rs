@@ -6,10 +6,10 @@
 //! panic (on a thread inside a guarded decode, or on a polars worker while
 //! one runs) as a warning; any other panic goes to the previous hook.
 //! Some damage makes the reader ask for an impossible allocation instead,
-//! which aborts the process: no guard catches that. Sales partitions (what
-//! every run reads) are checked against their content-addressed names
-//! before they are decoded (`digest::matches_name`); plans, scores,
-//! attribute and calendar tables and a user's own Parquet input are not.
+//! which aborts the process: no guard catches that. Ingested day files
+//! (sales and plans) are checked against their content-addressed names
+//! before they are decoded (`Lake::get_day_file`); scores, attribute and
+//! calendar tables and a user's own Parquet input are not.
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};

@@ -147,7 +147,7 @@ pub fn read_plans(
 /// One plan partition file, conformed to the plan's typed columns.
 fn read_plan_file(lake: &Lake, file: &ObjectMeta, mapping: &DataMapping) -> Result<DataFrame, LakeError> {
     let source = Source::new(lake.store().uri_of(&file.key), false);
-    let bytes = lake.store().get(&file.key)?.bytes;
+    let bytes = lake.get_day_file(&file.key)?;
     let df = lake::decode_parquet(bytes).map_err(|e| source.error(format!("not readable Parquet: {e}")))?;
     validate::require_rows(&df, &source).map_err(|mut e| {
         e.problem = "empty partition: the file has no rows".into();

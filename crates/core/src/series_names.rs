@@ -16,6 +16,15 @@ pub fn refuse_shared_names(df: &DataFrame, keys: &[String], source: &Source) -> 
         return Ok(());
     }
     let polars_error = |e: PolarsError| source.error(e.to_string());
+    // Only a "/" in a key value can make two names one: a scan of the key
+    // columns first (every window read runs this), the series only then.
+    let slash = keys.iter().try_fold(false, |found, k| {
+        let column = df.column(k)?.str()?;
+        PolarsResult::Ok(found || column.iter().any(|v| v.is_some_and(|v| v.contains('/'))))
+    });
+    if !slash.map_err(polars_error)? {
+        return Ok(());
+    }
     let series = df
         .select(keys.iter().map(String::as_str))
         .and_then(|s| s.unique_stable(None, UniqueKeepStrategy::First, None))
@@ -25,12 +34,6 @@ pub fn refuse_shared_names(df: &DataFrame, keys: &[String], source: &Source) -> 
         .map(|k| series.column(k).and_then(|c| c.str().cloned()))
         .collect::<PolarsResult<Vec<StringChunked>>>()
         .map_err(polars_error)?;
-    if !columns
-        .iter()
-        .any(|c| c.iter().any(|v| v.is_some_and(|v| v.contains('/'))))
-    {
-        return Ok(());
-    }
     let mut named: HashMap<String, Vec<&str>> = HashMap::new();
     for i in 0..series.height() {
         let values: Vec<&str> = columns.iter().map(|c| c.get(i).unwrap_or_default()).collect();

@@ -25,6 +25,15 @@ pub struct TableDigest {
     pub sha256: String,
 }
 
+impl TableDigest {
+    pub fn of(key: String, bytes: &[u8]) -> Self {
+        Self {
+            sha256: crate::digest::sha256_hex(bytes),
+            key,
+        }
+    }
+}
+
 impl Tables {
     /// Attribute tables only.
     pub fn attributes(attributes: Vec<(AttributeTable, DataFrame)>) -> Self {

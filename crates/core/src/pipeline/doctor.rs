@@ -12,7 +12,7 @@
 
 use serde::Serialize;
 
-use crate::lake::{Lake, SALES_PREFIX, prefix_in};
+use crate::lake::{Lake, LakeError, SALES_PREFIX, prefix_in};
 use crate::plans::PLANS_PREFIX;
 use crate::predictions::{prediction_folders, predictions_prefix, read_predictions};
 use crate::registry::inspect::DecisionFile;
@@ -348,19 +348,17 @@ fn check_predictions(lake: &Lake, model: &str, findings: &mut Vec<Finding>) -> a
 fn check_days(lake: &Lake, root: &str, command: &str, findings: &mut Vec<Finding>) -> anyhow::Result<usize> {
     let days = lake.partitions_in(root)?;
     for file in days.values().flatten() {
-        let bytes = match lake.store().get(&file.key) {
-            Ok(object) => object.bytes,
-            // Removed since the listing (an ingest --replace running now).
-            Err(crate::storage::StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        if !crate::digest::matches_name(&file.key, &bytes) {
-            problem(
+        match lake.get_day_file(&file.key) {
+            Ok(_) => {}
+            Err(LakeError::Data(_)) => problem(
                 findings,
                 lake.store().uri_of(&file.key),
                 crate::lake::NOT_ITS_NAME.into(),
                 &format!("ingest the day's rows again: salescast {command} --replace"),
-            );
+            ),
+            // Removed since the listing (an ingest --replace running now).
+            Err(LakeError::Store(crate::storage::StoreError::NotFound { .. })) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     for day in &days {
