@@ -383,3 +383,54 @@ else:
     };
     python(script, &[&place.registry, good, &fake, model, &endpoint]);
 }
+
+/// A client that sends part of a request header and then nothing is cut off
+/// after `serve.header_timeout_seconds` (else a few hundred such clients hold
+/// every connection), and so is one idle after its answer; the server goes on
+/// answering.
+#[test]
+fn a_header_never_finished_is_cut_off() {
+    let place = Place::new(Backend::Local);
+    let config = place.config(&format!("{LINEAR}[serve]\nheader_timeout_seconds = 1\n"));
+    let server = Server::start(&place.cli(&config), place.dir.path());
+    let read_all = |stream: &mut TcpStream| {
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let started = Instant::now();
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        (
+            read,
+            String::from_utf8_lossy(&answer).to_string(),
+            started.elapsed(),
+        )
+    };
+
+    let mut slow = TcpStream::connect(&server.addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    let (read, answer, waited) = read_all(&mut slow);
+    assert!(
+        read.is_ok(),
+        "the connection was not closed: {read:?} after {waited:?}"
+    );
+    assert!(!answer.contains("200 OK"), "{answer}");
+    assert!(waited < Duration::from_secs(15), "closed after {waited:?}");
+
+    let mut idle = TcpStream::connect(&server.addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (read, answer, waited) = read_all(&mut idle);
+    assert!(
+        read.is_ok(),
+        "the idle connection was not closed: {read:?} after {waited:?}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        waited >= Duration::from_millis(500),
+        "closed after {waited:?}: {answer}"
+    );
+
+    assert_eq!(server.call("GET", "/healthz", None).0, 200);
+    let log = server.wait_log();
+    assert!(!log.contains("panicked"), "{log}");
+}

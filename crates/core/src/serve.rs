@@ -17,6 +17,11 @@ pub struct ServeSettings {
     pub rescan_seconds: f64,
     /// A request that takes longer is answered 503 with a JSON error.
     pub request_timeout_seconds: f64,
+    /// A connection that does not send a whole request header within this
+    /// many seconds (one trickling a header byte by byte, or one idle
+    /// between requests) is closed. Behind a load balancer, keep its idle
+    /// timeout below this (else it may send a request as serve closes).
+    pub header_timeout_seconds: f64,
     /// The largest request body accepted (413 above).
     pub max_body_bytes: usize,
     /// The most series one on-demand request may forecast (413 above).
@@ -47,6 +52,7 @@ impl Default for ServeSettings {
             poll_seconds: 5.0,
             rescan_seconds: 60.0,
             request_timeout_seconds: 10.0,
+            header_timeout_seconds: 30.0,
             max_body_bytes: 256 * 1024,
             max_series: 100,
             access_log: true,
@@ -72,6 +78,7 @@ impl ServeSettings {
             ("serve.poll_seconds", self.poll_seconds),
             ("serve.rescan_seconds", self.rescan_seconds),
             ("serve.request_timeout_seconds", self.request_timeout_seconds),
+            ("serve.header_timeout_seconds", self.header_timeout_seconds),
         ] {
             if !(value.is_finite() && (0.05..=86_400.0).contains(&value)) {
                 return Err(invalid(key, "must be a number of seconds between 0.05 and 86400"));

@@ -5,6 +5,7 @@
 //! decision comes from salescast-core (`pipeline::serving`); this crate only
 //! routes, bounds, counts and renders.
 
+mod accept;
 mod auth;
 mod bearer;
 mod error;
@@ -36,15 +37,13 @@ pub async fn serve(config: Config, lake: Lake, registry: Registry, listen: Socke
     tracing::info!("listening on http://{local}");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let follower = tokio::spawn(reload::follow(state.clone(), stop_rx));
+    let header_timeout = std::time::Duration::from_secs_f64(state.config.serve.header_timeout_seconds);
     let app = routes::app(state);
-    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP");
+    accept::serve(listener, app, header_timeout, shutdown_signal()).await;
     let _ = stop_tx.send(true);
     let _ = follower.await;
     tracing::info!("stopped: every request in flight was answered");
-    served
+    Ok(())
 }
 
 /// An address in use, not on this host, or not allowed (a port below 1024
