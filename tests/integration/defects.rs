@@ -165,6 +165,19 @@ fn defect_4_a_truncated_manifest_is_refused_by_rollback_and_listed_apart() {
     let json = place.registry_cmd(&["models", "list"]).expect_code(0).json();
     assert_eq!(json["versions"].as_array().unwrap().len(), 2, "{json:#}");
     assert!(json["unreadable"].as_array().unwrap().is_empty(), "{json:#}");
+
+    // Its model.bin gone: a rollback to it is refused as damaged data (exit
+    // 3, not 1), naming the file, and changes nothing; doctor names it.
+    std::fs::remove_file(version_file(&place, &v2, "model.bin")).unwrap();
+    let pointer = std::fs::read(champion_file(&place)).unwrap();
+    let missing = format!("{v2}/model.bin is missing");
+    let refused = place
+        .registry_cmd(&["rollback", "--to", &v2, "--reason", "x"])
+        .expect_code(3);
+    assert!(refused.stderr.contains(&missing), "{}", refused.stderr);
+    assert_eq!(std::fs::read(champion_file(&place)).unwrap(), pointer);
+    let doctor = place.run(&linear, &["doctor"]).expect_code(3);
+    assert!(doctor.stdout.contains(&missing), "{}", doctor.stdout);
 }
 
 #[test]

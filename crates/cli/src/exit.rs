@@ -118,9 +118,10 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
             match err {
                 RegistryError::Superseded { .. } => return ExitCode::Superseded,
                 // Stored data damaged: an artifact that does not hash to
-                // its name, a manifest, decision or pointer that does not
-                // parse.
+                // its name or is missing, a manifest, decision or pointer
+                // that does not parse.
                 RegistryError::Corrupt { .. }
+                | RegistryError::Missing { .. }
                 | RegistryError::Unreadable { .. }
                 | RegistryError::PointerUnreadable { .. } => return ExitCode::DataInvalid,
                 RegistryError::UnknownVersion { .. } | RegistryError::AmbiguousVersion { .. } => {

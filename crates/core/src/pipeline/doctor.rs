@@ -17,7 +17,6 @@ use crate::plans::PLANS_PREFIX;
 use crate::predictions::{prediction_folders, predictions_prefix, read_predictions};
 use crate::registry::inspect::DecisionFile;
 use crate::registry::{Decision, Registry, RegistryError, RegistryState, Repair};
-use crate::storage::StoreError;
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -284,7 +283,7 @@ fn check_versions(
                 whole += 1;
                 champion_whole |= champion == Some(folder.version.as_str());
             }
-            Err(RegistryError::Store(e)) if !matches!(e, StoreError::NotFound { .. }) => return Err(e.into()),
+            Err(RegistryError::Store(e)) => return Err(e.into()),
             Err(e) => {
                 let is_champion = champion == Some(folder.version.as_str());
                 let fix = if is_champion {
@@ -295,7 +294,7 @@ fn check_versions(
                      the folder"
                 };
                 let what = match e {
-                    RegistryError::Store(_) => "its model.bin is missing".to_string(),
+                    RegistryError::Missing { uri, .. } => format!("{uri} is missing"),
                     other => other.to_string(),
                 };
                 problem(findings, uri, format!("a damaged version: {what}"), fix);

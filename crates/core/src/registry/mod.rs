@@ -48,6 +48,13 @@ pub enum RegistryError {
     },
     #[error("{uri}: unreadable: {message}")]
     Unreadable { uri: String, message: String },
+    /// A version the registry names (its manifest listed, the champion
+    /// pointer or a decision) whose artifact or manifest is not there.
+    #[error(
+        "{uri} is missing: version {version} is not whole. If it is the champion, roll back to another version \
+         (`salescast rollback --to VERSION --reason ...`); otherwise rerun the retrain that made it or remove its folder"
+    )]
+    Missing { uri: String, version: String },
     #[error("no version of model {model:?} matches {prefix:?}")]
     UnknownVersion { model: String, prefix: String },
     #[error("{prefix:?} matches {count} versions of model {model:?}; give more of the hash")]
@@ -381,14 +388,20 @@ impl Registry {
             uri: self.store.uri_of(&self.artifact_key(version)),
             message: format!("not a salescast model: {e}"),
         })?;
-        let manifest = self.manifest(version)?;
+        let manifest = self
+            .manifest(version)
+            .map_err(|e| self.missing(e, &self.manifest_key(version), version))?;
         Ok(LoadedModel { artifact, manifest })
     }
 
     /// The artifact's bytes, after checking they hash to `version`.
     pub fn load_artifact(&self, version: &str) -> Result<Vec<u8>, RegistryError> {
         let key = self.artifact_key(version);
-        let bytes = self.store.get(&key)?.bytes;
+        let bytes = self
+            .store
+            .get(&key)
+            .map_err(|e| self.missing(e.into(), &key, version))?
+            .bytes;
         let actual = sha256_hex(&bytes);
         if actual != version {
             return Err(RegistryError::Corrupt {
@@ -398,6 +411,18 @@ impl Registry {
             });
         }
         Ok(bytes)
+    }
+
+    /// A store's "not found" for one of `version`'s own objects, as the
+    /// version not being whole.
+    fn missing(&self, e: RegistryError, key: &str, version: &str) -> RegistryError {
+        match e {
+            RegistryError::Store(StoreError::NotFound { .. }) => RegistryError::Missing {
+                uri: self.store.uri_of(key),
+                version: version.to_string(),
+            },
+            e => e,
+        }
     }
 
     pub fn manifest(&self, version: &str) -> Result<Manifest, RegistryError> {
