@@ -52,11 +52,19 @@ fn roles_sessions_csrf_lockout_and_revocation() {
     let (status, body) = server.call_as(None, "GET", "/v1/forecasts?Store=102", None);
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("\"status\":401"), "a JSON error: {body}");
+    let served = server.get_json("/readyz").1["model_sha256"].clone();
+    let named = |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap()["model_sha256"].clone();
+    assert_eq!(
+        named(&body),
+        served,
+        "every JSON error names the model served: {body}"
+    );
 
     // One answer for every refused login.
     let wrong = server.login("maria", "not maria's password").unwrap_err();
     let unknown = server.login("nobody", "not anyone's password").unwrap_err();
     assert_eq!((wrong.0, unknown.0), (401, 401));
+    assert_eq!(named(&wrong.1), served, "{}", wrong.1);
     let message =
         |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap()["error"]["message"].clone();
     assert_eq!(

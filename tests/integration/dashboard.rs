@@ -329,8 +329,30 @@ fn admin_forms_need_the_csrf_token_and_roll_back_through_the_registry() {
     let mut forged = fields.to_vec();
     forged.push(("csrf", &mo_csrf));
     assert_eq!(d.post_form(Some(&root), "/admin/rollback", &forged).status, 403);
-    // A manager may not roll back even with their own token.
+    // A manager may not roll back even with their own token, and learns
+    // nothing of the form: an incomplete one gets the same 403 page.
     assert_eq!(d.post_form(Some(&mo), "/admin/rollback", &forged).status, 403);
+    let probe = d.post_form(Some(&mo), "/admin/rollback", &[("csrf", &mo_csrf)]);
+    assert_eq!(probe.status, 403, "{}", probe.body);
+    assert!(is_page(&probe) && !probe.body.contains("field"), "{}", probe.body);
+    // An admin's incomplete form, or a name that is not UTF-8: a 400 page
+    // (axum answered 422 and 400 in plain text).
+    let incomplete = d.post_form(Some(&root), "/admin/users", &[("csrf", &csrf), ("name", "x")]);
+    assert_eq!(incomplete.status, 400, "{}", incomplete.body);
+    assert!(
+        is_page(&incomplete) && incomplete.body.contains("role"),
+        "{}",
+        incomplete.body
+    );
+    let garbled = d.post_form(Some(&root), "/admin/users/%FF/disable", &[("csrf", &csrf)]);
+    assert_eq!(garbled.status, 400, "{}", garbled.body);
+    assert!(is_page(&garbled), "{}", garbled.body);
+    // A wrong method from a browser: the 405 page, not JSON.
+    let mut browser = cookie_header(Some(&root));
+    browser.push(("Accept".into(), "text/html".into()));
+    let wrong = request(&d.server.addr, "GET", "/admin/users", None, &browser);
+    assert_eq!(wrong.status, 405, "{}", wrong.body);
+    assert!(is_page(&wrong), "{}", wrong.body);
     // A reason is required.
     let empty = d.post_form(
         Some(&root),
@@ -412,4 +434,14 @@ fn admin_forms_need_the_csrf_token_and_roll_back_through_the_registry() {
     assert_eq!(out.status, 303);
     assert_eq!(header(&out, "location"), Some("/login?ended=1"));
     assert_eq!(d.get(Some(&root), "/admin").status, 303);
+    // Log out again with the ended session (a second tab): the login page,
+    // not a JSON 401.
+    let again = d.post_form(Some(&root), "/logout", &[("csrf", &csrf)]);
+    assert_eq!(again.status, 303, "{}", again.body);
+    assert_eq!(header(&again, "location"), Some("/login?ended=1"));
+}
+
+/// An HTML page (the dashboard's error page), not JSON or plain text.
+fn is_page(reply: &Reply) -> bool {
+    header(reply, "content-type").is_some_and(|t| t.starts_with("text/html")) && reply.body.contains("<html")
 }

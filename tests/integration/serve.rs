@@ -242,7 +242,11 @@ fn bad_requests_get_json_errors(server: &Server, version: &str) {
     // (method, path, body, status, the parameter the error names)
     type Case<'a> = (&'a str, &'a str, Option<&'a str>, u16, Option<&'a str>);
     let twice = "{\"series\": [{\"Store\": \"102\"}, {\"Store\": \"102\"}]}";
-    let cases: [Case; 12] = [
+    // One key given twice in a series (it was read as its last value).
+    let key_twice = "{\"series\": [{\"Store\": \"102\", \"Store\": \"103\"}]}";
+    // A plan value that overflows the features (it forecast 0).
+    let huge = "{\"series\": [{\"Store\": \"102\"}], \"plan\": [{\"Store\": \"102\", \"Date\": \"2015-07-07\", \"Promo\": 1.7e308}]}";
+    let cases: [Case; 14] = [
         ("GET", "/v1/forecasts?Store=99999", None, 404, None),
         (
             "GET",
@@ -279,6 +283,8 @@ fn bad_requests_get_json_errors(server: &Server, version: &str) {
             Some("from"),
         ),
         ("DELETE", "/v1/forecasts", None, 405, None),
+        ("POST", "/v1/forecasts", Some(key_twice), 400, None),
+        ("POST", "/v1/forecasts", Some(huge), 400, Some("plan")),
     ];
     for (method, path, body, expected, parameter) in cases {
         let (status, text) = server.call(method, path, body);

@@ -271,6 +271,11 @@ pub fn unique_and_sorted(
         .map_err(|e| source.error(e.to_string()))
 }
 
+/// The largest magnitude of a numeric covariate: larger values are no real
+/// price, count or flag, and overflow the features (a plan's 1.7e308 made
+/// a forecast of 0).
+pub const MAX_COVARIATE: f64 = 1e15;
+
 fn clean_covariate(column: &Column, mapping: &DataMapping, source: &Source) -> Result<Column, DataError> {
     let name = column.name().as_str();
     if mapping.categorical.iter().any(|c| c == name) {
@@ -278,6 +283,18 @@ fn clean_covariate(column: &Column, mapping: &DataMapping, source: &Source) -> R
     }
     let numbers = validate::parse_numbers(column, source)?;
     validate::require_values(&numbers, "covariate", source)?;
+    let values = numbers.f64().map_err(|e| source.error(e.to_string()))?;
+    if let Some((i, value)) = values
+        .iter()
+        .enumerate()
+        .find_map(|(i, v)| v.filter(|v| v.abs() > MAX_COVARIATE).map(|v| (i, v)))
+    {
+        return Err(source.error_at(
+            i,
+            name,
+            format!("{value:e} is beyond the bound of ±1e15 for a covariate (the features would overflow)"),
+        ));
+    }
     if mapping.open_flag.as_deref() == Some(name) {
         let flags = numbers.f64().map_err(|e| source.error(e.to_string()))?;
         if let Some(i) = flags
@@ -449,5 +466,22 @@ mod tests {
         .unwrap();
         let err = clean_sales(df, &DataMapping::default(), &Source::new("t.csv", true)).unwrap_err();
         assert!(err.to_string().contains("open flag"), "{err}");
+    }
+
+    #[test]
+    fn a_covariate_beyond_the_bound_is_refused_naming_its_column() {
+        let clean = |promo: &str| {
+            let df = df!(
+                "date" => ["2020-01-01"], "store" => ["1"], "item" => ["a"], "sales" => ["1"],
+                "promo" => [promo], "holiday" => ["0"], "open" => ["1"],
+            )
+            .unwrap();
+            clean_sales(df, &DataMapping::default(), &Source::new("t.csv", true))
+        };
+        for bad in ["1.7e308", "-2e15"] {
+            let err = clean(bad).unwrap_err().to_string();
+            assert!(err.contains("promo") && err.contains("1e15"), "{bad}: {err}");
+        }
+        assert!(clean("1e15").is_ok());
     }
 }

@@ -150,28 +150,6 @@ pub fn client_address(state: &AppState, headers: &HeaderMap, socket: SocketAddr)
     socket.ip().to_string()
 }
 
-/// Requires a valid session (and a CSRF token on state changes), puts the
-/// [`Caller`] in the request, and renews the cookie's last-seen time.
-pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let (mut request, form_csrf) = match form_csrf(&state, request).await {
-        Ok(found) => found,
-        Err(e) => return e.into_response(),
-    };
-    let (caller, session) = match check(
-        &state,
-        request.headers(),
-        request.method().clone(),
-        form_csrf.as_deref(),
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(e) => return e.into_response(),
-    };
-    request.extensions_mut().insert(caller);
-    renew(&state, request, next, session).await
-}
-
 /// Runs the request, renewing a session cookie's last-seen time once a
 /// minute (`session`: its claims and key; `None` for a bearer token).
 pub(crate) async fn renew(
@@ -199,10 +177,17 @@ pub(crate) async fn renew(
 
 /// Is the body an HTML form's (`application/x-www-form-urlencoded`)?
 pub(crate) fn is_form(headers: &HeaderMap) -> bool {
+    content_type_is(headers, "application/x-www-form-urlencoded")
+}
+
+/// Is the body's media type `expected` (its parameters, such as a charset,
+/// aside)? `application/jsonx` is not `application/json`.
+pub(crate) fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
 }
 
 /// A form post's `csrf` field: its body is read (at most

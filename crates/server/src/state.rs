@@ -48,6 +48,15 @@ pub struct Inner {
 }
 
 impl AppState {
+    /// The error, with the hash of the model being served (if one is): what
+    /// every JSON error carries.
+    pub fn with_model(&self, error: ApiError) -> ApiError {
+        match self.snapshot.load().as_ref() {
+            Some(s) => error.model(s.version()),
+            None => error,
+        }
+    }
+
     pub fn new(config: Config, lake: Lake, registry: Registry) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self(Arc::new(Inner {

@@ -121,12 +121,50 @@ fn parse_stored_query(raw: Option<&str>, series_keys: &[String]) -> Result<Store
 }
 
 /// A plan or series value: text, a number or a flag, as a plan file holds it.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 enum Scalar {
     Text(String),
     Number(serde_json::Number),
     Flag(bool),
+}
+
+/// One series or plan row: each column once (a key given twice would be
+/// read as its last value, silently), each value text, a number or a flag.
+#[derive(Debug)]
+struct Row(BTreeMap<String, Scalar>);
+
+impl<'de> Deserialize<'de> for Row {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Columns;
+        impl<'de> serde::de::Visitor<'de> for Columns {
+            type Value = Row;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of columns")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+                use serde::de::Error as _;
+                let mut row = BTreeMap::new();
+                while let Some((column, value)) = map.next_entry::<String, serde_json::Value>()? {
+                    let value = match value {
+                        serde_json::Value::String(s) => Scalar::Text(s),
+                        serde_json::Value::Number(n) => Scalar::Number(n),
+                        serde_json::Value::Bool(b) => Scalar::Flag(b),
+                        _ => {
+                            return Err(A::Error::custom(format!(
+                                "column {column:?}: must be text, a number or true/false"
+                            )));
+                        }
+                    };
+                    if row.contains_key(&column) {
+                        return Err(A::Error::custom(format!("column {column:?} is given twice")));
+                    }
+                    row.insert(column, value);
+                }
+                Ok(Row(row))
+            }
+        }
+        deserializer.deserialize_map(Columns)
+    }
 }
 
 impl Scalar {
@@ -143,12 +181,12 @@ impl Scalar {
 #[serde(deny_unknown_fields)]
 struct OnDemandRequest {
     /// Each series by its key columns.
-    series: Vec<BTreeMap<String, Scalar>>,
+    series: Vec<Row>,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     /// Plan rows: the date, the series keys and any covariates to set.
     #[serde(default)]
-    plan: Vec<BTreeMap<String, Scalar>>,
+    plan: Vec<Row>,
 }
 
 #[derive(Serialize)]
@@ -197,7 +235,7 @@ async fn on_demand(
     check_range(request.from, request.to).map_err(in_model)?;
     let mut wanted = Vec::with_capacity(request.series.len());
     for given in &request.series {
-        let keys: BTreeMap<String, String> = given.iter().map(|(k, v)| (k.clone(), v.text())).collect();
+        let keys: BTreeMap<String, String> = given.0.iter().map(|(k, v)| (k.clone(), v.text())).collect();
         let name = series_name(&snapshot.forecaster.mapping().series_keys, &keys).map_err(in_model)?;
         if !snapshot.forecaster.is_active(&name) || !caller.may_see(store_of(&state, &snapshot, &keys)) {
             return Err(in_model(unknown_series(&keys)));
@@ -213,7 +251,7 @@ async fn on_demand(
     let plan: Vec<HashMap<String, String>> = request
         .plan
         .iter()
-        .map(|row| row.iter().map(|(k, v)| (k.clone(), v.text())).collect())
+        .map(|row| row.0.iter().map(|(k, v)| (k.clone(), v.text())).collect())
         .collect();
     for row in &plan {
         let keys: BTreeMap<String, String> = row.iter().map(|(k, v)| (k.clone(), v.clone())).collect();

@@ -1,6 +1,7 @@
-//! The router: each resource's `router()`, and around every route one layer
-//! that bounds its time (`serve.request_timeout_seconds`), counts it in the
-//! metrics and writes its access-log line.
+//! The router: each resource's `router()`, the API's session check, and
+//! around every route one layer that bounds its time
+//! (`serve.request_timeout_seconds`), counts it in the metrics and writes its
+//! access-log line. Errors here are JSON, or a page for a browser.
 
 mod champion;
 mod forecasts;
@@ -10,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 
 use crate::auth;
@@ -25,7 +26,7 @@ pub fn app(state: AppState) -> Router {
         .merge(forecasts::router(&state))
         .merge(champion::router())
         .route("/logout", post(auth::logout))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .merge(protected)
         .merge(health::router())
@@ -45,17 +46,18 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let method = method_label(request.method());
     let method_text = request.method().to_string();
     let uri = request.uri().clone();
+    let html = wants_html(request.headers());
     let limit = state.config.serve.request_timeout_seconds;
     let response = match tokio::time::timeout(Duration::from_secs_f64(limit), next.run(request)).await {
         Ok(response) if response.status() == StatusCode::METHOD_NOT_ALLOWED => {
-            let mut json = with_model(&state, ApiError::method_not_allowed(&method_text)).into_response();
+            let mut error = answer(&state, html, ApiError::method_not_allowed(&method_text));
             if let Some(allow) = response.headers().get(header::ALLOW) {
-                json.headers_mut().insert(header::ALLOW, allow.clone());
+                error.headers_mut().insert(header::ALLOW, allow.clone());
             }
-            json
+            error
         }
         Ok(response) => response,
-        Err(_) => with_model(&state, ApiError::timeout(limit)).into_response(),
+        Err(_) => answer(&state, html, ApiError::timeout(limit)),
     };
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
@@ -80,16 +82,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 async fn unmatched(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
     let error = ApiError::not_found(format!("no such resource: {}", request.uri().path()));
-    let browser = request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"));
-    let response = if browser {
-        crate::web::PageError(error).into_response()
-    } else {
-        with_model(&state, error).into_response()
-    };
+    let response = answer(&state, wants_html(request.headers()), error);
     state.metrics.observe(
         "unmatched",
         method_label(request.method()),
@@ -99,11 +92,47 @@ async fn unmatched(State(state): State<AppState>, request: Request) -> Response 
     response
 }
 
-/// The error, with the hash of the model being served (if one is).
-fn with_model(state: &AppState, error: ApiError) -> ApiError {
-    match state.snapshot.load().as_ref() {
-        Some(s) => error.model(s.version()),
-        None => error,
+/// Does the client want a page (a browser's `Accept`), not JSON?
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// The error as a browser or an API client reads it.
+fn answer(state: &AppState, html: bool, error: ApiError) -> Response {
+    if html {
+        crate::web::PageError(error).into_response()
+    } else {
+        state.with_model(error).into_response()
+    }
+}
+
+/// Everything under the API needs a session cookie or a bearer token. A
+/// refusal is a JSON error carrying the served model's hash, except to a
+/// page's form post (the dashboard's Log out button): with no session left
+/// it goes to the login page, else it gets an HTML error page.
+async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let form = auth::is_form(request.headers());
+    let refuse = |error: ApiError| {
+        if form && error.status() == StatusCode::UNAUTHORIZED {
+            Redirect::to("/login?ended=1").into_response()
+        } else {
+            answer(&state, form, error)
+        }
+    };
+    let (mut request, form_csrf) = match auth::form_csrf(&state, request).await {
+        Ok(found) => found,
+        Err(e) => return refuse(e),
+    };
+    let method = request.method().clone();
+    match auth::check(&state, request.headers(), method, form_csrf.as_deref()).await {
+        Ok((caller, session)) => {
+            request.extensions_mut().insert(caller);
+            auth::renew(&state, request, next, session).await
+        }
+        Err(e) => refuse(e),
     }
 }
 

@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 
 use askama::Template;
-use axum::extract::{ConnectInfo, Form, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -24,6 +24,7 @@ use salescast_core::registry::RegistryError;
 use serde::Deserialize;
 
 use super::PageError;
+use super::extract::{Admin, PageForm, PagePath};
 use super::view::{self, Nav, render};
 use crate::auth::{Caller, client_address};
 use crate::error::ApiError;
@@ -270,12 +271,11 @@ struct NewUser {
 
 async fn add_user(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Admin(caller): Admin,
     ConnectInfo(socket): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Form(form): Form<NewUser>,
+    PageForm(form): PageForm<NewUser>,
 ) -> Result<Response, PageError> {
-    caller.require(Role::Admin)?;
     let accounts =
         Accounts::new(state.registry.store().clone()).from(&client_address(&state, &headers, socket));
     let actor = caller.user.name.clone();
@@ -302,13 +302,12 @@ struct UserChange {
 
 async fn change_user(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Admin(caller): Admin,
     ConnectInfo(socket): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Path((name, action)): Path<(String, String)>,
-    Form(form): Form<UserChange>,
+    PagePath((name, action)): PagePath<(String, String)>,
+    PageForm(form): PageForm<UserChange>,
 ) -> Result<Response, PageError> {
-    caller.require(Role::Admin)?;
     let change = match action.as_str() {
         "disable" if name == caller.user.name => {
             return refused(
@@ -356,12 +355,11 @@ struct RollbackForm {
 
 async fn roll_back(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Admin(caller): Admin,
     ConnectInfo(socket): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Form(form): Form<RollbackForm>,
+    PageForm(form): PageForm<RollbackForm>,
 ) -> Result<Response, PageError> {
-    caller.require(Role::Admin)?;
     let registry = state.registry.clone();
     let audit = Accounts::new(state.registry.store().clone())
         .from(&client_address(&state, &headers, socket))
@@ -407,12 +405,11 @@ struct NewToken {
 /// A new token, shown on this answer only (never stored or logged in clear).
 async fn add_token(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Admin(caller): Admin,
     ConnectInfo(socket): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Form(form): Form<NewToken>,
+    PageForm(form): PageForm<NewToken>,
 ) -> Result<Response, PageError> {
-    caller.require(Role::Admin)?;
     let accounts = Accounts::new(state.registry.store().clone());
     let from = client_address(&state, &headers, socket);
     let actor = caller.user.name.clone();
@@ -437,12 +434,11 @@ async fn add_token(
 
 async fn revoke_token(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Admin(caller): Admin,
     ConnectInfo(socket): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
 ) -> Result<Response, PageError> {
-    caller.require(Role::Admin)?;
     let accounts = Accounts::new(state.registry.store().clone());
     let from = client_address(&state, &headers, socket);
     let actor = caller.user.name.clone();

@@ -76,41 +76,46 @@ async fn submit(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
+    let form = auth::is_form(&headers);
+    // A form's refusal is a page, an API client's JSON with the model's hash.
+    let refuse = |error: ApiError| {
+        if form {
+            PageError(error).into_response()
+        } else {
+            state.with_model(error).into_response()
+        }
+    };
     if cross_site(&headers) {
-        return ApiError::forbidden("a login from another site is refused").into_response();
+        return refuse(ApiError::forbidden("a login from another site is refused"));
     }
     // Read within `serve.max_body_bytes`, as every other body is.
     let Ok(body) = axum::body::to_bytes(body, state.config.serve.max_body_bytes).await else {
-        return ApiError::too_large("the login is larger than serve.max_body_bytes").into_response();
+        return refuse(ApiError::too_large(
+            "the login is larger than serve.max_body_bytes",
+        ));
     };
-    if auth::is_form(&headers) {
+    if form {
         return form_login(&state, socket, &headers, &body).await;
     }
     // JSON only with its own type: a cross-site `text/plain` form could
     // otherwise post a JSON-looking body.
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json {
-        return ApiError::with_status(
+    if !auth::content_type_is(&headers, "application/json") {
+        return refuse(ApiError::with_status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "POST /login takes application/json (or a form)",
-        )
-        .into_response();
+        ));
     }
     let request: LoginRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
-            return ApiError::bad_request(format!(
+            return refuse(ApiError::bad_request(format!(
                 "the login body must be JSON {{\"user\", \"password\"}} (or a form): {e}"
-            ))
-            .into_response();
+            )));
         }
     };
     match auth::attempt(&state, socket, &headers, request.user, request.password).await {
         Ok((user, cookie, csrf)) => auth::login_response(&user, cookie, csrf),
-        Err(e) => e.into_response(),
+        Err(e) => refuse(e),
     }
 }
 

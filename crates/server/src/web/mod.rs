@@ -11,6 +11,7 @@ mod chain;
 /// The charts are drawn by the core (the run report draws with the same code).
 pub use salescast_core::charts;
 mod error;
+mod extract;
 mod login;
 mod model;
 mod stores;

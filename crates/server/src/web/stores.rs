@@ -5,7 +5,7 @@
 //! that does not exist: the check is made here, where the data is read.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -14,6 +14,7 @@ use salescast_core::pipeline::serving::{Snapshot, Source};
 
 use super::PageError;
 use super::charts::{Band, Chart, Line};
+use super::extract::PagePath;
 use super::view::{self, Nav, amount, change, render, share};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -125,7 +126,7 @@ fn visible(snapshot: &Snapshot, caller: &Caller, store: &str) -> Result<Vec<Stor
 async fn store_page(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(store): Path<String>,
+    PagePath(store): PagePath<String>,
 ) -> Result<Response, PageError> {
     let snapshot = view::snapshot(&state)?;
     let forecast = visible(&snapshot, &caller, &store)?;
@@ -219,7 +220,7 @@ pub fn store_chart(
 async fn store_csv(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(store): Path<String>,
+    PagePath(store): PagePath<String>,
 ) -> Result<Response, PageError> {
     let snapshot = view::snapshot(&state)?;
     let forecast = visible(&snapshot, &caller, &store)?;
