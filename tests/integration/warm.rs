@@ -208,6 +208,23 @@ fn a_day_without_reason_to_search_carries_the_champion_on_or_refits_its_recipe()
         !changed_reason.contains("the champion as it is"),
         "{changed_reason}"
     );
+    // A table without one store's row: runs go on, and say which store
+    // lacks its attributes.
+    let without = place.dir.path().join("store-without-102.csv");
+    let kept: Vec<&str> = stores.lines().filter(|l| !l.starts_with("102,")).collect();
+    std::fs::write(&without, kept.join("\n") + "\n").unwrap();
+    ingest_stores(&without);
+    let warned = place
+        .run(&config, &["check", "--date", "2015-07-21"])
+        .expect_code(0);
+    assert!(
+        warned
+            .stderr
+            .contains("attribute table \"store\" has no row for 1 series key(s)")
+            && warned.stderr.contains("the first: 102"),
+        "{}",
+        warned.stderr
+    );
     ingest_stores(&shared_data("rossmann/store.csv"));
     let check = place
         .run(&config, &["check", "--date", "2015-07-21"])

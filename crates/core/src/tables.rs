@@ -44,6 +44,43 @@ impl Tables {
     }
 }
 
+/// For each attribute table, the series of `sales` it has no row for (their
+/// attributes are missing, so the features see nulls): the table's name, how
+/// many key combinations, and the first of them ("/"-joined). A table that
+/// lacks a store ingested later is easy to miss; runs go on, and say so.
+pub fn unmatched_attributes(
+    sales: &DataFrame,
+    tables: &Tables,
+) -> PolarsResult<Vec<(String, usize, String)>> {
+    let mut found = Vec::new();
+    for (table, df) in &tables.attributes {
+        let on: Vec<Expr> = table.join_keys.iter().map(|k| col(k.as_str())).collect();
+        let missing = sales
+            .clone()
+            .lazy()
+            .select(on.clone())
+            .unique(None, UniqueKeepStrategy::Any)
+            .join(
+                df.clone().lazy().select(on.clone()),
+                on.clone(),
+                on,
+                JoinArgs::new(JoinType::Anti),
+            )
+            .sort(table.join_keys.clone(), SortMultipleOptions::default())
+            .collect()?;
+        if missing.height() > 0 {
+            let first = missing
+                .columns()
+                .iter()
+                .map(|c| c.get(0).map(|v| v.str_value().to_string()).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("/");
+            found.push((table.table.clone(), missing.height(), first));
+        }
+    }
+    Ok(found)
+}
+
 /// Left-joins every calendar of the mapping onto `frame` by the row's date
 /// (and its `by` attribute column, already joined), filling days the table
 /// does not hold with 0 (flag and numbers) or null (categories).

@@ -102,6 +102,14 @@ pub fn read_features_of(
     .with_context(|| format!("reading {what}"))?;
     let attributes = read_tables(&config.data, lake)?;
     let fingerprint = sales.fingerprint(&attributes.digests);
+    for (table, count, first) in crate::tables::unmatched_attributes(&sales.frame, &attributes)
+        .with_context(|| format!("joining the attribute tables onto {what}"))?
+    {
+        tracing::warn!(
+            "attribute table {table:?} has no row for {count} series key(s) of {what} (their attributes are \
+             missing; the first: {first}): ingest the table again with them"
+        );
+    }
     let read_seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         rows = sales.frame.height(),

@@ -30,7 +30,9 @@ pub struct RollbackReport {
 /// registry's `UnknownVersion` / `AmbiguousVersion`).
 #[derive(Debug, thiserror::Error)]
 pub enum RollbackError {
-    #[error("give a --reason: the decision log records why")]
+    #[error(
+        "a reason is required (--reason, or the admin page's reason field): the decision log records why"
+    )]
     NoReason,
     #[error("model {model:?} has no champion to roll back: run `salescast retrain` first")]
     NoChampion { model: String },
