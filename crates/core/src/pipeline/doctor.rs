@@ -343,12 +343,17 @@ fn check_predictions(lake: &Lake, model: &str, findings: &mut Vec<Finding>) -> a
 
 /// Each day under `root` holds one file; two are an ingest `--replace` that
 /// stopped between writing the new file and removing the old. Each file's
-/// bytes hash to its name (every file is read).
+/// bytes hash to its name (every file is read, as many at once as a window
+/// read does).
 fn check_days(lake: &Lake, root: &str, command: &str, findings: &mut Vec<Finding>) -> anyhow::Result<usize> {
     let days = lake.partitions_in(root)?;
-    for file in days.values().flatten() {
-        match lake.get_day_file(&file.key) {
-            Ok(_) => {}
+    let files: Vec<_> = days.values().flatten().collect();
+    let read = crate::lake::parallel_map(&files, crate::lake::IO_CONCURRENCY, |file| {
+        lake.get_day_file(&file.key).map(|_| ())
+    });
+    for (file, read) in files.iter().zip(read) {
+        match read {
+            Ok(()) => {}
             Err(LakeError::Data(_)) => problem(
                 findings,
                 lake.store().uri_of(&file.key),
