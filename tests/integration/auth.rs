@@ -60,9 +60,20 @@ fn roles_sessions_csrf_lockout_and_revocation() {
         "every JSON error names the model served: {body}"
     );
 
-    // One answer for every refused login.
-    let wrong = server.login("maria", "not maria's password").unwrap_err();
-    let unknown = server.login("nobody", "not anyone's password").unwrap_err();
+    // One answer for every refused login, and never sooner than 0.4 s (a
+    // wrong password also writes the account: a known name took longer).
+    let timed = |user: &str, password: &str| {
+        let started = std::time::Instant::now();
+        let refused = server.login(user, password).unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            took >= std::time::Duration::from_millis(400),
+            "{user}: refused in {took:?}"
+        );
+        refused
+    };
+    let wrong = timed("maria", "not maria's password");
+    let unknown = timed("nobody", "not anyone's password");
     assert_eq!((wrong.0, unknown.0), (401, 401));
     assert_eq!(named(&wrong.1), served, "{}", wrong.1);
     let message =

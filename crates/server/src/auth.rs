@@ -293,6 +293,10 @@ pub(crate) fn login_response(user: &User, cookie: HeaderValue, csrf: String) -> 
 
 /// One login attempt (throttled per address, checked and audited by the
 /// accounts): the user, the new session's `Set-Cookie` and its CSRF token.
+/// The least time a refused login takes (see [`attempt`]): above an argon2id
+/// check plus a few storage round trips.
+const FAILED_LOGIN_FLOOR: std::time::Duration = std::time::Duration::from_millis(400);
+
 pub(crate) async fn attempt(
     state: &AppState,
     socket: SocketAddr,
@@ -312,10 +316,17 @@ pub(crate) async fn attempt(
         ));
     };
     let accounts = Accounts::new(state.registry.store().clone());
+    let started = tokio::time::Instant::now();
     let outcome = tokio::task::spawn_blocking(move || accounts.login(&name, &password, &from)).await;
     let user = match outcome {
         Ok(Ok(Some(user))) => user,
-        Ok(Ok(None)) => return Err(ApiError::unauthorized("wrong user name or password")),
+        Ok(Ok(None)) => {
+            // A wrong password also counts the failure in the account (a
+            // read and a write more than for an unknown name): every refusal
+            // takes at least this long, so its time does not tell them apart.
+            tokio::time::sleep_until(started + FAILED_LOGIN_FLOOR).await;
+            return Err(ApiError::unauthorized("wrong user name or password"));
+        }
         Ok(Err(e)) => return Err(ApiError::internal(e.into())),
         Err(e) => return Err(ApiError::internal(e.into())),
     };
