@@ -388,6 +388,25 @@ fn admin_forms_need_the_csrf_token_and_roll_back_through_the_registry() {
         audit.body.contains("rolled_back"),
         "the audit log lists the rollback"
     );
+    // A rollback to a version whose model.bin is gone: the page again with
+    // what is missing (422), not an internal error; nothing changes.
+    let other = audit
+        .body
+        .split("<option value=\"")
+        .filter_map(|rest| rest.split('"').next())
+        .find(|v| v.len() == 64 && *v != target)
+        .expect("another version")
+        .to_string();
+    let model = Path::new(&d.place.registry).join(format!("sales/versions/{other}/model.bin"));
+    std::fs::remove_file(&model).unwrap_or_else(|e| panic!("{}: {e}", model.display()));
+    let broken = d.post_form(
+        Some(&root),
+        "/admin/rollback",
+        &[("csrf", &csrf), ("to", &other), ("reason", "try the old one")],
+    );
+    assert_eq!(broken.status, 422, "{}", broken.body);
+    assert!(broken.body.contains("model.bin is missing"), "{}", broken.body);
+    assert_eq!(d.place.decisions().len(), before + 1);
 
     // Users through the forms: add, then disabling ends their session.
     let added = d.post_form(

@@ -31,10 +31,14 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    // Out of file descriptors, or a connection reset before
-                    // it was accepted: wait a little rather than spin.
-                    tracing::warn!("cannot accept a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+                    // A connection gone before it was accepted is the
+                    // client's; anything else (out of file descriptors):
+                    // wait a little rather than spin.
+                    if !matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+                        tracing::warn!("cannot accept a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                     continue;
                 }
             },

@@ -3,7 +3,7 @@
 //! rewritten and two tasks never collide. Logins, failures, lockouts, user
 //! and token changes and rollbacks, each with who, when and from where.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike as _, Utc};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 
@@ -11,8 +11,8 @@ use super::AccountsError;
 use crate::storage::{PutMode, Store};
 
 pub const AUDIT_PREFIX: &str = "accounts/audit/";
-/// How many days back [`AuditLog::newest`] lists day by day.
-const RECENT_DAYS: i64 = 7;
+/// How many months back [`AuditLog::newest`] looks.
+const RECENT_MONTHS: usize = 12;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -77,27 +77,35 @@ impl AuditLog {
         Ok(entry)
     }
 
-    /// The newest `count` entries, newest first (keys sort by time). The
-    /// days from tomorrow (a task whose clock runs ahead) back a week are
-    /// listed one by one, newest first, until `count` are found: an admin
-    /// page costs a LIST or two however long the log has grown (it listed
-    /// the whole log, a page of 1,000 keys per request on S3). Only a log
-    /// with fewer than `count` entries in that week is listed whole.
+    /// The newest `count` entries, newest first (keys sort by time): the
+    /// days from tomorrow (a task whose clock runs ahead) back to yesterday
+    /// one by one, then whole months back from this one, until `count` are
+    /// found or [`RECENT_MONTHS`] are listed. An admin page costs a LIST or
+    /// two on a busy log and a dozen small ones on a quiet log, however long
+    /// it has grown (it listed the whole log, on S3 one request per 1,000
+    /// entries). Older entries are left to [`AuditLog::entries`].
     pub fn newest(&self, count: usize) -> Result<Vec<AuditEntry>, AccountsError> {
         let today = Utc::now().date_naive();
+        let mut prefixes: Vec<String> = (-1..=1)
+            .map(|back| {
+                (today - chrono::Duration::days(back))
+                    .format("%Y-%m-%d/")
+                    .to_string()
+            })
+            .collect();
+        let mut month = today.with_day(1).unwrap_or(today);
+        for _ in 0..RECENT_MONTHS {
+            prefixes.push(month.format("%Y-%m-").to_string());
+            month = month.pred_opt().and_then(|d| d.with_day(1)).unwrap_or(month);
+        }
         let mut keys = Vec::new();
-        for back in -1..RECENT_DAYS {
-            let day = today - chrono::Duration::days(back);
-            let mut listed = self.keys(&format!("{AUDIT_PREFIX}{}/", day.format("%Y-%m-%d")))?;
-            listed.sort_unstable_by(|a, b| b.cmp(a));
-            keys.extend(listed);
+        for prefix in prefixes {
+            keys.extend(self.keys(&format!("{AUDIT_PREFIX}{prefix}"))?);
+            keys.sort_unstable_by(|a, b| b.cmp(a));
+            keys.dedup();
             if keys.len() >= count {
                 break;
             }
-        }
-        if keys.len() < count {
-            keys = self.keys(AUDIT_PREFIX)?;
-            keys.sort_unstable_by(|a, b| b.cmp(a));
         }
         keys.truncate(count);
         keys.iter().map(|key| self.read(key)).collect()
@@ -128,15 +136,16 @@ impl AuditLog {
 mod tests {
     use super::*;
 
-    /// Entries today, two days ago and a year ago: the newest come first
-    /// across days, and an old one is still found when the week holds too few.
+    /// Entries today, two days, 40 days and 400 days ago: the newest come
+    /// first across days and months; beyond a year they are left to the
+    /// whole log.
     #[test]
-    fn the_newest_entries_come_from_the_newest_days_then_from_the_whole_log() {
+    fn the_newest_entries_come_from_the_newest_days_then_months() {
         let (_dir, store) = crate::storage::temp_store();
         let log = AuditLog::new(store.clone());
         let now = Utc::now();
         let mut written = Vec::new();
-        for (days_ago, seconds) in [(365, 0), (2, 10), (2, 20), (0, 5)] {
+        for (days_ago, seconds) in [(400, 0), (40, 0), (2, 10), (2, 20), (0, 5)] {
             let at = now - chrono::Duration::days(days_ago) - chrono::Duration::seconds(seconds);
             let entry = AuditEntry {
                 at,
@@ -162,7 +171,7 @@ mod tests {
         assert_eq!(actors(3), ["actor 0-5", "actor 2-10", "actor 2-20"]);
         assert_eq!(
             actors(10),
-            ["actor 0-5", "actor 2-10", "actor 2-20", "actor 365-0"]
+            ["actor 0-5", "actor 2-10", "actor 2-20", "actor 40-0"]
         );
         assert_eq!(log.entries().unwrap().len(), written.len());
     }

@@ -102,14 +102,6 @@ pub fn read_features_of(
     .with_context(|| format!("reading {what}"))?;
     let attributes = read_tables(&config.data, lake)?;
     let fingerprint = sales.fingerprint(&attributes.digests);
-    for (table, count, first) in crate::tables::unmatched_attributes(&sales.frame, &attributes)
-        .with_context(|| format!("joining the attribute tables onto {what}"))?
-    {
-        tracing::warn!(
-            "attribute table {table:?} has no row for {count} series key(s) of {what} (their attributes are \
-             missing; the first: {first}): ingest the table again with them"
-        );
-    }
     let read_seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         rows = sales.frame.height(),
@@ -117,6 +109,23 @@ pub fn read_features_of(
         "read the window in {read_seconds:.2} s"
     );
     let started = Instant::now();
+    // A diagnostic (timed with the features): it never stops a run. A shard sees its share of the series.
+    let of = if shard.is_some() {
+        "this shard's share of "
+    } else {
+        ""
+    };
+    match crate::tables::unmatched_attributes(&sales.frame, &attributes) {
+        Ok(unmatched) => {
+            for (table, count, first) in unmatched {
+                tracing::warn!(
+                    "attribute table {table:?} has no row for {count} series key(s) of {of}{what} (their \
+                     attributes are missing; the first: {first}): ingest the table again with them"
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot check the attribute tables against {what}: {e}"),
+    }
     let features = crate::progress::phase("building features", || {
         build_features(&sales.frame, &attributes, &config.data, &config.features)
     })

@@ -388,9 +388,7 @@ impl Registry {
             uri: self.store.uri_of(&self.artifact_key(version)),
             message: format!("not a salescast model: {e}"),
         })?;
-        let manifest = self
-            .manifest(version)
-            .map_err(|e| self.missing(e, &self.manifest_key(version), version))?;
+        let manifest = self.manifest(version)?;
         Ok(LoadedModel { artifact, manifest })
     }
 
@@ -425,8 +423,14 @@ impl Registry {
         }
     }
 
+    /// The manifest of a version the registry names (the champion, a
+    /// resolved prefix): not there is [`RegistryError::Missing`].
     pub fn manifest(&self, version: &str) -> Result<Manifest, RegistryError> {
-        Ok(self.read_json(&self.manifest_key(version))?.0)
+        let key = self.manifest_key(version);
+        Ok(self
+            .read_json(&key)
+            .map_err(|e| self.missing(e, &key, version))?
+            .0)
     }
 
     /// Every version with a manifest: the whole ones oldest first, and

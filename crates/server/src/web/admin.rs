@@ -232,6 +232,19 @@ async fn refused(state: &AppState, caller: &Caller, err: anyhow::Error) -> Resul
         )
     }) {
         StatusCode::CONFLICT
+    } else if err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<RegistryError>(),
+            Some(
+                RegistryError::Missing { .. }
+                    | RegistryError::Corrupt { .. }
+                    | RegistryError::Unreadable { .. }
+            )
+        )
+    }) {
+        // A rollback target that is not whole: what is wrong with it, and
+        // what to do (the registry's message says both).
+        StatusCode::UNPROCESSABLE_ENTITY
     } else {
         return Err(ApiError::internal(err).into());
     };
