@@ -80,7 +80,7 @@ impl AuditLog {
     /// The newest `count` entries, newest first (keys sort by time): the
     /// days from tomorrow (a task whose clock runs ahead) back to yesterday
     /// one by one, then whole months back from this one, until `count` are
-    /// found or [`RECENT_MONTHS`] are listed. An admin page costs a LIST or
+    /// found or `RECENT_MONTHS` (12) are listed. An admin page costs a LIST or
     /// two on a busy log and a dozen small ones on a quiet log, however long
     /// it has grown (it listed the whole log, on S3 one request per 1,000
     /// entries). Older entries are left to [`AuditLog::entries`].
