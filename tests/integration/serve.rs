@@ -399,37 +399,25 @@ fn a_header_never_finished_is_cut_off() {
     let place = Place::new(Backend::Local);
     let config = place.config(&format!("{LINEAR}[serve]\nheader_timeout_seconds = 1\n"));
     let server = Server::start(&place.cli(&config), place.dir.path());
-    let read_all = |stream: &mut TcpStream| {
+    // Sends `bytes` on a new connection and reads until serve closes it
+    // (a read timeout of 30 s is an error): what came back, and when.
+    let closed_after = |bytes: &[u8]| {
+        let mut stream = TcpStream::connect(&server.addr).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.write_all(bytes).unwrap();
         let started = Instant::now();
         let mut answer = Vec::new();
         let read = stream.read_to_end(&mut answer);
-        (
-            read,
-            String::from_utf8_lossy(&answer).to_string(),
-            started.elapsed(),
-        )
+        let waited = started.elapsed();
+        assert!(read.is_ok(), "not closed: {read:?} after {waited:?}");
+        (String::from_utf8_lossy(&answer).to_string(), waited)
     };
 
-    let mut slow = TcpStream::connect(&server.addr).unwrap();
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        .unwrap();
-    let (read, answer, waited) = read_all(&mut slow);
-    assert!(
-        read.is_ok(),
-        "the connection was not closed: {read:?} after {waited:?}"
-    );
+    let (answer, waited) = closed_after(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ");
     assert!(!answer.contains("200 OK"), "{answer}");
     assert!(waited < Duration::from_secs(15), "closed after {waited:?}");
 
-    let mut idle = TcpStream::connect(&server.addr).unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let (read, answer, waited) = read_all(&mut idle);
-    assert!(
-        read.is_ok(),
-        "the idle connection was not closed: {read:?} after {waited:?}"
-    );
+    let (answer, waited) = closed_after(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
         waited >= Duration::from_millis(500),

@@ -291,12 +291,13 @@ pub(crate) fn login_response(user: &User, cookie: HeaderValue, csrf: String) -> 
     response
 }
 
-/// One login attempt (throttled per address, checked and audited by the
-/// accounts): the user, the new session's `Set-Cookie` and its CSRF token.
 /// The least time a refused login takes (see [`attempt`]): above an argon2id
 /// check plus a few storage round trips.
 const FAILED_LOGIN_FLOOR: std::time::Duration = std::time::Duration::from_millis(400);
 
+/// One login attempt (throttled per address, checked and audited by the
+/// accounts): the user, the new session's `Set-Cookie` and its CSRF token.
+/// Every refusal takes at least [`FAILED_LOGIN_FLOOR`].
 pub(crate) async fn attempt(
     state: &AppState,
     socket: SocketAddr,

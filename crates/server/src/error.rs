@@ -102,6 +102,18 @@ impl ApiError {
         Self::new(status, message)
     }
 
+    /// An extractor's rejection (axum's status and text): a body too large
+    /// or of the wrong type keeps its status; anything else the client sent
+    /// wrong is a 400 (axum says 422 for a missing field); a server-side
+    /// failure is internal.
+    pub fn rejected(status: StatusCode, text: String) -> Self {
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(status, text),
+            s if s.is_server_error() => Self::internal(anyhow::anyhow!(text)),
+            _ => Self::bad_request(text),
+        }
+    }
+
     /// Logged here, once, with its chain; the caller sees a generic message.
     pub fn internal(err: anyhow::Error) -> Self {
         tracing::error!("internal error: {err:#}");

@@ -13,7 +13,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::NaiveDate;
@@ -315,12 +315,7 @@ fn json(body: &impl Serialize) -> Result<Response, ApiError> {
 /// A body axum could not take: 413 (too large) and 415 (not JSON) as they
 /// are, and every malformed or mistyped body a 400.
 fn rejected(rejection: &JsonRejection) -> ApiError {
-    let status = rejection.status();
-    if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-        ApiError::with_status(status, rejection.body_text())
-    } else {
-        ApiError::bad_request(rejection.body_text())
-    }
+    ApiError::rejected(rejection.status(), rejection.body_text())
 }
 
 fn date(name: &str, value: &str) -> Result<NaiveDate, ApiError> {

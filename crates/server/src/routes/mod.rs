@@ -19,6 +19,7 @@ use axum::routing::post;
 use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::web::answer;
 
 pub fn app(state: AppState) -> Router {
     // Everything but health, metrics and the login needs a session.
@@ -98,15 +99,6 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"))
-}
-
-/// The error as a browser or an API client reads it.
-fn answer(state: &AppState, html: bool, error: ApiError) -> Response {
-    if html {
-        crate::web::PageError(error).into_response()
-    } else {
-        state.with_model(error).into_response()
-    }
 }
 
 /// Everything under the API needs a session cookie or a bearer token. A

@@ -11,11 +11,11 @@
 use std::net::SocketAddr;
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
 use salescast_core::accounts::{Accounts, AccountsError, Change, Role};
 use salescast_core::config::ConfigError;
 use salescast_core::pipeline::rollback;
@@ -111,10 +111,9 @@ pub(super) fn done_message(done: &Done) -> Option<String> {
 
 async fn page(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Admin(caller): Admin,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    caller.require(Role::Admin)?;
     let done = Done::parse(raw.as_deref())?;
     show(&state, &caller, done_message(&done), StatusCode::OK).await
 }

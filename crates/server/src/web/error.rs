@@ -1,6 +1,6 @@
 //! The pages' error: the API's [`ApiError`] (its status and message; an
 //! internal error was logged and is shown generically) rendered as an HTML
-//! page instead of JSON.
+//! page instead of JSON, and the choice between the two.
 
 use askama::Template;
 use axum::http::StatusCode;
@@ -8,6 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::view::Nav;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 #[derive(Debug)]
 pub struct PageError(pub ApiError);
@@ -15,6 +16,16 @@ pub struct PageError(pub ApiError);
 impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
         Self(e)
+    }
+}
+
+/// The error as a browser (`html`: a page) or an API client (JSON with the
+/// served model's hash) reads it.
+pub fn answer(state: &AppState, html: bool, error: ApiError) -> Response {
+    if html {
+        PageError(error).into_response()
+    } else {
+        state.with_model(error).into_response()
     }
 }
 

@@ -4,7 +4,6 @@
 //! (axum answers them in plain text).
 
 use axum::extract::{Form, FromRequest, FromRequestParts, Path, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use salescast_core::accounts::Role;
 use serde::de::DeserializeOwned;
@@ -39,7 +38,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for PageForm<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, PageError> {
         match Form::<T>::from_request(request, state).await {
             Ok(Form(value)) => Ok(Self(value)),
-            Err(e) => Err(rejected(e.status(), e.body_text())),
+            Err(e) => Err(ApiError::rejected(e.status(), e.body_text()).into()),
         }
     }
 }
@@ -53,20 +52,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PagePat
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(value)) => Ok(Self(value)),
-            Err(e) => Err(rejected(e.status(), e.body_text())),
+            Err(e) => Err(ApiError::rejected(e.status(), e.body_text()).into()),
         }
     }
-}
-
-/// A body too large or of the wrong type keeps its status; anything else
-/// the client sent wrong is a 400 (axum says 422 for a missing field).
-fn rejected(status: StatusCode, text: String) -> PageError {
-    match status {
-        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ApiError::with_status(status, text)
-        }
-        s if s.is_server_error() => ApiError::internal(anyhow::anyhow!(text)),
-        _ => ApiError::bad_request(text),
-    }
-    .into()
 }

@@ -78,13 +78,7 @@ async fn submit(
 ) -> Response {
     let form = auth::is_form(&headers);
     // A form's refusal is a page, an API client's JSON with the model's hash.
-    let refuse = |error: ApiError| {
-        if form {
-            PageError(error).into_response()
-        } else {
-            state.with_model(error).into_response()
-        }
-    };
+    let refuse = |error: ApiError| super::answer(&state, form, error);
     if cross_site(&headers) {
         return refuse(ApiError::forbidden("a login from another site is refused"));
     }

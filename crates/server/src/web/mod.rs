@@ -29,7 +29,7 @@ use axum::routing::get;
 
 use crate::auth::{self, Caller};
 use crate::state::AppState;
-pub use error::PageError;
+pub use error::{PageError, answer};
 
 /// The stylesheet, compiled in.
 const CSS: &str = include_str!("../../assets/app.css");
