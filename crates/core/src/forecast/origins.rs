@@ -87,6 +87,19 @@ pub fn canonical_order(scored: &mut [Scored], history: &History) {
     });
 }
 
+/// The horizon-1 forecast of each of `rows` among `scored`, in `rows`'
+/// order: each row forecast from the day before with actuals only, the same
+/// inputs a one-day-ahead prediction of the row gives the model, so the
+/// model is not asked twice. None when a row has none.
+pub fn one_day_forecasts(scored: &[Scored], rows: &[usize]) -> Option<Vec<f64>> {
+    let by_row: std::collections::HashMap<usize, f64> = scored
+        .iter()
+        .filter(|s| s.horizon == 1)
+        .map(|s| (s.row, s.forecast))
+        .collect();
+    rows.iter().map(|row| by_row.get(row).copied()).collect()
+}
+
 /// The rolling origins of a scored window `first..=last` and horizon: each
 /// day from `first - 1` to `last - 1`, for every series.
 pub fn rolling_paths(history: &History, first: NaiveDate, last: NaiveDate) -> Vec<Path> {

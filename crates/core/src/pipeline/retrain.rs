@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::evaluate::{self, per_series};
 use crate::features::build_features;
 use crate::forecast::intervals::Calibration;
-use crate::forecast::origins::{Scored, Scorer, summarize};
+use crate::forecast::origins::{Scored, Scorer, one_day_forecasts, summarize};
 use crate::forecast::recursive::History;
 use crate::lake::{Lake, SalesWindow};
 use crate::noise::{self, NoiseEstimate, PairedRow};
@@ -119,7 +119,6 @@ pub fn retrain(
 
     let phase = Instant::now();
     let target = training_set.target();
-    let (one_day, challenger_pred) = score(&challenger.artifact, &features, &split.holdout, target)?;
     let history = History::new(&features, &config.data).context("indexing the window's series")?;
     let series: Vec<String> = split
         .holdout
@@ -146,6 +145,11 @@ pub fn retrain(
     let challenger_scored = holdout
         .scored(&challenger.artifact)
         .context("scoring the challenger on rolling origins")?;
+    let (one_day, challenger_pred) = score_one_day(
+        &challenger.artifact,
+        (&features, &split.holdout, target),
+        &challenger_scored,
+    )?;
     let horizons = summarize(&challenger_scored, horizon, holdout.days, calibration.as_ref());
     scoring.advance(1, "challenger");
     let challenger_holdout = horizons.pooled().clone();
@@ -386,13 +390,35 @@ fn score_champion(
     let scored = scorer
         .scored(&artifact)
         .context("scoring the champion on rolling origins")?;
-    let (one_day, predicted) = score(&artifact, scorer.features, &split.holdout, holdout.target)?;
+    let (one_day, predicted) = score_one_day(
+        &artifact,
+        (scorer.features, &split.holdout, holdout.target),
+        &scored,
+    )?;
     Ok(Some(scored_champion(
         pointer,
         (&artifact, &manifest),
         (window, holdout, split, series),
         (scored, one_day, &predicted),
     )))
+}
+
+/// `artifact`'s one-day-ahead predictions of `rows` and their metrics
+/// ([`score`]), taken from its rolling-origin forecasts of the same frame
+/// (`scored`), which hold every scored row's forecast from the day before;
+/// the model is asked again only if one is missing.
+pub(super) fn score_one_day(
+    artifact: &crate::models::Artifact,
+    (features, rows, target): (&polars::prelude::DataFrame, &[usize], &[f64]),
+    scored: &[Scored],
+) -> anyhow::Result<(evaluate::Metrics, Vec<f64>)> {
+    Ok(match one_day_forecasts(scored, rows) {
+        Some(predicted) => (
+            evaluate::metrics(&crate::train::take(target, rows), &predicted),
+            predicted,
+        ),
+        None => score(artifact, features, rows, target)?,
+    })
 }
 
 /// The champion's summary and per-series scores from its forecasts on the

@@ -22,6 +22,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::check::{WindowFeatures, read_features_of, run_window};
+use super::retrain::score_one_day;
 use crate::config::Config;
 use crate::features::{FeatureLayout, build_features};
 use crate::forecast::origins::{Scored, Scorer};
@@ -33,7 +34,7 @@ use crate::registry::Registry;
 use crate::retrain_runs::{self, RunFolder, StagedFile, prepare_marker, score_marker};
 use crate::shard::Shard;
 use crate::thin_days::ThinDays;
-use crate::train::{self, fit_rows, frame_rows, score, seasonal_naive, target_values};
+use crate::train::{self, fit_rows, frame_rows, seasonal_naive, target_values};
 
 pub const RUN_FORMAT: u32 = 1;
 
@@ -311,7 +312,11 @@ pub fn score_shard(
     let scored = |artifact: &Artifact, scorer: &Scorer| -> anyhow::Result<Vec<Forecast>> {
         Ok(forecasts(&scorer.scored(artifact)?, &history))
     };
-    let challenger_scored = progress::phase("scoring the challenger", || scored(challenger, &holdout))?;
+    let challenger_raw = progress::phase("scoring the challenger", || holdout.scored(challenger))?;
+    let (_, challenger_pred) =
+        score_one_day(challenger, (&features, &split.holdout, &target), &challenger_raw)?;
+    let challenger_scored = forecasts(&challenger_raw, &history);
+    drop(challenger_raw);
     let baseline = seasonal_naive(
         config.train_spec(),
         &challenger.encoder,
@@ -337,7 +342,6 @@ pub fn score_shard(
         None => None,
     };
     let state = registry.peek_state().context("reading the champion pointer")?;
-    let (_, challenger_pred) = score(challenger, &features, &split.holdout, &target)?;
     let champion = match &state.champion {
         Some(pointer) => {
             let scored = progress::phase("scoring the champion", || {
@@ -448,7 +452,10 @@ fn score_champion(
         scorer.features = &own_features;
         scorer.history = &own_history;
     }
-    let mut scored = forecasts(&scorer.scored(&artifact)?, scorer.history);
+    let raw = scorer.scored(&artifact)?;
+    let (_, predicted) = score_one_day(&artifact, (scorer.features, &split.holdout, holdout.target), &raw)?;
+    let mut scored = forecasts(&raw, scorer.history);
+    drop(raw);
     if !std::ptr::eq(scorer.history, holdout.history) {
         // Its own frame numbers the same series in the same order; by name all the same.
         for f in &mut scored {
@@ -458,6 +465,5 @@ fn score_champion(
             })?;
         }
     }
-    let (_, predicted) = score(&artifact, scorer.features, &split.holdout, holdout.target)?;
     Ok((scored, predicted))
 }
