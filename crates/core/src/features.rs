@@ -162,7 +162,7 @@ fn build(
     let base = sales
         .clone()
         .lazy()
-        .with_column(history.alias(HISTORY))
+        .with_column(history.clone().alias(HISTORY))
         .sort(order.clone(), SortMultipleOptions::default());
 
     // The walk: the sorted window, its lags and its series numbers; the
@@ -170,7 +170,15 @@ fn build(
     // the same order as (date, keys) since numbers follow the key order.
     let walked = match lags {
         Lags::Walk => {
-            let mut sorted = base.clone().collect()?;
+            let with_history = sales
+                .clone()
+                .lazy()
+                .with_column(history.clone().alias(HISTORY))
+                .collect()?;
+            let mut sorted = match lags::series_date_order(&with_history, mapping)? {
+                Some(order) => with_history.take(&IdxCa::from_vec("order".into(), order))?,
+                None => base.clone().collect()?,
+            };
             match lags::SeriesIndex::new(&sorted, mapping)? {
                 Some(index) => {
                     let values: Vec<Option<f64>> = sorted.column(HISTORY)?.f64()?.iter().collect();

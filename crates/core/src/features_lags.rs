@@ -15,6 +15,66 @@ use polars::prelude::*;
 
 use crate::mapping::DataMapping;
 
+/// The rows of `frame` in the order of its series keys (each compared as
+/// bytes, the first key first), then its date: the order sorting by those
+/// columns gives, and the only one when no series has two rows on a day
+/// (else [`SeriesIndex::new`] refuses the result and the caller joins).
+/// Each row's keys become a series number, the numbers are ranked by their
+/// keys, and the rows sorted by (rank, day) as integers: polars' sort on the
+/// string columns compared every key of millions of rows (a second of the
+/// generated lake's features). None when a key or date is null.
+pub(super) fn series_date_order(
+    frame: &DataFrame,
+    mapping: &DataMapping,
+) -> PolarsResult<Option<Vec<IdxSize>>> {
+    use rayon::prelude::*;
+    let dates = frame.column(&mapping.date_column)?;
+    if dates.null_count() > 0 {
+        return Ok(None);
+    }
+    let days: Vec<i32> = dates.date()?.physical().into_no_null_iter().collect();
+    let n = days.len();
+    // The series of each row, the keys folded in one at a time: its number
+    // and, per number, its keys.
+    let mut ids = vec![0u32; n];
+    let mut tuples: Vec<Vec<&str>> = vec![Vec::new()];
+    for key in &mapping.series_keys {
+        let column = frame.column(key)?;
+        if column.null_count() > 0 {
+            return Ok(None);
+        }
+        let mut numbers: PlHashMap<(u32, &str), u32> = PlHashMap::default();
+        let mut next: Vec<Vec<&str>> = Vec::new();
+        for (id, value) in ids
+            .iter_mut()
+            .zip(column.str()?.iter().map(Option::unwrap_or_default))
+        {
+            *id = match numbers.get(&(*id, value)) {
+                Some(&number) => number,
+                None => {
+                    let number = u32::try_from(next.len())
+                        .map_err(|_| polars_err!(ComputeError: "too many series"))?;
+                    let mut keys = tuples[*id as usize].clone();
+                    keys.push(value);
+                    next.push(keys);
+                    numbers.insert((*id, value), number);
+                    number
+                }
+            };
+        }
+        tuples = next;
+    }
+    let mut by_keys: Vec<u32> = (0..tuples.len() as u32).collect();
+    by_keys.sort_unstable_by(|&a, &b| tuples[a as usize].cmp(&tuples[b as usize]));
+    let mut rank = vec![0u32; tuples.len()];
+    for (r, &id) in by_keys.iter().enumerate() {
+        rank[id as usize] = r as u32;
+    }
+    let mut order: Vec<IdxSize> = (0..n as IdxSize).collect();
+    order.par_sort_unstable_by_key(|&i| (rank[ids[i as usize] as usize], days[i as usize]));
+    Ok(Some(order))
+}
+
 /// The series of each row of a frame sorted by series keys then date, and
 /// each row's day.
 pub(super) struct SeriesIndex {
