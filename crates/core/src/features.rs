@@ -255,17 +255,23 @@ fn build(
             .filter(|c| !mapping.series_keys.contains(c))
             .map(|c| col(c.as_str())),
     );
-    let mut sort_out: Vec<PlSmallStr> = vec![date.into()];
     if walking {
         out.push(col(SERIES_ID));
-        sort_out.push(SERIES_ID.into());
-        let mut sorted = frame
-            .select(out)
-            .sort(sort_out, SortMultipleOptions::default())
-            .collect()?;
-        sorted.drop_in_place(SERIES_ID)?;
-        return Ok(sorted);
+        // (date, number) by counting sorts: polars' sort of the two columns
+        // was about half a second of the generated lake's features.
+        let mut frame = frame.select(out).collect()?;
+        let days: Vec<i32> = frame
+            .column(date)?
+            .date()?
+            .physical()
+            .into_no_null_iter()
+            .collect();
+        let ids: Vec<u32> = frame.column(SERIES_ID)?.u32()?.into_no_null_iter().collect();
+        let order = lags::two_key_order(&days, &ids);
+        frame.drop_in_place(SERIES_ID)?;
+        return frame.take(&IdxCa::from_vec("order".into(), order));
     }
+    let mut sort_out: Vec<PlSmallStr> = vec![date.into()];
     sort_out.extend(mapping.series_keys.iter().map(|k| k.as_str().into()));
     frame
         .select(out)

@@ -20,14 +20,13 @@ use crate::mapping::DataMapping;
 /// columns gives, and the only one when no series has two rows on a day
 /// (else [`SeriesIndex::new`] refuses the result and the caller joins).
 /// Each row's keys become a series number, the numbers are ranked by their
-/// keys, and the rows sorted by (rank, day) as integers: polars' sort on the
+/// keys, and the rows ordered by (rank, day) as integers ([`two_key_order`]): polars' sort on the
 /// string columns compared every key of millions of rows (a second of the
 /// generated lake's features). None when a key or date is null.
 pub(super) fn series_date_order(
     frame: &DataFrame,
     mapping: &DataMapping,
 ) -> PolarsResult<Option<Vec<IdxSize>>> {
-    use rayon::prelude::*;
     let dates = frame.column(&mapping.date_column)?;
     if dates.null_count() > 0 {
         return Ok(None);
@@ -70,9 +69,66 @@ pub(super) fn series_date_order(
     for (r, &id) in by_keys.iter().enumerate() {
         rank[id as usize] = r as u32;
     }
-    let mut order: Vec<IdxSize> = (0..n as IdxSize).collect();
-    order.par_sort_unstable_by_key(|&i| (rank[ids[i as usize] as usize], days[i as usize]));
-    Ok(Some(order))
+    let ranks: Vec<u32> = ids.iter().map(|&id| rank[id as usize]).collect();
+    Ok(Some(two_key_order(&ranks, &days)))
+}
+
+/// The rows ordered by (`major`, `minor`), both given per row: two stable
+/// counting sorts (by `minor`, then by `major`) when each key spans few
+/// enough values, else one comparison sort. Where no two rows share both
+/// keys this is the one sorted order, whatever sort gives it.
+pub(super) fn two_key_order<A, B>(major: &[A], minor: &[B]) -> Vec<IdxSize>
+where
+    A: Copy + Ord + Into<i64> + Sync,
+    B: Copy + Ord + Into<i64> + Sync,
+{
+    use rayon::prelude::*;
+    let n = major.len();
+    let identity: Vec<IdxSize> = (0..n as IdxSize).collect();
+    match (span(minor), span(major)) {
+        (Some(low), Some(high)) => {
+            let by_minor = stable_by(&identity, |row| minor[row].into() - low.0, low.1);
+            stable_by(&by_minor, |row| major[row].into() - high.0, high.1)
+        }
+        _ => {
+            let mut order = identity;
+            order.par_sort_unstable_by_key(|&i| (major[i as usize], minor[i as usize]));
+            order
+        }
+    }
+}
+
+/// The smallest value of `keys` and how many values lie from it to the
+/// largest, when that is at most a few times the rows (a counting sort's
+/// buckets); None otherwise.
+fn span<K: Copy + Into<i64>>(keys: &[K]) -> Option<(i64, usize)> {
+    let (lo, hi) = keys
+        .iter()
+        .map(|&k| k.into())
+        .fold((i64::MAX, i64::MIN), |(lo, hi), k| (lo.min(k), hi.max(k)));
+    if keys.is_empty() {
+        return Some((0, 1));
+    }
+    let buckets = usize::try_from(hi - lo).ok()?.checked_add(1)?;
+    (buckets <= 4 * keys.len() + 1024).then_some((lo, buckets))
+}
+
+/// `rows` reordered stably by `key(row)`, each key below `buckets`.
+fn stable_by(rows: &[IdxSize], key: impl Fn(usize) -> i64, buckets: usize) -> Vec<IdxSize> {
+    let mut starts = vec![0usize; buckets + 1];
+    for &row in rows {
+        starts[key(row as usize) as usize + 1] += 1;
+    }
+    for b in 0..buckets {
+        starts[b + 1] += starts[b];
+    }
+    let mut out = vec![0 as IdxSize; rows.len()];
+    for &row in rows {
+        let k = key(row as usize) as usize;
+        out[starts[k]] = row;
+        starts[k] += 1;
+    }
+    out
 }
 
 /// The series of each row of a frame sorted by series keys then date, and
@@ -146,5 +202,32 @@ impl SeriesIndex {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_key_order_is_the_sorted_order_by_counting_or_comparing() {
+        // Distinct (major, minor) pairs in a scrambled order.
+        let pairs: Vec<(u32, i32)> = (0..600u32)
+            .map(|i| ((i * 7919) % 600 / 20, -((i * 7919 % 600 % 20) as i32)))
+            .collect();
+        let major: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+        let minor: Vec<i32> = pairs.iter().map(|p| p.1).collect();
+        let mut expected: Vec<IdxSize> = (0..pairs.len() as IdxSize).collect();
+        expected.sort_by_key(|&i| pairs[i as usize]);
+        assert!(
+            span(&major).is_some() && span(&minor).is_some(),
+            "narrow keys: counting"
+        );
+        assert_eq!(two_key_order(&major, &minor), expected);
+        // A key spread far wider than the rows: the comparison sort.
+        let wide: Vec<i32> = minor.iter().map(|&m| m * 1_000_000).collect();
+        assert!(span(&wide).is_none());
+        assert_eq!(two_key_order(&major, &wide), expected);
+        assert!(two_key_order::<u32, i32>(&[], &[]).is_empty());
     }
 }
