@@ -88,9 +88,9 @@ pub fn canonical_order(scored: &mut [Scored], history: &History) {
 }
 
 /// The horizon-1 forecast of each of `rows` among `scored`, in `rows`'
-/// order: each row forecast from the day before with actuals only, the same
-/// inputs a one-day-ahead prediction of the row gives the model, so the
-/// model is not asked twice. None when a row has none.
+/// order: each row forecast from the day before with actuals only, i.e. its
+/// one-day-ahead prediction as served, without asking the model again.
+/// None when a row has none.
 pub fn one_day_forecasts(scored: &[Scored], rows: &[usize]) -> Option<Vec<f64>> {
     let by_row: std::collections::HashMap<usize, f64> = scored
         .iter()

@@ -147,6 +147,7 @@ pub fn retrain(
         .context("scoring the challenger on rolling origins")?;
     let (one_day, challenger_pred) = score_one_day(
         &challenger.artifact,
+        config,
         (&features, &split.holdout, target),
         &challenger_scored,
     )?;
@@ -392,6 +393,7 @@ fn score_champion(
         .context("scoring the champion on rolling origins")?;
     let (one_day, predicted) = score_one_day(
         &artifact,
+        config,
         (scorer.features, &split.holdout, holdout.target),
         &scored,
     )?;
@@ -405,20 +407,32 @@ fn score_champion(
 
 /// `artifact`'s one-day-ahead predictions of `rows` and their metrics
 /// ([`score`]), taken from its rolling-origin forecasts of the same frame
-/// (`scored`), which hold every scored row's forecast from the day before;
-/// the model is asked again only if one is missing.
+/// (`scored`), which hold every scored row's forecast from the day before:
+/// the forecasts as `predict` makes them. Their history features are the
+/// recursion's own sums, equal to the frame's up to rounding in the last
+/// bits (exact on whole-number sales). The model is asked instead when one
+/// is missing, or when `artifact` takes closed days by another open flag
+/// than `config` (it forecasts its own closed days 0, where the rows are
+/// this run's open days).
 pub(super) fn score_one_day(
     artifact: &crate::models::Artifact,
+    config: &Config,
     (features, rows, target): (&polars::prelude::DataFrame, &[usize], &[f64]),
     scored: &[Scored],
 ) -> anyhow::Result<(evaluate::Metrics, Vec<f64>)> {
-    Ok(match one_day_forecasts(scored, rows) {
-        Some(predicted) => (
-            evaluate::metrics(&crate::train::take(target, rows), &predicted),
-            predicted,
-        ),
-        None => score(artifact, features, rows, target)?,
-    })
+    if artifact.mapping.open_flag == config.data.open_flag {
+        match one_day_forecasts(scored, rows) {
+            Some(predicted) => {
+                let metrics = evaluate::metrics(&crate::train::take(target, rows), &predicted);
+                return Ok((metrics, predicted));
+            }
+            // Not expected: every scored row is forecast from the day before.
+            None => tracing::warn!(
+                "some holdout rows have no forecast from the day before: their one-day predictions are asked of the model"
+            ),
+        }
+    }
+    Ok(score(artifact, features, rows, target)?)
 }
 
 /// The champion's summary and per-series scores from its forecasts on the

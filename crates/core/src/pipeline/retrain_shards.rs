@@ -313,8 +313,12 @@ pub fn score_shard(
         Ok(forecasts(&scorer.scored(artifact)?, &history))
     };
     let challenger_raw = progress::phase("scoring the challenger", || holdout.scored(challenger))?;
-    let (_, challenger_pred) =
-        score_one_day(challenger, (&features, &split.holdout, &target), &challenger_raw)?;
+    let (_, challenger_pred) = score_one_day(
+        challenger,
+        config,
+        (&features, &split.holdout, &target),
+        &challenger_raw,
+    )?;
     let challenger_scored = forecasts(&challenger_raw, &history);
     drop(challenger_raw);
     let baseline = seasonal_naive(
@@ -453,7 +457,12 @@ fn score_champion(
         scorer.history = &own_history;
     }
     let raw = scorer.scored(&artifact)?;
-    let (_, predicted) = score_one_day(&artifact, (scorer.features, &split.holdout, holdout.target), &raw)?;
+    let (_, predicted) = score_one_day(
+        &artifact,
+        config,
+        (scorer.features, &split.holdout, holdout.target),
+        &raw,
+    )?;
     let mut scored = forecasts(&raw, scorer.history);
     drop(raw);
     if !std::ptr::eq(scorer.history, holdout.history) {
