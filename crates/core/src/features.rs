@@ -159,28 +159,21 @@ fn build(
             .otherwise(col(mapping.target.as_str())),
         None => col(mapping.target.as_str()),
     };
-    let base = sales
+    let with_history = sales.clone().lazy().with_column(history.alias(HISTORY));
+    let base = with_history
         .clone()
-        .lazy()
-        .with_column(history.clone().alias(HISTORY))
         .sort(order.clone(), SortMultipleOptions::default());
 
-    // The walk: the sorted window, its lags and its series numbers; the
-    // means are grouped by number and the output sorted by (date, number),
-    // the same order as (date, keys) since numbers follow the key order.
+    // The walk: the window in (series, date) order, its lags and its series
+    // numbers; the means are grouped by number and the output sorted by
+    // (date, number), the same order as (date, keys) since numbers follow
+    // the key order.
     let walked = match lags {
         Lags::Walk => {
-            let with_history = sales
-                .clone()
-                .lazy()
-                .with_column(history.clone().alias(HISTORY))
-                .collect()?;
-            let mut sorted = match lags::series_date_order(&with_history, mapping)? {
-                Some(order) => with_history.take(&IdxCa::from_vec("order".into(), order))?,
-                None => base.clone().collect()?,
-            };
-            match lags::SeriesIndex::new(&sorted, mapping)? {
-                Some(index) => {
+            let frame = with_history.collect()?;
+            match lags::series_order(&frame, mapping)? {
+                Some((order, index)) => {
+                    let mut sorted = frame.take(&IdxCa::from_vec("order".into(), order))?;
                     let values: Vec<Option<f64>> = sorted.column(HISTORY)?.f64()?.iter().collect();
                     for &days in &settings.lags {
                         sorted.with_column(Column::new(lag_name(days).into(), index.lag(&values, days)))?;
@@ -455,14 +448,7 @@ mod tests {
         assert_same_bits(&walked, &joined);
         // A series twice on one day: the walk steps aside for the join.
         let doubled = df.vstack(&df.slice(0, 1)).unwrap();
-        let index = lags::SeriesIndex::new(
-            &doubled
-                .sort(["store", "item", "date"], SortMultipleOptions::default())
-                .unwrap(),
-            &mapping,
-        )
-        .unwrap();
-        assert!(index.is_none());
+        assert!(lags::series_order(&doubled, &mapping).unwrap().is_none());
         assert_same_bits(
             &build(&doubled, &Tables::default(), &mapping, &settings, Lags::Walk).unwrap(),
             &build(&doubled, &Tables::default(), &mapping, &settings, Lags::Join).unwrap(),

@@ -16,17 +16,18 @@ use polars::prelude::*;
 use crate::mapping::DataMapping;
 
 /// The rows of `frame` in the order of its series keys (each compared as
-/// bytes, the first key first), then its date: the order sorting by those
-/// columns gives, and the only one when no series has two rows on a day
-/// (else [`SeriesIndex::new`] refuses the result and the caller joins).
-/// Each row's keys become a series number, the numbers are ranked by their
-/// keys, and the rows ordered by (rank, day) as integers ([`two_key_order`]): polars' sort on the
-/// string columns compared every key of millions of rows (a second of the
-/// generated lake's features). None when a key or date is null.
-pub(super) fn series_date_order(
+/// bytes, the first key first), then its date, and the index of that order:
+/// what sorting by those columns gives. Each row's keys become a series
+/// number, the numbers are ranked by their keys, and the rows ordered by
+/// (rank, day) as integers ([`two_key_order`]); the ranks are the index's
+/// series numbers. polars' sort on the string columns compared every key of
+/// millions of rows, and indexing the sorted frame compared them again (a
+/// second and a half of the generated lake's features). None when a key or
+/// date is null, or a series has two rows on a day: the caller then joins.
+pub(super) fn series_order(
     frame: &DataFrame,
     mapping: &DataMapping,
-) -> PolarsResult<Option<Vec<IdxSize>>> {
+) -> PolarsResult<Option<(Vec<IdxSize>, SeriesIndex)>> {
     let dates = frame.column(&mapping.date_column)?;
     if dates.null_count() > 0 {
         return Ok(None);
@@ -70,7 +71,10 @@ pub(super) fn series_date_order(
         rank[id as usize] = r as u32;
     }
     let ranks: Vec<u32> = ids.iter().map(|&id| rank[id as usize]).collect();
-    Ok(Some(two_key_order(&ranks, &days)))
+    let order = two_key_order(&ranks, &days);
+    let ids = order.iter().map(|&row| ranks[row as usize]).collect();
+    let days = order.iter().map(|&row| days[row as usize]).collect();
+    Ok(SeriesIndex::new(ids, days).map(|index| (order, index)))
 }
 
 /// The rows ordered by (`major`, `minor`), both given per row: two stable
@@ -131,8 +135,8 @@ fn stable_by(rows: &[IdxSize], key: impl Fn(usize) -> i64, buckets: usize) -> Ve
     out
 }
 
-/// The series of each row of a frame sorted by series keys then date, and
-/// each row's day.
+/// The series of each row of a frame in (series keys, date) order, and each
+/// row's day ([`series_order`]).
 pub(super) struct SeriesIndex {
     /// Per row: the series number, counted up in sort order (so numbers
     /// order as the keys do).
@@ -143,40 +147,21 @@ pub(super) struct SeriesIndex {
 }
 
 impl SeriesIndex {
-    /// Indexes `sorted` (sorted by the mapping's series keys, then date).
-    /// None when a key or date is null, or a series has two rows on a day
-    /// or its days out of order: the caller then joins.
-    pub(super) fn new(sorted: &DataFrame, mapping: &DataMapping) -> PolarsResult<Option<Self>> {
-        let dates = sorted.column(&mapping.date_column)?;
-        if dates.null_count() > 0 {
-            return Ok(None);
-        }
-        let days: Vec<i32> = dates.date()?.physical().into_no_null_iter().collect();
-        let mut keys: Vec<Vec<&str>> = Vec::with_capacity(mapping.series_keys.len());
-        for key in &mapping.series_keys {
-            let column = sorted.column(key)?;
-            if column.null_count() > 0 {
-                return Ok(None);
-            }
-            keys.push(column.str()?.iter().map(Option::unwrap_or_default).collect());
-        }
+    /// The index of rows in (series, day) order, given each row's series
+    /// number (counted up from 0 in that order) and day. None when a series
+    /// has two rows on a day.
+    fn new(ids: Vec<u32>, days: Vec<i32>) -> Option<Self> {
         let n = days.len();
-        let mut ids = Vec::with_capacity(n);
         let mut starts = Vec::new();
         for i in 0..n {
-            let same = i > 0 && keys.iter().all(|k| k[i] == k[i - 1]);
-            if !same {
+            if i == 0 || ids[i] != ids[i - 1] {
                 starts.push(i);
             } else if days[i] <= days[i - 1] {
-                return Ok(None);
+                return None;
             }
-            ids.push((starts.len() - 1) as u32);
         }
         starts.push(n);
-        if starts.len() > u32::MAX as usize {
-            return Ok(None);
-        }
-        Ok(Some(Self { ids, days, starts }))
+        Some(Self { ids, days, starts })
     }
 
     /// The series numbers as a column named `name`.
