@@ -16,7 +16,9 @@ registry, of `retrain --full-search` (the day of a full search), `retrain`
 (what the daily job does on the days between full searches: a warm day,
 the champion's trees carried on by `training.warm_rounds` or its recipe
 refitted, unless a rule calls for a search; the report's `search` says
-which) and `predict` on the registry the warm retrain left.
+which), `predict` on the registry the warm retrain left, and `retrain
+--predict` (both in one process: what the daily job's build runs, the
+"daily job, warm day" figure; the two processes are shown beside it).
 The WAPE compared with the reference is one day ahead on the same holdout
 rows (the reference forecasts one day ahead; salescast's `holdout` is pooled
 over `forecast.horizon_days`). Prints Markdown tables and writes every
@@ -40,10 +42,24 @@ def run_case(argv, repeats, prepare=None):
     return as_case(repeat(argv, repeats, prepare))
 
 
+def documents(stdout):
+    """The JSON documents printed one after another (`retrain --predict --json`
+    prints the retrain's report, then predict's)."""
+    decoder, docs, at = json.JSONDecoder(), [], 0
+    while at < len(stdout.strip()):
+        while stdout[at].isspace():
+            at += 1
+        doc, at = decoder.raw_decode(stdout, at)
+        docs.append(doc)
+    return docs
+
+
 def as_case(s):
+    """A case's figures; `report` is the last run's (first) report, `also` its second, if any."""
+    last = documents(s.runs[-1].stdout)
     return {"wall": s.wall, "cpu": s.cpu, "peak_mib": s.peak_mib, "walls": [r.wall for r in s.runs],
-            "cpus": [r.cpu for r in s.runs], "report": json.loads(s.runs[-1].stdout),
-            "reports": [json.loads(r.stdout) for r in s.runs]}
+            "cpus": [r.cpu for r in s.runs], "report": last[0], "also": last[1:],
+            "reports": [documents(r.stdout)[0] for r in s.runs]}
 
 
 def with_horizon(config, horizon_days, path):
@@ -60,8 +76,9 @@ def with_horizon(config, horizon_days, path):
 def daily_job(binary, config, lake, folder, day, repeats):
     """The daily job on a registry with a champion: seeded by `retrain` for
     the day before `day` (measured once), then `repeats` rounds of
-    `retrain --full-search`, `retrain` and `predict` for `day`, each retrain
-    from a copy of the seeded registry, predict on what the warm retrain left."""
+    `retrain --full-search`, `retrain`, `predict` (on what the warm retrain
+    left) and `retrain --predict` (what the daily job's build runs: both in
+    one process), each retrain from a copy of the seeded registry."""
     seeded, registry = os.path.join(folder, "seeded"), os.path.join(folder, "daily")
     predictions = os.path.join(lake, "predictions")
 
@@ -71,6 +88,7 @@ def daily_job(binary, config, lake, folder, day, repeats):
     def from_seed():
         shutil.rmtree(registry, ignore_errors=True)
         shutil.copytree(seeded, registry)
+        shutil.rmtree(predictions, ignore_errors=True)
 
     previous = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
     seed = measure(cli(seeded) + ["retrain", "--date", previous])
@@ -78,19 +96,22 @@ def daily_job(binary, config, lake, folder, day, repeats):
         ("full_search", cli(registry) + ["retrain", "--date", day, "--full-search"], from_seed),
         ("warm", cli(registry) + ["retrain", "--date", day], from_seed),
         ("predict", cli(registry) + ["predict", "--date", day], lambda: shutil.rmtree(predictions, ignore_errors=True)),
+        ("warm_predict", cli(registry) + ["retrain", "--date", day, "--predict"], from_seed),
     ], repeats)
     shutil.rmtree(predictions, ignore_errors=True)
     out = {name: as_case(summary) for name, summary in cases.items()}
     out["seed"] = {"date": previous, "wall": seed.wall, "cpu": seed.cpu, "peak_mib": seed.peak_mib,
-                   "report": json.loads(seed.stdout)}
-    for retrain in ("warm", "full_search"):
-        # The daily job: each round's retrain and the predict after it.
+                   "report": documents(seed.stdout)[0]}
+    # The daily job of a warm day: `retrain --predict`, one process.
+    job = out["warm_predict"]
+    out["job_warm"] = {"wall": job["wall"], "cpu": job["cpu"], "peak_mib": job["peak_mib"], "walls": job["walls"]}
+    for retrain, name in (("warm", "job_warm_apart"), ("full_search", "job_full_search")):
+        # Two processes: each round's retrain and the predict after it.
         runs, predicts = cases[retrain].runs, cases["predict"].runs
         walls = [a.wall + b.wall for a, b in zip(runs, predicts)]
         cpus = [a.cpu + b.cpu for a, b in zip(runs, predicts)]
-        out[f"job_{retrain}"] = {"wall": statistics.median(walls), "cpu": statistics.median(cpus),
-                                 "peak_mib": max(out[retrain]["peak_mib"], out["predict"]["peak_mib"]),
-                                 "walls": walls}
+        out[name] = {"wall": statistics.median(walls), "cpu": statistics.median(cpus),
+                     "peak_mib": max(out[retrain]["peak_mib"], out["predict"]["peak_mib"]), "walls": walls}
     return out
 
 
@@ -137,7 +158,8 @@ def main():
         print(f"{name}: reference", file=sys.stderr)
         reference = run_case([sys.executable, os.path.join(REPO, "bench", "reference.py"), config, lake, day],
                              repeats)
-        print(f"{name}: daily job (seed, then retrain --full-search / retrain / predict)", file=sys.stderr)
+        print(f"{name}: daily job (seed, then retrain --full-search / retrain / predict / retrain --predict)",
+              file=sys.stderr)
         daily = daily_job(binary, config, lake, os.path.join(work, name.split()[0]), day, repeats)
         results.append({"lake": name, "date": day, "repeats": repeats, "retrain": retrain, "backtest": backtest,
                         "reference": reference, "daily": daily, "load": [load_before, os.getloadavg()]})
@@ -221,7 +243,11 @@ def daily_table(results):
                          c["holdout"]["wape"], key != "seed"))
         p = d["predict"]["report"]
         rows.append((f"predict ({p['rows']:,} rows)", "-", "-", d["predict"], None, None, True))
-        rows.append(("daily job, warm day (retrain + predict)", "", "", d["job_warm"], None, None, True))
+        w = d["warm_predict"]["report"]
+        rows.append(("daily job, warm day (retrain --predict, one process)", search_label(w), w["decision"],
+                     d["job_warm"], one_day(w["challenger"])["wape"], w["challenger"]["holdout"]["wape"], True))
+        rows.append(("warm day as two processes (retrain, then predict)", "", "", d["job_warm_apart"], None, None,
+                     True))
         rows.append(("daily job, full-search day (--full-search + predict)", "", "", d["job_full_search"], None,
                      None, True))
         rows.append((f"reference (LightGBM {ref['report']['lightgbm']}, one day ahead)", "-", "-", ref, ref_wape,
@@ -231,7 +257,7 @@ def daily_table(results):
                          f"{run['cpu']:.2f} | {run['peak_mib']:.0f} | {'-' if h1 is None else f'{h1:.4f}'} | "
                          f"{'-' if pooled is None else f'{pooled:.4f}'} | "
                          f"{'%.2fx' % (ref['wall'] / run['wall']) if ratio else '-'} |")
-        warm_wape = one_day(d["warm"]["report"]["challenger"])["wape"]
+        warm_wape = one_day(d["warm_predict"]["report"]["challenger"])["wape"]
         speed = ref["wall"] / d["job_warm"]["wall"]
         excess = warm_wape / ref_wape - 1
         verdicts.append(f"- {r['lake']}: warm day {speed:.2f}x the reference's speed (daily job), WAPE h=1 "
@@ -250,6 +276,10 @@ def daily_table(results):
                          f"{t['drift']:.2f} | {t['train']:.2f} | {t.get('train_cpu') or 0:.2f} | "
                          f"{t['evaluate']:.2f} | {t['total']:.2f} |")
         lines.append(f"| {r['lake']} | predict | | | | | | | {r['daily']['predict']['report']['seconds']:.2f} |")
+        also = r["daily"]["warm_predict"]["also"]
+        if also:
+            lines.append(f"| {r['lake']} | predict after retrain --predict (same process) | | | | | | | "
+                         f"{also[0]['seconds']:.2f} |")
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 //! The whole daily pipeline on the local S3 server: the buildspec's own lines
-//! run ingest of the day's raw files (RAW_INPUT), retrain and predict, and the
+//! run ingest of the day's raw files (RAW_INPUT), monitor, and retrain with
+//! predict in one process (`retrain --predict`), and the
 //! first failing step ends the job with its exit code; the IAM policy of
 //! `pipelines/salescast.yml` grants exactly the S3 actions, bucket by bucket
 //! and prefix by prefix, that the requests of the job's runs need (read off
@@ -91,7 +92,7 @@ fn the_daily_pipeline_ingests_retrains_and_predicts_through_the_buildspec() {
         .codebuild(&[("SCHEDULED_TIME", "2015-08-02T05:30:00Z")])
         .expect_code(0);
     let mut at = 0;
-    for step in ["ingest", "monitor", "retrain", "predict"] {
+    for step in ["ingest", "monitor", "retrain-predict"] {
         let line = format!("daily-job: {step}: exit 0");
         let found = build.log[at..]
             .find(&line)
@@ -103,9 +104,18 @@ fn the_daily_pipeline_ingests_retrains_and_predicts_through_the_buildspec() {
             build.reports.keys()
         );
     }
-    let retrain = &build.reports["retrain.md"];
+    // One process retrains, then forecasts with the champion it left: its
+    // report is the retrain's, then predict's.
+    let retrain = &build.reports["retrain-predict.md"];
     assert!(
         retrain.starts_with("# salescast retrain 2015-08-01: promoted"),
+        "{retrain}"
+    );
+    let predict_at = retrain
+        .find("\nmodel sales (champion ")
+        .unwrap_or_else(|| panic!("no predict report after the retrain's:\n{retrain}"));
+    assert!(
+        retrain[predict_at..].contains("forecast 100 series for 14 days after 2015-08-01"),
         "{retrain}"
     );
     // Each step wrote its CloudWatch metrics (EMF, on by default in CodeBuild).
@@ -123,14 +133,9 @@ fn the_daily_pipeline_ingests_retrains_and_predicts_through_the_buildspec() {
     }
     assert_eq!(metrics[2]["Promoted"], 1.0);
     let report = build.report.unwrap();
-    let whole = [
-        &build.reports["ingest.md"],
-        &build.reports["monitor.md"],
-        retrain,
-        &build.reports["predict.md"],
-    ]
-    .map(|r| r.as_str())
-    .concat();
+    let whole = [&build.reports["ingest.md"], &build.reports["monitor.md"], retrain]
+        .map(|r| r.as_str())
+        .concat();
     assert_eq!(report, whole, "report.md holds the steps' reports in order");
     // Retrain's charts sit beside the reports (the build's artifact), the
     // same bytes as in the registry's run folder, so every link resolves.

@@ -126,6 +126,82 @@ print(duckdb.connect().execute(f"select count(*), count(distinct series), min(ho
     assert_eq!(snapshot(&folder), before, "a rerun writes the same bytes");
 }
 
+/// `retrain --predict` (the daily job's single build) is retrain, then
+/// predict, in one process from the window the retrain read: on two copies
+/// of the same lake and registry (a champion of `DAY`), the next day's
+/// `retrain --predict` and `retrain` followed by `predict` make the same
+/// decision and version and write the same prediction bytes; with --json it
+/// prints the two reports, retrain's then predict's.
+#[test]
+fn retrain_with_predict_writes_what_retrain_then_predict_write() {
+    let dir = tempdir();
+    let (cli, lake) = lake_with_champion(dir.path());
+    let apart = tempdir();
+    let (lake_apart, registry_apart) = (apart.path().join("lake"), apart.path().join("registry"));
+    copy_tree(&lake, &lake_apart);
+    copy_tree(&dir.path().join("registry"), &registry_apart);
+    let next = "2015-07-21";
+
+    let both = cli
+        .clone()
+        .json()
+        .run(dir.path(), &["retrain", "--date", next, "--predict"])
+        .expect_code(0);
+    let docs = both.json_documents();
+    assert_eq!(docs.len(), 2, "{docs:#?}");
+    // The forecasts start from the retrain's window: only the plans are read.
+    assert!(both.stderr.contains("loading the plans"), "{}", both.stderr);
+    assert!(
+        !both.stderr.contains("loading the window and plans"),
+        "{}",
+        both.stderr
+    );
+    let (retrained, predicted) = (&docs[0], &docs[1]);
+
+    let config = rossmann_config(dir.path(), LINEAR);
+    let two = Cli::new(&config, s(&lake_apart))
+        .registry(s(&registry_apart))
+        .json();
+    let retrained_apart = two
+        .run(apart.path(), &["retrain", "--date", next])
+        .expect_code(0)
+        .json();
+    let predicted_apart = two
+        .run(apart.path(), &["predict", "--date", next])
+        .expect_code(0)
+        .json();
+
+    for key in ["decision", "champion_after"] {
+        assert_eq!(retrained[key], retrained_apart[key], "{key}: {retrained}");
+    }
+    assert_eq!(
+        retrained["challenger"]["version"],
+        retrained_apart["challenger"]["version"]
+    );
+    assert_eq!(predicted["version"], retrained["champion_after"], "{predicted}");
+    for key in ["version", "series", "rows", "unplanned_rows", "preview"] {
+        assert_eq!(predicted[key], predicted_apart[key], "{key}: {predicted}");
+    }
+    assert_eq!(predicted["written"]["outcome"], "written", "{predicted}");
+    let (folder, folder_apart) = (
+        predictions_folder(&lake, next),
+        predictions_folder(&lake_apart, next),
+    );
+    assert!(folder.join("_manifest.json").exists());
+    let strip =
+        |files: Vec<(std::path::PathBuf, Vec<u8>)>, root: &Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
+            files
+                .into_iter()
+                .map(|(p, bytes)| (p.strip_prefix(root).unwrap().to_path_buf(), bytes))
+                .collect()
+        };
+    assert_eq!(
+        strip(snapshot(&folder), &folder),
+        strip(snapshot(&folder_apart), &folder_apart),
+        "the same prediction files, byte for byte"
+    );
+}
+
 #[test]
 fn a_forecast_made_at_d_uses_no_actual_after_d() {
     let dir = tempdir();

@@ -33,6 +33,14 @@ impl Outcome {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
+
+    /// The JSON documents printed one after another (`retrain --predict --json`).
+    pub fn json_documents(&self) -> Vec<serde_json::Value> {
+        serde_json::Deserializer::from_str(&self.stdout)
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("stdout is not a stream of JSON documents ({e}):\n{}", self.stdout))
+    }
 }
 
 /// The binary under test, with no `SALESCAST_*` variables from the caller's environment.

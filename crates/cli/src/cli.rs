@@ -181,6 +181,11 @@ pub struct RetrainArgs {
     #[arg(long, value_name = "N", value_parser = parse_count, allow_hyphen_values = true,
           conflicts_with = "full_search")]
     pub fan_in: Option<u32>,
+    /// Then forecast as `salescast predict --date D` does, with the champion
+    /// the retrain left, from the window it read (not read again); prints
+    /// the retrain's report, then predict's (with --json: two documents)
+    #[arg(long, conflicts_with_all = ["shard", "fit", "score", "fan_in", "dry_run"])]
+    pub predict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! writes the job's CloudWatch EMF lines on stderr when `metrics.emf` is on.
 
 use salescast_core::accounts::{AccountsError, Role};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -12,8 +13,8 @@ use salescast_core::emf::{self, JobMetrics};
 use salescast_core::pipeline::{
     FanIn, IngestRequest, RetrainOptions, UsersCommand, actor, backtest, check_window, demo, doctor, fan_in,
     fan_in_shards, fit_shards, ingest, metrics, models, monitor, monitor_fan_in, monitor_shard, open_lake,
-    open_registry, predict, predict_shard, prepare_shard, retrain, rollback, score_shard, users,
-    yesterday_utc,
+    open_registry, predict, predict_from, predict_shard, prepare_shard, retrain, retrain_keeping_window,
+    rollback, score_shard, users, yesterday_utc,
 };
 use salescast_core::storage::Handle;
 
@@ -55,7 +56,7 @@ pub fn run(cli: Cli, handle: &Handle) -> anyhow::Result<()> {
                 log.write(Some(metrics::failed(
                     &config.metrics,
                     log.model,
-                    log.command,
+                    log.command(),
                     code_for(err) as u8,
                 )));
             }
@@ -69,8 +70,10 @@ pub fn run(cli: Cli, handle: &Handle) -> anyhow::Result<()> {
 struct MetricsLog<'a> {
     on: bool,
     model: &'a str,
-    command: &'static str,
-    started: Instant,
+    /// The job whose metrics come next: `retrain --predict` moves on to
+    /// predict once the retrain's are written.
+    command: Cell<&'static str>,
+    started: Cell<Instant>,
 }
 
 impl<'a> MetricsLog<'a> {
@@ -87,13 +90,23 @@ impl<'a> MetricsLog<'a> {
         Self {
             on: !command.is_empty() && config.metrics.enabled(emf::in_codebuild()),
             model: &config.training.model_name,
-            command,
-            started: Instant::now(),
+            command: Cell::new(command),
+            started: Cell::new(Instant::now()),
         }
     }
 
+    fn command(&self) -> &'static str {
+        self.command.get()
+    }
+
     fn seconds(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
+        self.started.get().elapsed().as_secs_f64()
+    }
+
+    /// The next metrics (and a failure from here on) are `command`'s, timed from now.
+    fn move_on(&self, command: &'static str) {
+        self.command.set(command);
+        self.started.set(Instant::now());
     }
 
     fn write(&self, set: Option<JobMetrics>) {
@@ -158,12 +171,18 @@ fn run_configured(
             if let Some(shard) = args.score {
                 return emit(&score_shard(config, &lake, &registry, day, shard)?, json);
             }
+            let mut window = None;
             let report = match args.fan_in {
                 Some(n) => match fan_in_shards(config, &lake, &registry, day, n, options.dry_run)? {
                     FanIn::Decided(report) => *report,
                     // A retried build: that decision's report, no new metrics.
                     FanIn::AlreadyDecided(done) => return emit(&done, json),
                 },
+                None if args.predict => {
+                    let (report, read) = retrain_keeping_window(config, &lake, &registry, &options)?;
+                    window = Some(read);
+                    report
+                }
                 None => retrain(config, &lake, &registry, &options)?,
             };
             if let Some(dir) = args.charts_dir.as_deref().filter(|_| !options.dry_run) {
@@ -171,6 +190,12 @@ fn run_configured(
             }
             emit(&report, json)?;
             log.write(metrics::retrain(&report, settings));
+            if args.predict {
+                log.move_on("predict");
+                let report = predict_from(config, &lake, &registry, day, window)?;
+                emit(&report, json)?;
+                log.write(Some(metrics::predict(&report, settings)));
+            }
             Ok(())
         }
         Command::Predict(args) => {

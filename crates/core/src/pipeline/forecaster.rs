@@ -36,6 +36,17 @@ use crate::window::Window;
 /// Days before D (and D) in which a series must have a row to be forecast.
 const ACTIVE_DAYS: i32 = 7;
 
+/// The sales window up to a data day and the attribute and calendar
+/// tables, as read and validated for one data mapping: what a forecaster
+/// starts from. A retrain hands its own to the predict that follows it in
+/// the same process, so the window is not read twice.
+pub struct ReadWindow {
+    pub data_day: NaiveDate,
+    /// The validated rows of `Window::ending(window, data_day)`.
+    pub sales: DataFrame,
+    pub tables: Tables,
+}
+
 /// One champion, ready to forecast from data day D.
 pub struct Forecaster {
     artifact: Artifact,
@@ -93,9 +104,7 @@ impl Forecaster {
         data_day: NaiveDate,
         shard: Option<Shard>,
     ) -> anyhow::Result<Self> {
-        let LoadedModel { artifact, manifest } = model;
-        let mapping = &artifact.mapping;
-        let horizon = config.forecast.horizon_days;
+        let mapping = &model.artifact.mapping;
         let window =
             Window::ending(&config.window, data_day).map_err(|e| crate::config::ConfigError::Argument {
                 flag: "--date".into(),
@@ -109,6 +118,37 @@ impl Forecaster {
         .with_context(|| format!("reading {} .. {data_day}", window.first_day))?
         .frame;
         let tables = super::check::read_tables(mapping, lake)?;
+        Self::from_window(
+            config,
+            lake,
+            model,
+            version,
+            ReadWindow {
+                data_day,
+                sales,
+                tables,
+            },
+        )
+    }
+
+    /// The forecaster of a window already read and validated with the
+    /// champion's mapping and `config`'s validation (by a retrain of the
+    /// same day): reads only the plans of the target days.
+    pub fn from_window(
+        config: &Config,
+        lake: &Lake,
+        model: LoadedModel,
+        version: &str,
+        read: ReadWindow,
+    ) -> anyhow::Result<Self> {
+        let LoadedModel { artifact, manifest } = model;
+        let ReadWindow {
+            data_day,
+            sales,
+            tables,
+        } = read;
+        let mapping = &artifact.mapping;
+        let horizon = config.forecast.horizon_days;
         let (first_target, last_target) = target_days(data_day, horizon)?;
         for (calendar, df) in &tables.calendars {
             let until = crate::calendar::covers_until(df);

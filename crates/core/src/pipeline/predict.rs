@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::forecaster::{Forecaster, Forecasts};
+use super::forecaster::{Forecaster, Forecasts, ReadWindow};
 use crate::config::Config;
 use crate::ingest::date_from_days;
 use crate::lake::Lake;
@@ -69,12 +69,34 @@ pub fn predict(
     registry: &Registry,
     data_day: NaiveDate,
 ) -> anyhow::Result<PredictReport> {
+    predict_from(config, lake, registry, data_day, None)
+}
+
+/// [`predict`] starting from a window of `data_day` already read and
+/// validated with the configuration's mapping (`read`, by the retrain run
+/// just before in the same process: `retrain --predict`), when the
+/// champion was built with that mapping; otherwise, or without one, the
+/// window is read as `predict` reads it. Either way the same rows, so the
+/// same forecasts.
+pub fn predict_from(
+    config: &Config,
+    lake: &Lake,
+    registry: &Registry,
+    data_day: NaiveDate,
+    read: Option<ReadWindow>,
+) -> anyhow::Result<PredictReport> {
     let started = Instant::now();
     let version = champion(registry)?;
     let model = load(registry, &version)?;
-    let forecaster = progress::phase("loading the window and plans", || {
-        Forecaster::load(config, lake, model, &version, data_day)
-    })?;
+    let read = read.filter(|r| r.data_day == data_day && model.artifact.mapping == config.data);
+    let forecaster = match read {
+        Some(read) => progress::phase("loading the plans", || {
+            Forecaster::from_window(config, lake, model, &version, read)
+        })?,
+        None => progress::phase("loading the window and plans", || {
+            Forecaster::load(config, lake, model, &version, data_day)
+        })?,
+    };
     let Forecasts {
         mut frame,
         series,

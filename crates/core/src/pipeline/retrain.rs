@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 
 use super::check::{WindowFeatures, read_training_window};
+use super::forecaster::ReadWindow;
 use super::retrain_commit::{Stored, conclude, live_accuracy, verdict};
 use super::search;
 use crate::config::Config;
@@ -52,6 +53,17 @@ pub fn retrain(
     registry: &Registry,
     options: &RetrainOptions,
 ) -> anyhow::Result<RunReport> {
+    Ok(retrain_keeping_window(config, lake, registry, options)?.0)
+}
+
+/// [`retrain`], handing back the window it read and validated (with the
+/// configuration's mapping) for a `predict_from` of the same day.
+pub fn retrain_keeping_window(
+    config: &Config,
+    lake: &Lake,
+    registry: &Registry,
+    options: &RetrainOptions,
+) -> anyhow::Result<(RunReport, ReadWindow)> {
     let started = Instant::now();
     let mut seconds = Timings::default();
     let day = options.run_date;
@@ -266,7 +278,7 @@ pub fn retrain(
         ),
         search: Some(search.record.clone()),
     };
-    conclude(
+    let report = conclude(
         config,
         lake,
         registry,
@@ -279,7 +291,13 @@ pub fn retrain(
             calibration,
             recipe,
         },
-    )
+    )?;
+    let read = ReadWindow {
+        data_day: day,
+        sales: sales.frame,
+        tables: attributes,
+    };
+    Ok((report, read))
 }
 
 /// The recipe a new version records: the champion's on a warm day, else
