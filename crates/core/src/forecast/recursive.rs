@@ -237,7 +237,8 @@ pub fn series_name(keys: &[StringChunked], i: usize) -> String {
     name
 }
 
-fn push_series_name(name: &mut String, keys: &[StringChunked], i: usize) {
+/// Appends the series keys of row `i` joined with "/" to `name`.
+pub fn push_series_name(name: &mut String, keys: &[StringChunked], i: usize) {
     for (j, k) in keys.iter().enumerate() {
         if j > 0 {
             name.push('/');

@@ -420,12 +420,20 @@ fn active_series(
     let since = days_from_date(data_day) - ACTIVE_DAYS + 1;
     let mut rows_of: HashMap<String, Vec<IdxSize>> = HashMap::new();
     let mut active = HashSet::new();
+    // One name allocated per series, not per row.
+    let mut name = String::new();
     for i in 0..sales.height() {
-        let name = recursive::series_name(&keys, i);
-        if dates.get(i).is_some_and(|d| d >= since) {
+        name.clear();
+        recursive::push_series_name(&mut name, &keys, i);
+        if dates.get(i).is_some_and(|d| d >= since) && !active.contains(name.as_str()) {
             active.insert(name.clone());
         }
-        rows_of.entry(name).or_default().push(i as IdxSize);
+        match rows_of.get_mut(name.as_str()) {
+            Some(rows) => rows.push(i as IdxSize),
+            None => {
+                rows_of.insert(name.clone(), vec![i as IdxSize]);
+            }
+        }
     }
     rows_of.retain(|name, _| active.contains(name));
     let mut active: Vec<String> = active.into_iter().collect();
