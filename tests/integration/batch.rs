@@ -257,7 +257,7 @@ fn the_batch_decides_and_commits_what_the_single_daily_job_does() {
     // The retrain fan-in's report is the day's retrain report: the
     // single build's decision, the same champion afterwards.
     let sharded_report = &builds["retrain_fan_in"].reports["retrain-fan-in.md"];
-    let single_report = &one.reports["retrain.md"];
+    let single_report = &one.reports["retrain-predict.md"];
     assert!(
         sharded_report.starts_with(&format!("# salescast retrain {day}: ")),
         "{sharded_report}"

@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::plans::{day, train_rows};
-use crate::util::{Cli, Outcome, python, repo_file, run_cmd, s, s3_bucket, s3_endpoint, snapshot, tempdir};
+use crate::util::{
+    Cli, Outcome, python, relative_snapshot, repo_file, run_cmd, s, s3_bucket, s3_endpoint, snapshot, tempdir,
+};
 
 /// The rossmann example config, with `data.aggregate = "sum"` when `sum`.
 fn config(dir: &Path, sum: bool) -> PathBuf {
@@ -121,10 +123,7 @@ fn write_events(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// The sales partitions of a lake: relative paths and bytes.
 fn sales_of(lake: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    snapshot(&lake.join("sales"))
-        .into_iter()
-        .map(|(p, b)| (p.strip_prefix(lake).unwrap().to_path_buf(), b))
-        .collect()
+    relative_snapshot(lake, "sales")
 }
 
 #[test]

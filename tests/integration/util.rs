@@ -94,6 +94,15 @@ pub fn s(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
 
+/// [`snapshot`] of `root/under`, named relative to `root`: to compare the
+/// same files of two copies.
+pub fn relative_snapshot(root: &Path, under: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    snapshot(&root.join(under))
+        .into_iter()
+        .map(|(p, bytes)| (p.strip_prefix(root).unwrap().to_path_buf(), bytes))
+        .collect()
+}
+
 /// Every file under `dir`, with its content, sorted: a snapshot to compare.
 pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {

@@ -159,6 +159,19 @@ fn check_date_format(key: &str, format: &str) -> Result<(), Invalid> {
 }
 
 impl DataMapping {
+    /// Whether a model built with `self` reads rows as `other` maps them:
+    /// equal in everything but `aggregate`, an ingest setting that model
+    /// artifacts do not keep (a stored champion reads it back as the
+    /// default, see `aggregate_field`).
+    pub fn same_for_models(&self, other: &DataMapping) -> bool {
+        let aggregate = other.aggregate;
+        *other
+            == DataMapping {
+                aggregate,
+                ..self.clone()
+            }
+    }
+
     /// The columns that name one row of the lake: the date, then the series keys.
     pub fn day_and_series(&self) -> Vec<String> {
         std::iter::once(self.date_column.clone())
@@ -300,6 +313,15 @@ mod tests {
             decoded.attributes, sum.attributes,
             "the fields after it still line up"
         );
+        // A champion stored under data.aggregate = "sum" reads rows as the
+        // configuration does (warm days, scoring and predict depend on it).
+        assert_ne!(decoded, sum);
+        assert!(decoded.same_for_models(&sum) && sum.same_for_models(&decoded));
+        let other = DataMapping {
+            target: "other".into(),
+            ..sum.clone()
+        };
+        assert!(!decoded.same_for_models(&other));
         let bad = toml::from_str::<DataMapping>(
             "date_column = \"d\"\nseries_keys = [\"s\"]\ntarget = \"t\"\naggregate = \"mean\"",
         )

@@ -194,7 +194,7 @@ impl History {
 
 /// The series id (by name, added to `ids` when new) and day number of every
 /// row of `frame` (i32::MIN for a missing date).
-fn index(
+pub(crate) fn index(
     frame: &DataFrame,
     mapping: &DataMapping,
     ids: &mut HashMap<String, u32>,
@@ -237,8 +237,7 @@ pub fn series_name(keys: &[StringChunked], i: usize) -> String {
     name
 }
 
-/// Appends the series keys of row `i` joined with "/" to `name`.
-pub fn push_series_name(name: &mut String, keys: &[StringChunked], i: usize) {
+fn push_series_name(name: &mut String, keys: &[StringChunked], i: usize) {
     for (j, k) in keys.iter().enumerate() {
         if j > 0 {
             name.push('/');

@@ -411,34 +411,25 @@ fn active_series(
     mapping: &DataMapping,
     data_day: NaiveDate,
 ) -> anyhow::Result<(Vec<String>, RowsOf)> {
-    let keys: Vec<StringChunked> = mapping
-        .series_keys
-        .iter()
-        .map(|k| Ok(sales.column(k)?.str()?.clone()))
-        .collect::<anyhow::Result<_>>()?;
-    let dates = sales.column(&mapping.date_column)?.date()?.physical().clone();
     let since = days_from_date(data_day) - ACTIVE_DAYS + 1;
-    let mut rows_of: HashMap<String, Vec<IdxSize>> = HashMap::new();
-    let mut active = HashSet::new();
-    // One name allocated per series, not per row.
-    let mut name = String::new();
-    for i in 0..sales.height() {
-        name.clear();
-        recursive::push_series_name(&mut name, &keys, i);
-        if dates.get(i).is_some_and(|d| d >= since) && !active.contains(name.as_str()) {
-            active.insert(name.clone());
-        }
-        match rows_of.get_mut(name.as_str()) {
-            Some(rows) => rows.push(i as IdxSize),
-            None => {
-                rows_of.insert(name.clone(), vec![i as IdxSize]);
-            }
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let (series, days) = recursive::index(sales, mapping, &mut ids)?;
+    let mut rows: Vec<Vec<IdxSize>> = vec![Vec::new(); ids.len()];
+    let mut active = vec![false; ids.len()];
+    for (i, (&s, &day)) in series.iter().zip(&days).enumerate() {
+        rows[s as usize].push(i as IdxSize);
+        // A row without a date is i32::MIN: never recent.
+        active[s as usize] |= day >= since;
+    }
+    let mut rows_of = RowsOf::new();
+    for (name, id) in ids {
+        if active[id as usize] {
+            rows_of.insert(name, std::mem::take(&mut rows[id as usize]));
         }
     }
-    rows_of.retain(|name, _| active.contains(name));
-    let mut active: Vec<String> = active.into_iter().collect();
-    active.sort();
-    Ok((active, rows_of))
+    let mut names: Vec<String> = rows_of.keys().cloned().collect();
+    names.sort();
+    Ok((names, rows_of))
 }
 
 /// The rows of the days to forecast, shaped like the sales rows (target null).

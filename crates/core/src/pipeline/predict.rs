@@ -88,7 +88,8 @@ pub fn predict_from(
     let started = Instant::now();
     let version = champion(registry)?;
     let model = load(registry, &version)?;
-    let read = read.filter(|r| r.data_day == data_day && model.artifact.mapping == config.data);
+    let read =
+        read.filter(|r| r.data_day == data_day && model.artifact.mapping.same_for_models(&config.data));
     let forecaster = match read {
         Some(read) => progress::phase("loading the plans", || {
             Forecaster::from_window(config, lake, model, &version, read)

@@ -342,7 +342,7 @@ pub(super) fn check_same_rows(
 /// Whether `artifact` was built with this configuration's mapping and
 /// features, so it scores on this run's feature frame (else on its own).
 pub(super) fn built_for(artifact: &crate::models::Artifact, config: &Config) -> bool {
-    artifact.mapping == config.data && artifact.features == config.features
+    artifact.mapping.same_for_models(&config.data) && artifact.features == config.features
 }
 
 /// The challenger as scored on this run's holdout: when it is the

@@ -203,7 +203,7 @@ impl TrainingSet<'_> {
     ) -> Result<Option<Challenger>, TrainError> {
         let same = champion.model.family() == Family::Gbdt
             && champion.encoder == self.encoder
-            && champion.mapping == *self.spec.mapping
+            && champion.mapping.same_for_models(self.spec.mapping)
             && champion.features == *self.spec.features;
         if !same {
             return Ok(None);
