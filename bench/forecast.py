@@ -46,7 +46,7 @@ def documents(stdout):
     """The JSON documents printed one after another (`retrain --predict --json`
     prints the retrain's report, then predict's)."""
     decoder, docs, at = json.JSONDecoder(), [], 0
-    while at < len(stdout.strip()):
+    while at < len(stdout.rstrip()):
         while stdout[at].isspace():
             at += 1
         doc, at = decoder.raw_decode(stdout, at)
@@ -248,8 +248,8 @@ def daily_table(results):
                      d["job_warm"], one_day(w["challenger"])["wape"], w["challenger"]["holdout"]["wape"], True))
         rows.append(("warm day as two processes (retrain, then predict)", "", "", d["job_warm_apart"], None, None,
                      True))
-        rows.append(("daily job, full-search day (--full-search + predict)", "", "", d["job_full_search"], None,
-                     None, True))
+        rows.append(("full-search day as two processes (--full-search, then predict)", "", "",
+                     d["job_full_search"], None, None, True))
         rows.append((f"reference (LightGBM {ref['report']['lightgbm']}, one day ahead)", "-", "-", ref, ref_wape,
                      None, True))
         for label, search, decision, run, h1, pooled, ratio in rows:
