@@ -1,12 +1,19 @@
 //! `salescast predict` on the rossmann lake, through the real binary: every
 //! active series forecast for each of the next days with intervals, read back
 //! with pyarrow; the same bytes on a rerun; no actual after the data day used;
-//! plans marked; no champion refused.
+//! plans marked; no champion refused. `retrain --predict` writes what
+//! `retrain` then `predict` write, reads the window once (again for a
+//! champion of another mapping), and exits with predict's code when predict
+//! fails after a committed retrain.
 
 use std::path::Path;
 
+use serde_json::{Value, json};
+
+use crate::emf::emf_documents;
 use crate::util::{
-    Cli, LINEAR, copy_tree, python, relative_snapshot, rossmann_config, rossmann_lake, s, snapshot, tempdir,
+    Cli, LINEAR, copy_tree, python, relative_snapshot, rossmann_config, rossmann_lake, run_cmd, s, snapshot,
+    tempdir,
 };
 
 const DAY: &str = "2015-07-20";
@@ -191,6 +198,112 @@ fn retrain_with_predict_writes_what_retrain_then_predict_write() {
         relative_snapshot(&lake_apart, "predictions"),
         "the same prediction files, byte for byte"
     );
+}
+
+/// A kept champion built with another data mapping than the configuration's
+/// (a covariate dropped since it was trained): `retrain --predict` cannot
+/// use the retrain's window (read with the configuration's mapping), so it
+/// reads the window again with the champion's, as `predict` does, and
+/// writes what a separate `predict` writes.
+#[test]
+fn retrain_with_predict_reads_the_window_again_for_a_champion_of_another_mapping() {
+    let dir = tempdir();
+    let (_, lake) = lake_with_champion(dir.path());
+    let registry = dir.path().join("registry");
+    let apart = tempdir();
+    let (lake_apart, registry_apart) = (apart.path().join("lake"), apart.path().join("registry"));
+    copy_tree(&lake, &lake_apart);
+    copy_tree(&registry, &registry_apart);
+    // A margin no challenger clears: the champion is kept.
+    let text = std::fs::read_to_string(rossmann_config(
+        dir.path(),
+        &format!("{LINEAR}[promotion]\nmin_improvement = 0.99\n"),
+    ))
+    .unwrap();
+    let dropped = text.replace(
+        r#"covariates = ["Promo", "StateHoliday", "SchoolHoliday", "Open"]"#,
+        r#"covariates = ["Promo", "StateHoliday", "Open"]"#,
+    );
+    assert_ne!(dropped, text, "the example's covariates line changed");
+    let config = dir.path().join("dropped.toml");
+    std::fs::write(&config, dropped).unwrap();
+    let next = "2015-07-21";
+
+    let both = Cli::new(&config, s(&lake))
+        .registry(s(&registry))
+        .json()
+        .run(dir.path(), &["retrain", "--date", next, "--predict"])
+        .expect_code(0);
+    let docs = both.json_documents();
+    assert_eq!(docs.len(), 2, "{docs:#?}");
+    let (retrained, predicted) = (&docs[0], &docs[1]);
+    assert_eq!(retrained["decision"], "kept", "{retrained}");
+    assert_ne!(retrained["challenger"]["version"], retrained["champion_after"]);
+    assert_eq!(predicted["version"], retrained["champion_after"], "{predicted}");
+    assert!(
+        both.stderr.contains("loading the window and plans"),
+        "{}",
+        both.stderr
+    );
+
+    let predicted_apart = Cli::new(&config, s(&lake_apart))
+        .registry(s(&registry_apart))
+        .json()
+        .run(apart.path(), &["predict", "--date", next])
+        .expect_code(0)
+        .json();
+    assert_eq!(predicted["version"], predicted_apart["version"]);
+    assert_eq!(
+        relative_snapshot(&lake, "predictions"),
+        relative_snapshot(&lake_apart, "predictions"),
+        "the same prediction files, byte for byte"
+    );
+}
+
+/// A predict that fails after `retrain --predict` committed its retrain (a
+/// target day's plan file is damaged): the retrain's report is printed and
+/// its version stored, with its metrics; the run exits with predict's code
+/// (3, bad data) naming the file, its failure metric is predict's, and no
+/// forecast is written.
+#[test]
+fn retrain_with_predict_exits_with_predicts_code_after_a_committed_retrain() {
+    let dir = tempdir();
+    let (cli, lake) = lake_with_champion(dir.path());
+    let next = "2015-07-21";
+    let bad = lake.join("plans/dt=2015-07-23/part-0000000000000000.parquet");
+    std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
+    std::fs::write(&bad, b"not a parquet file").unwrap();
+
+    let out = run_cmd(
+        cli.clone()
+            .json()
+            .command(dir.path(), &["retrain", "--date", next, "--predict"])
+            .env("SALESCAST_EMF", "on"),
+    )
+    .expect_code(3);
+    let docs = out.json_documents();
+    assert_eq!(docs.len(), 1, "the retrain's report only: {docs:#?}");
+    let retrained = &docs[0];
+    assert_eq!(retrained["run_date"], next, "{retrained}");
+    assert!(
+        out.stderr.contains("part-0000000000000000.parquet"),
+        "{}",
+        out.stderr
+    );
+    let version = retrained["challenger"]["version"].as_str().unwrap();
+    cli.run(dir.path(), &["models", "show", version]).expect_code(0);
+    let metrics = emf_documents(&out.stderr);
+    let commands: Vec<(&Value, bool)> = metrics
+        .iter()
+        .map(|d| (&d["Command"], d.get("Failed").is_some()))
+        .collect();
+    assert_eq!(
+        commands,
+        [(&json!("retrain"), false), (&json!("predict"), true)],
+        "{}",
+        out.stderr
+    );
+    assert!(!predictions_folder(&lake, next).exists());
 }
 
 #[test]

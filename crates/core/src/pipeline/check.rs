@@ -13,6 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::features::{FeatureLayout, build_features};
 use crate::lake::{Lake, SalesWindow};
 use crate::mapping::DataMapping;
+use crate::models::Artifact;
 use crate::shard::Shard;
 use crate::tables::Tables;
 use crate::thin_days::ThinDays;
@@ -139,6 +140,36 @@ pub fn read_features_of(
         read_seconds,
         feature_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A champion's own feature frame, for a champion built with other data or
+/// feature settings than `config`: from the window's `sales` and tables
+/// when its mapping reads the same columns; otherwise (say a covariate the
+/// configuration no longer reads) from the window read again with its
+/// mapping, and its tables, as `predict` reads them. `shard` keeps the
+/// shard's series, as the run's own read did.
+pub fn champion_features(
+    artifact: &Artifact,
+    config: &Config,
+    lake: &Lake,
+    (window, shard): (&Window, Option<Shard>),
+    (sales, tables): (&DataFrame, &Tables),
+) -> anyhow::Result<DataFrame> {
+    let mapping = &artifact.mapping;
+    let (own_sales, own_tables);
+    let (sales, tables) = if mapping.same_for_models(&config.data) {
+        (sales, tables)
+    } else {
+        own_sales = match shard {
+            Some(shard) => lake.read_days_of_shard(mapping, &config.validation, window, shard),
+            None => lake.read_days(mapping, &config.validation, window),
+        }
+        .context("reading the window with the champion's data mapping")?
+        .frame;
+        own_tables = read_tables(mapping, lake)?;
+        (&own_sales, &own_tables)
+    };
+    build_features(sales, tables, mapping, &artifact.features).context("building the champion's features")
 }
 
 /// The window of a run whose data day is `last_day`, from the settings.

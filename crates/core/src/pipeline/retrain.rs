@@ -9,13 +9,13 @@ use std::time::Instant;
 use anyhow::Context as _;
 use chrono::NaiveDate;
 
-use super::check::{WindowFeatures, read_training_window};
+use super::check::{WindowFeatures, champion_features, read_training_window};
 use super::forecaster::ReadWindow;
 use super::retrain_commit::{Stored, conclude, live_accuracy, verdict};
 use super::search;
 use crate::config::Config;
 use crate::evaluate::{self, per_series};
-use crate::features::build_features;
+
 use crate::forecast::intervals::Calibration;
 use crate::forecast::origins::{Scored, Scorer, one_day_forecasts, summarize};
 use crate::forecast::recursive::History;
@@ -173,7 +173,7 @@ pub fn retrain_keeping_window(
         .clone();
     scoring.advance(1, "seasonal naive");
     let champion = score_champion(
-        registry,
+        (lake, registry),
         &state,
         config,
         (&window, &sales),
@@ -364,7 +364,7 @@ struct AsChallenger<'a> {
 /// the challenger's forecasts are its own.
 #[allow(clippy::too_many_arguments)]
 fn score_champion(
-    registry: &Registry,
+    (lake, registry): (&Lake, &Registry),
     state: &RegistryState,
     config: &Config,
     (window, sales): (&Window, &SalesWindow),
@@ -400,8 +400,13 @@ fn score_champion(
     let own_history;
     let mut scorer = *holdout;
     if !built_for(&artifact, config) {
-        own_features = build_features(&sales.frame, attributes, &artifact.mapping, &artifact.features)
-            .context("building the champion's features")?;
+        own_features = champion_features(
+            &artifact,
+            config,
+            lake,
+            (window, None),
+            (&sales.frame, attributes),
+        )?;
         own_history = History::new(&own_features, &artifact.mapping)?;
         scorer.features = &own_features;
         scorer.history = &own_history;

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::check::{WindowFeatures, read_features_of, run_window};
 use super::retrain::score_one_day;
 use crate::config::Config;
-use crate::features::{FeatureLayout, build_features};
+use crate::features::FeatureLayout;
 use crate::forecast::origins::{Scored, Scorer};
 use crate::forecast::recursive::History;
 use crate::lake::{Lake, encode_parquet};
@@ -35,6 +35,7 @@ use crate::retrain_runs::{self, RunFolder, StagedFile, prepare_marker, score_mar
 use crate::shard::Shard;
 use crate::thin_days::ThinDays;
 use crate::train::{self, fit_rows, frame_rows, seasonal_naive, target_values};
+use crate::window::Window;
 
 pub const RUN_FORMAT: u32 = 1;
 
@@ -350,9 +351,10 @@ pub fn score_shard(
         Some(pointer) => {
             let scored = progress::phase("scoring the champion", || {
                 score_champion(
-                    registry,
+                    (lake, registry),
                     &pointer.version,
                     config,
+                    (&window, shard),
                     &sales.frame,
                     &attributes,
                     &holdout,
@@ -432,10 +434,12 @@ pub fn score_shard(
 /// The champion's rolling-origin forecasts on the shard's holdout and its
 /// one-day predictions of the holdout rows, built with its own feature
 /// settings when they differ (as the single run's `score_champion`).
+#[allow(clippy::too_many_arguments)]
 fn score_champion(
-    registry: &Registry,
+    (lake, registry): (&Lake, &Registry),
     version: &str,
     config: &Config,
+    (window, shard): (&Window, Shard),
     sales: &polars::prelude::DataFrame,
     attributes: &crate::tables::Tables,
     holdout: &Scorer,
@@ -450,8 +454,13 @@ fn score_champion(
     let own_history;
     let mut scorer = *holdout;
     if !super::retrain::built_for(&artifact, config) {
-        own_features = build_features(sales, attributes, &artifact.mapping, &artifact.features)
-            .context("building the champion's features")?;
+        own_features = super::check::champion_features(
+            &artifact,
+            config,
+            lake,
+            (window, Some(shard)),
+            (sales, attributes),
+        )?;
         own_history = History::new(&own_features, &artifact.mapping)?;
         scorer.features = &own_features;
         scorer.history = &own_history;
