@@ -258,6 +258,21 @@ fn retrain_with_predict_reads_the_window_again_for_a_champion_of_another_mapping
         relative_snapshot(&lake_apart, "predictions"),
         "the same prediction files, byte for byte"
     );
+    // The champion was scored on the rows a run with its own configuration
+    // scores it on (its features from the window read with its mapping).
+    let own = Cli::new(&rossmann_config(dir.path(), LINEAR), s(&lake_apart))
+        .registry(s(&registry_apart))
+        .json()
+        .run(apart.path(), &["retrain", "--date", next, "--dry-run"])
+        .expect_code(0)
+        .json();
+    assert_eq!(own["champion"]["version"], retrained["champion_after"], "{own}");
+    for key in ["holdout", "one_day"] {
+        assert_eq!(
+            retrained["champion"][key], own["champion"][key],
+            "{key}: {retrained}"
+        );
+    }
 }
 
 /// A predict that fails after `retrain --predict` committed its retrain (a
@@ -272,6 +287,7 @@ fn retrain_with_predict_exits_with_predicts_code_after_a_committed_retrain() {
     let next = "2015-07-21";
     let bad = lake.join("plans/dt=2015-07-23/part-0000000000000000.parquet");
     std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
+    // Not what its name says (the name holds its content's hash): refused.
     std::fs::write(&bad, b"not a parquet file").unwrap();
 
     let out = run_cmd(

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::calendar::read_calendar;
 use crate::config::{Config, ConfigError};
 use crate::features::{FeatureLayout, build_features};
-use crate::lake::{Lake, SalesWindow};
+use crate::lake::{Lake, LakeError, SalesWindow};
 use crate::mapping::DataMapping;
 use crate::models::Artifact;
 use crate::shard::Shard;
@@ -96,11 +96,8 @@ pub fn read_features_of(
     shard: Option<Shard>,
 ) -> anyhow::Result<WindowFeatures> {
     let started = Instant::now();
-    let sales = match shard {
-        Some(shard) => lake.read_days_of_shard(&config.data, &config.validation, &window, shard),
-        None => lake.read_days(&config.data, &config.validation, &window),
-    }
-    .with_context(|| format!("reading {what}"))?;
+    let sales =
+        read_sales(lake, &config.data, config, &window, shard).with_context(|| format!("reading {what}"))?;
     let attributes = read_tables(&config.data, lake)?;
     let fingerprint = sales.fingerprint(&attributes.digests);
     let read_seconds = started.elapsed().as_secs_f64();
@@ -160,16 +157,42 @@ pub fn champion_features(
     let (sales, tables) = if mapping.same_for_models(&config.data) {
         (sales, tables)
     } else {
-        own_sales = match shard {
-            Some(shard) => lake.read_days_of_shard(mapping, &config.validation, window, shard),
-            None => lake.read_days(mapping, &config.validation, window),
+        own_sales = read_sales(lake, mapping, config, window, shard)
+            .context("reading the window with the champion's data mapping")?
+            .frame;
+        // The champion is scored by the run's row numbers: the same rows, in the same order.
+        let rows = config.data.day_and_series();
+        let same = own_sales.height() == sales.height()
+            && own_sales
+                .select(rows.iter().map(String::as_str))?
+                .equals_missing(&sales.select(rows.iter().map(String::as_str))?);
+        if !same {
+            anyhow::bail!(
+                "the window read again with the champion's data mapping holds other rows than this run's \
+                 ({} against {}): was the lake changed during the run? Run it again",
+                own_sales.height(),
+                sales.height()
+            );
         }
-        .context("reading the window with the champion's data mapping")?
-        .frame;
         own_tables = read_tables(mapping, lake)?;
         (&own_sales, &own_tables)
     };
     build_features(sales, tables, mapping, &artifact.features).context("building the champion's features")
+}
+
+/// The window's sales, read and validated with `mapping` (only the series
+/// of `shard` when given, each day's file validated whole).
+pub fn read_sales(
+    lake: &Lake,
+    mapping: &DataMapping,
+    config: &Config,
+    window: &Window,
+    shard: Option<Shard>,
+) -> Result<SalesWindow, LakeError> {
+    match shard {
+        Some(shard) => lake.read_days_of_shard(mapping, &config.validation, window, shard),
+        None => lake.read_days(mapping, &config.validation, window),
+    }
 }
 
 /// The window of a run whose data day is `last_day`, from the settings.

@@ -111,12 +111,9 @@ impl Forecaster {
                 problem: e.to_string(),
             })?;
         // A shard keeps only its series' rows, each day's file validated whole.
-        let sales = match shard {
-            Some(shard) => lake.read_days_of_shard(mapping, &config.validation, &window, shard),
-            None => lake.read_days(mapping, &config.validation, &window),
-        }
-        .with_context(|| format!("reading {} .. {data_day}", window.first_day))?
-        .frame;
+        let sales = super::check::read_sales(lake, mapping, config, &window, shard)
+            .with_context(|| format!("reading {} .. {data_day}", window.first_day))?
+            .frame;
         let tables = super::check::read_tables(mapping, lake)?;
         Self::from_window(
             config,

@@ -15,7 +15,6 @@ use super::retrain_commit::{Stored, conclude, live_accuracy, verdict};
 use super::search;
 use crate::config::Config;
 use crate::evaluate::{self, per_series};
-
 use crate::forecast::intervals::Calibration;
 use crate::forecast::origins::{Scored, Scorer, one_day_forecasts, summarize};
 use crate::forecast::recursive::History;
@@ -356,8 +355,10 @@ struct AsChallenger<'a> {
     predicted: &'a [f64],
 }
 
-/// Loads the champion (re-hashed), builds its features from the same window
-/// if it was trained with other feature settings, and scores it on exactly
+/// Loads the champion (re-hashed), builds its own features if it was
+/// trained with other data or feature settings (`champion_features`: from
+/// the same window, read again with its mapping when that reads other
+/// columns), and scores it on exactly
 /// the challenger's rolling origins and holdout rows. A champion that is
 /// the challenger (the same version, so the same artifact, built with this
 /// configuration's mapping and features) is re-hashed but not scored again:
