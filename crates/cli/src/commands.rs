@@ -73,7 +73,7 @@ struct MetricsLog<'a> {
     /// The job whose metrics come next: `retrain --predict` moves on to
     /// predict once the retrain's are written.
     command: Cell<&'static str>,
-    started: Cell<Instant>,
+    started: Instant,
 }
 
 impl<'a> MetricsLog<'a> {
@@ -91,7 +91,7 @@ impl<'a> MetricsLog<'a> {
             on: !command.is_empty() && config.metrics.enabled(emf::in_codebuild()),
             model: &config.training.model_name,
             command: Cell::new(command),
-            started: Cell::new(Instant::now()),
+            started: Instant::now(),
         }
     }
 
@@ -100,13 +100,13 @@ impl<'a> MetricsLog<'a> {
     }
 
     fn seconds(&self) -> f64 {
-        self.started.get().elapsed().as_secs_f64()
+        self.started.elapsed().as_secs_f64()
     }
 
-    /// The next metrics (and a failure from here on) are `command`'s, timed from now.
+    /// A failure from here on is `command`'s (the jobs that time themselves
+    /// through [`Self::seconds`] never move on; predict's report has its own).
     fn move_on(&self, command: &'static str) {
         self.command.set(command);
-        self.started.set(Instant::now());
     }
 
     fn write(&self, set: Option<JobMetrics>) {
