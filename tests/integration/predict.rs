@@ -51,6 +51,15 @@ fn lake_with_champion(dir: &Path) -> (Cli, std::path::PathBuf) {
     (cli, lake)
 }
 
+/// A copy of `dir`'s lake and registry in a new folder: (folder, lake, registry).
+fn copy_of(dir: &Path) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let apart = tempdir();
+    let (lake, registry) = (apart.path().join("lake"), apart.path().join("registry"));
+    copy_tree(&dir.join("lake"), &lake);
+    copy_tree(&dir.join("registry"), &registry);
+    (apart, lake, registry)
+}
+
 fn predictions_folder(lake: &Path, day: &str) -> std::path::PathBuf {
     lake.join(format!("predictions/sales/dt={day}"))
 }
@@ -145,10 +154,7 @@ print(duckdb.connect().execute(f"select count(*), count(distinct series), min(ho
 fn retrain_with_predict_writes_what_retrain_then_predict_write() {
     let dir = tempdir();
     let (cli, lake) = lake_with_champion(dir.path());
-    let apart = tempdir();
-    let (lake_apart, registry_apart) = (apart.path().join("lake"), apart.path().join("registry"));
-    copy_tree(&lake, &lake_apart);
-    copy_tree(&dir.path().join("registry"), &registry_apart);
+    let (apart, lake_apart, registry_apart) = copy_of(dir.path());
     let next = "2015-07-21";
 
     let both = cli
@@ -210,10 +216,7 @@ fn retrain_with_predict_reads_the_window_again_for_a_champion_of_another_mapping
     let dir = tempdir();
     let (_, lake) = lake_with_champion(dir.path());
     let registry = dir.path().join("registry");
-    let apart = tempdir();
-    let (lake_apart, registry_apart) = (apart.path().join("lake"), apart.path().join("registry"));
-    copy_tree(&lake, &lake_apart);
-    copy_tree(&registry, &registry_apart);
+    let (apart, lake_apart, registry_apart) = copy_of(dir.path());
     // A margin no challenger clears: the champion is kept.
     let text = std::fs::read_to_string(rossmann_config(
         dir.path(),
