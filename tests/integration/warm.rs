@@ -6,8 +6,9 @@
 //! configuration), and says so in the report and the decision log; changed
 //! settings, `--full-search`, the schedule and a
 //! champion without a recipe (an older manifest) each force a full search,
-//! with the reason recorded. A rerun of the day on other data (a store
-//! table ingested again) is not the champion as it is.
+//! with the reason recorded; a configuration that sums events at ingest
+//! (`data.aggregate`) carries the same champion on. A rerun of the day on
+//! other data (a store table ingested again) is not the champion as it is.
 
 use salescast_core::models::FittedModel;
 use salescast_core::registry::Registry;
@@ -160,6 +161,34 @@ fn a_day_without_reason_to_search_carries_the_champion_on_or_refits_its_recipe()
     let report_md =
         std::fs::read_to_string(place.dir.path().join("registry/sales/runs/2015-07-21/report.md")).unwrap();
     assert!(report_md.contains("**Training:** warm, no search"), "{report_md}");
+
+    // The same day under a configuration that sums raw events at ingest
+    // (`data.aggregate = "sum"`, which artifacts do not keep and a search
+    // does not depend on): the same recipe applies and the champion reads
+    // rows as this configuration maps them, so its trees are carried on as
+    // above, to the same bytes (a dry run). Before, such a configuration's
+    // champion never matched it: every warm day refitted the recipe in full.
+    let summing = place.dir.path().join("summing.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let summing_text = text.replacen("[data]\n", "[data]\naggregate = \"sum\"\n", 1);
+    assert_ne!(summing_text, text, "the [data] table got aggregate");
+    std::fs::write(&summing, summing_text).unwrap();
+    let summed = place
+        .run(&summing, &["retrain", "--date", "2015-07-21", "--dry-run"])
+        .expect_code(0)
+        .json();
+    assert_eq!(
+        search(&summed),
+        ("warm".into(), "none".into()),
+        "{}",
+        summed["search"]
+    );
+    assert_eq!(
+        summed["challenger"]["version"], new,
+        "{}",
+        summed["search"]["reason"]
+    );
+    assert_eq!(summed["challenger"]["rounds"].as_u64(), Some(rounds + 50));
 
     // The carried-on version made champion (by hand here; a promotion does
     // the same), then day 2 rerun on the same data: the champion as it is,

@@ -16,6 +16,7 @@ use crate::digest::sha256_hex;
 use crate::evaluate::Metrics;
 use crate::forecast::intervals::Calibration;
 use crate::live::LiveSummary;
+use crate::mapping::Aggregate;
 use crate::models::Family;
 use crate::registry::{Registry, RegistryState};
 use crate::train::{self, Challenger, Recipe, SearchMode, SearchRecord, Signals, TrainingSet};
@@ -45,14 +46,18 @@ pub(super) struct SearchPlan {
 /// The fingerprint of the settings a search depends on: the mapping, the
 /// window, the features, the forecast and the training settings (the
 /// full-search schedule and `warm_rounds` left out: they change what a warm
-/// day does, not what a search finds).
+/// day does, not what a search finds; so is `data.aggregate`, which only
+/// tells ingest how to add up events: it is hashed as its default, so a
+/// configuration without it keeps the fingerprint it always had).
 pub(super) fn fingerprint(config: &Config) -> Result<String, serde_json::Error> {
+    let mut data = config.data.clone();
+    data.aggregate = Aggregate::default();
     let mut training = config.training.clone();
     training.full_search_every_days = 0;
     training.full_search_live_excess = 0.0;
     training.warm_rounds = 0;
     let value = serde_json::json!({
-        "data": config.data,
+        "data": data,
         "window": config.window,
         "features": config.features,
         "forecast": config.forecast,
@@ -264,6 +269,9 @@ mod tests {
         scheduled.training.full_search_live_excess = 0.5;
         scheduled.training.warm_rounds = 0;
         assert_eq!(fingerprint(&scheduled).unwrap(), base);
+        let mut summing = config.clone();
+        summing.data.aggregate = Aggregate::Sum;
+        assert_eq!(fingerprint(&summing).unwrap(), base, "an ingest setting");
         let mut other = config.clone();
         other.training.gbdt.learning_rate *= 2.0;
         assert_ne!(fingerprint(&other).unwrap(), base);
