@@ -14,7 +14,10 @@
 //! the folders of runs abandoned more than 14 days before its day (runs'
 //! reports, `runs/<D>/`, are not touched); the fan-in retried (a build
 //! retried after it succeeded) answers with that decision's report, exit 0,
-//! and decides nothing, unless a run of the day started again since.
+//! and decides nothing, unless a run of the day started again since. On a
+//! third day, with a covariate the champion was trained with dropped from
+//! the configuration, the sharded run still decides what the single run
+//! decides.
 
 use std::path::Path;
 
@@ -194,4 +197,34 @@ fn a_sharded_retrain_decides_what_a_single_run_decides() {
             assert_eq!(history(&sharded), before, "nothing decided");
         }
     }
+
+    // A third day after a covariate was dropped from the configuration: the
+    // champion, trained with it, cannot be scored from the run's window (read
+    // with the configuration's columns), so each score shard reads its
+    // window again with the champion's mapping, as the single run does.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let dropped_text = text.replace(
+        r#"covariates = ["Promo", "StateHoliday", "SchoolHoliday", "Open"]"#,
+        r#"covariates = ["Promo", "StateHoliday", "Open"]"#,
+    );
+    assert_ne!(dropped_text, text, "the example's covariates line changed");
+    let dropped = single.dir.path().join("dropped.toml");
+    std::fs::write(&dropped, dropped_text).unwrap();
+    let day = "2015-07-21";
+    let expected = step(&single, &dropped, day, &[]).expect_code(0).json();
+    assert!(
+        expected["champion"]["holdout"]["wape"].is_f64(),
+        "the champion scored: {expected}"
+    );
+    all_shards(&sharded, &dropped, day, "--shard");
+    step(&sharded, &dropped, day, &["--fit", "3"]).expect_code(0);
+    all_shards(&sharded, &dropped, day, "--score");
+    let report = step(&sharded, &dropped, day, &["--fan-in", "3"])
+        .expect_code(0)
+        .json();
+    assert_eq!(
+        decided(&report),
+        decided(&expected),
+        "day {day}, a covariate dropped"
+    );
 }
