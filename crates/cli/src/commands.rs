@@ -47,7 +47,10 @@ pub fn run(cli: Cli, handle: &Handle) -> anyhow::Result<()> {
     };
     let json = cli.global.json;
     match cli.command {
-        Command::Demo(args) => emit(&demo::run(&args.dir, handle)?, json),
+        Command::Demo(args) => {
+            demo_takes_no_stores(&flags)?;
+            emit(&demo::run(&args.dir, handle)?, json)
+        }
         command => {
             let config = config::load(&env, &flags)?;
             let log = MetricsLog::new(&config, &command);
@@ -321,6 +324,26 @@ fn users_command(command: UsersArgs) -> anyhow::Result<UsersCommand> {
         UsersArgs::Tokens => UsersCommand::Tokens,
         UsersArgs::TokenRevoke { id } => UsersCommand::TokenRevoke { id },
     })
+}
+
+/// The demo makes its own configuration, lake and registry under `--dir`:
+/// a flag naming others would be ignored, so it is refused, naming the flag.
+fn demo_takes_no_stores(flags: &FlagLayer) -> Result<(), ConfigError> {
+    let given = [
+        ("--config", flags.config.is_some()),
+        ("--lake", flags.lake.is_some()),
+        ("--registry", flags.registry.is_some()),
+        ("--s3-endpoint", flags.s3_endpoint.is_some()),
+    ];
+    match given.into_iter().find(|(_, given)| *given) {
+        Some((flag, _)) => Err(ConfigError::Argument {
+            flag: flag.into(),
+            problem: "demo makes its own configuration, lake and registry in a local folder; \
+                      choose the folder with demo --dir"
+                .into(),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn usage(flag: &'static str) -> impl Fn(AccountsError) -> ConfigError {
