@@ -4,7 +4,8 @@
 //! plans marked; no champion refused. `retrain --predict` writes what
 //! `retrain` then `predict` write, reads the window once (again for a
 //! champion of another mapping), and exits with predict's code when predict
-//! fails after a committed retrain.
+//! fails after a committed retrain. A champion that reads a column the data
+//! no longer holds is refused with the way out.
 
 use std::path::Path;
 
@@ -218,18 +219,10 @@ fn retrain_with_predict_reads_the_window_again_for_a_champion_of_another_mapping
     let registry = dir.path().join("registry");
     let (apart, lake_apart, registry_apart) = copy_of(dir.path());
     // A margin no challenger clears: the champion is kept.
-    let text = std::fs::read_to_string(rossmann_config(
+    let config = dropped_config(
         dir.path(),
         &format!("{LINEAR}[promotion]\nmin_improvement = 0.99\n"),
-    ))
-    .unwrap();
-    let dropped = text.replace(
-        r#"covariates = ["Promo", "StateHoliday", "SchoolHoliday", "Open"]"#,
-        r#"covariates = ["Promo", "StateHoliday", "Open"]"#,
     );
-    assert_ne!(dropped, text, "the example's covariates line changed");
-    let config = dir.path().join("dropped.toml");
-    std::fs::write(&config, dropped).unwrap();
     let next = "2015-07-21";
 
     let both = Cli::new(&config, s(&lake))
@@ -276,6 +269,83 @@ fn retrain_with_predict_reads_the_window_again_for_a_champion_of_another_mapping
             "{key}: {retrained}"
         );
     }
+}
+
+/// The rossmann example config with `extra`, without the `SchoolHoliday`
+/// covariate (a covariate dropped since the champion was trained).
+fn dropped_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(rossmann_config(dir, extra)).unwrap();
+    let dropped = text.replace(
+        r#"covariates = ["Promo", "StateHoliday", "SchoolHoliday", "Open"]"#,
+        r#"covariates = ["Promo", "StateHoliday", "Open"]"#,
+    );
+    assert_ne!(dropped, text, "the example's covariates line changed");
+    let config = dir.join("dropped.toml");
+    std::fs::write(&config, dropped).unwrap();
+    config
+}
+
+/// A covariate whose column stopped arriving: dropped from the
+/// configuration, and the next day's file ingested again without it. The
+/// champion, trained with it, can be neither scored nor forecast: `retrain`
+/// and `predict` refuse (exit 3) naming the file and the column, say what
+/// to do, and change nothing.
+#[test]
+fn a_champion_that_reads_a_column_the_data_no_longer_holds_is_refused_with_the_way_out() {
+    let dir = tempdir();
+    let (cli, lake) = lake_with_champion(dir.path());
+    let config = dropped_config(dir.path(), LINEAR);
+    let next = "2015-07-21";
+    let (header, rows) = crate::plans::train_rows();
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (date, school) = (at("Date"), at("SchoolHoliday"));
+    let without = |row: &[String]| -> String {
+        let cells: Vec<&str> = (0..row.len())
+            .filter(|i| *i != school)
+            .map(|i| row[i].as_str())
+            .collect();
+        cells.join(",") + "\n"
+    };
+    let mut text = without(&header);
+    for row in rows.iter().filter(|r| r[date] == next) {
+        text += &without(row);
+    }
+    let input = dir.path().join("next-day.csv");
+    std::fs::write(&input, text).unwrap();
+    let dropped = Cli::new(&config, s(&lake)).registry(s(&dir.path().join("registry")));
+    dropped
+        .clone()
+        .run(dir.path(), &["ingest", "--input", s(&input), "--replace"])
+        .expect_code(0);
+    let models = || {
+        cli.clone()
+            .json()
+            .run(dir.path(), &["models", "list"])
+            .expect_code(0)
+            .json()
+    };
+    let before = models();
+    for command in ["retrain", "predict"] {
+        let refused = dropped
+            .clone()
+            .run(dir.path(), &[command, "--date", next])
+            .expect_code(3);
+        for part in [
+            "sales/dt=2015-07-21/",
+            "column \"SchoolHoliday\": required column is missing",
+            "which reads SchoolHoliday that this configuration no longer reads",
+            "rollback --to VERSION",
+            "training.model_name",
+        ] {
+            assert!(
+                refused.stderr.contains(part),
+                "{command}: {part}: {}",
+                refused.stderr
+            );
+        }
+    }
+    assert_eq!(models(), before, "no version stored, the same champion");
+    assert!(!predictions_folder(&lake, next).exists(), "nothing forecast");
 }
 
 /// A predict that fails after `retrain --predict` committed its retrain (a

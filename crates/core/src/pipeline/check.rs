@@ -146,7 +146,7 @@ pub fn read_features_of(
 /// mapping, and its tables, as `predict` reads them. `shard` keeps the
 /// shard's series, as the run's own read did.
 pub fn champion_features(
-    artifact: &Artifact,
+    (version, artifact): (&str, &Artifact),
     config: &Config,
     lake: &Lake,
     (window, shard): (&Window, Option<Shard>),
@@ -158,7 +158,7 @@ pub fn champion_features(
         (sales, tables)
     } else {
         own_sales = read_sales(lake, mapping, config, window, shard)
-            .context("reading the window with the champion's data mapping")?
+            .with_context(|| champion_read(version, mapping, &config.data))?
             .frame;
         // The champion is scored by the run's row numbers: the same rows, in the same order.
         let rows = config.data.day_and_series();
@@ -178,6 +178,34 @@ pub fn champion_features(
         (&own_sales, &own_tables)
     };
     build_features(sales, tables, mapping, &artifact.features).context("building the champion's features")
+}
+
+/// What reading the window with a champion's `mapping` is, for an error's
+/// context. When the champion reads columns `config` no longer reads (a
+/// covariate dropped since it was trained), it says so and what to do if
+/// the data no longer holds them: such a champion can neither be scored nor
+/// forecast, and only a version without them or a new model can follow it.
+pub fn champion_read(version: &str, mapping: &DataMapping, config: &DataMapping) -> String {
+    let short = crate::digest::short(version);
+    let gone: Vec<&str> = mapping
+        .covariates
+        .iter()
+        .chain(&mapping.open_flag)
+        .filter(|c| !config.covariates.contains(c) && config.open_flag.as_ref() != Some(*c))
+        .map(String::as_str)
+        .collect();
+    if gone.is_empty() {
+        return format!("reading the window with the champion {short}'s data mapping");
+    }
+    format!(
+        "reading the window with the champion {short}'s data mapping, which reads {} that this configuration \
+         no longer reads: if the newest files do not hold {}, the champion can be neither scored nor forecast; \
+         roll back to a version trained without {} (salescast rollback --to VERSION) or start a new model \
+         (training.model_name)",
+        gone.join(", "),
+        if gone.len() == 1 { "it" } else { "them" },
+        if gone.len() == 1 { "it" } else { "them" },
+    )
 }
 
 /// The window's sales, read and validated with `mapping` (only the series

@@ -402,7 +402,7 @@ fn score_champion(
     let mut scorer = *holdout;
     if !built_for(&artifact, config) {
         own_features = champion_features(
-            &artifact,
+            (&pointer.version, &artifact),
             config,
             lake,
             (window, None),

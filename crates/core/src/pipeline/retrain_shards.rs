@@ -455,7 +455,7 @@ fn score_champion(
     let mut scorer = *holdout;
     if !super::retrain::built_for(&artifact, config) {
         own_features = super::check::champion_features(
-            &artifact,
+            (version, &artifact),
             config,
             lake,
             (window, Some(shard)),
