@@ -52,6 +52,16 @@ pub(super) struct SearchPlan {
 pub(super) fn fingerprint(config: &Config) -> Result<String, serde_json::Error> {
     let mut data = config.data.clone();
     data.aggregate = Aggregate::default();
+    hashed(config, &data)
+}
+
+/// The fingerprint as recipes stored before `data.aggregate` was left out
+/// carry it: the same as [`fingerprint`] unless the configuration sums.
+fn fingerprint_with_aggregate(config: &Config) -> Result<String, serde_json::Error> {
+    hashed(config, &config.data)
+}
+
+fn hashed(config: &Config, data: &crate::mapping::DataMapping) -> Result<String, serde_json::Error> {
     let mut training = config.training.clone();
     training.full_search_every_days = 0;
     training.full_search_live_excess = 0.0;
@@ -64,6 +74,13 @@ pub(super) fn fingerprint(config: &Config) -> Result<String, serde_json::Error> 
         "training": training,
     });
     Ok(sha256_hex(serde_json::to_string(&value)?.as_bytes()))
+}
+
+/// Whether a recipe's fingerprint is this configuration's: today's, or the
+/// one a summing configuration's recipes were stored with before (so they
+/// do not force a full search after an upgrade).
+fn is_this_configurations(recipe: &str, config: &Config) -> Result<bool, serde_json::Error> {
+    Ok(recipe == fingerprint(config)? || recipe == fingerprint_with_aggregate(config)?)
 }
 
 /// The search plan of a run on `day`, tied to `state`.
@@ -87,8 +104,14 @@ pub(super) fn plan_search(
         None => None,
     };
     let recipe = manifest.as_ref().and_then(|m| m.recipe.as_ref());
+    // The fingerprint the champion's recipe must carry: its own when it is
+    // this configuration's in either form (see `is_this_configurations`).
+    let wanted = match recipe {
+        Some(r) if is_this_configurations(&r.fingerprint, config)? => r.fingerprint.clone(),
+        _ => fingerprint.clone(),
+    };
     // Only read what a warm day could depend on.
-    let could_be_warm = !forced && every_days > 0 && recipe.is_some_and(|r| r.fingerprint == fingerprint);
+    let could_be_warm = !forced && every_days > 0 && recipe.is_some_and(|r| r.fingerprint == wanted);
     let last_full_search = if could_be_warm {
         newest_full_search(registry, state, 2 * u64::from(every_days) + 8)
     } else {
@@ -102,7 +125,7 @@ pub(super) fn plan_search(
         run_date: day,
         forced,
         every_days,
-        fingerprint: &fingerprint,
+        fingerprint: &wanted,
         champion: state.champion.as_ref().map(|c| (c.version.as_str(), recipe)),
         last_full_search,
         drift_alerts,
@@ -272,6 +295,17 @@ mod tests {
         let mut summing = config.clone();
         summing.data.aggregate = Aggregate::Sum;
         assert_eq!(fingerprint(&summing).unwrap(), base, "an ingest setting");
+        // Without aggregate, the fingerprint is the one hashed before it was
+        // left out; a summing configuration's older recipes still match.
+        assert_eq!(fingerprint_with_aggregate(&config).unwrap(), base);
+        let before = fingerprint_with_aggregate(&summing).unwrap();
+        assert_ne!(before, base);
+        assert!(is_this_configurations(&before, &summing).unwrap());
+        assert!(is_this_configurations(&base, &summing).unwrap());
+        assert!(
+            !is_this_configurations(&before, &config).unwrap(),
+            "only a summing one's"
+        );
         let mut other = config.clone();
         other.training.gbdt.learning_rate *= 2.0;
         assert_ne!(fingerprint(&other).unwrap(), base);
