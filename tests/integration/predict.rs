@@ -274,13 +274,15 @@ fn retrain_with_predict_reads_the_window_again_for_a_champion_of_another_mapping
 /// The rossmann example config with `extra`, without the `SchoolHoliday`
 /// covariate (a covariate dropped since the champion was trained).
 fn dropped_config(dir: &Path, extra: &str) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(rossmann_config(dir, extra)).unwrap();
+    let full = rossmann_config(dir, extra);
+    let text = std::fs::read_to_string(&full).unwrap();
     let dropped = text.replace(
         r#"covariates = ["Promo", "StateHoliday", "SchoolHoliday", "Open"]"#,
         r#"covariates = ["Promo", "StateHoliday", "Open"]"#,
     );
     assert_ne!(dropped, text, "the example's covariates line changed");
-    let config = dir.join("dropped.toml");
+    // Named after the full one, so each `extra` has its own file.
+    let config = full.with_extension("dropped.toml");
     std::fs::write(&config, dropped).unwrap();
     config
 }
@@ -334,7 +336,7 @@ fn a_champion_that_reads_a_column_the_data_no_longer_holds_is_refused_with_the_w
             "sales/dt=2015-07-21/",
             "column \"SchoolHoliday\": required column is missing",
             "which reads SchoolHoliday that this configuration no longer reads",
-            "rollback --to VERSION",
+            "rollback --to VERSION --reason TEXT",
             "training.model_name",
         ] {
             assert!(

@@ -166,8 +166,9 @@ fn a_day_without_reason_to_search_carries_the_champion_on_or_refits_its_recipe()
     // (`data.aggregate = "sum"`, which artifacts do not keep and a search
     // does not depend on): the same recipe applies and the champion reads
     // rows as this configuration maps them, so its trees are carried on as
-    // above, to the same bytes (a dry run). Before, such a configuration's
-    // champion never matched it: every warm day refitted the recipe in full.
+    // above, to the same bytes (a dry run). Before, the search fingerprint
+    // hashed aggregate, so this was a full search ("settings_changed"); and
+    // a champion read back without aggregate was never carried on.
     let summing = place.dir.path().join("summing.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     let summing_text = text.replacen("[data]\n", "[data]\naggregate = \"sum\"\n", 1);

@@ -187,11 +187,11 @@ pub fn champion_features(
 /// forecast, and only a version without them or a new model can follow it.
 pub fn champion_read(version: &str, mapping: &DataMapping, config: &DataMapping) -> String {
     let short = crate::digest::short(version);
+    // The open flag is one of the covariates (the mapping's check).
     let gone: Vec<&str> = mapping
         .covariates
         .iter()
-        .chain(&mapping.open_flag)
-        .filter(|c| !config.covariates.contains(c) && config.open_flag.as_ref() != Some(*c))
+        .filter(|c| !config.covariates.contains(c))
         .map(String::as_str)
         .collect();
     if gone.is_empty() {
@@ -199,9 +199,9 @@ pub fn champion_read(version: &str, mapping: &DataMapping, config: &DataMapping)
     }
     format!(
         "reading the window with the champion {short}'s data mapping, which reads {} that this configuration \
-         no longer reads: if the newest files do not hold {}, the champion can be neither scored nor forecast; \
-         roll back to a version trained without {} (salescast rollback --to VERSION) or start a new model \
-         (training.model_name)",
+         no longer reads: if the window's files do not hold {}, the champion can be neither scored nor forecast; \
+         roll back to a version trained without {} (salescast rollback --to VERSION --reason TEXT) or start a \
+         new model (training.model_name)",
         gone.join(", "),
         if gone.len() == 1 { "it" } else { "them" },
         if gone.len() == 1 { "it" } else { "them" },

@@ -113,7 +113,13 @@ impl Forecaster {
         // A shard keeps only its series' rows, each day's file validated whole.
         let sales = super::check::read_sales(lake, mapping, config, &window, shard)
             .with_context(|| format!("reading {} .. {data_day}", window.first_day))
-            .with_context(|| super::check::champion_read(version, mapping, &config.data))?
+            .map_err(|e| {
+                if mapping.same_for_models(&config.data) {
+                    e
+                } else {
+                    e.context(super::check::champion_read(version, mapping, &config.data))
+                }
+            })?
             .frame;
         let tables = super::check::read_tables(mapping, lake)?;
         Self::from_window(
