@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use crate::emf::emf_documents;
 use crate::util::{
-    Cli, LINEAR, copy_tree, python, relative_snapshot, rossmann_config, rossmann_lake, run_cmd, s, snapshot,
-    tempdir,
+    Cli, LINEAR, copy_tree, dropped_config, python, relative_snapshot, rossmann_config, rossmann_lake,
+    run_cmd, s, snapshot, tempdir,
 };
 
 const DAY: &str = "2015-07-20";
@@ -269,22 +269,6 @@ fn retrain_with_predict_reads_the_window_again_for_a_champion_of_another_mapping
             "{key}: {retrained}"
         );
     }
-}
-
-/// The rossmann example config with `extra`, without the `SchoolHoliday`
-/// covariate (a covariate dropped since the champion was trained).
-fn dropped_config(dir: &Path, extra: &str) -> std::path::PathBuf {
-    let full = rossmann_config(dir, extra);
-    let text = std::fs::read_to_string(&full).unwrap();
-    let dropped = text.replace(
-        r#"covariates = ["Promo", "StateHoliday", "SchoolHoliday", "Open"]"#,
-        r#"covariates = ["Promo", "StateHoliday", "Open"]"#,
-    );
-    assert_ne!(dropped, text, "the example's covariates line changed");
-    // Named after the full one, so each `extra` has its own file.
-    let config = full.with_extension("dropped.toml");
-    std::fs::write(&config, dropped).unwrap();
-    config
 }
 
 /// A covariate whose column stopped arriving: dropped from the

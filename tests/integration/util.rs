@@ -245,6 +245,22 @@ pub fn rossmann_config(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// The rossmann example config with `extra`, without the `SchoolHoliday`
+/// covariate (a covariate dropped since the champion was trained).
+pub fn dropped_config(dir: &Path, extra: &str) -> PathBuf {
+    let full = rossmann_config(dir, extra);
+    let text = std::fs::read_to_string(&full).unwrap();
+    let dropped = text.replace(
+        r#"covariates = ["Promo", "StateHoliday", "SchoolHoliday", "Open"]"#,
+        r#"covariates = ["Promo", "StateHoliday", "Open"]"#,
+    );
+    assert_ne!(dropped, text, "the example's covariates line changed");
+    // Named after the full one, so each `extra` has its own file.
+    let config = full.with_extension("dropped.toml");
+    std::fs::write(&config, dropped).unwrap();
+    config
+}
+
 /// The one command-line builder of the tests: the global flags of a run
 /// (config, lake, registry, `--json`, backend flags), then the command.
 #[derive(Debug, Clone)]
