@@ -197,14 +197,12 @@ pub fn champion_read(version: &str, mapping: &DataMapping, config: &DataMapping)
     if gone.is_empty() {
         return format!("reading the window with the champion {short}'s data mapping");
     }
+    let (columns, it) = (gone.join(", "), if gone.len() == 1 { "it" } else { "them" });
     format!(
-        "reading the window with the champion {short}'s data mapping, which reads {} that this configuration \
-         no longer reads: if the window's files do not hold {}, the champion can be neither scored nor forecast; \
-         roll back to a version trained without {} (salescast rollback --to VERSION --reason TEXT) or start a \
-         new model (training.model_name)",
-        gone.join(", "),
-        if gone.len() == 1 { "it" } else { "them" },
-        if gone.len() == 1 { "it" } else { "them" },
+        "reading the window with the champion {short}'s data mapping, which reads {columns} that this \
+         configuration no longer reads: if the window's files do not hold {it}, the champion can be neither \
+         scored nor forecast; roll back to a version trained without {it} (salescast rollback --to VERSION \
+         --reason TEXT) or start a new model (training.model_name)"
     )
 }
 

@@ -76,11 +76,22 @@ fn hashed(config: &Config, data: &crate::mapping::DataMapping) -> Result<String,
     Ok(sha256_hex(serde_json::to_string(&value)?.as_bytes()))
 }
 
-/// Whether a recipe's fingerprint is this configuration's: today's, or the
-/// one a summing configuration's recipes were stored with before (so they
-/// do not force a full search after an upgrade).
-fn is_this_configurations(recipe: &str, config: &Config) -> Result<bool, serde_json::Error> {
-    Ok(recipe == fingerprint(config)? || recipe == fingerprint_with_aggregate(config)?)
+/// The fingerprint the champion's recipe is compared with: `fingerprint`,
+/// or the older form ([`fingerprint_with_aggregate`]) when the recipe
+/// carries that one: a summing configuration's recipes stored before
+/// aggregate was left out must not force a full search after an upgrade.
+/// For a configuration that does not sum the two forms are one.
+fn compared_with(
+    config: &Config,
+    fingerprint: &str,
+    recipe: Option<&str>,
+) -> Result<String, serde_json::Error> {
+    let older = fingerprint_with_aggregate(config)?;
+    Ok(if recipe == Some(older.as_str()) {
+        older
+    } else {
+        fingerprint.to_string()
+    })
 }
 
 /// The search plan of a run on `day`, tied to `state`.
@@ -104,12 +115,7 @@ pub(super) fn plan_search(
         None => None,
     };
     let recipe = manifest.as_ref().and_then(|m| m.recipe.as_ref());
-    // The fingerprint the champion's recipe must carry: its own when it is
-    // this configuration's in either form (see `is_this_configurations`).
-    let wanted = match recipe {
-        Some(r) if is_this_configurations(&r.fingerprint, config)? => r.fingerprint.clone(),
-        _ => fingerprint.clone(),
-    };
+    let wanted = compared_with(config, &fingerprint, recipe.map(|r| r.fingerprint.as_str()))?;
     // Only read what a warm day could depend on.
     let could_be_warm = !forced && every_days > 0 && recipe.is_some_and(|r| r.fingerprint == wanted);
     let last_full_search = if could_be_warm {
@@ -300,11 +306,13 @@ mod tests {
         assert_eq!(fingerprint_with_aggregate(&config).unwrap(), base);
         let before = fingerprint_with_aggregate(&summing).unwrap();
         assert_ne!(before, base);
-        assert!(is_this_configurations(&before, &summing).unwrap());
-        assert!(is_this_configurations(&base, &summing).unwrap());
-        assert!(
-            !is_this_configurations(&before, &config).unwrap(),
-            "only a summing one's"
+        assert_eq!(compared_with(&summing, &base, Some(&before)).unwrap(), before);
+        assert_eq!(compared_with(&summing, &base, Some(&base)).unwrap(), base);
+        assert_eq!(compared_with(&summing, &base, None).unwrap(), base);
+        assert_eq!(
+            compared_with(&config, &base, Some(&before)).unwrap(),
+            base,
+            "only a summing one's older recipes"
         );
         let mut other = config.clone();
         other.training.gbdt.learning_rate *= 2.0;
