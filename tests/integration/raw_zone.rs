@@ -14,11 +14,7 @@ use crate::util::{
 /// The rossmann example config, with `data.aggregate = "sum"` when `sum`.
 fn config(dir: &Path, sum: bool) -> PathBuf {
     let text = std::fs::read_to_string(repo_file("examples/rossmann.toml")).unwrap();
-    let text = if sum {
-        text.replacen("[data]\n", "[data]\naggregate = \"sum\"\n", 1)
-    } else {
-        text
-    };
+    let text = if sum { crate::util::summing(&text) } else { text };
     let path = dir.join(if sum { "events.toml" } else { "days.toml" });
     std::fs::write(&path, text).unwrap();
     path

@@ -245,6 +245,14 @@ pub fn rossmann_config(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// A configuration's text with `data.aggregate = "sum"` (input rows are
+/// events, summed per day and series at ingest).
+pub fn summing(text: &str) -> String {
+    let summing = text.replacen("[data]\n", "[data]\naggregate = \"sum\"\n", 1);
+    assert_ne!(summing, text, "the config has a [data] table");
+    summing
+}
+
 /// The rossmann example config with `extra`, without the `SchoolHoliday`
 /// covariate (a covariate dropped since the champion was trained).
 pub fn dropped_config(dir: &Path, extra: &str) -> PathBuf {

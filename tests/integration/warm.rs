@@ -170,10 +170,11 @@ fn a_day_without_reason_to_search_carries_the_champion_on_or_refits_its_recipe()
     // hashed aggregate, so this was a full search ("settings_changed"); and
     // a champion read back without aggregate was never carried on.
     let summing = place.dir.path().join("summing.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let summing_text = text.replacen("[data]\n", "[data]\naggregate = \"sum\"\n", 1);
-    assert_ne!(summing_text, text, "the [data] table got aggregate");
-    std::fs::write(&summing, summing_text).unwrap();
+    std::fs::write(
+        &summing,
+        crate::util::summing(&std::fs::read_to_string(&config).unwrap()),
+    )
+    .unwrap();
     let summed = place
         .run(&summing, &["retrain", "--date", "2015-07-21", "--dry-run"])
         .expect_code(0)
