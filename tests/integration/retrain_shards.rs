@@ -10,6 +10,9 @@
 //! its marker makes the fit refuse (exit 6, naming it); rerun, the run
 //! decides the same. A fan-in with a shard's scores missing refuses (exit 6,
 //! naming the shard) and decides nothing; the shard scored again, it decides.
+//! A fan-in killed after logging its decision (a promotion, then a kept
+//! champion) and before marking the run decided: retried, it reports that
+//! decision (the same report as the single run's) and logs no second one.
 //! A fan-in leaves only its `decided` marker in its run's folder and removes
 //! the folders of runs abandoned more than 14 days before its day (runs'
 //! reports, `runs/<D>/`, are not touched); the fan-in retried (a build
@@ -138,9 +141,22 @@ fn a_sharded_retrain_decides_what_a_single_run_decides() {
                 .put(key, b"{}", salescast_core::storage::PutMode::Overwrite)
                 .unwrap();
         }
+        // The fan-in killed after logging its decision (day 1 a promotion,
+        // the pointer not yet moved; day 2 a kept champion), before marking
+        // the run decided: the fan-in retried below reports that decision
+        // and logs no second one.
+        let fan_in = ["retrain", "--date", day, "--fan-in", "3"];
+        kill_at(&sharded, &config, &fan_in, "decision-logged");
         let report = step(&sharded, &config, day, &["--fan-in", "3"])
             .expect_code(0)
             .json();
+        let log = sharded.run(&config, &["models", "history"]).expect_code(0).json();
+        assert_eq!(
+            log["decisions"].as_array().map(Vec::len),
+            Some(i + 1),
+            "day {day}: one decision: {log}"
+        );
+        assert_eq!(report["decision_sequence"], i + 1, "day {day}");
         let runs = sharded.registry_store().list("sales/runs/dt=").unwrap();
         let left: Vec<&str> = runs
             .iter()

@@ -201,6 +201,25 @@ pub struct DecidedMarker {
     pub decision_sequence: u64,
 }
 
+/// The marker a fan-in writes just before it commits its decision: what a
+/// fan-in retried after a kill between the commit and [`DECIDED_MARKER`]
+/// reads to find that decision in the log rather than log a second one.
+pub const DECIDING_MARKER: &str = "deciding";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecidingMarker {
+    /// The shards fanned in.
+    pub n: u32,
+    /// The SHA-256 of the fit marker the decision is made on.
+    pub fit: String,
+    /// The challenger's version (the SHA-256 of its artifact).
+    pub challenger: String,
+    /// The log's newest decision when the fan-in read the registry: its
+    /// own decision, if logged, comes after it.
+    pub after_sequence: u64,
+}
+
 /// Bincode 2 (serde) of a staged payload.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, bincode::config::standard()).expect("payloads encode")

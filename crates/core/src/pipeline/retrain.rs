@@ -289,6 +289,7 @@ pub fn retrain_keeping_window(
             validation: challenger.validation.clone(),
             calibration,
             recipe,
+            committed: None,
         },
     )?;
     let read = ReadWindow {

@@ -19,7 +19,7 @@ use crate::live::{LiveSummary, live_summary};
 use crate::noise::NoiseEstimate;
 use crate::progress::Phase;
 use crate::registry::pause::{self, Step};
-use crate::registry::{BuildInfo, Lineage, Manifest, NewDecision, Registry, RegistryState};
+use crate::registry::{BuildInfo, Decision, Lineage, Manifest, NewDecision, Registry, RegistryState};
 use crate::report::{ChallengerSummary, ChampionSummary, RunReport};
 use crate::train::Recipe;
 
@@ -29,6 +29,10 @@ pub(super) struct Stored<'a> {
     pub validation: Metrics,
     pub calibration: Option<Calibration>,
     pub recipe: Recipe,
+    /// The decision the log already holds for this challenger (a fan-in
+    /// retried after a kill between its commit and its `decided` marker):
+    /// reported as it was logged, not committed a second time.
+    pub committed: Option<Decision>,
 }
 
 /// The gate's verdict on a run's scores (the challenger's, the champion's
@@ -108,31 +112,39 @@ pub(super) fn conclude(
 
     pause::at(Step::VersionStored)?;
 
-    let decision = registry
-        .commit(
-            state,
-            NewDecision {
-                kind: report.decision,
-                actor: super::actor(),
-                reason: report.reason.clone(),
-                run_date: Some(day),
-                champion_before: None,
-                champion_after: Some(version.clone()),
-                challenger: Some(version.clone()),
-                challenger_metrics: Some(report.challenger.holdout.clone()),
-                champion_metrics: report.champion.as_ref().map(|c| c.holdout.clone()),
-                baseline_metrics: Some(report.baseline.clone()),
-                recovered: false,
-                noise: report.noise.clone(),
-                search: report.search.clone(),
-            },
-        )
-        .with_context(|| {
-            format!(
-                "committing the {} decision (the challenger {version} stays stored)",
-                report.decision.as_str(),
+    let decision = match stored.committed {
+        Some(logged) => {
+            // What the log says was decided is what was decided.
+            report.decision = logged.what.kind;
+            report.reason = logged.what.reason.clone();
+            logged
+        }
+        None => registry
+            .commit(
+                state,
+                NewDecision {
+                    kind: report.decision,
+                    actor: super::actor(),
+                    reason: report.reason.clone(),
+                    run_date: Some(day),
+                    champion_before: None,
+                    champion_after: Some(version.clone()),
+                    challenger: Some(version.clone()),
+                    challenger_metrics: Some(report.challenger.holdout.clone()),
+                    champion_metrics: report.champion.as_ref().map(|c| c.holdout.clone()),
+                    baseline_metrics: Some(report.baseline.clone()),
+                    recovered: false,
+                    noise: report.noise.clone(),
+                    search: report.search.clone(),
+                },
             )
-        })?;
+            .with_context(|| {
+                format!(
+                    "committing the {} decision (the challenger {version} stays stored)",
+                    report.decision.as_str(),
+                )
+            })?,
+    };
     report.champion_after = decision.what.champion_after.clone();
     report.decision_sequence = Some(decision.sequence);
     finish(&mut report, config, lake, registry, started);

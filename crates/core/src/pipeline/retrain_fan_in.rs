@@ -6,7 +6,10 @@
 //! then it marks the run decided and deletes the rest of the run's folder.
 //! A fan-in retried after that (its build retried after salescast had
 //! succeeded) answers with the earlier decision and its stored report, and
-//! decides nothing.
+//! decides nothing. Just before its commit a fan-in marks the run
+//! `deciding`: one retried after a kill between the commit and the
+//! `decided` marker finds that decision in the log, reports it (the report
+//! rebuilt from the shards' scores) and logs none.
 
 use std::time::Instant;
 
@@ -24,10 +27,12 @@ use crate::forecast::intervals::Calibration;
 use crate::forecast::origins::{Scored, summarize};
 use crate::lake::Lake;
 use crate::noise::{self, PairedRow};
-use crate::registry::Registry;
+use crate::registry::{Decision, Registry};
 use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
 use crate::report_charts::live_days;
-use crate::retrain_runs::{self, DECIDED_MARKER, DecidedMarker, FIT_MARKER, RunFolder, score_marker};
+use crate::retrain_runs::{
+    self, DECIDED_MARKER, DECIDING_MARKER, DecidedMarker, DecidingMarker, FIT_MARKER, RunFolder, score_marker,
+};
 
 /// What `retrain --fan-in N` did.
 #[derive(Debug)]
@@ -100,6 +105,36 @@ fn decided_already(
         report,
         markdown,
     }))
+}
+
+/// The decision a fan-in of this fit logged before it was stopped (killed
+/// between its commit and its `decided` marker), when the log holds it: a
+/// decision after the `deciding` marker's sequence, for this day and of
+/// this fit's challenger.
+fn logged_already(
+    folder: &RunFolder,
+    registry: &Registry,
+    n: u32,
+    fit: &str,
+) -> anyhow::Result<Option<Decision>> {
+    let Ok((deciding, _)) = folder.marker::<DecidingMarker>(DECIDING_MARKER)? else {
+        return Ok(None);
+    };
+    if deciding.n != n || deciding.fit != fit {
+        return Ok(None);
+    }
+    let last = registry.last_sequence().context("reading the decision log")?;
+    for sequence in deciding.after_sequence + 1..=last {
+        let decision = registry
+            .decision(sequence)
+            .with_context(|| format!("reading decision #{sequence} of the log"))?;
+        if decision.what.run_date == Some(folder.data_day)
+            && decision.what.challenger.as_deref() == Some(deciding.challenger.as_str())
+        {
+            return Ok(Some(decision));
+        }
+    }
+    Ok(None)
 }
 
 /// Forecasts pooled from every shard, in the single run's order (series
@@ -196,13 +231,27 @@ fn decide(
     let started = Instant::now();
     let day = folder.data_day;
     let fit = read_fit(folder, n, "fan in")?;
+    let committed = logged_already(folder, registry, n, &fit.sha256)?;
+    if let Some(logged) = &committed {
+        tracing::warn!(
+            "decision #{} ({}) on this fit is in the log already: the fan-in that logged it stopped before \
+             marking the run decided. Reporting that decision, deciding nothing",
+            logged.sequence,
+            logged.what.kind.as_str()
+        );
+    }
     let state = if dry_run {
         registry.peek_state()
     } else {
         registry.state()
     }
     .context("reading the champion pointer and the decision log")?;
-    let champion_now = state.champion.as_ref().map(|c| c.version.clone());
+    // The champion the shards scored: the one the logged decision judged
+    // against, when this fit was decided already.
+    let champion_now = match &committed {
+        Some(logged) => logged.what.champion_before.clone(),
+        None => state.champion.as_ref().map(|c| c.version.clone()),
+    };
     let mut problems = Vec::new();
     let mut scores = Vec::new();
     for k in 0..n {
@@ -286,11 +335,11 @@ fn decide(
     let series: Vec<String> = holdout.iter().map(|(_, name)| name.to_string()).collect();
     let one_day = metrics(&actual, &challenger_pred);
 
-    let champion = match &state.champion {
-        Some(pointer) => {
+    let champion = match &champion_now {
+        Some(version) => {
             let manifest = registry
-                .manifest(&pointer.version)
-                .with_context(|| format!("reading the champion {}'s manifest", pointer.version))?;
+                .manifest(version)
+                .with_context(|| format!("reading the champion {version}'s manifest"))?;
             let champion_fc = pooled.forecasts(|s| s.champion.as_ref());
             let predicted: Vec<f64> = holdout
                 .iter()
@@ -304,7 +353,7 @@ fn decide(
             );
             Some((
                 ChampionSummary {
-                    version: pointer.version.clone(),
+                    version: version.clone(),
                     family: manifest.family,
                     holdout: horizons.pooled().clone(),
                     one_day: metrics(&actual, &predicted),
@@ -419,6 +468,17 @@ fn decide(
         ),
         search: Some(m.search.clone()),
     };
+    if !dry_run && committed.is_none() {
+        let deciding = DecidingMarker {
+            n,
+            fit: fit.sha256.clone(),
+            challenger: sealed.version().to_string(),
+            after_sequence: state.last_sequence,
+        };
+        folder
+            .put_marker(DECIDING_MARKER, &deciding)
+            .context("marking the run as deciding (nothing is decided yet)")?;
+    }
     let report = conclude(
         config,
         lake,
@@ -431,6 +491,7 @@ fn decide(
             validation: m.validation.clone(),
             calibration,
             recipe: m.recipe.clone(),
+            committed,
         },
     )?;
     if !dry_run {

@@ -563,7 +563,7 @@ impl Registry {
     }
 
     /// The highest decision number in the log (0 when it is empty).
-    fn last_sequence(&self) -> Result<u64, RegistryError> {
+    pub(crate) fn last_sequence(&self) -> Result<u64, RegistryError> {
         Ok(self
             .store
             .list(&self.key("decisions/"))?
