@@ -12,7 +12,10 @@
 //! naming the shard) and decides nothing; the shard scored again, it decides.
 //! A fan-in killed after logging its decision (a promotion, then a kept
 //! champion) and before marking the run decided: retried, it reports that
-//! decision (the same report as the single run's) and logs no second one.
+//! decision (the same report as the single run's) and logs no second one;
+//! a shard scored again meanwhile scores the champion that decision judged;
+//! a dry run reports it too; a fan-in killed just before its commit does
+//! not keep the next from deciding.
 //! A fan-in leaves only its `decided` marker in its run's folder and removes
 //! the folders of runs abandoned more than 14 days before its day (runs'
 //! reports, `runs/<D>/`, are not touched); the fan-in retried (a build
@@ -144,9 +147,26 @@ fn a_sharded_retrain_decides_what_a_single_run_decides() {
         // The fan-in killed after logging its decision (day 1 a promotion,
         // the pointer not yet moved; day 2 a kept champion), before marking
         // the run decided: the fan-in retried below reports that decision
-        // and logs no second one.
+        // and logs no second one. On day 2 a fan-in killed first just
+        // before its commit (its `deciding` marker written, nothing logged)
+        // must not stop the next from deciding.
         let fan_in = ["retrain", "--date", day, "--fan-in", "3"];
+        if i == 1 {
+            kill_at(&sharded, &config, &fan_in, "before-decision");
+        }
         kill_at(&sharded, &config, &fan_in, "decision-logged");
+        if i == 0 {
+            // A shard scored again after that kill scores the champion the
+            // logged decision judged (none), not the promoted challenger.
+            step(&sharded, &config, day, &["--score", "0/3"]).expect_code(0);
+        } else {
+            // A dry run reports the logged decision too.
+            let dry = step(&sharded, &config, day, &["--fan-in", "3", "--dry-run"])
+                .expect_code(0)
+                .json();
+            assert_eq!(dry["decision_sequence"], 2, "{dry}");
+            assert_eq!(decided(&dry), decided(&expected), "day {day}: the dry run");
+        }
         let report = step(&sharded, &config, day, &["--fan-in", "3"])
             .expect_code(0)
             .json();

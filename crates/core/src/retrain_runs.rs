@@ -9,7 +9,11 @@
 //!   model's staged files, the search, the drift), beside
 //!   `fit-challenger-<sha16>.bin` and `fit-inner-<sha16>.bin`;
 //! - `score-<k>-of-<n>.json`: shard k's scoring marker, beside
-//!   `score-<k>-of-<n>-<sha16>.bin` (its forecasts on the holdout).
+//!   `score-<k>-of-<n>-<sha16>.bin` (its forecasts on the holdout);
+//! - `deciding.json`: written by the fan-in just before its commit (the
+//!   fit, the challenger, the champion it is judged against, the log's
+//!   newest decision number), so a fan-in killed between its commit and
+//!   `decided.json` is found in the log when run again, not decided twice.
 //!
 //! Data files are content-addressed and written create-only before their
 //! marker, which is written last: a marker never names a file that is not
@@ -215,6 +219,8 @@ pub struct DecidingMarker {
     pub fit: String,
     /// The challenger's version (the SHA-256 of its artifact).
     pub challenger: String,
+    /// The champion it is judged against (none without one).
+    pub champion: Option<String>,
     /// The log's newest decision when the fan-in read the registry: its
     /// own decision, if logged, comes after it.
     pub after_sequence: u64,

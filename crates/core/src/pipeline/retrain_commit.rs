@@ -71,6 +71,9 @@ pub(super) fn conclude(
     stored: Stored,
 ) -> anyhow::Result<RunReport> {
     if report.dry_run {
+        if let Some(logged) = &stored.committed {
+            take_logged(&mut report, logged);
+        }
         finish(&mut report, config, lake, registry, started);
         return Ok(report);
     }
@@ -114,9 +117,7 @@ pub(super) fn conclude(
 
     let decision = match stored.committed {
         Some(logged) => {
-            // What the log says was decided is what was decided.
-            report.decision = logged.what.kind;
-            report.reason = logged.what.reason.clone();
+            take_logged(&mut report, &logged);
             logged
         }
         None => registry
@@ -164,6 +165,16 @@ pub(super) fn conclude(
     writing.finish();
     Ok(report)
 }
+
+/// A decision the log holds already, as the report's: what the log says
+/// was decided is what was decided.
+fn take_logged(report: &mut RunReport, logged: &Decision) {
+    report.decision = logged.what.kind;
+    report.reason = logged.what.reason.clone();
+    report.champion_after = logged.what.champion_after.clone();
+    report.decision_sequence = Some(logged.sequence);
+}
+
 /// The live section of the report, from the scores table `monitor` fills;
 /// a scores table that cannot be read is warned about, not a failed run.
 pub(super) fn live_accuracy(

@@ -1,7 +1,7 @@
 //! The fan-in of a sharded `retrain` (the shard steps are
 //! `retrain_shards.rs`, the one fit `retrain_fit.rs`): `retrain --date D
 //! --fan-in N` checks that the N shards scored the fit's challenger against
-//! the current champion, pools their forecasts in the single run's order,
+//! the current champion (or the one its logged decision judged, below), pools their forecasts in the single run's order,
 //! and decides, stores and commits as `retrain` does (`retrain_commit.rs`);
 //! then it marks the run decided and deletes the rest of the run's folder.
 //! A fan-in retried after that (its build retried after salescast had
@@ -18,7 +18,7 @@ use chrono::NaiveDate;
 
 use super::check::run_window;
 use super::retrain_commit::{Stored, conclude, live_accuracy, verdict};
-use super::retrain_fit::read_fit;
+use super::retrain_fit::{logged_decision, read_fit};
 use super::retrain_shards::{ScoreMarker, ShardScores};
 use crate::config::Config;
 use crate::digest::Sealed;
@@ -27,7 +27,7 @@ use crate::forecast::intervals::Calibration;
 use crate::forecast::origins::{Scored, summarize};
 use crate::lake::Lake;
 use crate::noise::{self, PairedRow};
-use crate::registry::{Decision, Registry};
+use crate::registry::Registry;
 use crate::report::{ChallengerSummary, ChampionSummary, RunReport, SeriesRow, Timings, WindowSummary};
 use crate::report_charts::live_days;
 use crate::retrain_runs::{
@@ -105,36 +105,6 @@ fn decided_already(
         report,
         markdown,
     }))
-}
-
-/// The decision a fan-in of this fit logged before it was stopped (killed
-/// between its commit and its `decided` marker), when the log holds it: a
-/// decision after the `deciding` marker's sequence, for this day and of
-/// this fit's challenger.
-fn logged_already(
-    folder: &RunFolder,
-    registry: &Registry,
-    n: u32,
-    fit: &str,
-) -> anyhow::Result<Option<Decision>> {
-    let Ok((deciding, _)) = folder.marker::<DecidingMarker>(DECIDING_MARKER)? else {
-        return Ok(None);
-    };
-    if deciding.n != n || deciding.fit != fit {
-        return Ok(None);
-    }
-    let last = registry.last_sequence().context("reading the decision log")?;
-    for sequence in deciding.after_sequence + 1..=last {
-        let decision = registry
-            .decision(sequence)
-            .with_context(|| format!("reading decision #{sequence} of the log"))?;
-        if decision.what.run_date == Some(folder.data_day)
-            && decision.what.challenger.as_deref() == Some(deciding.challenger.as_str())
-        {
-            return Ok(Some(decision));
-        }
-    }
-    Ok(None)
 }
 
 /// Forecasts pooled from every shard, in the single run's order (series
@@ -231,7 +201,7 @@ fn decide(
     let started = Instant::now();
     let day = folder.data_day;
     let fit = read_fit(folder, n, "fan in")?;
-    let committed = logged_already(folder, registry, n, &fit.sha256)?;
+    let committed = logged_decision(folder, registry, n, &fit.sha256)?;
     if let Some(logged) = &committed {
         tracing::warn!(
             "decision #{} ({}) on this fit is in the log already: the fan-in that logged it stopped before \
@@ -268,8 +238,12 @@ fn decide(
             continue;
         }
         if marker.champion != champion_now {
+            let now = match &committed {
+                Some(logged) => format!("decision #{} of this fit judged", logged.sequence),
+                None => "the champion is now".to_string(),
+            };
             problems.push(format!(
-                "shard {k}/{n} scored the champion {} but the champion is now {}: score it again",
+                "shard {k}/{n} scored the champion {} but {now} {}: score it again",
                 marker.champion.as_deref().map_or("(none)", crate::digest::short),
                 champion_now.as_deref().map_or("(none)", crate::digest::short)
             ));
@@ -473,6 +447,7 @@ fn decide(
             n,
             fit: fit.sha256.clone(),
             challenger: sealed.version().to_string(),
+            champion: report.champion.as_ref().map(|c| c.version.clone()),
             after_sequence: state.last_sequence,
         };
         folder

@@ -26,8 +26,10 @@ use crate::forecast::intervals::Calibration;
 use crate::lake::{Lake, decode_parquet};
 use crate::models::{Artifact, Encoder};
 use crate::progress;
-use crate::registry::Registry;
-use crate::retrain_runs::{FIT_MARKER, RunFolder, StagedFile, prepare_marker};
+use crate::registry::{Decision, Registry};
+use crate::retrain_runs::{
+    DECIDING_MARKER, DecidingMarker, FIT_MARKER, RunFolder, StagedFile, prepare_marker,
+};
 use crate::train::{self, CandidateScore, Recipe, SearchRecord, TrainingSet};
 
 /// `fit.json`: the one fit of a sharded run.
@@ -61,6 +63,40 @@ pub struct FitMarker {
     pub seconds_drift: f64,
     pub seconds_train: f64,
     pub salescast: String,
+}
+
+/// The decision a fan-in of this fit logged before it was stopped (killed
+/// between its commit and its `decided` marker), when the log holds it: a
+/// decision after the `deciding` marker's sequence, for this day, of this
+/// fit's challenger, judged against the champion the marker names. The fit
+/// marker's SHA-256 tells this fit from a later run of the same day (whose
+/// fit marker records its own timings, so hashes differently even when its
+/// challenger is the same bytes).
+pub(super) fn logged_decision(
+    folder: &RunFolder,
+    registry: &Registry,
+    n: u32,
+    fit: &str,
+) -> anyhow::Result<Option<Decision>> {
+    let Ok((deciding, _)) = folder.marker::<DecidingMarker>(DECIDING_MARKER)? else {
+        return Ok(None);
+    };
+    if deciding.n != n || deciding.fit != fit {
+        return Ok(None);
+    }
+    let last = registry.last_sequence().context("reading the decision log")?;
+    for sequence in deciding.after_sequence + 1..=last {
+        let decision = registry
+            .decision(sequence)
+            .with_context(|| format!("reading decision #{sequence} of the log"))?;
+        if decision.what.run_date == Some(folder.data_day)
+            && decision.what.challenger.as_deref() == Some(deciding.challenger.as_str())
+            && decision.what.champion_before == deciding.champion
+        {
+            return Ok(Some(decision));
+        }
+    }
+    Ok(None)
 }
 
 /// The fit marker, its SHA-256 and its models, read and checked.

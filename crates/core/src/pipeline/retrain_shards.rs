@@ -346,13 +346,23 @@ pub fn score_shard(
         }
         None => None,
     };
-    let state = registry.peek_state().context("reading the champion pointer")?;
-    let champion = match &state.champion {
-        Some(pointer) => {
+    // The champion to score: the current one, or, when a fan-in of this fit
+    // logged its decision and was stopped before marking the run decided,
+    // the one that decision judged (what the retried fan-in reports).
+    let judged = match super::retrain_fit::logged_decision(&folder, registry, shard.n, &fit.sha256)? {
+        Some(logged) => logged.what.champion_before,
+        None => (registry
+            .peek_state()
+            .context("reading the champion pointer")?
+            .champion)
+            .map(|c| c.version),
+    };
+    let champion = match &judged {
+        Some(version) => {
             let scored = progress::phase("scoring the champion", || {
                 score_champion(
                     (lake, registry),
-                    &pointer.version,
+                    version,
                     config,
                     (&window, shard),
                     &sales.frame,
@@ -361,7 +371,7 @@ pub fn score_shard(
                     &split,
                 )
             })?;
-            Some((pointer.version.clone(), scored))
+            Some((version.clone(), scored))
         }
         None => None,
     };
