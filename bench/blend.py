@@ -64,14 +64,16 @@ def holdouts(mapping, window, features, lake):
         yield (day, frame, *ref.split_and_encode(frame, mapping, window, features, day))
 
 
-def main():
-    config, lake = sys.argv[1], sys.argv[2]
+def report(config, lake, forecasts):
+    """Prints each run date's h=1 holdout WAPE of every model `forecasts`
+    gives (called as holdout_forecasts is), then the WAPE pooled over the
+    six holdouts and its ratio to the model named `squared`."""
     mapping, window, features, gbdt, seed, max_fit_rows = ref.settings(config)
     pooled = {}
     for day, _, x, y, is_train, is_inner in holdouts(mapping, window, features, lake):
         actual = y[~is_train]
         row = {}
-        for name, predicted in holdout_forecasts(x, y, is_train, is_inner, gbdt, seed, max_fit_rows).items():
+        for name, predicted in forecasts(x, y, is_train, is_inner, gbdt, seed, max_fit_rows).items():
             error, total = float(np.abs(predicted - actual).sum()), float(np.abs(actual).sum())
             sums = pooled.setdefault(name, [0.0, 0.0])
             sums[0] += error
@@ -82,6 +84,10 @@ def main():
     print("pooled", json.dumps({k: round(v, 4) for k, v in wape.items()}))
     print("ratio to squared", json.dumps({k: round(v / wape["squared"], 3) for k, v in wape.items()}))
     print("lightgbm", lgb.__version__)
+
+
+def main():
+    report(sys.argv[1], sys.argv[2], holdout_forecasts)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Members:
     python bench/ensembles.py CONFIG LAKE    (the venv of bench/requirements.txt)
 """
 
-import json
 import os
 import sys
 
@@ -95,23 +94,7 @@ def members(x, y, is_train, is_inner, gbdt, seed, max_fit_rows):
 
 
 def main():
-    config, lake = sys.argv[1], sys.argv[2]
-    mapping, window, features, gbdt, seed, max_fit_rows = ref.settings(config)
-    pooled = {}
-    for day, _, x, y, is_train, is_inner in blend.holdouts(mapping, window, features, lake):
-        actual = y[~is_train]
-        row = {}
-        for name, predicted in members(x, y, is_train, is_inner, gbdt, seed, max_fit_rows).items():
-            error, total = float(np.abs(predicted - actual).sum()), float(np.abs(actual).sum())
-            sums = pooled.setdefault(name, [0.0, 0.0])
-            sums[0] += error
-            sums[1] += total
-            row[name] = round(error / total, 4)
-        print(day, json.dumps(row), flush=True)
-    wape = {name: e / t for name, (e, t) in pooled.items()}
-    print("pooled", json.dumps({k: round(v, 4) for k, v in wape.items()}))
-    print("ratio to squared", json.dumps({k: round(v / wape["squared"], 3) for k, v in wape.items()}))
-    print("lightgbm", lgb.__version__)
+    blend.report(sys.argv[1], sys.argv[2], members)
 
 
 if __name__ == "__main__":
