@@ -12,8 +12,10 @@ Members:
   squared, absolute (L1) and Tweedie (power 1.2) losses;
 - `..._csS`: the same with 80 % of the features per tree, seed S;
 - `irls_csS`: squared loss with rows weighted by 1 / |residual of the
-  `squared` fit| (floored at half the median), one reweighted least-squares
-  step towards L1: what forust-ml, which has squared loss only, could fit;
+  `squared` fit| (floored at half its median over the training rows; the
+  weights scaled to mean 1 over the training rows and applied to the
+  early-stopping rows too), one reweighted least-squares step towards L1:
+  what forust-ml, which has squared loss only, could fit;
 - `sqrt_csS`: squared loss on sqrt(sales), squared back.
 
     python bench/ensembles.py CONFIG LAKE    (the venv of bench/requirements.txt)
