@@ -14,8 +14,9 @@
 //! champion) and before marking the run decided: retried, it reports that
 //! decision (the same report as the single run's) and logs no second one;
 //! a shard scored again meanwhile scores the champion that decision judged;
-//! a dry run reports it too; a fan-in killed just before its commit does
-//! not keep the next from deciding.
+//! a dry run reports it too; a damaged `deciding` marker is refused (exit
+//! 6, naming it); a fan-in killed just before its commit does not keep the
+//! next from deciding.
 //! A fan-in leaves only its `decided` marker in its run's folder and removes
 //! the folders of runs abandoned more than 14 days before its day (runs'
 //! reports, `runs/<D>/`, are not touched); the fan-in retried (a build
@@ -166,6 +167,23 @@ fn a_sharded_retrain_decides_what_a_single_run_decides() {
                 .json();
             assert_eq!(dry["decision_sequence"], 2, "{dry}");
             assert_eq!(decided(&dry), decided(&expected), "day {day}: the dry run");
+            // A damaged `deciding` marker is refused, naming it, not taken
+            // for none (which would log a second decision).
+            let store = sharded.registry_store();
+            let key = format!("sales/runs/dt={day}/deciding.json");
+            let kept = store.get(&key).unwrap().bytes;
+            store
+                .put(&key, b"{\"n\": 3", salescast_core::storage::PutMode::Overwrite)
+                .unwrap();
+            let refused = step(&sharded, &config, day, &["--fan-in", "3"]).expect_code(6);
+            assert!(
+                refused.stderr.contains("deciding is unreadable") && refused.stderr.contains("deciding.json"),
+                "{}",
+                refused.stderr
+            );
+            store
+                .put(&key, &kept, salescast_core::storage::PutMode::Overwrite)
+                .unwrap();
         }
         let report = step(&sharded, &config, day, &["--fan-in", "3"])
             .expect_code(0)

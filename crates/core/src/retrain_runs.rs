@@ -105,6 +105,11 @@ impl<'a> RunFolder<'a> {
         format!("{}{name}.json", self.prefix())
     }
 
+    /// Where the marker `name` is, as a URI to name in a message.
+    pub fn marker_uri(&self, name: &str) -> String {
+        self.registry.store().uri_of(&self.marker_key(name))
+    }
+
     /// Writes a marker `<name>.json` (replacing an older one); returns the
     /// SHA-256 of its bytes, by which later steps name what they built on.
     pub fn put_marker<T: Serialize>(&self, name: &str, marker: &T) -> Result<String, StoreError> {

@@ -1,9 +1,10 @@
 //! The fan-in of a sharded `retrain` (the shard steps are
 //! `retrain_shards.rs`, the one fit `retrain_fit.rs`): `retrain --date D
 //! --fan-in N` checks that the N shards scored the fit's challenger against
-//! the current champion (or the one its logged decision judged, below), pools their forecasts in the single run's order,
-//! and decides, stores and commits as `retrain` does (`retrain_commit.rs`);
-//! then it marks the run decided and deletes the rest of the run's folder.
+//! the current champion (or the one a logged decision of this fit judged,
+//! below), pools their forecasts in the single run's order, and decides,
+//! stores and commits as `retrain` does (`retrain_commit.rs`); then it
+//! marks the run decided and deletes the rest of the run's folder.
 //! A fan-in retried after that (its build retried after salescast had
 //! succeeded) answers with the earlier decision and its stored report, and
 //! decides nothing. Just before its commit a fan-in marks the run
@@ -201,11 +202,11 @@ fn decide(
     let started = Instant::now();
     let day = folder.data_day;
     let fit = read_fit(folder, n, "fan in")?;
-    let committed = logged_decision(folder, registry, n, &fit.sha256)?;
+    let committed = logged_decision(folder, registry, n, &fit.sha256, "fan in")?;
     if let Some(logged) = &committed {
         tracing::warn!(
-            "decision #{} ({}) on this fit is in the log already: the fan-in that logged it stopped before \
-             marking the run decided. Reporting that decision, deciding nothing",
+            "decision #{} ({}) on this fit is in the log already, made by a fan-in that has not marked the run \
+             decided (it was stopped, or is still running). Reporting that decision, deciding nothing",
             logged.sequence,
             logged.what.kind.as_str()
         );
@@ -477,7 +478,12 @@ fn decide(
                 decision_sequence,
             };
             if let Err(e) = folder.put_marker(DECIDED_MARKER, &decided) {
-                tracing::warn!("could not mark the run decided (a retried fan-in will refuse): {e}");
+                // The run's files stay: a fan-in run again finds this
+                // decision in the log through them.
+                tracing::warn!(
+                    "could not mark the run decided ({e}): its files stay, and a fan-in run again reports decision #{decision_sequence}"
+                );
+                return Ok(report);
             }
         }
         clear_run(registry, folder);

@@ -71,15 +71,29 @@ pub struct FitMarker {
 /// fit's challenger, judged against the champion the marker names. The fit
 /// marker's SHA-256 tells this fit from a later run of the same day (whose
 /// fit marker records its own timings, so hashes differently even when its
-/// challenger is the same bytes).
+/// challenger is the same bytes). An unreadable marker is refused for
+/// `step`: the decision it would find might be in the log.
+///
+/// Not covered: two fan-ins of one fit running at once, both before either
+/// commits; both log (a second "kept" on a kept champion).
 pub(super) fn logged_decision(
     folder: &RunFolder,
     registry: &Registry,
     n: u32,
     fit: &str,
+    step: &'static str,
 ) -> anyhow::Result<Option<Decision>> {
-    let Ok((deciding, _)) = folder.marker::<DecidingMarker>(DECIDING_MARKER)? else {
-        return Ok(None);
+    let deciding = match folder.marker::<DecidingMarker>(DECIDING_MARKER)? {
+        Ok((deciding, _)) => deciding,
+        Err(problem) if problem == format!("{DECIDING_MARKER} is missing") => return Ok(None),
+        Err(problem) => {
+            let way_out = format!(
+                "{problem}: a fan-in of this run may have logged its decision; see `salescast models history`, \
+                 then delete {} and run the fan-in again",
+                folder.marker_uri(DECIDING_MARKER)
+            );
+            return Err(folder.refuse(step, vec![way_out]).into());
+        }
     };
     if deciding.n != n || deciding.fit != fit {
         return Ok(None);

@@ -6,7 +6,9 @@
 //!   bottom `training.max_fit_rows` by row hash, and every inner validation
 //!   row), the drift check's picks, the categories of its training rows;
 //! - `retrain --date D --score K/N` scores the staged challenger, the
-//!   champion and the seasonal-naive baseline on shard K's holdout (and the
+//!   champion (the one a logged decision of this fit judged, when a fan-in
+//!   logged one and was stopped) and the seasonal-naive baseline on shard
+//!   K's holdout (and the
 //!   inner model on the inner validation window, for the intervals) and
 //!   stages the forecasts by series name, day and horizon.
 //!
@@ -349,7 +351,8 @@ pub fn score_shard(
     // The champion to score: the current one, or, when a fan-in of this fit
     // logged its decision and was stopped before marking the run decided,
     // the one that decision judged (what the retried fan-in reports).
-    let judged = match super::retrain_fit::logged_decision(&folder, registry, shard.n, &fit.sha256)? {
+    let judged = match super::retrain_fit::logged_decision(&folder, registry, shard.n, &fit.sha256, "score")?
+    {
         Some(logged) => logged.what.champion_before,
         None => (registry
             .peek_state()
