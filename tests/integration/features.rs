@@ -41,7 +41,7 @@ fn changing_day_d_changes_no_feature_of_day_d_or_before() {
         config.validation.max_line_bytes,
     )
     .unwrap();
-    let sales = clean_sales(raw, &config.data, &source).unwrap();
+    let sales = clean_sales(raw, &config.data, chrono::NaiveDate::MAX, &source).unwrap();
     let (raw_stores, store_source) = read_input(
         &shared_data("rossmann/store.csv"),
         config.validation.max_line_bytes,

@@ -303,7 +303,7 @@ mod tests {
     fn typed(df: DataFrame, name: &str) -> (DataFrame, Source) {
         let source = Source::with_lines(name, (1..=df.height()).collect());
         (
-            crate::ingest::type_sales(df, &mapping(), &source).unwrap(),
+            crate::ingest::type_sales(df, &mapping(), chrono::NaiveDate::MAX, &source).unwrap(),
             source,
         )
     }

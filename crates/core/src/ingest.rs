@@ -209,23 +209,63 @@ fn first_line(err: &PolarsError) -> String {
     err.to_string().lines().next().unwrap_or_default().to_string()
 }
 
-/// Types and checks a sales file: required columns, dates, keys, target and
-/// covariates, no duplicate day and series. Returns the frame sorted by day
-/// and series with the lake's column types.
-pub fn clean_sales(df: DataFrame, mapping: &DataMapping, source: &Source) -> Result<DataFrame, DataError> {
-    let df = type_sales(df, mapping, source)?;
+/// Types and checks a sales file: required columns, dates (none after
+/// `latest`), keys, target and covariates, no duplicate day and series.
+/// Returns the frame sorted by day and series with the lake's column types.
+pub fn clean_sales(
+    df: DataFrame,
+    mapping: &DataMapping,
+    latest: NaiveDate,
+    source: &Source,
+) -> Result<DataFrame, DataError> {
+    let df = type_sales(df, mapping, latest, source)?;
     unique_and_sorted(df, mapping, source)
 }
 
 /// The row checks of [`clean_sales`] without the one-row-per-day-and-series
 /// check: what events get before they are summed (`data.aggregate = "sum"`).
-pub fn type_sales(df: DataFrame, mapping: &DataMapping, source: &Source) -> Result<DataFrame, DataError> {
+pub fn type_sales(
+    df: DataFrame,
+    mapping: &DataMapping,
+    latest: NaiveDate,
+    source: &Source,
+) -> Result<DataFrame, DataError> {
     let required = std::iter::once(&mapping.date_column)
         .chain(&mapping.series_keys)
         .chain(std::iter::once(&mapping.target))
         .chain(&mapping.covariates);
     validate::require_columns(&df, required, source)?;
-    type_columns(df, mapping, source)
+    let df = type_columns(df, mapping, source)?;
+    no_day_after(&df, &mapping.date_column, latest, source)?;
+    Ok(df)
+}
+
+/// The newest day a sales row may carry when ingested at `now`: tomorrow in
+/// UTC (a store east of UTC may be a day ahead). Later days are no sales yet:
+/// a mistyped year (2105 for 2015) would otherwise land in the lake unseen.
+pub fn latest_sales_day(now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
+    now.date_naive() + chrono::Days::new(1)
+}
+
+/// Refuses the first row dated after `latest`, naming its line.
+fn no_day_after(df: &DataFrame, column: &str, latest: NaiveDate, source: &Source) -> Result<(), DataError> {
+    let dates = df
+        .column(column)
+        .and_then(|c| c.date())
+        .map_err(|e| source.error(e.to_string()))?;
+    let limit = days_from_date(latest);
+    match dates.physical().iter().position(|d| d.is_some_and(|d| d > limit)) {
+        Some(i) => {
+            let day = dates.physical().get(i).and_then(date_from_days);
+            let day = day.map_or_else(|| "the date".to_string(), |d| d.to_string());
+            Err(source.error_at(
+                i,
+                column,
+                format!("{day} is in the future (after {latest}, tomorrow in UTC): check its year"),
+            ))
+        }
+        None => Ok(()),
+    }
 }
 
 /// Types and checks every column by its role in the mapping (the date, a
@@ -445,7 +485,7 @@ mod tests {
         )
         .unwrap();
         let mapping = DataMapping::default();
-        let clean = clean_sales(df, &mapping, &Source::new("t.csv", true)).unwrap();
+        let clean = clean_sales(df, &mapping, NaiveDate::MAX, &Source::new("t.csv", true)).unwrap();
         assert_eq!(clean.column("sales").unwrap().dtype(), &DataType::Float64);
         assert_eq!(clean.column("date").unwrap().dtype(), &DataType::Date);
         let days = split_days(&clean, "date").unwrap();
@@ -464,7 +504,13 @@ mod tests {
             "promo" => ["0"], "holiday" => ["0"], "open" => ["2"],
         )
         .unwrap();
-        let err = clean_sales(df, &DataMapping::default(), &Source::new("t.csv", true)).unwrap_err();
+        let err = clean_sales(
+            df,
+            &DataMapping::default(),
+            NaiveDate::MAX,
+            &Source::new("t.csv", true),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("open flag"), "{err}");
     }
 
@@ -476,12 +522,40 @@ mod tests {
                 "promo" => [promo], "holiday" => ["0"], "open" => ["1"],
             )
             .unwrap();
-            clean_sales(df, &DataMapping::default(), &Source::new("t.csv", true))
+            clean_sales(
+                df,
+                &DataMapping::default(),
+                NaiveDate::MAX,
+                &Source::new("t.csv", true),
+            )
         };
         for bad in ["1.7e308", "-2e15"] {
             let err = clean(bad).unwrap_err().to_string();
             assert!(err.contains("promo") && err.contains("1e15"), "{bad}: {err}");
         }
         assert!(clean("1e15").is_ok());
+    }
+
+    #[test]
+    fn a_sales_day_after_tomorrow_is_refused_naming_its_line() {
+        let now = "2026-12-06T23:59:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap();
+        let latest = latest_sales_day(now);
+        assert_eq!(latest.to_string(), "2026-12-07");
+        let clean = |day: &str| {
+            let df = df!(
+                "date" => ["2026-12-01", day], "store" => ["1", "1"], "item" => ["a", "b"], "sales" => ["1", "2"],
+                "promo" => ["0", "0"], "holiday" => ["0", "0"], "open" => ["1", "1"],
+            )
+            .unwrap();
+            clean_sales(df, &DataMapping::default(), latest, &Source::new("t.csv", true))
+        };
+        assert!(clean("2026-12-07").is_ok(), "tomorrow in UTC is accepted");
+        let err = clean("2026-12-08").unwrap_err().to_string();
+        assert!(
+            err.contains("line 3") && err.contains("2026-12-08 is in the future (after 2026-12-07"),
+            "{err}"
+        );
     }
 }

@@ -435,7 +435,8 @@ mod tests {
             let gz = read_bytes(gzip(text.as_bytes()), name, Format::Csv, true, 1 << 20).unwrap();
             for (df, source) in [on_disk, in_memory, gz] {
                 assert_eq!(df.height(), 3, "{name}");
-                let err = crate::ingest::clean_sales(df, &mapping, &source).unwrap_err();
+                let err =
+                    crate::ingest::clean_sales(df, &mapping, chrono::NaiveDate::MAX, &source).unwrap_err();
                 assert!(
                     err.to_string()
                         .ends_with("line 6, column \"sales\": \"12a\" is not a number"),

@@ -74,7 +74,8 @@ pub(super) fn read(
             (name, read)
         }
     };
-    let typed = read.and_then(|(df, source)| clean_sales(df, &DataMapping::default(), &source));
+    let typed = read
+        .and_then(|(df, source)| clean_sales(df, &DataMapping::default(), chrono::NaiveDate::MAX, &source));
     (name, typed)
 }
 

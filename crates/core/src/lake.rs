@@ -569,7 +569,7 @@ fn conform(df: DataFrame, mapping: &DataMapping, source: &Source) -> Result<Data
     let selected = df
         .select(wanted.iter().map(|s| s.as_str()))
         .map_err(|e| source.error(e.to_string()))?;
-    ingest::clean_sales(selected, mapping, source)
+    ingest::clean_sales(selected, mapping, NaiveDate::MAX, source) // days ingest accepted
 }
 
 pub(crate) fn concat_frames(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {

@@ -116,10 +116,15 @@ pub fn ingest(config: &Config, lake: &Lake, request: &IngestRequest) -> anyhow::
     let file_count = sales_files.len();
     let events = (config.data.aggregate == Aggregate::Sum && file_count > 0)
         .then(|| sales_files.iter().flatten().map(|(df, _)| df.height()).sum());
+    let latest = crate::ingest::latest_sales_day(chrono::Utc::now());
     let sales_files = if config.data.aggregate == Aggregate::Sum {
-        files.check(sales_files, |df, source| type_sales(df, &config.data, source))
+        files.check(sales_files, |df, source| {
+            type_sales(df, &config.data, latest, source)
+        })
     } else {
-        files.check(sales_files, |df, source| clean_sales(df, &config.data, source))
+        files.check(sales_files, |df, source| {
+            clean_sales(df, &config.data, latest, source)
+        })
     };
     let plan_files = files.read(config, lake, &request.plans)?;
     let plan_count = plan_files.len();
