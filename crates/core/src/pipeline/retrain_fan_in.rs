@@ -187,6 +187,12 @@ fn clear_run(registry: &Registry, folder: &RunFolder) {
         Ok(removed) => tracing::info!("removed the run's {removed} staged files"),
         Err(e) => tracing::warn!("could not remove the run's staged files: {e}"),
     }
+    expire_abandoned(registry, folder);
+}
+
+/// Older days' abandoned runs expired (more than `staging::KEEP_DAYS`
+/// before this one).
+fn expire_abandoned(registry: &Registry, folder: &RunFolder) {
     let root = retrain_runs::runs_root(registry);
     crate::staging::expire_after_commit(registry.store(), &root, folder.data_day);
 }
@@ -483,6 +489,7 @@ fn decide(
                 tracing::warn!(
                     "could not mark the run decided ({e}): its files stay, and a fan-in run again reports decision #{decision_sequence}"
                 );
+                expire_abandoned(registry, folder);
                 return Ok(report);
             }
         }

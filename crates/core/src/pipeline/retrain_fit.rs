@@ -88,8 +88,10 @@ pub(super) fn logged_decision(
         Err(problem) if problem == format!("{DECIDING_MARKER} is missing") => return Ok(None),
         Err(problem) => {
             let way_out = format!(
-                "{problem}: a fan-in of this run may have logged its decision; see `salescast models history`, \
-                 then delete {} and run the fan-in again",
+                "{problem}: a fan-in of this run may have logged its decision. If `salescast models history` holds \
+                 a decision of {} for this run's challenger, the run is decided: do not run it again; if not, \
+                 delete {} and run the fan-in again",
+                folder.data_day,
                 folder.marker_uri(DECIDING_MARKER)
             );
             return Err(folder.refuse(step, vec![way_out]).into());

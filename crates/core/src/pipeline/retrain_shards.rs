@@ -261,6 +261,7 @@ pub fn score_shard(
     let started = Instant::now();
     let folder = RunFolder::new(registry, day);
     let fit = super::retrain_fit::read_fit(&folder, shard.n, "score")?;
+    let logged = super::retrain_fit::logged_decision(&folder, registry, shard.n, &fit.sha256, "score")?;
     let stem = prepare_marker(shard.k, shard.n);
     let prepared = fit.marker.prepare.get(shard.k as usize);
     match folder.marker::<PrepareMarker>(&stem)? {
@@ -351,8 +352,7 @@ pub fn score_shard(
     // The champion to score: the current one, or, when a fan-in of this fit
     // logged its decision and was stopped before marking the run decided,
     // the one that decision judged (what the retried fan-in reports).
-    let judged = match super::retrain_fit::logged_decision(&folder, registry, shard.n, &fit.sha256, "score")?
-    {
+    let judged = match logged {
         Some(logged) => logged.what.champion_before,
         None => (registry
             .peek_state()
