@@ -254,10 +254,11 @@ fn no_day_after(df: &DataFrame, column: &str, latest: NaiveDate, source: &Source
         .and_then(|c| c.date())
         .map_err(|e| source.error(e.to_string()))?;
     let limit = days_from_date(latest);
-    match dates.physical().iter().position(|d| d.is_some_and(|d| d > limit)) {
-        Some(i) => {
-            let day = dates.physical().get(i).and_then(date_from_days);
-            let day = day.map_or_else(|| "the date".to_string(), |d| d.to_string());
+    let late =
+        (dates.physical().iter().enumerate()).find_map(|(i, d)| d.filter(|&d| d > limit).map(|d| (i, d)));
+    match late {
+        Some((i, days)) => {
+            let day = date_from_days(days).map_or_else(|| "the date".to_string(), |d| d.to_string());
             Err(source.error_at(
                 i,
                 column,

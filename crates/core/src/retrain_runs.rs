@@ -10,7 +10,7 @@
 //!   `fit-challenger-<sha16>.bin` and `fit-inner-<sha16>.bin`;
 //! - `score-<k>-of-<n>.json`: shard k's scoring marker, beside
 //!   `score-<k>-of-<n>-<sha16>.bin` (its forecasts on the holdout);
-//! - `deciding.json`: written by the fan-in just before its commit (the
+//! - `deciding.json`: written by the fan-in just before its commit (N, the
 //!   fit, the challenger, the champion it is judged against, the log's
 //!   newest decision number), so a fan-in killed between its commit and
 //!   `decided.json` is found in the log when run again, not decided twice.
@@ -126,7 +126,7 @@ impl<'a> RunFolder<'a> {
         let key = self.marker_key(name);
         let bytes = match self.registry.store().get(&key) {
             Ok(object) => object.bytes,
-            Err(StoreError::NotFound { .. }) => return Ok(Err(format!("{name} is missing"))),
+            Err(StoreError::NotFound { .. }) => return Ok(Err(missing(name))),
             Err(e) => return Err(e),
         };
         Ok(match serde_json::from_slice(&bytes) {
@@ -139,7 +139,7 @@ impl<'a> RunFolder<'a> {
     pub fn read(&self, file: &StagedFile) -> Result<Result<Vec<u8>, String>, StoreError> {
         let bytes = match self.registry.store().get(&file.key) {
             Ok(object) => object.bytes,
-            Err(StoreError::NotFound { .. }) => return Ok(Err(format!("{} is missing", file.key))),
+            Err(StoreError::NotFound { .. }) => return Ok(Err(missing(&file.key))),
             Err(e) => return Err(e),
         };
         Ok(if sha256_hex(&bytes) == file.sha256 {
@@ -183,6 +183,11 @@ impl<'a> RunFolder<'a> {
             problems,
         }
     }
+}
+
+/// What [`RunFolder::marker`] says of a marker that is not there.
+pub fn missing(name: &str) -> String {
+    format!("{name} is missing")
 }
 
 /// The file names of shard `k` of `n`'s markers.

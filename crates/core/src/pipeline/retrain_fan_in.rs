@@ -223,9 +223,9 @@ fn decide(
         registry.state()
     }
     .context("reading the champion pointer and the decision log")?;
-    // The champion the shards scored: the one the logged decision judged
-    // against, when this fit was decided already.
-    let champion_now = match &committed {
+    // The champion this run is judged against (the shards must have scored
+    // it): the current one, or the one a logged decision of this fit judged.
+    let judged = match &committed {
         Some(logged) => logged.what.champion_before.clone(),
         None => state.champion.as_ref().map(|c| c.version.clone()),
     };
@@ -244,7 +244,7 @@ fn decide(
             problems.push(format!("shard {k}/{n} scored another fit: score it again"));
             continue;
         }
-        if marker.champion != champion_now {
+        if marker.champion != judged {
             let now = match &committed {
                 Some(logged) => format!("decision #{} of this fit judged", logged.sequence),
                 None => "the champion is now".to_string(),
@@ -252,7 +252,7 @@ fn decide(
             problems.push(format!(
                 "shard {k}/{n} scored the champion {} but {now} {}: score it again",
                 marker.champion.as_deref().map_or("(none)", crate::digest::short),
-                champion_now.as_deref().map_or("(none)", crate::digest::short)
+                judged.as_deref().map_or("(none)", crate::digest::short)
             ));
             continue;
         }
@@ -316,7 +316,7 @@ fn decide(
     let series: Vec<String> = holdout.iter().map(|(_, name)| name.to_string()).collect();
     let one_day = metrics(&actual, &challenger_pred);
 
-    let champion = match &champion_now {
+    let champion = match &judged {
         Some(version) => {
             let manifest = registry
                 .manifest(version)
@@ -409,7 +409,7 @@ fn decide(
         decision: verdict.kind,
         reason: verdict.reason.clone(),
         decision_sequence: None,
-        champion_after: champion_now,
+        champion_after: judged,
         window: WindowSummary {
             lake: lake.store().uri_of(""),
             first_day: window.first_day,

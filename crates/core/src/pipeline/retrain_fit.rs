@@ -85,7 +85,7 @@ pub(super) fn logged_decision(
 ) -> anyhow::Result<Option<Decision>> {
     let deciding = match folder.marker::<DecidingMarker>(DECIDING_MARKER)? {
         Ok((deciding, _)) => deciding,
-        Err(problem) if problem == format!("{DECIDING_MARKER} is missing") => return Ok(None),
+        Err(problem) if problem == crate::retrain_runs::missing(DECIDING_MARKER) => return Ok(None),
         Err(problem) => {
             let way_out = format!(
                 "{problem}: a fan-in of this run may have logged its decision. If `salescast models history` holds \

@@ -8,8 +8,8 @@
 //! - `retrain --date D --score K/N` scores the staged challenger, the
 //!   champion (the one a logged decision of this fit judged, when a fan-in
 //!   logged one and was stopped) and the seasonal-naive baseline on shard
-//!   K's holdout (and the
-//!   inner model on the inner validation window, for the intervals) and
+//!   K's holdout (and the inner model on the inner validation window, for
+//!   the intervals) and
 //!   stages the forecasts by series name, day and horizon.
 //!
 //! Every row and forecast a shard stages is one a single-machine run uses,
